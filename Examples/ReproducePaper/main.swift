@@ -1,0 +1,1 @@
+print("reproduce-paper: not yet built")

@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+// Layerwise: layer-wise contrastive self-supervised learning of convolutional features.
+import PackageDescription
+
+/// The concern modules, in dependency order. Each ships as its own library product
+/// and is re-exported by the `Layerwise` umbrella.
+let concernModules = [
+    "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations",
+    "Datasets", "PatchSamplers", "Training",
+]
+
+let package = Package(
+    name: "Layerwise",
+    products: [
+        .library(name: "Layerwise", targets: ["Layerwise"]),
+        .library(name: "LayerwiseTestSupport", targets: ["LayerwiseTestSupport"]),
+        .executable(name: "reproduce-paper", targets: ["ReproducePaper"]),
+        .executable(name: "quickstart", targets: ["Quickstart"]),
+        .executable(name: "custom-components", targets: ["CustomComponents"]),
+        .executable(name: "layerwise-bench", targets: ["LayerwiseBench"]),
+    ] + concernModules.map { .library(name: $0, targets: [$0]) },
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+    ],
+    targets: [
+        // System library: OpenBLAS's CBLAS interface.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+
+        // The concerns, one job each.
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
+        .target(name: "Layers", dependencies: ["TensorCore"]),
+        .target(name: "Optimizers", dependencies: ["TensorCore", "Layers"]),
+        .target(name: "Losses", dependencies: ["TensorCore"]),
+        .target(name: "Augmentations", dependencies: ["TensorCore"]),
+        .target(name: "Datasets", dependencies: ["TensorCore"]),
+        .target(name: "PatchSamplers", dependencies: ["TensorCore", "Augmentations", "Datasets"]),
+        .target(
+            name: "Training",
+            dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
+        ),
+        .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
+
+        // Test support: finite-difference gradient checks and fixtures, usable by anyone
+        // who writes their own layer or loss.
+        .target(name: "LayerwiseTestSupport", dependencies: ["TensorCore", "Layers", "Losses"]),
+
+        // Examples.
+        .executableTarget(
+            name: "ReproducePaper",
+            dependencies: ["Layerwise", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ReproducePaper",
+            resources: [.copy("Resources")]
+        ),
+        .executableTarget(name: "Quickstart", dependencies: ["Layerwise"], path: "Examples/Quickstart"),
+        .executableTarget(name: "CustomComponents", dependencies: ["Layerwise"], path: "Examples/CustomComponents"),
+
+        // Benchmarks (build with -c release).
+        .executableTarget(
+            name: "LayerwiseBench",
+            dependencies: ["Layerwise", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/LayerwiseBench"
+        ),
+
+        // Tests mirror sources.
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "LayerwiseTestSupport"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "LayerwiseTestSupport"]),
+        .testTarget(name: "LossesTests", dependencies: ["Losses", "LayerwiseTestSupport"]),
+        .testTarget(name: "AugmentationsTests", dependencies: ["Augmentations", "LayerwiseTestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "LayerwiseTestSupport"]),
+        .testTarget(name: "PatchSamplersTests", dependencies: ["PatchSamplers", "LayerwiseTestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

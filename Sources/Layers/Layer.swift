@@ -1,0 +1,94 @@
+import TensorCore
+
+/// Whether a forward pass is part of training (caches what backward needs, uses batch
+/// statistics, drops units) or inference.
+public enum Mode: Sendable, Equatable {
+    case training
+    case inference
+}
+
+/// A learnable tensor and its gradient, side by side.
+///
+/// Parameters are reference types so that a layer, an optimizer and a checkpoint all
+/// see the same values. The ``name`` is stable (e.g. `"0.weight"` inside a
+/// ``Sequential``) and is the key under which checkpoints store it.
+public final class Parameter: @unchecked Sendable {
+    // @unchecked: a parameter is mutated by one training loop at a time.
+    /// Stable name, relative to the outermost container that named it.
+    public var name: String
+    /// The current value.
+    public var value: Tensor
+    /// The accumulated gradient, same shape as ``value``. Backward passes add to it;
+    /// ``zeroGradient()`` clears it.
+    public var gradient: Tensor
+    /// A frozen parameter receives no gradient and is skipped by optimizers.
+    public var isFrozen: Bool
+
+    public init(name: String, value: Tensor, isFrozen: Bool = false) {
+        self.name = name
+        self.value = value
+        self.gradient = Tensor.zeros(value.shape)
+        self.isFrozen = isFrozen
+    }
+
+    /// Sets the gradient to zero in place (no allocation when uniquely held).
+    public func zeroGradient() {
+        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+}
+
+/// A differentiable building block with explicit forward and backward passes.
+///
+/// Contract:
+/// - ``forward(_:mode:)`` in `.training` mode caches whatever ``backward(_:)`` needs;
+///   in `.inference` mode it caches nothing.
+/// - ``backward(_:)`` takes ∂L/∂output of the **last training forward**, returns
+///   ∂L/∂input and **adds** ∂L/∂θ into each non-frozen parameter's gradient.
+/// - ``outputShape(for:)`` validates a full input shape (batch first) before any work,
+///   so configuration errors surface before training starts.
+public protocol Layer: AnyObject {
+    /// Learnable parameters, in a stable order.
+    var parameters: [Parameter] { get }
+    /// Non-learnable state saved with the model (e.g. BatchNorm running statistics).
+    var buffers: [Parameter] { get }
+    /// The output shape for an input shape, or a ``LayerError`` naming what does not fit.
+    func outputShape(for inputShape: [Int]) throws -> [Int]
+    /// Computes the output. `.training` caches what `backward` needs.
+    func forward(_ input: Tensor, mode: Mode) -> Tensor
+    /// Returns ∂L/∂input and accumulates parameter gradients (unless frozen).
+    func backward(_ outputGradient: Tensor) -> Tensor
+}
+
+extension Layer {
+    public var buffers: [Parameter] { [] }
+
+    /// Whether every parameter is frozen (a layer without parameters counts as frozen).
+    public var isFrozen: Bool { parameters.allSatisfy(\.isFrozen) }
+
+    /// Freezes or unfreezes all parameters.
+    public func setFrozen(_ frozen: Bool) {
+        for p in parameters { p.isFrozen = frozen }
+    }
+
+    /// Clears every parameter gradient.
+    public func zeroGradients() {
+        for p in parameters { p.zeroGradient() }
+    }
+}
+
+/// Configuration and shape errors of layers, thrown before any work is done.
+public enum LayerError: Error, Equatable, CustomStringConvertible {
+    /// The input shape does not fit the layer; `reason` says why.
+    case incompatibleInput(layer: String, shape: [Int], reason: String)
+    /// A constructor argument is out of range.
+    case invalidConfiguration(layer: String, option: String, value: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .incompatibleInput(layer, shape, reason):
+            return "\(layer): input shape \(shape) does not fit: \(reason)"
+        case let .invalidConfiguration(layer, option, value, reason):
+            return "\(layer): \(option) = \(value) is invalid: \(reason)"
+        }
+    }
+}

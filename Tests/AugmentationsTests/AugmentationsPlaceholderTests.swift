@@ -1,0 +1,6 @@
+import Augmentations
+import XCTest
+
+final class AugmentationsPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

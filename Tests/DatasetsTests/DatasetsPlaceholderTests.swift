@@ -1,0 +1,6 @@
+import Datasets
+import XCTest
+
+final class DatasetsPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

@@ -1,0 +1,6 @@
+import Layerwise
+import XCTest
+
+final class ExperimentsPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

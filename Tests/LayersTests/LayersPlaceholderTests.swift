@@ -1,0 +1,6 @@
+import Layers
+import XCTest
+
+final class LayersPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

@@ -1,0 +1,6 @@
+import Losses
+import XCTest
+
+final class LossesPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

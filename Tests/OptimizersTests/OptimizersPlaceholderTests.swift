@@ -1,0 +1,6 @@
+import Optimizers
+import XCTest
+
+final class OptimizersPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

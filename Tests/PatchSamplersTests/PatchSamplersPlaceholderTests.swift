@@ -1,0 +1,6 @@
+import PatchSamplers
+import XCTest
+
+final class PatchSamplersPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}

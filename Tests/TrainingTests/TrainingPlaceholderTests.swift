@@ -1,0 +1,6 @@
+import Layerwise
+import XCTest
+
+final class TrainingPlaceholderTests: XCTestCase {
+    func testModuleLoads() {}
+}
