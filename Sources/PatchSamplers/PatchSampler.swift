@@ -17,14 +17,19 @@ public struct PatchTriplets: Sendable {
     }
 }
 
-/// Draws triplets of patches from a dataset.
+/// Draws triplets of patches from the data it was built over.
 ///
-/// Conform to train with your own notion of "similar": ``LayerwiseTrainer`` calls only
-/// this, passing the patch size it derived from the receptive field of the stack.
+/// A sampler owns its data source (an ``ImageDataset`` for neighbour and exemplar
+/// positives, a ``SequenceDataset`` for frame pairs), so one protocol covers images and
+/// clips alike. Conform to train with your own notion of "similar": ``LayerwiseTrainer``
+/// calls only this, passing the patch size it derived from the receptive field of the stack.
 public protocol PatchSampler {
+    /// Channels of the patches it produces.
+    var channels: Int { get }
     /// Fills `batchSize` triplets of `patchSize` × `patchSize` patches.
-    /// - Throws: ``SamplerError`` when the dataset cannot supply them (too small, too few images).
+    /// - Throws: ``SamplerError`` when the data cannot supply them (images smaller than
+    ///   the patch, fewer than two images, batch size < 1).
     mutating func sample<G: RandomNumberGenerator>(
-        batchSize: Int, patchSize: Int, from dataset: any ImageDataset, using generator: inout G
+        batchSize: Int, patchSize: Int, using generator: inout G
     ) throws -> PatchTriplets
 }
