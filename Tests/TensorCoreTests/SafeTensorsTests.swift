@@ -149,6 +149,27 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(looseFile.metadata, [:])
     }
 
+    func testFileWrittenByTheReferenceImplementationDecodesAndReencodesIdentically() throws {
+        // Written by huggingface safetensors 0.8.0 (Python, numpy backend):
+        //   bits = np.array([0x80000000, 0x7FC00001, 0x00000001, 0x7F800000, 0x3F800000], dtype=np.uint32)
+        //   save_file({"b": bits.view(np.float32),
+        //              "a": np.arange(6, dtype=np.float32).reshape(2, 3) * 0.5 - 1,
+        //              "empty": np.zeros((0,), dtype=np.float32), "scalar": np.array(2.5, dtype=np.float32)},
+        //             path, metadata={"step": "12", "z": "ünï \"q\""})
+        let reference = "GAEAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJzdGVwIjoiMTIiLCJ6Ijoiw7xuw68gXCJxXCIifSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbMCwyNF19LCJiIjp7ImR0eXBlIjoiRjMyIiwic2hhcGUiOls1XSwiZGF0YV9vZmZzZXRzIjpbMjQsNDRdfSwiZW1wdHkiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzBdLCJkYXRhX29mZnNldHMiOls0NCw0NF19LCJzY2FsYXIiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6W10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4XX19ICAgAACAvwAAAL8AAAAAAAAAPwAAgD8AAMA/AAAAgAEAwH8BAAAAAACAfwAAgD8AACBA"
+        let bytes = try Array(XCTUnwrap(Data(base64Encoded: reference)))
+        let file = try SafeTensors.decode(bytes)
+        XCTAssertEqual(file.metadata, ["step": "12", "z": "ünï \"q\""])
+        XCTAssertEqual(file.tensors["a"]?.shape, [2, 3])
+        XCTAssertEqual(file.tensors["a"]?.scalars, [-1, -0.5, 0, 0.5, 1, 1.5])
+        XCTAssertEqual(file.tensors["b"]?.scalars.map(\.bitPattern), [0x8000_0000, 0x7FC0_0001, 0x0000_0001, 0x7F80_0000, 0x3F80_0000])
+        XCTAssertEqual(file.tensors["empty"]?.shape, [0])
+        XCTAssertEqual(file.tensors["scalar"]?.shape, [])
+        XCTAssertEqual(file.tensors["scalar"]?.scalars, [2.5])
+        // Our writer produces the reference writer's exact bytes.
+        XCTAssertEqual(try SafeTensors.encode(file.tensors, metadata: file.metadata), bytes)
+    }
+
     func testMetadataRoundTrip() throws {
         let metadata = [
             "rng.state": "1,2,3,18446744073709551615",
