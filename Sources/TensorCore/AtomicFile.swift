@@ -42,6 +42,7 @@ public enum AtomicFileError: Error, Equatable, CustomStringConvertible {
 /// renamed over the target; the directory is then `fsync`ed so the rename itself survives
 /// a power loss. On any failure the temporary file is removed and a typed
 /// ``AtomicFileError`` is thrown. The new file gets mode `0644` filtered by the umask.
+/// If the target is a symbolic link, the link itself is replaced (as `rename(2)` does).
 public enum AtomicFile {
     /// Atomically replaces (or creates) the file at `path` with `bytes`.
     ///
@@ -110,18 +111,30 @@ public enum AtomicFile {
         switch code {
         case ENOENT:
             guard create else { throw AtomicFileError.directoryMissing(directory: directory, path: path) }
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                // FileManager does not expose errno; report what we can and name the directory.
-                throw AtomicFileError.systemCall(
-                    operation: "creating directory '\(directory)'", path: path, errno: 0,
-                    message: String(describing: error))
-            }
+            try makeDirectories(directory, for: path)
         case ENOTDIR:
             throw AtomicFileError.notADirectory(directory: directory, path: path)
         default:
             throw systemError("stat('\(directory)')", path, code)
+        }
+    }
+
+    /// `mkdir -p`: creates each missing component of `directory` (mode 0755 & ~umask).
+    private static func makeDirectories(_ directory: String, for path: String) throws {
+        var prefix = directory.hasPrefix("/") ? "/" : ""
+        for component in directory.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
+            if mkdir(prefix, 0o755) == 0 { continue }
+            let code = errno
+            var info = stat()
+            if code == EEXIST, stat(prefix, &info) == 0 {
+                guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                    throw AtomicFileError.notADirectory(directory: prefix, path: path)
+                }
+                continue
+            }
+            if code == ENOTDIR { throw AtomicFileError.notADirectory(directory: prefix, path: path) }
+            throw systemError("mkdir('\(prefix)')", path, code)
         }
     }
 

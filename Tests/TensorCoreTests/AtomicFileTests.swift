@@ -64,6 +64,8 @@ final class AtomicFileTests: XCTestCase {
         try AtomicFile.write([42], to: "relative.bin")
         XCTAssertEqual(try contents(directory + "/relative.bin"), [42])
         XCTAssertEqual(try temporaries(in: directory, for: "relative.bin"), [])
+        try AtomicFile.write([7], to: "sub/dir/nested.bin", createDirectories: true)
+        XCTAssertEqual(try contents(directory + "/sub/dir/nested.bin"), [7])
     }
 
     func testFailureRemovesTheTemporaryAndNamesThePath() throws {
