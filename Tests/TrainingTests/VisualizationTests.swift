@@ -1,4 +1,5 @@
 import Foundation
+@testable import Training
 import Layerwise
 import XCTest
 
