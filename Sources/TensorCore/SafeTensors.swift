@@ -154,7 +154,8 @@ public enum SafeTensors {
     /// Encodes tensors and metadata as the bytes of a safetensors file.
     ///
     /// - Throws: ``SafeTensorsError`` with ``SafeTensorsError/Problem/reservedName(_:)`` if a
-    ///   tensor is named `__metadata__`.
+    ///   tensor is named `__metadata__`, or ``SafeTensorsError/Problem/headerTooLarge(declared:limit:)``
+    ///   if names and metadata exceed ``maxHeaderLength`` bytes of JSON.
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws -> [UInt8] {
         if tensors[metadataKey] != nil {
             throw SafeTensorsError(source: "<memory>", problem: .reservedName(metadataKey))
@@ -193,6 +194,11 @@ public enum SafeTensors {
         header.append(UInt8(ascii: "}"))
         // Pad with spaces so the buffer starts 8-byte aligned (the reference writer does too).
         while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        // Never write a file our own reader (or the reference one) would refuse.
+        guard header.count <= maxHeaderLength else {
+            throw SafeTensorsError(
+                source: "<memory>", problem: .headerTooLarge(declared: UInt64(header.count), limit: maxHeaderLength))
+        }
 
         var out: [UInt8] = []
         out.reserveCapacity(8 + header.count + offset)
