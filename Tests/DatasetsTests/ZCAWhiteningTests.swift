@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 import XCTest
 @testable import Datasets
@@ -22,6 +23,28 @@ final class ZCAWhiteningTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try SymmetricEigen.decompose([1, 2, 3], n: 2))
+    }
+
+    /// The paper-sized case: 6×6×3 = 108-dimensional patches from the embedded real sample.
+    func testFitsRealSizedPatchesAndWhitensThem() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples/ReproducePaper/Resources/cifar10_sample").path
+        let data = try CIFAR.loadCIFAR10(directory: dir, split: .test)
+        var g = SeededGenerator(seed: 1)
+        var patches = try PatchExtraction.extractRandomPatches(from: data, count: 2000, size: 6, using: &g)
+        PatchContrastNormalization.apply(to: &patches)
+        let zca = try ZCAWhitening.fit(patches: patches, epsilon: 0.01)
+        XCTAssertTrue(zca.matrix.isFinite)
+        var whitened = patches
+        try zca.apply(to: &whitened)
+        // Covariance of whitened data is U·diag(λ/(λ+ε))·Uᵀ: its eigenvalues lie in [0, 1),
+        // and directions with λ ≫ ε come out at ≈ 1. Check the symmetric matrix's trace bounds.
+        let d = 108
+        let cov = covariance(whitened, n: 2000, d: d)
+        let (values, _) = try SymmetricEigen.decompose(cov, n: d)
+        XCTAssertLessThan(values[0], 1.001)
+        XCTAssertGreaterThan(values[0], 0.9)
+        XCTAssertGreaterThan(values.filter { $0 > 0.5 }.count, 20, "the leading directions are whitened to ≈ 1")
     }
 
     func testWhitenedCorrelatedDataHasIdentityCovariance() throws {
@@ -69,17 +92,24 @@ final class ZCAWhiteningTests: XCTestCase {
         expectDatasetError { try PatchExtraction.extractRandomPatches(from: d, count: 0, size: 2, using: &g) }
     }
 
+    /// Population covariance in Double (independent of the SGEMM path used by the fit).
     func covariance(_ x: Tensor, n: Int, d: Int) -> [Double] {
-        var mean = [Double](repeating: 0, count: d)
-        for r in 0..<n { for j in 0..<d { mean[j] += Double(x[flat: r * d + j]) / Double(n) } }
-        var cov = [Double](repeating: 0, count: d * d)
-        for r in 0..<n {
-            for i in 0..<d {
-                let a = Double(x[flat: r * d + i]) - mean[i]
-                for j in 0..<d { cov[i * d + j] += a * (Double(x[flat: r * d + j]) - mean[j]) / Double(n) }
+        x.withUnsafeBufferPointer { b in
+            var mean = [Double](repeating: 0, count: d)
+            for r in 0..<n { for j in 0..<d { mean[j] += Double(b[r * d + j]) / Double(n) } }
+            var cov = [Double](repeating: 0, count: d * d)
+            var centred = [Double](repeating: 0, count: d)
+            cov.withUnsafeMutableBufferPointer { c in
+                for r in 0..<n {
+                    for j in 0..<d { centred[j] = Double(b[r * d + j]) - mean[j] }
+                    centred.withUnsafeBufferPointer { a in
+                        for i in 0..<d { let ai = a[i] / Double(n); for j in i..<d { c[i * d + j] += ai * a[j] } }
+                    }
+                }
+                for i in 0..<d { for j in 0..<i { c[i * d + j] = c[j * d + i] } }
             }
+            return cov
         }
-        return cov
     }
 
     func offDiagonalMax(_ cov: [Double], d: Int) -> Double {
