@@ -1,28 +1,28 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Small, checked file access shared by the loaders.
 enum FileReading {
-    /// The size of the regular file at `path`.
+    /// The size of the regular file at `path` (symbolic links are followed).
+    ///
+    /// Uses `stat(2)` directly: `FileManager.attributesOfItem` does not follow a final
+    /// symbolic link, so a symlinked data file was reported as "not a regular file".
     /// - Throws: ``DatasetError/missingFile(path:)`` or ``DatasetError/notAFile(path:)``.
     static func regularFileSize(_ path: String) throws -> Int {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw DatasetError.missingFile(path: path)
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR { throw DatasetError.missingFile(path: path) }
+            throw DatasetError.readFailed(path: path, reason: String(cString: strerror(code)))
         }
-        guard !isDirectory.boolValue else { throw DatasetError.notAFile(path: path) }
-        let attributes: [FileAttributeKey: Any]
-        do {
-            attributes = try FileManager.default.attributesOfItem(atPath: path)
-        } catch {
-            throw DatasetError.readFailed(path: path, reason: "\(error)")
-        }
-        if let type = attributes[.type] as? FileAttributeType, type != .typeRegular {
-            throw DatasetError.notAFile(path: path)
-        }
-        guard let size = (attributes[.size] as? NSNumber)?.intValue else {
-            throw DatasetError.readFailed(path: path, reason: "file size unavailable")
-        }
-        return size
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw DatasetError.notAFile(path: path) }
+        return Int(info.st_size)
     }
 
     /// Throws unless `path` is an existing directory.

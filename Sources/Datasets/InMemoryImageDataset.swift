@@ -52,6 +52,11 @@ public struct InMemoryImageDataset: ImageDataset {
             guard labels.count == n else {
                 throw DatasetError.shapeMismatch(what: "label count", expected: "\(n) (one per image)", got: "\(labels.count)")
             }
+            // max + 1 would overflow (a trap) for a label of Int.max, e.g. from a corrupt .npy file.
+            if resolvedClassCount == nil, let i = labels.firstIndex(of: Int.max) {
+                throw DatasetError.invalidOption(
+                    name: "labels[\(i)]", value: "\(Int.max)", reason: "labels must be < Int.max")
+            }
             let limit = resolvedClassCount ?? ((labels.max() ?? -1) + 1)
             for (i, l) in labels.enumerated() where l < 0 || l >= limit {
                 throw DatasetError.invalidOption(

@@ -85,8 +85,9 @@ public enum NPY {
                 throw DatasetError.shapeMismatch(
                     what: "labels in \(labelsPath)", expected: "\(n) (one per image in \(path))", got: "\(l.count)")
             }
-            for (i, v) in l.enumerated() where v < 0 {
-                throw DatasetError.invalidOption(name: "\(labelsPath) label[\(i)]", value: "\(v)", reason: "labels must be ≥ 0")
+            for (i, v) in l.enumerated() where v < 0 || v == Int.max {
+                throw DatasetError.invalidOption(
+                    name: "\(labelsPath) label[\(i)]", value: "\(v)", reason: v < 0 ? "labels must be ≥ 0" : "labels must be < Int.max")
             }
             labels = l
         }
