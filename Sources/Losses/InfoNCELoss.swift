@@ -60,7 +60,7 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
         var clamped = [Bool](repeating: false, count: r)
         var scores = [Float](repeating: 0, count: b * r)  // similarities, then ∂L/∂similarity
         var gradUnit = [Float](repeating: 0, count: r * d)
-        var gradient = Tensor.zeros([r, d])
+        var gradient = Tensor.uninitialized(shape: [r, d])
         let invT = 1 / temperature
         var sumLoss = 0.0, sumPos = 0.0, sumNeg = 0.0
         var negCount = 0, active = 0
@@ -70,58 +70,64 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
             unit.withUnsafeMutableBufferPointer { ub in
                 let e = eb.baseAddress!, u = ub.baseAddress!
                 for row in 0..<r {
-                    var ss: Float = 0
-                    for k in 0..<d { ss += e[row * d + k] * e[row * d + k] }
-                    let n = ss.squareRoot()
+                    let x = e + row * d
+                    let n = Kernels.dot(x, x, d).squareRoot()
                     clamped[row] = !(n > CosineDistance.epsilon)
                     let inv = 1 / Swift.max(n, CosineDistance.epsilon)
                     inverseNorm[row] = inv
-                    for k in 0..<d { u[row * d + k] = e[row * d + k] * inv }
+                    for k in 0..<d { u[row * d + k] = x[k] * inv }
                 }
                 scores.withUnsafeMutableBufferPointer { sb in
                     let s = sb.baseAddress!
-                    // s = Û_anchors · Ûᵀ: [B, R], the one similarity GEMM.
-                    BLAS.gemm(
-                        transposeA: false, transposeB: true, m: b, n: r, k: d,
-                        alpha: 1, a: u, lda: d, b: u, ldb: d, beta: 0, c: s, ldc: r)
-                    let scale = invT / Float(b)
-                    for i in 0..<b {
-                        let row = s + i * r, p = b + i
-                        var m = -Float.infinity
-                        var bestNegative = -Float.infinity
-                        for c in 0..<r where allowed[i * r + c] {
-                            let sim = row[c]
-                            m = Swift.max(m, sim)
-                            minS = Swift.min(minS, sim)
-                            maxS = Swift.max(maxS, sim)
-                            if c != p {
-                                bestNegative = Swift.max(bestNegative, sim)
-                                sumNeg += Double(1 - sim)
-                                negCount += 1
+                    allowed.withUnsafeBufferPointer { ab in
+                        // s = Û_anchors · Ûᵀ: [B, R], the one similarity GEMM.
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: b, n: r, k: d,
+                            alpha: 1, a: u, lda: d, b: u, ldb: d, beta: 0, c: s, ldc: r)
+                        let scale = invT / Float(b)
+                        for i in 0..<b {
+                            let row = s + i * r, ok = ab.baseAddress! + i * r, p = b + i
+                            var m = -Float.infinity
+                            var bestNegative = -Float.infinity
+                            var rowMin = Float.infinity
+                            for c in 0..<r where ok[c] {
+                                let sim = row[c]
+                                m = Swift.max(m, sim)
+                                rowMin = Swift.min(rowMin, sim)
+                                if c != p {
+                                    bestNegative = Swift.max(bestNegative, sim)
+                                    sumNeg += Double(1 - sim)
+                                    negCount += 1
+                                }
                             }
-                        }
-                        let positive = row[p]
-                        sumPos += Double(1 - positive)
-                        if bestNegative >= positive { active += 1 }
-                        // Stable log-sum-exp over logits sim/τ, shifted by the max logit.
-                        let shift = m * invT
-                        var z: Float = 0
-                        for c in 0..<r where allowed[i * r + c] { z += exp(row[c] * invT - shift) }
-                        let lse = shift + log(z)
-                        sumLoss += Double(lse - positive * invT)
-                        // ∂L/∂s = (softmax − onehot) / (B τ), zero off the candidate set.
-                        for c in 0..<r {
-                            if allowed[i * r + c] {
-                                let softmax = exp(row[c] * invT - lse)
-                                row[c] = (softmax - (c == p ? 1 : 0)) * scale
-                            } else {
-                                row[c] = 0
+                            minS = Swift.min(minS, rowMin)
+                            maxS = Swift.max(maxS, m)
+                            let positive = row[p]
+                            sumPos += Double(1 - positive)
+                            if bestNegative >= positive { active += 1 }
+                            // Stable log-sum-exp over logits sim/τ, shifted by the max logit;
+                            // the row keeps exp(logit − max) so each exponential is taken once.
+                            let shift = m * invT
+                            var z: Float = 0
+                            for c in 0..<r {
+                                if ok[c] {
+                                    let t = exp(row[c] * invT - shift)
+                                    row[c] = t
+                                    z += t
+                                } else {
+                                    row[c] = 0
+                                }
                             }
+                            sumLoss += Double(shift + log(z) - positive * invT)
+                            // ∂L/∂s = (softmax − onehot) / (B τ), zero off the candidate set.
+                            let w = scale / z
+                            for c in 0..<r { row[c] *= w }
+                            row[p] -= scale
                         }
                     }
                     gradUnit.withUnsafeMutableBufferPointer { gub in
                         let gu = gub.baseAddress!
-                        // ∂L/∂Û_anchors += G · Û ;  ∂L/∂Û += Gᵀ · Û_anchors.
+                        // ∂L/∂Û_anchors = G · Û ;  ∂L/∂Û += Gᵀ · Û_anchors.
                         BLAS.gemm(
                             transposeA: false, transposeB: false, m: b, n: d, k: r,
                             alpha: 1, a: s, lda: r, b: u, ldb: d, beta: 0, c: gu, ldc: d)
@@ -133,9 +139,9 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
                             let g = gb.baseAddress!
                             for row in 0..<r {
                                 let inv = inverseNorm[row]
-                                var dot: Float = 0
-                                if !clamped[row] { for k in 0..<d { dot += u[row * d + k] * gu[row * d + k] } }
-                                for k in 0..<d { g[row * d + k] = (gu[row * d + k] - u[row * d + k] * dot) * inv }
+                                let ur = u + row * d, gr = gu + row * d, out = g + row * d
+                                let dot = clamped[row] ? 0 : Kernels.dot(ur, gr, d)
+                                for k in 0..<d { out[k] = (gr[k] - ur[k] * dot) * inv }
                             }
                         }
                     }

@@ -85,8 +85,7 @@ struct ValidatedBatch {
         dimension = shape[1]
         let d = dimension
         let badRow: Int? = batch.embeddings.withUnsafeBufferPointer { b in
-            for i in 0..<b.count where !b[i].isFinite { return i / d }
-            return nil
+            Kernels.firstNonFinite(b).map { $0 / d }
         }
         if let row = badRow { throw LossError.nonFinite(what: "embeddings", row: row) }
     }
