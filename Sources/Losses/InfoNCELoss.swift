@@ -60,7 +60,7 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
         var clamped = [Bool](repeating: false, count: r)
         var scores = [Float](repeating: 0, count: b * r)  // similarities, then ∂L/∂similarity
         var gradUnit = [Float](repeating: 0, count: r * d)
-        var gradient = Tensor.uninitialized(shape: [r, d])
+        var gradient = Tensor.uninitialized(shape: batch.embeddings.shape)
         let invT = 1 / temperature
         var sumLoss = 0.0, sumPos = 0.0, sumNeg = 0.0
         var negCount = 0, active = 0

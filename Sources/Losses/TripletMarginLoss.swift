@@ -61,7 +61,7 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
             negatives = Array(2 * b..<v.rowCount)
         }
         let tripletCount = b * perAnchor
-        var gradient = Tensor.zeros([v.rowCount, d])
+        var gradient = Tensor.zeros(batch.embeddings.shape)
         var hinge = [Float](repeating: 0, count: tripletCount)
         var sumAP = 0.0, sumAN = 0.0, sumLoss = 0.0
         var active = 0
