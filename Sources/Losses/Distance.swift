@@ -5,7 +5,7 @@ import TensorCore
 /// Losses call these on pointers into the contiguous embedding buffer: no allocation per
 /// row. Conform to train with your own distance; ``TripletMarginLoss`` uses only this.
 public protocol Distance: Sendable {
-    /// A short name for logs ("cosine", "euclidean", …).
+    /// A short name for logs ("cosine", "euclidean", …). Defaults to the type name.
     var name: String { get }
 
     /// d(a, b) for two rows of `dimension` floats.
@@ -29,6 +29,9 @@ public protocol Distance: Sendable {
 }
 
 extension Distance {
+    /// The type's name, unless the conformer says better.
+    public var name: String { String(describing: Self.self) }
+
     public func distances(
         from a: UnsafePointer<Float>, count aCount: Int, to b: UnsafePointer<Float>, count bCount: Int,
         dimension: Int, into out: UnsafeMutablePointer<Float>
