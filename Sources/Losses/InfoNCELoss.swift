@@ -42,18 +42,16 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
         let b = v.batchSize, r = v.rowCount, d = v.dimension
         let sources = batch.sourceImages
 
-        // Allowed mask: which columns are candidates for each anchor (positive included).
-        var allowed = [Bool](repeating: true, count: b * r)
-        for i in 0..<b {
-            allowed[i * r + i] = false
-            var negatives = 0
-            if let sources {
+        // Candidates per anchor: every row but its own, minus same-source rows other than
+        // its positive when sources are known. Checked up front so nothing throws mid-way.
+        var excluded = [Int](repeating: 1, count: b)  // the anchor's own row
+        if let sources {
+            for i in 0..<b {
                 let s = sources[i]
-                for c in 0..<r where c != b + i && sources[c] == s { allowed[i * r + c] = false }
+                for c in 0..<r where c != i && c != b + i && sources[c] == s { excluded[i] += 1 }
             }
-            for c in 0..<r where c != b + i && allowed[i * r + c] { negatives += 1 }
-            if negatives == 0 { throw LossError.noNegativeCandidates(anchor: i) }
         }
+        for i in 0..<b where r - excluded[i] - 1 < 1 { throw LossError.noNegativeCandidates(anchor: i) }
 
         var unit = [Float](repeating: 0, count: r * d)  // normalised rows
         var inverseNorm = [Float](repeating: 0, count: r)
@@ -79,51 +77,39 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
                 }
                 scores.withUnsafeMutableBufferPointer { sb in
                     let s = sb.baseAddress!
-                    allowed.withUnsafeBufferPointer { ab in
-                        // s = Û_anchors · Ûᵀ: [B, R], the one similarity GEMM.
-                        BLAS.gemm(
-                            transposeA: false, transposeB: true, m: b, n: r, k: d,
-                            alpha: 1, a: u, lda: d, b: u, ldb: d, beta: 0, c: s, ldc: r)
-                        let scale = invT / Float(b)
-                        for i in 0..<b {
-                            let row = s + i * r, ok = ab.baseAddress! + i * r, p = b + i
-                            var m = -Float.infinity
-                            var bestNegative = -Float.infinity
-                            var rowMin = Float.infinity
-                            for c in 0..<r where ok[c] {
-                                let sim = row[c]
-                                m = Swift.max(m, sim)
-                                rowMin = Swift.min(rowMin, sim)
-                                if c != p {
-                                    bestNegative = Swift.max(bestNegative, sim)
-                                    sumNeg += Double(1 - sim)
-                                    negCount += 1
-                                }
-                            }
-                            minS = Swift.min(minS, rowMin)
-                            maxS = Swift.max(maxS, m)
-                            let positive = row[p]
-                            sumPos += Double(1 - positive)
-                            if bestNegative >= positive { active += 1 }
-                            // Stable log-sum-exp over logits sim/τ, shifted by the max logit;
-                            // the row keeps exp(logit − max) so each exponential is taken once.
-                            let shift = m * invT
-                            var z: Float = 0
-                            for c in 0..<r {
-                                if ok[c] {
-                                    let t = exp(row[c] * invT - shift)
-                                    row[c] = t
-                                    z += t
-                                } else {
-                                    row[c] = 0
-                                }
-                            }
-                            sumLoss += Double(shift + log(z) - positive * invT)
-                            // ∂L/∂s = (softmax − onehot) / (B τ), zero off the candidate set.
-                            let w = scale / z
-                            for c in 0..<r { row[c] *= w }
-                            row[p] -= scale
+                    // s = Û_anchors · Ûᵀ: [B, R], the one similarity GEMM.
+                    BLAS.gemm(
+                        transposeA: false, transposeB: true, m: b, n: r, k: d,
+                        alpha: 1, a: u, lda: d, b: u, ldb: d, beta: 0, c: s, ldc: r)
+                    let scale = invT / Float(b)
+                    for i in 0..<b {
+                        let row = s + i * r, p = b + i
+                        // Non-candidates become −∞: they drop out of max, min, sums and
+                        // exp (→ 0) without a branch per element.
+                        row[i] = -.infinity
+                        if let sources {
+                            let src = sources[i]
+                            for c in 0..<r where c != p && sources[c] == src { row[c] = -.infinity }
                         }
+                        let positive = row[p]
+                        row[p] = -.infinity
+                        let stats = Kernels.maskedStatistics(row, r)  // over negatives only
+                        row[p] = positive
+                        let negatives = r - excluded[i] - 1
+                        sumNeg += Double(negatives) - stats.sum
+                        negCount += negatives
+                        sumPos += Double(1 - positive)
+                        if stats.max >= positive { active += 1 }
+                        let m = Swift.max(stats.max, positive)
+                        minS = Swift.min(minS, Swift.min(stats.min, positive))
+                        maxS = Swift.max(maxS, m)
+                        // Stable log-sum-exp over logits sim/τ, shifted by the max logit; the
+                        // row keeps exp(logit − max), each exponential taken once.
+                        let z = Kernels.exponentiate(row, r, scale: invT, shift: m * invT)
+                        sumLoss += Double(m * invT + log(z) - positive * invT)
+                        // ∂L/∂s = (softmax − onehot) / (B τ), zero off the candidate set.
+                        Kernels.scale(row, r, by: scale / z)
+                        row[p] -= scale
                     }
                     gradUnit.withUnsafeMutableBufferPointer { gub in
                         let gu = gub.baseAddress!

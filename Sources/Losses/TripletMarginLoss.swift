@@ -139,18 +139,24 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
                 distance.distances(from: e, count: b, to: e, count: r, dimension: d, into: m.baseAddress!)
             }
         }
-        // Rows grouped by anchor source would be faster for huge batches; B · R booleans is cheap.
         var rowSource = [Int](repeating: 0, count: r)
         for c in 0..<r { rowSource[c] = v.source(ofRow: c, sources) }
-        for i in 0..<b {
-            let s = rowSource[i]
-            var any = false
-            for c in 0..<r where rowSource[c] != s {
-                allowed[i * r + c] = true
-                any = true
+        let lonely: Int? = rowSource.withUnsafeBufferPointer { src in
+            allowed.withUnsafeMutableBufferPointer { ok in
+                for i in 0..<b {
+                    let s = src[i]
+                    var count = 0
+                    for c in 0..<r {
+                        let differs = src[c] != s
+                        ok[i * r + c] = differs
+                        count += differs ? 1 : 0
+                    }
+                    if count == 0 { return i }
+                }
+                return nil
             }
-            if !any { throw LossError.noNegativeCandidates(anchor: i) }
         }
+        if let i = lonely { throw LossError.noNegativeCandidates(anchor: i) }
         let problem = try MiningProblem(
             anchorPositiveDistances: dap, distances: matrix, allowed: allowed, candidateCount: r, margin: margin)
         let picks = miner.selectNegatives(problem)
