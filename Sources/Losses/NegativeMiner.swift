@@ -5,8 +5,8 @@ import TensorCore
 /// batch, which rows are allowed as its negative, and the anchor–positive distances.
 ///
 /// Candidate `c` is embedding row `c` (anchors, positives and stored negatives alike).
-/// A row is allowed for anchor `i` when its source image differs from the anchor's (so the
-/// anchor itself and its own positive are never allowed).
+/// A row is allowed for anchor `i` when its source image differs from the anchor's and it
+/// is neither the anchor itself nor the anchor's positive (whatever the positive's source).
 public struct MiningProblem: Sendable {
     /// B, the number of anchors.
     public let anchorCount: Int

@@ -15,8 +15,8 @@ public enum TripletReduction: Sendable, Equatable {
 /// (aᵢ, pᵢ, nᵢⱼ) is a triplet (B · K in all). With a ``NegativeMiner`` the stored negatives
 /// become ordinary candidates: the miner picks one negative per anchor among all rows whose
 /// source image differs from the anchor's (see ``TripletEmbeddings/sourceImages``; when it
-/// is nil, anchor i, positive i and anchor i's stored negatives count as source i), and
-/// those B triplets are the loss.
+/// is nil, anchor i, positive i and anchor i's stored negatives count as source i), never
+/// the anchor's own positive, and those B triplets are the loss.
 ///
 /// Diagnostics: mean d(a, p) over anchors, mean d(a, n) over triplets, the fraction of
 /// triplets with a non-zero hinge, and `isCollapsed` when every triplet is active and the
@@ -146,8 +146,10 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
                 for i in 0..<b {
                     let s = src[i]
                     var count = 0
+                    // The anchor's own row and its positive never serve as its negative, even
+                    // when the sampler gives the positive another source image (frame pairs).
                     for c in 0..<r {
-                        let differs = src[c] != s
+                        let differs = src[c] != s && c != i && c != b + i
                         ok[i * r + c] = differs
                         count += differs ? 1 : 0
                     }
