@@ -179,20 +179,32 @@ public final class Conv2D: Layer {
         guard updateWeight || updateBias || needsInputGradient else { return inputGradient }
 
         product.withMutablePointer { dy in
-            // dY (NCHW) → [N·P, O], the layout of the forward product.
+            // dY (NCHW) → [N·P, O], the layout of the forward product; the bias gradient
+            // (a sum over N and P) is taken in the same pass.
             outputGradient.withUnsafeBufferPointer { src in
                 let s = src.baseAddress!
-                for n in 0..<batch {
-                    let from = s + n * positions * outChannels
-                    let to = dy + n * positions * outChannels
-                    for o in 0..<outChannels {
-                        let f = from + o * positions
-                        var t = to + o
-                        for p in 0..<positions {
-                            t.pointee = f[p]
-                            t += outChannels
+                func transpose(biasGradient db: UnsafeMutablePointer<Float>?) {
+                    for n in 0..<batch {
+                        let from = s + n * positions * outChannels
+                        let to = dy + n * positions * outChannels
+                        for o in 0..<outChannels {
+                            let f = from + o * positions
+                            var t = to + o
+                            var sum: Float = 0
+                            for p in 0..<positions {
+                                let v = f[p]
+                                sum += v
+                                t.pointee = v
+                                t += outChannels
+                            }
+                            db?[o] += sum
                         }
                     }
+                }
+                if updateBias, let bias {
+                    bias.gradient.withUnsafeMutableBufferPointer { transpose(biasGradient: $0.baseAddress!) }
+                } else {
+                    transpose(biasGradient: nil)
                 }
             }
             if updateWeight {
@@ -203,15 +215,6 @@ public final class Conv2D: Layer {
                             transposeA: true, transposeB: false, m: outChannels, n: patchLength, k: rows,
                             alpha: 1, a: dy, lda: outChannels, b: cols, ldb: patchLength,
                             beta: 1, c: dw.baseAddress!, ldc: patchLength)
-                    }
-                }
-            }
-            if updateBias, let bias {
-                bias.gradient.withUnsafeMutableBufferPointer { db in
-                    let d = db.baseAddress!
-                    for r in 0..<rows {
-                        let row = dy + r * outChannels
-                        for o in 0..<outChannels { d[o] += row[o] }
                     }
                 }
             }
