@@ -49,6 +49,7 @@ public final class Conv2D: Layer {
     ///
     /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when a
     ///   channel count, the kernel size or the stride is not positive, or padding is negative.
+    ///   (As in PyTorch, padding may exceed the kernel: border outputs then see only zeros.)
     public init<G: RandomNumberGenerator>(
         inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
         bias: Bool = true, initializer: WeightInitializer = .kaimingUniform, using generator: inout G
@@ -59,11 +60,6 @@ public final class Conv2D: Layer {
         try Validate.positive(stride, "stride", layer: "Conv2D")
         guard padding >= 0 else {
             throw LayerError.invalidConfiguration(layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
-        }
-        guard padding < kernelSize else {
-            // A window made only of padding would read nothing but zeros.
-            throw LayerError.invalidConfiguration(
-                layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be < kernelSize (\(kernelSize))")
         }
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels

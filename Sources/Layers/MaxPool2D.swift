@@ -73,7 +73,8 @@ public final class MaxPool2D: Layer {
                                     let start = oy * st * w + ox * st
                                     var best = src[start], bestIndex = start
                                     if k == 2 {
-                                        // The common 2×2 window, unrolled (selects, not branches).
+                                        // The common 2×2 window, unrolled. Measured: this form
+                                        // (compiled to conditional moves) beats an explicit select tree.
                                         let v1 = src[start + 1], v2 = src[start + w], v3 = src[start + w + 1]
                                         if v1 > best { best = v1; bestIndex = start + 1 }
                                         if v2 > best { best = v2; bestIndex = start + w }

@@ -7,6 +7,7 @@ public final class ReLU: Layer {
     public var parameters: [Parameter] { [] }
     private var cachedOutput: Tensor?
 
+    /// A parameter-free rectifier.
     public init() {}
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
