@@ -3,7 +3,7 @@ import Layerwise
 import XCTest
 
 /// A small two-stage stack on 16x16 synthetic images:
-/// stage 1: conv 4x4 (3→8) → max-pool 2 → ReLU, trained on 5x5 patches (5 → 2 → 1);
+/// stage 1: conv 4x4 (3→8) → max-pool 2 → ReLU → running-mean buffer, trained on 5x5 patches (5 → 2 → 1);
 /// stage 2: conv 2x2 (8→8) → max-pool 2, which needs 9x9 patches (9 → 6 → 3 → 2 → 1).
 struct TwoStageFixture {
     var data: SyntheticImages
@@ -21,7 +21,7 @@ struct TwoStageFixture {
         let sgd1 = TestSGD(learningRate: learningRate, momentum: momentum)
         optimizers.append(sgd1)
         stages.append(Stage(
-            layers: [conv1, TestPool(2), TestReLU()],
+            layers: [conv1, TestPool(2), TestReLU(), TestRunningMean(channels: 8)],
             objective: ContrastiveObjective(sampler: TestNeighborSampler(data: data), loss: TestTripletCosine(margin: margin)),
             optimizer: sgd1, schedule: TestConstantSchedule(rate: learningRate), batchSize: batchSize,
             budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))

@@ -106,7 +106,7 @@ final class LayerwiseTrainerTests: XCTestCase {
         XCTAssertEqual(evaluated, [2])
         XCTAssertEqual(calls.count, 1)
         XCTAssertEqual(calls.first?.0, 1)
-        XCTAssertEqual(calls.first?.1, 3)
+        XCTAssertEqual(calls.first?.1, 4)
         XCTAssertEqual(report.stages[0].evaluations, [EpochEvaluation(epoch: 2, accuracy: 0.5)])
     }
 
@@ -179,8 +179,11 @@ final class LayerwiseTrainerTests: XCTestCase {
         XCTAssertTrue(bitIdentical(headAtStage2, snapshot(head.parameters)), "the head is unused afterwards")
         XCTAssertEqual(
             trainer.namedState().map(\.name),
-            ["stage1.0.weight", "stage1.0.bias", "stage1.head.weight", "stage1.head.bias", "stage2.0.weight", "stage2.0.bias"])
-        XCTAssertEqual(trainer.stateTensors().keys.sorted(), ["stage1.0.bias", "stage1.0.weight", "stage2.0.bias", "stage2.0.weight"])
+            ["stage1.0.weight", "stage1.0.bias", "stage1.3.running_mean", "stage1.head.weight", "stage1.head.bias",
+             "stage2.0.weight", "stage2.0.bias"])
+        XCTAssertEqual(
+            trainer.stateTensors().keys.sorted(),
+            ["stage1.0.bias", "stage1.0.weight", "stage1.3.running_mean", "stage2.0.bias", "stage2.0.weight"])
     }
 
     func testHeadThatDoesNotFitIsRejected() throws {

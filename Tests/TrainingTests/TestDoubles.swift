@@ -399,3 +399,66 @@ struct TestNeighborSampler: PatchSampler {
         return PatchTriplets(patches: out, layout: layout, sourceImages: sources)
     }
 }
+
+/// Identity in the forward pass that keeps a running mean of its input per channel as a
+/// buffer, like BatchNorm's running statistics: checkpoints must carry it.
+final class TestRunningMean: Layer {
+    let runningMean: Parameter
+    init(channels: Int) { runningMean = Parameter(name: "running_mean", value: Tensor.zeros([channels]), isFrozen: true) }
+    var parameters: [Parameter] { [] }
+    var buffers: [Parameter] { [runningMean] }
+    func outputShape(for s: [Int]) throws -> [Int] { s }
+    func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        guard mode == .training else { return input }
+        let s = input.shape, c = s[1], plane = s[2] * s[3]
+        var means = [Float](repeating: 0, count: c)
+        input.withUnsafeBufferPointer { x in
+            for n in 0..<s[0] { for ch in 0..<c { for j in 0..<plane { means[ch] += x[(n * c + ch) * plane + j] } } }
+        }
+        runningMean.value.withUnsafeMutableBufferPointer { r in
+            for ch in 0..<c { r[ch] = 0.9 * r[ch] + 0.1 * means[ch] / Float(s[0] * plane) }
+        }
+        return input
+    }
+    func backward(_ g: Tensor) -> Tensor { g }
+}
+
+/// A surrogate-class objective in miniature: a temporary linear classifier (owned by the
+/// objective, built in `prepare`) predicts each anchor patch's image label with softmax
+/// cross-entropy. It exercises the auxiliary-parameter seam.
+final class TestSurrogateObjective: StageObjective {
+    var sampler: TestNeighborSampler
+    let classes: Int
+    var head: TestLinear?
+    init(sampler: TestNeighborSampler, classes: Int) {
+        self.sampler = sampler
+        self.classes = classes
+    }
+    var inputChannels: Int? { sampler.channels }
+    var auxiliaryParameters: [Parameter] { head?.parameters ?? [] }
+    func prepare(embeddingFeatures: Int, using generator: inout SeededGenerator) throws {
+        head = TestLinear(embeddingFeatures, classes, seed: generator.next())
+    }
+    func step(_ context: StageStepContext, using generator: inout SeededGenerator) throws -> StepStatistics {
+        let head = self.head!
+        let t = try sampler.sample(batchSize: context.batchSize, patchSize: context.patchSize, using: &generator)
+        let emb = context.trainable.forward(context.frozen(t.patches))
+        let logits = head.forward(emb, mode: .training)
+        let rows = logits.shape[0]
+        var grad = Tensor.zeros(logits.shape)
+        var loss: Float = 0, correct = 0
+        let l = logits.scalars
+        for r in 0..<rows {
+            let label = sampler.data.labels[t.sourceImages[r]]
+            let row = l[(r * classes)..<((r + 1) * classes)]
+            let m = row.max()!
+            let e = row.map { exp($0 - m) }
+            let z = e.reduce(0, +)
+            loss -= log(e[label] / z)
+            if row.firstIndex(of: m)! - r * classes == label { correct += 1 }
+            for c in 0..<classes { grad[flat: r * classes + c] = (e[c] / z - (c == label ? 1 : 0)) / Float(rows) }
+        }
+        context.trainable.backward(head.backward(grad))
+        return StepStatistics(loss: loss / Float(rows), samples: rows, accuracy: Float(correct) / Float(rows))
+    }
+}
