@@ -127,7 +127,7 @@ extension LayerwiseTrainer {
         let state = optimizer.exportState(trainable.map { ("optimizer.\($0.name)", $0.parameter) })
         tensors.merge(state) { a, _ in a }
         let g = generator.state
-        let metadata: [String: String] = [
+        var metadata: [String: String] = [
             "format": Self.checkpointFormat,
             "kind": "training",
             "mode": position.mode.rawValue,
@@ -143,6 +143,9 @@ extension LayerwiseTrainer {
             "patchSizes": patchSizes.map(String.init).joined(separator: ","),
             "architecture": architecture,
         ]
+        for (name, d) in dropoutLayers() {
+            metadata["generator.\(name)"] = d.generator.state.map { String($0, radix: 16) }.joined(separator: ",")
+        }
         let path = (dir as NSString).appendingPathComponent(
             checkpointName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
         do {
@@ -239,6 +242,17 @@ extension LayerwiseTrainer {
             }
             stepCount = s
         }
+        var dropoutGenerators: [(Dropout, SeededGenerator)] = []
+        if restoreTrainingState {
+            for (name, d) in dropoutLayers() {
+                let key = "generator.\(name)"
+                let words = (file.metadata[key] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
+                guard let g = try? SeededGenerator(state: words) else {
+                    throw TrainerError.checkpoint(path: path, reason: "metadata field \"\(key)\" (dropout generator) is missing or malformed")
+                }
+                dropoutGenerators.append((d, g))
+            }
+        }
         let trainable = trainableParameters(phase)
         let optimizerNames = Set(trainable.map { "optimizer.\($0.name)" })
         try apply(file.tensors, path: path, expected: expected, extraAllowed: { name in
@@ -264,6 +278,7 @@ extension LayerwiseTrainer {
             optimizer.importState(file.tensors, for: named)
             optimizer.stepCount = stepCount
             generator = restoredGenerator
+            for (d, g) in dropoutGenerators { d.generator = g }
         }
     }
 

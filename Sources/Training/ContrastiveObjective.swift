@@ -34,8 +34,13 @@ public final class ContrastiveObjective: StageObjective {
         let features = context.frozen(triplets.patches)
         let embeddings = context.trainable.forward(features)
         guard embeddings.isFinite else { throw NonFiniteValue(what: "embeddings") }
-        let result = try loss.evaluate(
-            TripletEmbeddings(embeddings, layout: triplets.layout, sourceImages: triplets.sourceImages))
+        let result: LossResult
+        do {
+            result = try loss.evaluate(
+                TripletEmbeddings(embeddings, layout: triplets.layout, sourceImages: triplets.sourceImages))
+        } catch let LossError.nonFinite(what, row) {
+            throw NonFiniteValue(what: "\(what) (row \(row))")
+        }
         guard result.value.isFinite else { throw NonFiniteValue(what: "loss") }
         guard result.gradient.isFinite else { throw NonFiniteValue(what: "loss gradient") }
         context.trainable.backward(result.gradient)

@@ -149,6 +149,15 @@ public final class LayerwiseTrainer {
             _ = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
                                       patchSize: sizes[k], stage: k + 1)
         }
+        // Checkpoint names must be unique (and each parameter used once).
+        var seen = Set<String>(), identities = Set<ObjectIdentifier>()
+        for (name, p) in namedState() {
+            guard seen.insert(name).inserted, identities.insert(ObjectIdentifier(p)).inserted else {
+                throw TrainerError.invalidOption(
+                    stage: nil, option: "stages", value: name,
+                    reason: "a parameter name or a layer occurs twice in the stack; give every stage its own layer objects")
+            }
+        }
     }
 
     static func validate(_ stage: Stage, number k: Int, inputChannels: Int) throws {
@@ -171,8 +180,17 @@ public final class LayerwiseTrainer {
         }
         do {
             try stage.objective.validate()
+        } catch let LossError.invalidHyperparameter(name, value, reason) {
+            throw TrainerError.invalidOption(stage: k, option: "loss.\(name)", value: "\(value)", reason: reason)
+        } catch let error as TrainerError {
+            throw error
         } catch {
             throw TrainerError.invalidOption(stage: k, option: "objective", value: "\(type(of: stage.objective))", reason: "\(error)")
+        }
+        do {
+            try Self.validateSchedule(stage.schedule)
+        } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
+            throw TrainerError.invalidOption(stage: k, option: "schedule.\(name)", value: "\(value)", reason: reason)
         }
         for step in Set([0, b.totalSteps / 2, b.totalSteps - 1]) {
             let lr = stage.schedule.learningRate(atStep: step, totalSteps: b.totalSteps)
@@ -186,6 +204,12 @@ public final class LayerwiseTrainer {
                 stage: k, option: "objective.inputChannels", value: "\(c)",
                 reason: "the objective's patches have \(c) channels but the trainer's inputChannels is \(inputChannels)")
         }
+    }
+
+    /// Runs the library schedules' own range checks (the protocol has no `validate`).
+    static func validateSchedule(_ schedule: any LearningRateSchedule) throws {
+        if let s = schedule as? StepDecaySchedule { try s.validate() }
+        if let s = schedule as? CosineSchedule { try s.validate() }
     }
 
     /// Width `D` of the flattened embedding of `layers` (+ head) for a `patchSize` patch.
@@ -317,6 +341,13 @@ public final class LayerwiseTrainer {
             }
             if position.stepsDone >= total { continue }
 
+            // Nothing below the trainable block learns, so its first layer need not compute
+            // an input gradient (saves a GEMM and a fold per step).
+            let firstLayer = phase.trainable.first
+            let savedNeedsInputGradient = Self.needsInputGradient(firstLayer)
+            Self.setNeedsInputGradient(firstLayer, false)
+            defer { Self.setNeedsInputGradient(firstLayer, savedNeedsInputGradient) }
+
             events(.stageStarted(stage: phase.stage, patchSize: phase.patchSize))
             let named = trainableParameters(phase)
             let parameters = named.map(\.parameter)
@@ -432,6 +463,33 @@ public final class LayerwiseTrainer {
         var out: [(name: String, parameter: Parameter)] = []
         for (i, l) in layers.enumerated() {
             for p in l.buffers { out.append(("\(prefix).\(i).\(p.name)", p)) }
+        }
+        return out
+    }
+
+    static func needsInputGradient(_ layer: (any Layer)?) -> Bool? {
+        if let c = layer as? Conv2D { return c.needsInputGradient }
+        if let l = layer as? Linear { return l.needsInputGradient }
+        return nil
+    }
+
+    static func setNeedsInputGradient(_ layer: (any Layer)?, _ value: Bool?) {
+        guard let value else { return }
+        if let c = layer as? Conv2D { c.needsInputGradient = value }
+        if let l = layer as? Linear { l.needsInputGradient = value }
+    }
+
+    /// Every ``Dropout`` in the stages and heads (looking inside ``Sequential``), by
+    /// qualified name: their generators are part of a run's state.
+    func dropoutLayers() -> [(name: String, layer: Dropout)] {
+        var out: [(name: String, layer: Dropout)] = []
+        func walk(_ layer: any Layer, _ name: String) {
+            if let d = layer as? Dropout { out.append((name, d)) }
+            if let s = layer as? Sequential { for (i, l) in s.layers.enumerated() { walk(l, "\(name).\(i)") } }
+        }
+        for (k, stage) in stages.enumerated() {
+            for (i, l) in stage.layers.enumerated() { walk(l, "stage\(k + 1).\(i)") }
+            if let head = stage.projectionHead { walk(head, "stage\(k + 1).head") }
         }
         return out
     }
