@@ -376,6 +376,13 @@ public final class LayerwiseTrainer {
                 guard stats.loss.isFinite else {
                     throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "loss")
                 }
+                // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
+                if let d = stats.diagnostics,
+                    !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
+                {
+                    throw TrainerError.nonFinite(
+                        stage: phase.stage, epoch: epoch, step: step + 1, what: "embedding distances (loss diagnostics)")
+                }
                 for (name, p) in named where !p.gradient.isFinite {
                     throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
                 }

@@ -72,9 +72,9 @@ final class CheckpointTests: XCTestCase {
         func make(seed: UInt64) -> [Stage] {
             let data = SyntheticImages(count: 24, seed: 99)
             return [Stage(
-                layers: [TestConv(3, 8, kernel: 4, seed: seed), TestPool(2), TestReLU()],
+                layers: [conv(3, 8, 4, seed: seed), pool(2), ReLU()],
                 objective: TestSurrogateObjective(sampler: TestNeighborSampler(data: data), classes: 2),
-                optimizer: TestSGD(learningRate: 0.05, momentum: 0.9), schedule: TestConstantSchedule(rate: 0.05),
+                optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
                 batchSize: 8, budget: .epochs(5, stepsPerEpoch: 4))]
         }
         let fullStages = make(seed: 1)
@@ -138,7 +138,7 @@ final class CheckpointTests: XCTestCase {
 
         // Same layer types, different width: a shape mismatch names the tensor.
         var wide = TwoStageFixture(steps: 2, stepsPerEpoch: 1)
-        wide.stages[1].layers = [TestConv(8, 16, kernel: 2, seed: 3), TestPool(2)]
+        wide.stages[1].layers = [conv(8, 16, 2, seed: 3), pool(2)]
         let w = try LayerwiseTrainer(stages: wide.stages, inputChannels: 3, firstPatchSize: 5, seed: 1)
         XCTAssertThrowsError(try w.loadWeights(from: path)) { error in
             guard case let TrainerError.checkpoint(p, reason) = error else { return XCTFail("\(error)") }
