@@ -73,7 +73,7 @@ final class CheckpointTests: XCTestCase {
             let data = SyntheticImages(count: 24, seed: 99)
             return [Stage(
                 layers: [conv(3, 8, 4, seed: seed), pool(2), ReLU()],
-                objective: TestSurrogateObjective(sampler: TestNeighborSampler(data: data), classes: 2),
+                objective: TestSurrogateObjective(sampler: neighborSampler(data), classes: 2),
                 optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
                 batchSize: 8, budget: .epochs(5, stepsPerEpoch: 4))]
         }
