@@ -177,3 +177,30 @@ extension LayerwiseTrainer {
         try pretrain(resume: true)
     }
 }
+
+final class EndToEndResumeTests: XCTestCase {
+    func testEndToEndResumeEqualsUninterruptedAndIgnoresLayerwiseFiles() throws {
+        BLAS.threadCount = 1
+        let full = try TwoStageFixture(steps: 8, stepsPerEpoch: 4).trainer()
+        try full.pretrainEndToEnd()
+
+        let dir = try temporaryDirectory()
+        // A layer-wise checkpoint in the same directory must not be picked up.
+        let other = try TwoStageFixture(steps: 2, stepsPerEpoch: 1).trainer()
+        other.checkpointDirectory = dir
+        try other.pretrain()
+
+        let first = try TwoStageFixture(steps: 8, stepsPerEpoch: 4).trainer()
+        first.checkpointDirectory = dir
+        XCTAssertThrowsError(try first.pretrainEndToEnd { e in if case let .step(s) = e, s.step == 5 { first.requestStop() } }) {
+            XCTAssertEqual($0 as? TrainerError, .stopped(stage: 0, step: 5))
+        }
+        XCTAssertTrue(try first.latestCheckpoint(mode: .endToEnd)!.hasSuffix("endToEnd-stage0-step000000005.safetensors"))
+        let resumed = try TwoStageFixture(seed: 42, steps: 8, stepsPerEpoch: 4).trainer(seed: 3)
+        resumed.checkpointDirectory = dir
+        let report = try resumed.pretrainEndToEnd(resume: true)
+        XCTAssertEqual(report.stages.first?.resumedAfterStep, 5)
+        XCTAssertEqual(report.stages.first?.steps, 3)
+        XCTAssertTrue(bitIdentical(full.namedState().map(\.parameter.value), resumed.namedState().map(\.parameter.value)))
+    }
+}

@@ -180,6 +180,20 @@ final class TransferTests: XCTestCase {
         XCTAssertTrue(bitIdentical(values(stages), values(target)))
     }
 
+    /// A classifier with a frozen first stage makes stage 2's conv skip its input
+    /// gradient; a later classifier fine-tuning both stages must train stage 1 again.
+    func testInputGradientFlagsDoNotLeakBetweenClassifiers() throws {
+        let stages = freshStages(seed: 5)
+        _ = try TransferClassifier(stages: stages, modes: [.frozen, .fineTuned], head: head(), inputShape: shape, seed: 1)
+        XCTAssertFalse((stages[1][0] as! Conv2D).needsInputGradient)
+        let both = try TransferClassifier(stages: stages, mode: .fineTuned, head: head(), inputShape: shape, seed: 1)
+        XCTAssertTrue((stages[1][0] as! Conv2D).needsInputGradient)
+        XCTAssertFalse((stages[0][0] as! Conv2D).needsInputGradient)
+        let stage1 = snapshot(stages[0].flatMap(\.parameters))
+        try ClassifierTrainer(classifier: both, configuration: configuration(epochs: 1)).train(on: SyntheticImages(count: 32, seed: 11))
+        XCTAssertFalse(bitIdentical(stage1, snapshot(stages[0].flatMap(\.parameters))))
+    }
+
     func testDivergingClassifierNamesEpochAndStep() throws {
         let classifier = try TransferClassifier(stages: freshStages(seed: 5), mode: .scratch, head: head(), inputShape: shape, seed: 2)
         let trainer = try ClassifierTrainer(classifier: classifier, configuration: configuration(epochs: 3, learningRate: 1e30))
