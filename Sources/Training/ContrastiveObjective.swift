@@ -29,6 +29,15 @@ public final class ContrastiveObjective: StageObjective {
 
     public func validate() throws { try loss.validate() }
 
+    /// Draws one triplet from a copy of the sampler with a throwaway generator: the
+    /// sampler's own checks (patch plus offsets larger than the images …) run before
+    /// training, and neither the sampler nor the trainer's generator changes.
+    public func validate(patchSize: Int, batchSize: Int) throws {
+        var probe = sampler
+        var throwaway = SeededGenerator(seed: 0)
+        _ = try probe.sample(batchSize: 1, patchSize: patchSize, using: &throwaway)
+    }
+
     public func step(_ context: StageStepContext, using generator: inout SeededGenerator) throws -> StepStatistics {
         let triplets = try sampler.sample(batchSize: context.batchSize, patchSize: context.patchSize, using: &generator)
         let features = context.frozen(triplets.patches)

@@ -144,6 +144,17 @@ public final class LayerwiseTrainer {
         self.seed = seed
         self.patchSizes = sizes
         self.generator = SeededGenerator(seed: seed)
+        // Each objective must be able to supply its stage's patch size (e.g. patches that
+        // fit in the images): otherwise the lower stages would train first and then fail.
+        for k in stages.indices {
+            do {
+                try stages[k].objective.validate(patchSize: sizes[k], batchSize: stages[k].batchSize)
+            } catch {
+                throw TrainerError.invalidOption(
+                    stage: k + 1, option: "patchSize", value: "\(sizes[k])",
+                    reason: "the stage's objective cannot supply \(sizes[k])x\(sizes[k]) patches: \(error)")
+            }
+        }
         // Heads must accept the flattened stage output.
         for k in stages.indices {
             _ = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,

@@ -228,6 +228,11 @@ public protocol StageObjective: AnyObject {
     var auxiliaryParameters: [Parameter] { get }
     /// Validates hyper-parameters (margins, temperatures …) before training.
     func validate() throws
+    /// Checks, before training, that the objective can supply data for `patchSize`
+    /// patches in batches of `batchSize` (e.g. that the patches fit in the images), so a
+    /// stage that cannot run fails when the trainer is built, not after the stages below
+    /// it have trained. The default accepts everything.
+    func validate(patchSize: Int, batchSize: Int) throws
     /// Called before the stage's first step (and again on resume, before the checkpoint
     /// is loaded) with the width `D` of the flattened embeddings, to build auxiliary
     /// parameters. Draw any randomness from `generator`.
@@ -242,6 +247,7 @@ extension StageObjective {
     public var inputChannels: Int? { nil }
     public var auxiliaryParameters: [Parameter] { [] }
     public func validate() throws {}
+    public func validate(patchSize: Int, batchSize: Int) throws {}
     public func prepare(embeddingFeatures: Int, using generator: inout SeededGenerator) throws {}
 }
 

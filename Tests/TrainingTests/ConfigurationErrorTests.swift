@@ -116,4 +116,103 @@ final class ConfigurationErrorTests: XCTestCase {
         }
         XCTAssertNoThrow(try SGD(learningRate: 0).validate())
     }
+
+    // MARK: - Through the trainer
+
+    /// A valid two-stage configuration on 12×12 images: stage 1 conv 4 (3→4) + pool 2 on
+    /// 5×5 patches, stage 2 conv 2 (4→4) + pool 2 on 9×9 patches.
+    private struct Setup {
+        var data: any ImageDataset = SyntheticImages(count: 8, size: 12, seed: 5)
+        var stage2Input = 4
+        var firstPatchSize = 5
+        var inputChannels = 3
+        var batchSize = [4, 4]
+        var learningRate: [Float] = [0.01, 0.01]
+        var adam = false
+        var margin: Float = 0.5
+        var temperature: Float?
+        var negativesPerAnchor = 1
+        var maxOffset = 1
+        var schedule: (any LearningRateSchedule)?
+
+        func stages() throws -> [Stage] {
+            try (0..<2).map { k in
+                let layers: [any Layer] = k == 0 ? [conv(3, 4, 4, seed: 1), pool(2)] : [conv(stage2Input, 4, 2, seed: 2), pool(2)]
+                let sampler = try NeighborPatchSampler(dataset: data, maxOffset: maxOffset, negativesPerAnchor: negativesPerAnchor)
+                let loss: any ContrastiveLoss = temperature.map { InfoNCELoss(temperature: $0) }
+                    ?? TripletMarginLoss(distance: CosineDistance(), margin: margin)
+                let optimizer: any Optimizer = adam ? Adam(learningRate: learningRate[k]) : SGD(learningRate: learningRate[k])
+                return Stage(
+                    layers: layers, objective: ContrastiveObjective(sampler: sampler, loss: loss), optimizer: optimizer,
+                    schedule: schedule ?? ConstantSchedule(max(0, learningRate[k])), batchSize: batchSize[k], budget: .steps(3))
+            }
+        }
+
+        func trainer() throws -> LayerwiseTrainer {
+            try LayerwiseTrainer(stages: try stages(), inputChannels: inputChannels, firstPatchSize: firstPatchSize, seed: 1)
+        }
+    }
+
+    func testTheValidSetupTrains() throws {
+        let trainer = try Setup().trainer()
+        XCTAssertEqual(trainer.patchSizes, [5, 9])
+        XCTAssertEqual(try trainer.pretrain().stages.map(\.steps), [3, 3])
+    }
+
+    /// Every case: building the stages or the trainer throws a typed error naming the option,
+    /// stage and value. Nothing can have trained: the trainer does not exist yet.
+    func testTrainerRejectsEachMisconfigurationBeforeTraining() throws {
+        let cases: [(String, (inout Setup) -> Void, [String])] = [
+            ("patch the stack cannot reduce to 1x1", { $0.firstPatchSize = 7 }, ["stage 1", "7x7", "2x2", "smallest patch that gives 1x1 is 5x5"]),
+            ("patch smaller than the kernel", { $0.firstPatchSize = 3 }, ["stage 1", "3x3", "too small"]),
+            ("channel mismatch between stages", { $0.stage2Input = 6 }, ["stage 2", "layer 0 (Conv2D)", "6"]),
+            ("raw channels differ from the data", { $0.inputChannels = 1 }, ["objective.inputChannels", "3", "1"]),
+            ("batch size 0", { $0.batchSize[1] = 0 }, ["stage 2", "batchSize = 0"]),
+            ("batch size -5", { $0.batchSize[0] = -5 }, ["stage 1", "batchSize = -5"]),
+            ("negative learning rate (SGD)", { $0.learningRate[0] = -0.1 }, ["stage 1", "optimizer.learningRate = -0.1"]),
+            ("negative learning rate (Adam)", { $0.adam = true; $0.learningRate[1] = -1e-3 }, ["stage 2", "optimizer.learningRate = -0.001"]),
+            ("NaN learning rate", { $0.learningRate[0] = .nan }, ["stage 1", "optimizer.learningRate = nan"]),
+            ("negative schedule", { $0.schedule = ConstantSchedule(-1) }, ["stage 1", "schedule", "-1"]),
+            ("cosine warm-up < 0", { $0.schedule = CosineSchedule(initial: 0.1, warmupSteps: -2) }, ["stage 1", "schedule.warmupSteps", "-2"]),
+            ("margin < 0", { $0.margin = -0.5 }, ["stage 1", "loss.margin = -0.5", "≥ 0"]),
+            ("temperature 0", { $0.temperature = 0 }, ["stage 1", "loss.temperature = 0", "> 0"]),
+            ("temperature < 0", { $0.temperature = -0.2 }, ["stage 1", "loss.temperature = -0.2"]),
+            ("negativesPerAnchor 0", { $0.negativesPerAnchor = 0 }, ["negativesPerAnchor = 0", "≥ 1"]),
+            ("maxOffset < 0", { $0.maxOffset = -1 }, ["maxOffset = -1", "≥ 0"]),
+        ]
+        for (name, mutate, mentions) in cases {
+            var setup = Setup()
+            mutate(&setup)
+            do {
+                let trainer = try setup.trainer()
+                XCTFail("\(name): accepted (patch sizes \(trainer.patchSizes))")
+            } catch let error as TrainerError {
+                for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
+            } catch let error as SamplerError {
+                for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
+            } catch {
+                XCTFail("\(name): untyped or unexpected error \(type(of: error)): \(error)")
+            }
+        }
+    }
+
+    /// A stack whose top stage needs patches larger than the images: the run must fail with a
+    /// typed error naming the patch and the image size, and must not spend the budget of the
+    /// lower stages first.
+    func testPatchLargerThanImageIsCaughtBeforeAnyStep() throws {
+        var setup = Setup()
+        setup.data = SyntheticImages(count: 8, size: 9, seed: 5)  // stage 2 needs 9 + maxOffset 1 = 10
+        var steps = 0
+        var error: Error?
+        do {
+            let trainer = try setup.trainer()
+            try trainer.pretrain { if case .step = $0 { steps += 1 } }
+        } catch let e {
+            error = e
+        }
+        let text = error.map { "\($0)" } ?? "no error"
+        XCTAssertTrue(error is SamplerError || error is TrainerError, "untyped: \(text)")
+        for m in ["patchSize 9", "10", "9×9"] { XCTAssertTrue(text.contains(m), "\"\(text)\" does not mention \"\(m)\"") }
+        XCTAssertEqual(steps, 0, "stage 1 trained \(steps) steps before the stage-2 patch size was found not to fit")
+    }
 }
