@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Kill-and-resume test of contrastive pretraining (Docs/Reliability.md).
+#
+# 1. Builds `reproduce-paper` (release) and runs its pretraining once, uninterrupted, as the
+#    reference (OPENBLAS_NUM_THREADS=1).
+# 2. Runs the same pretraining again into another folder, SIGKILLing it (kill -9) at KILLS
+#    random moments and restarting it with --resume each time. After every kill the newest
+#    checkpoint must be a complete, finite, well-formed safetensors file (checked with
+#    python3, independently of the Swift reader).
+# 3. Lets the last resume run to the end and requires the final stage weights to be
+#    byte-identical (cmp) to the reference run's.
+#
+# Usage: Scripts/kill_resume_test.sh
+# Environment: KILLS (default 10), PRETRAIN_EPOCHS (default 4), KILL_SEED (default 2026, the
+#   bash RANDOM seed for the kill moments), KEEP=1 keeps the work folder, WORK=DIR uses DIR.
+# Exit status 0 only if every check passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KILLS="${KILLS:-10}"
+EPOCHS="${PRETRAIN_EPOCHS:-4}"
+KILL_SEED="${KILL_SEED:-2026}"
+export OPENBLAS_NUM_THREADS=1
+
+WORK="${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/layerwise-kill-resume.XXXXXX")}"
+mkdir -p "$WORK"
+if [[ "${KEEP:-0}" != 1 ]]; then trap 'rm -rf "$WORK"' EXIT; fi
+echo "work folder: $WORK"
+
+echo "== building reproduce-paper (release)"
+swift build -c release --product reproduce-paper >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
+BIN="$(swift build -c release --show-bin-path)/reproduce-paper"
+ARGS=(--pretrain-only --pretrain-epochs "$EPOCHS" --seeds 1 --threads 1)
+
+# Checks one checkpoint file without the Swift code: header length, JSON, F32 entries whose
+# byte ranges tile the buffer exactly, finite values, the trainer's metadata. Prints
+# "stage S step N".
+check_checkpoint() {
+    python3 - "$1" <<'PY'
+import json, math, struct, sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+assert len(data) >= 8, f"{path}: {len(data)} bytes, too short"
+n = struct.unpack("<Q", data[:8])[0]
+assert 8 + n <= len(data), f"{path}: header length {n} runs past the end ({len(data)} bytes)"
+header = json.loads(data[8:8 + n].decode("utf-8"))
+meta = header.pop("__metadata__", {})
+buffer = data[8 + n:]
+spans = []
+for name, entry in header.items():
+    assert entry["dtype"] == "F32", f"{name}: dtype {entry['dtype']}"
+    begin, end = entry["data_offsets"]
+    count = 1
+    for d in entry["shape"]:
+        count *= d
+    assert end - begin == 4 * count, f"{name}: {end - begin} bytes for shape {entry['shape']}"
+    values = struct.unpack(f"<{count}f", buffer[begin:end])
+    bad = sum(1 for v in values if not math.isfinite(v))
+    assert bad == 0, f"{name}: {bad} non-finite values"
+    spans.append((begin, end))
+spans.sort()
+position = 0
+for begin, end in spans:
+    assert begin == position, f"gap or overlap at byte {begin} (expected {position})"
+    position = end
+assert position == len(buffer), f"buffer has {len(buffer)} bytes, tensors cover {position}"
+assert meta.get("format") == "layerwise-checkpoint-v1", f"format {meta.get('format')}"
+assert meta.get("kind") == "training", f"kind {meta.get('kind')}"
+print(f"stage {meta['stage']} step {meta['stepsDone']}/{meta['totalSteps']}, {len(header)} tensors")
+PY
+}
+
+latest_checkpoint() {
+    ls "$1"/checkpoints/layerwise-stage*-step*.safetensors 2>/dev/null | sort | tail -1
+}
+
+echo "== reference run (uninterrupted, $EPOCHS pretraining epochs)"
+start=$(date +%s.%N)
+"$BIN" "${ARGS[@]}" --out "$WORK/reference" >"$WORK/reference.log" 2>&1 || { tail -20 "$WORK/reference.log"; exit 1; }
+end=$(date +%s.%N)
+REF_MS=$(python3 -c "print(int(($end - $start) * 1000))")
+echo "reference run: ${REF_MS} ms; final weights $(wc -c <"$WORK/reference/contrastive_stage1.safetensors") bytes"
+echo "reference checkpoints: $(ls "$WORK/reference/checkpoints" | tr '\n' ' ')"
+
+echo "== interrupted run: $KILLS kills at random moments (RANDOM seed $KILL_SEED)"
+RANDOM=$KILL_SEED
+kills=0; finished_early=0; checked=0; no_checkpoint=0
+for i in $(seq 1 "$KILLS"); do
+    # Uniform in [50 ms, 95% of the reference run time]: covers data loading, stepping,
+    # checkpoint writes and the final weights write.
+    delay_ms=$(( 50 + (RANDOM * 32768 + RANDOM) % (REF_MS * 95 / 100 - 50 + 1) ))
+    "$BIN" "${ARGS[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 &
+    pid=$!
+    sleep "$(python3 -c "print($delay_ms / 1000)")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid"
+        wait "$pid" 2>/dev/null || true
+        kills=$((kills + 1))
+        what="killed after ${delay_ms} ms"
+    else
+        wait "$pid" || { echo "run $i failed on its own:"; tail -20 "$WORK/interrupted.log"; exit 1; }
+        finished_early=$((finished_early + 1))
+        what="finished before the kill at ${delay_ms} ms"
+    fi
+    latest=$(latest_checkpoint "$WORK/interrupted")
+    if [[ -z "$latest" ]]; then
+        no_checkpoint=$((no_checkpoint + 1))
+        echo "  run $i: $what; no checkpoint yet"
+    else
+        summary=$(check_checkpoint "$latest") || { echo "  run $i: $what; BAD checkpoint $latest"; exit 1; }
+        checked=$((checked + 1))
+        temps=$(ls -A "$WORK/interrupted/checkpoints" | grep -c '\.tmp-' || true)
+        echo "  run $i: $what; latest $(basename "$latest"): $summary; leftover temporary files: $temps"
+    fi
+done
+
+echo "== final resume, to completion"
+"$BIN" "${ARGS[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 || { tail -20 "$WORK/interrupted.log"; exit 1; }
+check_checkpoint "$(latest_checkpoint "$WORK/interrupted")" >/dev/null
+
+if cmp "$WORK/reference/contrastive_stage1.safetensors" "$WORK/interrupted/contrastive_stage1.safetensors"; then
+    echo "PASS: $kills kills ($finished_early runs finished before their kill, $no_checkpoint kills before the first checkpoint), $checked checkpoints verified; final weights byte-identical to the uninterrupted run"
+else
+    echo "FAIL: final weights differ from the uninterrupted run"
+    exit 1
+fi
