@@ -11,14 +11,14 @@
 #    byte-identical (cmp) to the reference run's.
 #
 # Usage: Scripts/kill_resume_test.sh
-# Environment: KILLS (default 10), PRETRAIN_EPOCHS (default 4), KILL_SEED (default 2026, the
+# Environment: KILLS (default 10), PRETRAIN_EPOCHS (default 150, about 8 s of pretraining on the embedded sample), KILL_SEED (default 2026, the
 #   bash RANDOM seed for the kill moments), KEEP=1 keeps the work folder, WORK=DIR uses DIR.
 # Exit status 0 only if every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KILLS="${KILLS:-10}"
-EPOCHS="${PRETRAIN_EPOCHS:-4}"
+EPOCHS="${PRETRAIN_EPOCHS:-150}"
 KILL_SEED="${KILL_SEED:-2026}"
 export OPENBLAS_NUM_THREADS=1
 

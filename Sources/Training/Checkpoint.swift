@@ -268,9 +268,15 @@ extension LayerwiseTrainer {
             for (name, p) in named {
                 var slot = 0
                 while let t = file.tensors["\(name).\(slot)"] {
-                    guard t.shape == p.value.shape else {
+                    // Slots are per-element moments (the parameter's shape) or per-parameter
+                    // scalars such as Adam's step count (shape [1]).
+                    guard t.shape == p.value.shape || t.shape == [1] else {
                         throw TrainerError.checkpoint(
-                            path: path, reason: "optimizer state \(name).\(slot) has shape \(t.shape), expected \(p.value.shape)")
+                            path: path,
+                            reason: "optimizer state \(name).\(slot) has shape \(t.shape), expected \(p.value.shape) or [1]")
+                    }
+                    guard t.isFinite else {
+                        throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name).\(slot) holds NaN or infinite values")
                     }
                     slot += 1
                 }

@@ -23,9 +23,18 @@ final class ReproducibilityTests: XCTestCase {
         var steps = 8
         var batchSize = 16
         var width = 8
+        var adam = false
 
         /// Trains and returns (trainer, stage parameters, every step's loss).
         func run() throws -> (LayerwiseTrainer, [Parameter], [Float]) {
+            let (trainer, parameters) = try make()
+            var losses: [Float] = []
+            try trainer.pretrain { if case let .step(e) = $0 { losses.append(e.loss) } }
+            return (trainer, parameters, losses)
+        }
+
+        /// The trainer (not yet trained) and its stage parameters.
+        func make() throws -> (LayerwiseTrainer, [Parameter]) {
             let data = SyntheticImages(count: 24, seed: 99)
             var g = SeededGenerator(seed: layerSeed)
             let layers: [any Layer] = [
@@ -50,13 +59,13 @@ final class ReproducibilityTests: XCTestCase {
                     sampler: try AugmentedPatchSampler(dataset: data, augmentation: augmentation),
                     loss: TripletMarginLoss(distance: SquaredEuclideanDistance(), margin: 1))
             }
+            let lr: Float = adam ? 1e-3 : 0.05
             let stage = Stage(
-                layers: layers, objective: objective, optimizer: SGD(learningRate: 0.05, momentum: 0.9),
-                schedule: ConstantSchedule(0.05), batchSize: batchSize, budget: .steps(steps))
+                layers: layers, objective: objective,
+                optimizer: adam ? Adam(learningRate: lr) : SGD(learningRate: lr, momentum: 0.9),
+                schedule: ConstantSchedule(lr), batchSize: batchSize, budget: .steps(steps))
             let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 5, seed: trainerSeed)
-            var losses: [Float] = []
-            try trainer.pretrain { if case let .step(e) = $0 { losses.append(e.loss) } }
-            return (trainer, stage.parameters, losses)
+            return (trainer, stage.parameters)
         }
     }
 
@@ -77,6 +86,31 @@ final class ReproducibilityTests: XCTestCase {
             try ta.saveWeights(to: a)
             try tb.saveWeights(to: b)
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a)), try Data(contentsOf: URL(fileURLWithPath: b)), "\(kind)")
+        }
+    }
+
+    /// Resuming an Adam run (Adam keeps a per-parameter step count of shape [1] next to its
+    /// moments) gives the uninterrupted run's weights exactly. Before the fix in
+    /// Checkpoint.swift every Adam resume failed: the loader required each optimizer slot
+    /// to have the parameter's shape.
+    func testInterruptedAdamRunResumesBitIdentically() throws {
+        let config = Pretraining(kind: .exemplar, steps: 9, adam: true)
+        let (_, reference, referenceLosses) = try config.run()
+        for stopAfter in [1, 4, 8] {
+            let dir = try temporaryDirectory("adam\(stopAfter)")
+            let (first, _) = try config.make()
+            first.checkpointDirectory = dir
+            first.checkpointEvery = 1
+            XCTAssertThrowsError(try first.pretrain { e in
+                if case let .step(s) = e, s.step == stopAfter { first.requestStop() }
+            })
+            // A "new process": other initial weights and trainer seed, all restored from disk.
+            let (resumed, parameters) = try Pretraining(kind: .exemplar, layerSeed: 9, trainerSeed: 99, steps: 9, adam: true).make()
+            resumed.checkpointDirectory = dir
+            var losses: [Float] = []
+            try resumed.pretrain(resume: true) { if case let .step(e) = $0 { losses.append(e.loss) } }
+            XCTAssertEqual(bits(losses), bits(Array(referenceLosses[stopAfter...])), "stopped after \(stopAfter)")
+            XCTAssertTrue(bitIdentical(snapshot(reference), snapshot(parameters)), "stopped after \(stopAfter)")
         }
     }
 
