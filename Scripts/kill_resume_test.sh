@@ -82,16 +82,29 @@ REF_MS=$(python3 -c "print(int(($end - $start) * 1000))")
 echo "reference run: ${REF_MS} ms; final weights $(wc -c <"$WORK/reference/contrastive_stage1.safetensors") bytes"
 echo "reference checkpoints: $(ls "$WORK/reference/checkpoints" | tr '\n' ' ')"
 
+step_of() {  # the step number in a checkpoint file name, 0 for none
+    if [[ -z "${1:-}" ]]; then echo 0; return; fi
+    local name; name=$(basename "$1")
+    name=${name##*-step}; name=${name%%.*}
+    echo $((10#$name))
+}
+TOTAL_STEPS=$(step_of "$(latest_checkpoint "$WORK/reference")")
+
 echo "== interrupted run: $KILLS kills at random moments (RANDOM seed $KILL_SEED)"
 RANDOM=$KILL_SEED
 kills=0; finished_early=0; checked=0; no_checkpoint=0
 for i in $(seq 1 "$KILLS"); do
-    # Uniform in [50 ms, 95% of the reference run time]: covers data loading, stepping,
-    # checkpoint writes and the final weights write.
-    delay_ms=$(( 50 + (RANDOM * 32768 + RANDOM) % (REF_MS * 95 / 100 - 50 + 1) ))
+    # The kill moment is uniform in [50 ms, 50 ms + 2 × (estimated remaining time) / (kills
+    # left + 1)], so the kills spread over the whole run (the last one within the first two
+    # thirds of what is left) and hit data loading, steps and checkpoint writes alike.
+    done_steps=$(step_of "$(latest_checkpoint "$WORK/interrupted")")
+    remaining_ms=$(( REF_MS * (TOTAL_STEPS - done_steps) / TOTAL_STEPS ))
+    window=$(( 2 * remaining_ms / (KILLS - i + 2) ))
+    (( window < 200 )) && window=200
+    delay_ms=$(( 50 + (RANDOM * 32768 + RANDOM) % window ))
     "$BIN" "${ARGS[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 &
     pid=$!
-    sleep "$(python3 -c "print($delay_ms / 1000)")"
+    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
     if kill -0 "$pid" 2>/dev/null; then
         kill -9 "$pid"
         wait "$pid" 2>/dev/null || true
@@ -118,6 +131,8 @@ echo "== final resume, to completion"
 "$BIN" "${ARGS[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 || { tail -20 "$WORK/interrupted.log"; exit 1; }
 check_checkpoint "$(latest_checkpoint "$WORK/interrupted")" >/dev/null
 
+temps=$(ls -A "$WORK/interrupted/checkpoints" | grep -c '\.tmp-' || true)
+echo "checkpoints left: $(ls "$WORK/interrupted/checkpoints" | tr '\n' ' '); temporary files left by killed writers: $temps"
 if cmp "$WORK/reference/contrastive_stage1.safetensors" "$WORK/interrupted/contrastive_stage1.safetensors"; then
     echo "PASS: $kills kills ($finished_early runs finished before their kill, $no_checkpoint kills before the first checkpoint), $checked checkpoints verified; final weights byte-identical to the uninterrupted run"
 else
