@@ -43,6 +43,14 @@ enum FileReading {
     /// Reads `count` bytes starting at `offset` (the caller has checked the file size).
     static func readBytes(_ path: String, offset: Int = 0, count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
+        // A (sparse or real) file larger than the machine's memory would make the
+        // allocation below trap; refuse it with a typed error instead.
+        let memory = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(count) <= memory else {
+            throw DatasetError.readFailed(
+                path: path,
+                reason: "reading \(count) bytes needs more memory than this machine has (\(memory) bytes of physical memory)")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw DatasetError.readFailed(path: path, reason: "cannot open for reading")
         }

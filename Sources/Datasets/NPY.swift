@@ -104,6 +104,10 @@ public enum NPY {
         let (itemSize, signed) = try integerType(header.descr, file: path)
         let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
         let n = header.shape[0]
+        // n one-byte labels become n 8-byte Ints: check that fits too (see FileReading.readBytes).
+        guard UInt64(n) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Int>.stride) else {
+            throw DatasetError.readFailed(path: path, reason: "\(n) labels need more memory than this machine has")
+        }
         var out = [Int](repeating: 0, count: n)
         for i in 0..<n {
             var v: UInt64 = 0

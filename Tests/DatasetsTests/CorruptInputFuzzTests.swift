@@ -622,6 +622,35 @@ final class CorruptInputFuzzTests: XCTestCase {
         expectDatasetError { try NPY.loadImages(path: images, labelsPath: images) }
     }
 
+    // MARK: - Huge files
+
+    /// Sparse files of about a terabyte whose size is consistent with their format (a valid
+    /// CIFAR record count, an `.npy` header claiming 10^12 elements that really follow): the
+    /// readers must refuse them with a typed error before allocating, not trap in `malloc`.
+    func testTerabyteSparseFilesAreRefusedBeforeAllocating() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let cifar = dir + "/huge.bin", npy = dir + "/huge.npy"
+        func sparse(_ path: String, prefix: [UInt8], size: Int) throws {
+            try Self.put(prefix, at: path)
+            let fd = open(path, O_WRONLY)
+            defer { close(fd) }
+            guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else {
+                throw XCTSkip("cannot create a sparse file of \(size) bytes here (errno \(errno))")
+            }
+        }
+        let records = 330_000_000  // × 3,073 bytes ≈ 1.01 TB, label bytes all 0: a valid file
+        try sparse(cifar, prefix: [], size: records * CIFAR.cifar10RecordLength)
+        let header = NPY.encode(descr: "|u1", shape: [1_000_000, 1_000, 1_000, 1], payload: [])
+        try sparse(npy, prefix: header, size: header.count + 1_000_000_000_000)
+        let start = Date()
+        for (name, load) in [("CIFAR-10", { _ = try CIFAR.loadCIFAR10(files: [cifar]) }),
+                             ("NPY", { _ = try NPY.loadImages(path: npy) })] as [(String, () throws -> Void)] {
+            let error = expectDatasetError(load)
+            XCTAssertTrue(error.map { "\($0)".contains("memory") } ?? false, "\(name): \(String(describing: error))")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2, "refusal must not read the file")
+    }
+
     // MARK: - File-system cases
 
     /// Missing files, directories where files belong, files where directories belong,
