@@ -322,6 +322,14 @@ public final class LayerwiseTrainer {
         guard checkpointEvery >= 0 else {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
+        // An unusable checkpoint directory must fail now, not when the first checkpoint is due.
+        if let dir = checkpointDirectory {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            } catch {
+                throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(error)")
+            }
+        }
         stopRequested = false
         let clock = ContinuousClock()
         let runStart = clock.now

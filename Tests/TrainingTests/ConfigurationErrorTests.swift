@@ -215,4 +215,22 @@ final class ConfigurationErrorTests: XCTestCase {
         for m in ["patchSize 9", "10", "9×9"] { XCTAssertTrue(text.contains(m), "\"\(text)\" does not mention \"\(m)\"") }
         XCTAssertEqual(steps, 0, "stage 1 trained \(steps) steps before the stage-2 patch size was found not to fit")
     }
+
+    /// A checkpoint directory that cannot be created (a regular file is in the way) is
+    /// reported before the first step, not when the first checkpoint is due.
+    func testUnusableCheckpointDirectoryIsReportedBeforeAnyStep() throws {
+        let dir = try temporaryDirectory()
+        let blocker = dir + "/not-a-directory"
+        XCTAssertTrue(FileManager.default.createFile(atPath: blocker, contents: Data([1])))
+        for path in [blocker, blocker + "/checkpoints"] {
+            let trainer = try Setup().trainer()
+            trainer.checkpointDirectory = path
+            var steps = 0
+            XCTAssertThrowsError(try trainer.pretrain { if case .step = $0 { steps += 1 } }) { error in
+                guard case let TrainerError.checkpoint(p, _) = error else { return XCTFail("\(type(of: error)): \(error)") }
+                XCTAssertTrue(p.hasPrefix(blocker), p)
+            }
+            XCTAssertEqual(steps, 0, "\(path): \(steps) steps trained before the checkpoint directory was found unusable")
+        }
+    }
 }
