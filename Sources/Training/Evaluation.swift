@@ -111,7 +111,18 @@ public enum Evaluation {
         return (features, labels)
     }
 
-    static func quadrantPooledWidth(_ shape: [Int]) -> Int {
+    /// ReLU + quadrant sum-pooling of a feature batch `[N, C, H, W]` → `[N, 4·C]` (`[N, C]`
+    /// for maps smaller than 2x2; rank-2 input gets only the ReLU). Odd sizes give the
+    /// middle row/column to the first half.
+    public static func quadrantPool(_ features: Tensor) -> Tensor {
+        let width = quadrantPooledWidth(features.shape)
+        var out = Tensor.uninitialized(shape: [features.shape.first ?? 0, width])
+        out.withUnsafeMutableBufferPointer { quadrantPool(features, into: $0.baseAddress!) }
+        return out
+    }
+
+    /// The width of ``quadrantPool(_:)``'s output for a feature shape (batch first).
+    public static func quadrantPooledWidth(_ shape: [Int]) -> Int {
         guard shape.count == 4 else { return shape.dropFirst().reduce(1, *) }
         return shape[2] >= 2 && shape[3] >= 2 ? 4 * shape[1] : shape[1]
     }

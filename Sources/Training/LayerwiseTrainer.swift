@@ -343,10 +343,8 @@ public final class LayerwiseTrainer {
 
             // Nothing below the trainable block learns, so its first layer need not compute
             // an input gradient (saves a GEMM and a fold per step).
-            let firstLayer = phase.trainable.first
-            let savedNeedsInputGradient = Self.needsInputGradient(firstLayer)
-            Self.setNeedsInputGradient(firstLayer, false)
-            defer { Self.setNeedsInputGradient(firstLayer, savedNeedsInputGradient) }
+            let savedInputGradientFlags = Self.configureInputGradients(phase.trainable + (phase.head.map { [$0] } ?? []))
+            defer { Self.restoreInputGradients(savedInputGradientFlags) }
 
             events(.stageStarted(stage: phase.stage, patchSize: phase.patchSize))
             let named = trainableParameters(phase)
@@ -474,16 +472,36 @@ public final class LayerwiseTrainer {
         return out
     }
 
-    static func needsInputGradient(_ layer: (any Layer)?) -> Bool? {
-        if let c = layer as? Conv2D { return c.needsInputGradient }
-        if let l = layer as? Linear { return l.needsInputGradient }
-        return nil
+    /// The leaf layers of `layers`, looking inside ``Sequential``.
+    static func leaves(_ layers: [any Layer]) -> [any Layer] {
+        layers.flatMap { l -> [any Layer] in
+            if let s = l as? Sequential { return leaves(s.layers) }
+            return [l]
+        }
     }
 
-    static func setNeedsInputGradient(_ layer: (any Layer)?, _ value: Bool?) {
-        guard let value else { return }
-        if let c = layer as? Conv2D { c.needsInputGradient = value }
-        if let l = layer as? Linear { l.needsInputGradient = value }
+    /// Makes the first layer of a trained chain skip its input gradient (nothing below it
+    /// learns) and every later layer compute it (gradients must reach the first).
+    /// Returns the previous flags for ``restoreInputGradients(_:)``.
+    static func configureInputGradients(_ layers: [any Layer]) -> [(layer: any Layer, needsInputGradient: Bool)] {
+        var saved: [(layer: any Layer, needsInputGradient: Bool)] = []
+        for (i, l) in leaves(layers).enumerated() {
+            if let c = l as? Conv2D {
+                saved.append((c, c.needsInputGradient))
+                c.needsInputGradient = i > 0
+            } else if let c = l as? Linear {
+                saved.append((c, c.needsInputGradient))
+                c.needsInputGradient = i > 0
+            }
+        }
+        return saved
+    }
+
+    static func restoreInputGradients(_ saved: [(layer: any Layer, needsInputGradient: Bool)]) {
+        for (l, flag) in saved {
+            if let c = l as? Conv2D { c.needsInputGradient = flag }
+            if let c = l as? Linear { c.needsInputGradient = flag }
+        }
     }
 
     /// Every ``Dropout`` in the stages and heads (looking inside ``Sequential``), by

@@ -126,8 +126,9 @@ public final class TransferClassifier {
         let frozenCount = modes.prefix { $0 == .frozen }.count
         frozenPrefix = stages.prefix(frozenCount).flatMap { $0 }
         trainedLayers = stages.dropFirst(frozenCount).flatMap { $0 } + head
-        // Nothing below the first trained layer learns: skip its input gradient.
-        LayerwiseTrainer.setNeedsInputGradient(trainedLayers.first, false)
+        // Nothing below the first trained layer learns: it skips its input gradient, and
+        // every later layer computes one (whatever an earlier use of the layers set).
+        _ = LayerwiseTrainer.configureInputGradients(trainedLayers)
     }
 
     /// Convenience: the same mode for every stage.

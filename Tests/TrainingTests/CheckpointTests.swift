@@ -73,7 +73,7 @@ final class CheckpointTests: XCTestCase {
             let data = SyntheticImages(count: 24, seed: 99)
             return [Stage(
                 layers: [conv(3, 8, 4, seed: seed), pool(2), ReLU()],
-                objective: TestSurrogateObjective(sampler: TestNeighborSampler(data: data), classes: 2),
+                objective: TestSurrogateObjective(sampler: neighborSampler(data), classes: 2),
                 optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
                 batchSize: 8, budget: .epochs(5, stepsPerEpoch: 4))]
         }
@@ -175,5 +175,32 @@ extension LayerwiseTrainer {
     func pretrainResuming(_ dir: String) throws {
         checkpointDirectory = dir
         try pretrain(resume: true)
+    }
+}
+
+final class EndToEndResumeTests: XCTestCase {
+    func testEndToEndResumeEqualsUninterruptedAndIgnoresLayerwiseFiles() throws {
+        BLAS.threadCount = 1
+        let full = try TwoStageFixture(steps: 8, stepsPerEpoch: 4).trainer()
+        try full.pretrainEndToEnd()
+
+        let dir = try temporaryDirectory()
+        // A layer-wise checkpoint in the same directory must not be picked up.
+        let other = try TwoStageFixture(steps: 2, stepsPerEpoch: 1).trainer()
+        other.checkpointDirectory = dir
+        try other.pretrain()
+
+        let first = try TwoStageFixture(steps: 8, stepsPerEpoch: 4).trainer()
+        first.checkpointDirectory = dir
+        XCTAssertThrowsError(try first.pretrainEndToEnd { e in if case let .step(s) = e, s.step == 5 { first.requestStop() } }) {
+            XCTAssertEqual($0 as? TrainerError, .stopped(stage: 0, step: 5))
+        }
+        XCTAssertTrue(try first.latestCheckpoint(mode: .endToEnd)!.hasSuffix("endToEnd-stage0-step000000005.safetensors"))
+        let resumed = try TwoStageFixture(seed: 42, steps: 8, stepsPerEpoch: 4).trainer(seed: 3)
+        resumed.checkpointDirectory = dir
+        let report = try resumed.pretrainEndToEnd(resume: true)
+        XCTAssertEqual(report.stages.first?.resumedAfterStep, 5)
+        XCTAssertEqual(report.stages.first?.steps, 3)
+        XCTAssertTrue(bitIdentical(full.namedState().map(\.parameter.value), resumed.namedState().map(\.parameter.value)))
     }
 }

@@ -224,7 +224,7 @@ final class LayerwiseTrainerTests: XCTestCase {
         XCTAssertTrue(option { $0.stages[1].layers = [] }! == (2, "layers"))
         let margin = option { f in
             f.stages[1].objective = ContrastiveObjective(
-                sampler: TestNeighborSampler(data: f.data), loss: TripletMarginLoss(distance: CosineDistance(), margin: -1))
+                sampler: neighborSampler(f.data), loss: TripletMarginLoss(distance: CosineDistance(), margin: -1))
         }
         XCTAssertTrue(margin! == (2, "loss.margin"))
         XCTAssertThrowsError(try LayerwiseTrainer(stages: [], inputChannels: 3, firstPatchSize: 5, seed: 1))

@@ -65,7 +65,7 @@ final class ReceptiveFieldTests: XCTestCase {
         // The same through the trainer's initializer, before any training.
         let data = SyntheticImages(count: 4, seed: 1)
         func stage(_ layers: [any Layer]) -> Stage {
-            Stage(layers: layers, objective: ContrastiveObjective(sampler: TestNeighborSampler(data: data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
+            Stage(layers: layers, objective: ContrastiveObjective(sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
                   optimizer: SGD(learningRate: 0.1), schedule: ConstantSchedule(0.1), batchSize: 2, budget: .steps(1))
         }
         XCTAssertThrowsError(try LayerwiseTrainer(stages: [stage(s1), stage(s2)], inputChannels: 3, firstPatchSize: 7, seed: 1)) {

@@ -4,9 +4,6 @@ import XCTest
 // Test-local conforming types: a custom layer with a buffer, a custom objective, synthetic
 // data and a neighbour sampler. They also prove that user-written components plug in unchanged.
 
-struct TestLossError: Error, CustomStringConvertible {
-    var description: String
-}
 
 /// Synthetic images: each image is a smooth oriented sinusoid with its own frequency,
 /// orientation and colour, so neighbouring patches of one image look alike and patches
@@ -63,44 +60,6 @@ struct SyntheticImages: ImageDataset {
     }
 }
 
-/// Neighbouring-patch triplets: positive = same image shifted ≤ maxOffset, negative =
-/// a random other image.
-struct TestNeighborSampler: PatchSampler {
-    let data: SyntheticImages
-    var maxOffset = 1
-    var channels: Int { data.imageShape.channels }
-
-    mutating func sample<G: RandomNumberGenerator>(batchSize: Int, patchSize p: Int, using g: inout G) throws -> PatchTriplets {
-        let s = data.imageShape
-        guard p <= s.height - 2 * maxOffset else { throw TestLossError(description: "patch \(p) too large") }
-        let layout = TripletLayout(batchSize: batchSize, negativesPerAnchor: 1)
-        var out = Tensor.uninitialized(shape: [layout.rowCount, s.channels, p, p])
-        var sources = [Int](repeating: 0, count: layout.rowCount)
-        func copy(image: Int, y: Int, x: Int, row: Int) {
-            out.withUnsafeMutableBufferPointer { o in
-                for c in 0..<s.channels { for dy in 0..<p { for dx in 0..<p {
-                    o[((row * s.channels + c) * p + dy) * p + dx] =
-                        data.pixels[((image * s.channels + c) * s.height + y + dy) * s.width + x + dx]
-                } } }
-            }
-            sources[row] = image
-        }
-        let lo = maxOffset, hi = s.height - p - maxOffset
-        for i in 0..<batchSize {
-            let img = g.nextInt(below: data.count)
-            let y = lo + g.nextInt(below: hi - lo + 1), x = lo + g.nextInt(below: hi - lo + 1)
-            copy(image: img, y: y, x: x, row: layout.anchorRow(i))
-            let dy = g.nextInt(below: 2 * maxOffset + 1) - maxOffset, dx = g.nextInt(below: 2 * maxOffset + 1) - maxOffset
-            copy(image: img, y: y + dy, x: x + dx, row: layout.positiveRow(i))
-            var other = g.nextInt(below: data.count - 1)
-            if other >= img { other += 1 }
-            copy(image: other, y: g.nextInt(below: s.height - p + 1), x: g.nextInt(below: s.width - p + 1),
-                 row: layout.negativeRow(i, 0))
-        }
-        return PatchTriplets(patches: out, layout: layout, sourceImages: sources)
-    }
-}
-
 /// Identity in the forward pass that keeps a running mean of its input per channel as a
 /// buffer, like BatchNorm's running statistics: checkpoints must carry it.
 final class TestRunningMean: Layer {
@@ -128,10 +87,10 @@ final class TestRunningMean: Layer {
 /// objective, built in `prepare`) predicts each anchor patch's image label with softmax
 /// cross-entropy. It exercises the auxiliary-parameter seam.
 final class TestSurrogateObjective: StageObjective {
-    var sampler: TestNeighborSampler
+    var sampler: NeighborPatchSampler
     let classes: Int
     var head: Linear?
-    init(sampler: TestNeighborSampler, classes: Int) {
+    init(sampler: NeighborPatchSampler, classes: Int) {
         self.sampler = sampler
         self.classes = classes
     }
@@ -150,7 +109,7 @@ final class TestSurrogateObjective: StageObjective {
         var loss: Float = 0, correct = 0
         let l = logits.scalars
         for r in 0..<rows {
-            let label = sampler.data.labels[t.sourceImages[r]]
+            let label = sampler.dataset.label(at: t.sourceImages[r])!
             let row = l[(r * classes)..<((r + 1) * classes)]
             let m = row.max()!
             let e = row.map { exp($0 - m) }
