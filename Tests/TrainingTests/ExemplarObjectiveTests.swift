@@ -107,7 +107,7 @@ final class ExemplarObjectiveTests: XCTestCase {
             Stage(
                 layers: [conv(3, 8, 4, seed: 1), pool(2), ReLU()],
                 objective: ContrastiveObjective(
-                    sampler: TestNeighborSampler(data: data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
+                    sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
                 optimizer: SGD(learningRate: 0.01, momentum: 0.9), schedule: ConstantSchedule(0.01), batchSize: 8,
                 budget: .steps(5)),
             Stage(
