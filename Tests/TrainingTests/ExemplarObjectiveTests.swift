@@ -129,6 +129,28 @@ final class ExemplarObjectiveTests: XCTestCase {
         XCTAssertLessThan(s2.epochLosses.last!, s2.epochLosses.first!, "\(s2.epochLosses)")
     }
 
+    func testEndToEndTrainingUsesTheTopStagesObjectiveOnTheWholeStack() throws {
+        let exemplar = ExemplarObjective(surrogates: try surrogates(classes: 5, seedPatchSize: 10), copiesPerClass: 2)
+        let stages = [
+            Stage(
+                layers: [conv(3, 8, 4, seed: 1), pool(2), ReLU()],
+                objective: ContrastiveObjective(sampler: neighborSampler(data), loss: TripletMarginLoss()),
+                optimizer: SGD(learningRate: 0.01), schedule: ConstantSchedule(0.01), batchSize: 4, budget: .steps(1)),
+            Stage(
+                layers: [conv(8, 8, 2, seed: 2), pool(2)], objective: exemplar,
+                optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05), batchSize: 10,
+                budget: .epochs(3, stepsPerEpoch: 8)),
+        ]
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: 5, seed: 2)
+        let before = snapshot(stages[0].parameters)
+        let report = try trainer.pretrainEndToEnd()
+        XCTAssertEqual(report.stages.map(\.patchSize), [9])
+        XCTAssertEqual(exemplar.classifier?.inputFeatures, 8)
+        XCTAssertFalse(bitIdentical(before, snapshot(stages[0].parameters)), "end to end, stage 1 trains too")
+        let losses = report.stages[0].epochLosses
+        XCTAssertLessThan(losses.last!, losses.first!, "\(losses)")
+    }
+
     func testTrainedStageTransfersLikeAnyOther() throws {
         let objective = ExemplarObjective(surrogates: try surrogates(), copiesPerClass: 2)
         let stage = exemplarStage(objective: objective, steps: 20)
