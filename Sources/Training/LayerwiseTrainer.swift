@@ -324,10 +324,18 @@ public final class LayerwiseTrainer {
         }
         // An unusable checkpoint directory must fail now, not when the first checkpoint is due.
         if let dir = checkpointDirectory {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw TrainerError.checkpoint(path: dir, reason: "the checkpoint directory exists and is not a directory")
+            }
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             } catch {
-                throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(error)")
+                // Prefer the operating system's words ("Not a directory") to Foundation's wrapper.
+                let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error
+                let code = underlying.map { ($0 as NSError).code }
+                let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
+                throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
             }
         }
         stopRequested = false

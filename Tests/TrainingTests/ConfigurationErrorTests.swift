@@ -187,8 +187,10 @@ final class ConfigurationErrorTests: XCTestCase {
                 let trainer = try setup.trainer()
                 XCTFail("\(name): accepted (patch sizes \(trainer.patchSizes))")
             } catch let error as TrainerError {
+                print("ConfigurationErrorTests: \(name): \(error)")
                 for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
             } catch let error as SamplerError {
+                print("ConfigurationErrorTests: \(name): \(error)")
                 for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
             } catch {
                 XCTFail("\(name): untyped or unexpected error \(type(of: error)): \(error)")
@@ -211,6 +213,7 @@ final class ConfigurationErrorTests: XCTestCase {
             error = e
         }
         let text = error.map { "\($0)" } ?? "no error"
+        print("ConfigurationErrorTests: patch larger than image: \(text)")
         XCTAssertTrue(error is SamplerError || error is TrainerError, "untyped: \(text)")
         for m in ["patchSize 9", "10", "9×9"] { XCTAssertTrue(text.contains(m), "\"\(text)\" does not mention \"\(m)\"") }
         XCTAssertEqual(steps, 0, "stage 1 trained \(steps) steps before the stage-2 patch size was found not to fit")
@@ -228,6 +231,7 @@ final class ConfigurationErrorTests: XCTestCase {
             var steps = 0
             XCTAssertThrowsError(try trainer.pretrain { if case .step = $0 { steps += 1 } }) { error in
                 guard case let TrainerError.checkpoint(p, _) = error else { return XCTFail("\(type(of: error)): \(error)") }
+                print("ConfigurationErrorTests: checkpoint directory: \(error)")
                 XCTAssertTrue(p.hasPrefix(blocker), p)
             }
             XCTAssertEqual(steps, 0, "\(path): \(steps) steps trained before the checkpoint directory was found unusable")
