@@ -93,6 +93,25 @@ extension LayerwiseTrainer {
         return (k, n)
     }
 
+    /// Deletes the temporary files of checkpoint writes whose writer process no longer
+    /// exists (`.<checkpoint name>.tmp-<pid>-<random>`, see ``AtomicFile``): a run killed
+    /// while writing a checkpoint leaves one behind, and nothing else would remove it.
+    /// Files of live processes (a concurrent writer) and any other file are left alone.
+    func removeStaleTemporaryFiles(in dir: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let marker = name.range(of: Self.checkpointExtension + ".tmp-") else { continue }
+            let base = String(name[name.index(after: name.startIndex)..<marker.lowerBound]) + Self.checkpointExtension
+            let isCheckpoint = [PretrainingReport.Mode.layerwise, .endToEnd].contains {
+                Self.parseCheckpointName(base, mode: $0) != nil
+            }
+            guard isCheckpoint, let pid = Int32(name[marker.upperBound...].prefix { $0 != "-" }), pid > 0 else { continue }
+            if kill(pid_t(pid), 0) == -1 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
+            }
+        }
+    }
+
     /// Checkpoints of `mode` in ``checkpointDirectory``, oldest first.
     func checkpoints(mode: PretrainingReport.Mode) throws -> [String] {
         guard let dir = checkpointDirectory else { return [] }

@@ -337,6 +337,7 @@ public final class LayerwiseTrainer {
                 let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
                 throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
             }
+            removeStaleTemporaryFiles(in: dir)
         }
         stopRequested = false
         let clock = ContinuousClock()

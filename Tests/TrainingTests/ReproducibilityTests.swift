@@ -114,6 +114,28 @@ final class ReproducibilityTests: XCTestCase {
         }
     }
 
+    /// A run killed while writing a checkpoint leaves `.<name>.tmp-<pid>-<random>` behind;
+    /// the next run removes those of dead processes and nothing else.
+    func testRunRemovesTemporaryCheckpointFilesOfDeadWriters() throws {
+        let dir = try temporaryDirectory()
+        let dead = Int32.max - 7  // above any pid_max: no such process
+        let live = ProcessInfo.processInfo.processIdentifier
+        let stale = [".layerwise-stage1-step000000004.safetensors.tmp-\(dead)-1x2y",
+                     ".endToEnd-stage0-step000000010.safetensors.tmp-\(dead)-zz"]
+        let kept = [".layerwise-stage1-step000000004.safetensors.tmp-\(live)-abc",  // a live writer
+                    ".notes.safetensors.tmp-\(dead)-q", "notes.txt", ".hidden"]
+        for name in stale + kept {
+            XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data([1, 2, 3])))
+        }
+        let (trainer, _) = try Pretraining(steps: 2).make()
+        trainer.checkpointDirectory = dir
+        try trainer.pretrain(resume: true)
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
+        for name in stale { XCTAssertFalse(left.contains(name), "\(name) was not removed") }
+        for name in kept { XCTAssertTrue(left.contains(name), "\(name) was removed") }
+        XCTAssertTrue(left.contains("layerwise-stage1-step000000002.safetensors"))
+    }
+
     func testDifferentSeedsGiveDifferentResults() throws {
         let (_, reference, referenceLosses) = try Pretraining().run()
         // Another trainer seed (sampling), same initial weights.
