@@ -333,3 +333,56 @@ final class KMeansBaselineTests: XCTestCase {
         XCTAssertEqual(KMeansBaseline.effectiveContrastEpsilon(10, normalization: n), 8 * 10 / 65_025, accuracy: 1e-9)
     }
 }
+
+/// The k-means baseline measured on the real data (not part of the normal suite).
+///
+/// Run (release build recommended, about a minute or two on one core):
+/// `LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release --filter KMeansBaselineExperiment`
+/// Data directory: `LAYERWISE_DATA` (default `/work/shared/data`), holding
+/// `cifar-100-binary/train.bin` and `cifar-10-batches-bin/data_batch_{1,2}.bin`.
+final class KMeansBaselineExperiment: XCTestCase {
+    func testLinearProbeOnCIFAR10() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard env["LAYERWISE_EXPERIMENTS"] == "1" else {
+            throw XCTSkip("experiment: set LAYERWISE_EXPERIMENTS=1 to fit k-means on CIFAR-100 and probe CIFAR-10")
+        }
+        let root = env["LAYERWISE_DATA"] ?? "/work/shared/data"
+        let clock = ContinuousClock()
+        var start = clock.now
+        func lap() -> String { let t = clock.now - start; start = clock.now; return "\(t)" }
+
+        let cifar100 = try CIFAR.loadCIFAR100(file: root + "/cifar-100-binary/train.bin")
+        var rng = SeededGenerator(seed: 0)
+        let baseline = try KMeansBaseline.fit(
+            dataset: cifar100, filters: 64, kernelSize: 6, patches: 50_000, whiteningEpsilon: 0.1, contrastEpsilon: 10,
+            iterations: 10, using: &rng)
+        print("[kmeans] fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64): inertia \(baseline.inertia ?? .nan), \(lap())")
+
+        let cifar10 = try CIFAR.loadCIFAR10(files: [
+            root + "/cifar-10-batches-bin/data_batch_1.bin", root + "/cifar-10-batches-bin/data_batch_2.bin",
+        ])
+        let (train, test) = try cifar10.split(validationCount: 4_000)
+        XCTAssertEqual(train.count, 16_000)
+
+        // Coates' exact encoder (contrast normalisation + whitening + triangle), raw [0, 1] pixels.
+        let triangle = FeatureExtractor(layers: [try baseline.encoder()])
+        let tr = try Evaluation.pooledFeatures(triangle, of: train)
+        let te = try Evaluation.pooledFeatures(triangle, of: test)
+        XCTAssertEqual(tr.features.shape, [16_000, 256])
+        print("[kmeans] triangle features \(tr.features.shape) + \(te.features.shape): \(lap())")
+        for probe in [LinearProbe(), LinearProbe(epochs: 50)] {
+            let r = try probe.evaluate(
+                train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels, classCount: 10)
+            print("[kmeans] triangle encoder, LinearProbe(epochs: \(probe.epochs), lr \(probe.learningRate)): train \(r.trainAccuracy), held-out test \(r.testAccuracy) (\(r.featureCount) features), \(lap())")
+            XCTAssertGreaterThan(r.testAccuracy, 0.3)
+        }
+
+        // The folded linear form (no contrast normalisation) → ReLU, as a pretrained conv stage would give.
+        let linear = FeatureExtractor(layers: [try baseline.convolution()])
+        let ltr = try Evaluation.pooledFeatures(linear, of: train)
+        let lte = try Evaluation.pooledFeatures(linear, of: test)
+        let r = try LinearProbe().evaluate(
+            train: ltr.features, trainLabels: ltr.labels, test: lte.features, testLabels: lte.labels, classCount: 10)
+        print("[kmeans] folded Conv2D + ReLU, LinearProbe(epochs: 10): train \(r.trainAccuracy), held-out test \(r.testAccuracy), \(lap())")
+    }
+}
