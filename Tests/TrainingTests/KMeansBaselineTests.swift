@@ -336,11 +336,46 @@ final class KMeansBaselineTests: XCTestCase {
 
 /// The k-means baseline measured on the real data (not part of the normal suite).
 ///
-/// Run (release build recommended, about a minute or two on one core):
-/// `LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release --filter KMeansBaselineExperiment`
+/// Run (release build; about four minutes on one core):
+/// `LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release -Xswiftc -enable-testing --filter KMeansBaselineExperiment`
 /// Data directory: `LAYERWISE_DATA` (default `/work/shared/data`), holding
 /// `cifar-100-binary/train.bin` and `cifar-10-batches-bin/data_batch_{1,2}.bin`.
+///
+/// Protocol: fit on CIFAR-100 train (50,000 random 6x6 patches, K = 64, seed 0); features of
+/// CIFAR-10 data_batch_1+2 with the last 4,000 images held out (16,000 train); the probe's
+/// settings (epochs, learning rate) are chosen on the last 3,200 of the 16,000 training images,
+/// then the probe is refit on all 16,000 and scored once on the held-out 4,000.
 final class KMeansBaselineExperiment: XCTestCase {
+    private static let probeGrid: [LinearProbe] = [
+        LinearProbe(epochs: 10), LinearProbe(epochs: 50), LinearProbe(epochs: 200), LinearProbe(epochs: 500),
+        LinearProbe(epochs: 50, learningRate: 1e-2), LinearProbe(epochs: 200, learningRate: 1e-2, weightDecay: 1e-4),
+    ]
+
+    private static func rows(_ x: Tensor, _ range: Range<Int>) -> Tensor {
+        let d = x.shape[1]
+        return try! Tensor(shape: [range.count, d], values: Array(x.scalars[(range.lowerBound * d)..<(range.upperBound * d)]))
+    }
+
+    /// Selects the probe on a validation split of `train`, refits on all of it, scores `test`.
+    private static func probe(
+        _ name: String, train: (features: Tensor, labels: [Int]), test: (features: Tensor, labels: [Int])
+    ) throws -> Float {
+        let n = train.labels.count, fit = n - n / 5
+        var best: (probe: LinearProbe, accuracy: Float)?
+        for p in probeGrid {
+            let r = try p.evaluate(
+                train: rows(train.features, 0..<fit), trainLabels: Array(train.labels[..<fit]),
+                test: rows(train.features, fit..<n), testLabels: Array(train.labels[fit...]), classCount: 10)
+            print("[kmeans] \(name): probe epochs \(p.epochs), lr \(p.learningRate), wd \(p.weightDecay): fit \(r.trainAccuracy), validation \(r.testAccuracy)")
+            if best == nil || r.testAccuracy > best!.accuracy { best = (p, r.testAccuracy) }
+        }
+        let chosen = best!.probe
+        let r = try chosen.evaluate(
+            train: train.features, trainLabels: train.labels, test: test.features, testLabels: test.labels, classCount: 10)
+        print("[kmeans] \(name): chosen probe epochs \(chosen.epochs), lr \(chosen.learningRate), wd \(chosen.weightDecay): train \(r.trainAccuracy), HELD-OUT TEST \(r.testAccuracy) (\(r.featureCount) features)")
+        return r.testAccuracy
+    }
+
     func testLinearProbeOnCIFAR10() throws {
         let env = ProcessInfo.processInfo.environment
         guard env["LAYERWISE_EXPERIMENTS"] == "1" else {
@@ -352,37 +387,37 @@ final class KMeansBaselineExperiment: XCTestCase {
         func lap() -> String { let t = clock.now - start; start = clock.now; return "\(t)" }
 
         let cifar100 = try CIFAR.loadCIFAR100(file: root + "/cifar-100-binary/train.bin")
-        var rng = SeededGenerator(seed: 0)
-        let baseline = try KMeansBaseline.fit(
-            dataset: cifar100, filters: 64, kernelSize: 6, patches: 50_000, whiteningEpsilon: 0.1, contrastEpsilon: 10,
-            iterations: 10, using: &rng)
-        print("[kmeans] fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64): inertia \(baseline.inertia ?? .nan), \(lap())")
-
         let cifar10 = try CIFAR.loadCIFAR10(files: [
             root + "/cifar-10-batches-bin/data_batch_1.bin", root + "/cifar-10-batches-bin/data_batch_2.bin",
         ])
         let (train, test) = try cifar10.split(validationCount: 4_000)
         XCTAssertEqual(train.count, 16_000)
 
-        // Coates' exact encoder (contrast normalisation + whitening + triangle), raw [0, 1] pixels.
-        let triangle = FeatureExtractor(layers: [try baseline.encoder()])
-        let tr = try Evaluation.pooledFeatures(triangle, of: train)
-        let te = try Evaluation.pooledFeatures(triangle, of: test)
-        XCTAssertEqual(tr.features.shape, [16_000, 256])
-        print("[kmeans] triangle features \(tr.features.shape) + \(te.features.shape): \(lap())")
-        for probe in [LinearProbe(), LinearProbe(epochs: 50)] {
-            let r = try probe.evaluate(
-                train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels, classCount: 10)
-            print("[kmeans] triangle encoder, LinearProbe(epochs: \(probe.epochs), lr \(probe.learningRate)): train \(r.trainAccuracy), held-out test \(r.testAccuracy) (\(r.featureCount) features), \(lap())")
-            XCTAssertGreaterThan(r.testAccuracy, 0.3)
-        }
+        for normalization in [nil, ChannelNormalization.fit(cifar100)] {
+            let input = normalization == nil ? "raw [0,1] pixels" : "per-channel normalised (CIFAR-100 statistics)"
+            var rng = SeededGenerator(seed: 0)
+            let baseline = try KMeansBaseline.fit(
+                dataset: cifar100, filters: 64, kernelSize: 6, patches: 50_000, whiteningEpsilon: 0.1, contrastEpsilon: 10,
+                iterations: 10, normalization: normalization, using: &rng)
+            print("[kmeans] \(input): fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64), inertia \(baseline.inertia ?? .nan), \(lap())")
 
-        // The folded linear form (no contrast normalisation) → ReLU, as a pretrained conv stage would give.
-        let linear = FeatureExtractor(layers: [try baseline.convolution()])
-        let ltr = try Evaluation.pooledFeatures(linear, of: train)
-        let lte = try Evaluation.pooledFeatures(linear, of: test)
-        let r = try LinearProbe().evaluate(
-            train: ltr.features, trainLabels: ltr.labels, test: lte.features, testLabels: lte.labels, classCount: 10)
-        print("[kmeans] folded Conv2D + ReLU, LinearProbe(epochs: 10): train \(r.trainAccuracy), held-out test \(r.testAccuracy), \(lap())")
+            // Coates' exact encoder (contrast normalisation + whitening + triangle).
+            let triangle = FeatureExtractor(layers: [try baseline.encoder()])
+            let tr = try Evaluation.pooledFeatures(triangle, of: train, normalization: normalization)
+            let te = try Evaluation.pooledFeatures(triangle, of: test, normalization: normalization)
+            XCTAssertEqual(tr.features.shape, [16_000, 256])
+            print("[kmeans] \(input): triangle features \(lap())")
+            let a = try Self.probe("triangle encoder, \(input)", train: tr, test: te)
+            XCTAssertGreaterThan(a, 0.3)
+            print("[kmeans] probes \(lap())")
+
+            // The folded linear form (no contrast normalisation) → ReLU, as a pretrained conv stage gives.
+            let linear = FeatureExtractor(layers: [try baseline.convolution()])
+            let ltr = try Evaluation.pooledFeatures(linear, of: train, normalization: normalization)
+            let lte = try Evaluation.pooledFeatures(linear, of: test, normalization: normalization)
+            print("[kmeans] \(input): folded conv features \(lap())")
+            _ = try Self.probe("folded Conv2D + ReLU, \(input)", train: ltr, test: lte)
+            print("[kmeans] probes \(lap())")
+        }
     }
 }
