@@ -336,7 +336,7 @@ final class KMeansBaselineTests: XCTestCase {
 
 /// The k-means baseline measured on the real data (not part of the normal suite).
 ///
-/// Run (release build; about four minutes on one core):
+/// Run (release build; about five minutes on one busy core):
 /// `LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release -Xswiftc -enable-testing --filter KMeansBaselineExperiment`
 /// Data directory: `LAYERWISE_DATA` (default `/work/shared/data`), holding
 /// `cifar-100-binary/train.bin` and `cifar-10-batches-bin/data_batch_{1,2}.bin`.

@@ -8,8 +8,7 @@ import TensorCore
 ///
 /// The fitted baseline enters a comparison like any pretrained first stage:
 /// - ``encoder()`` gives Coates' exact feature map, a ``TriangleEncoder`` (contrast
-///   normalisation, whitening, triangle activation over every window) — the encoder the
-///   63.6% linear-probe reference used;
+///   normalisation, whitening, triangle activation over every window);
 /// - ``convolution()`` gives a plain ``Conv2D`` whose filters are the centroids folded
 ///   through the whitening (the "dot-product" encoding `c_k · W(x − μ)`), which goes
 ///   wherever a pretrained stage's convolution goes (frozen or fine-tuned transfer).
@@ -17,6 +16,10 @@ import TensorCore
 ///   which no linear filter can do, so this form **omits** it: it sees raw (channel-
 ///   normalised) windows, whose scale is smaller than that of the contrast-normalised
 ///   patches the whitening was fitted on. A BatchNorm after the stage absorbs the scale.
+///
+/// Measured (K = 64, fitted on CIFAR-100, linear probe on CIFAR-10 16k/4k; see
+/// `KMeansBaselineExperiment` in the tests): the folded convolution + ReLU probes at 63.5%
+/// on normalised input (62.9% raw), the triangle encoder at 60.9% (raw pixels).
 ///
 /// Input scale: the baseline is fitted on what the rest of the pipeline feeds its first
 /// stage: [0, 1] pixels, or — when `normalization` is given — the same per-channel
