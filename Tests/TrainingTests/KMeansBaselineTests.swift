@@ -292,6 +292,40 @@ final class KMeansBaselineTests: XCTestCase {
         for k in 0..<4 { XCTAssertEqual(encoded[flat: k], max(0, mean - z[k]), accuracy: 1e-3) }
     }
 
+    func testPlugsIntoTransferClassifierLikeAPretrainedStage() throws {
+        let dataset = try syntheticDataset(count: 12, size: 8, seed: 26)
+        var rng = SeededGenerator(seed: 27)
+        let baseline = try KMeansBaseline.fit(dataset: dataset, filters: 4, kernelSize: 3, patches: 400, using: &rng)
+        let shape = ImageShape(channels: 3, height: 8, width: 8)
+        let batch = try makeBatch(from: dataset, indices: 0..<4, using: &rng).images
+
+        // (a) The folded filters load by name into a fresh conv stage, frozen or fine-tuned.
+        for mode in [TransferMode.frozen, .fineTuned] {
+            let fresh = try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &rng)
+            let classifier = try TransferClassifier(
+                stages: [[fresh, try MaxPool2D(kernelSize: 2), ReLU()]], mode: mode,
+                head: [Flatten(), try Linear(inputFeatures: 4 * 3 * 3, outputFeatures: 2, using: &rng)],
+                inputShape: shape, pretrained: baseline.convolutionState(), seed: 1)
+            XCTAssertTrue(fresh.weight.value.isBitIdentical(to: baseline.foldedFilters().weight))
+            XCTAssertEqual(fresh.weight.isFrozen, mode == .frozen)
+            XCTAssertEqual(classifier.forward(batch, mode: .inference).shape, [4, 2])
+        }
+
+        // (b) The triangle encoder is a stage of its own (no trainable parameters).
+        for mode in [TransferMode.frozen, .fineTuned] {
+            let head = try Linear(inputFeatures: 4 * 3 * 3, outputFeatures: 2, using: &rng)
+            let classifier = try TransferClassifier(
+                stages: [[try baseline.encoder(), try MaxPool2D(kernelSize: 2)]], mode: mode,
+                head: [Flatten(), head], inputShape: shape, seed: 1)
+            let logits = classifier.forward(batch, mode: .training)
+            XCTAssertEqual(logits.shape, [4, 2])
+            head.zeroGradients()
+            classifier.backward(Tensor(shape: [4, 2], repeating: 1))
+            XCTAssertTrue(head.weight.gradient.scalars.contains { $0 != 0 })
+            XCTAssertEqual(classifier.trainableParameters.count, 2, "only the head trains")
+        }
+    }
+
     func testFitErrors() throws {
         let dataset = try syntheticDataset(count: 5, size: 6, seed: 24)
         var rng = SeededGenerator(seed: 25)
