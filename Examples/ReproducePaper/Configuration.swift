@@ -130,9 +130,10 @@ struct Recipe {
         return parts.isEmpty ? nil : Compose(parts)
     }
 
-    /// The stage objective over `dataset` (unlabelled use).
+    /// The stage objective over `dataset` (unlabelled use) for a stage trained on
+    /// `patchSize` patches.
     func makeObjective<G: RandomNumberGenerator>(
-        dataset: any ImageDataset, normalization: ChannelNormalization, using generator: inout G
+        dataset: any ImageDataset, normalization: ChannelNormalization, patchSize: Int, using generator: inout G
     ) throws -> any StageObjective {
         switch objective {
         case .triplet, .infonce:
@@ -142,7 +143,19 @@ struct Recipe {
                 normalization: normalization)
             return ContrastiveObjective(sampler: sampler, loss: try makeLoss())
         case .exemplar:
-            throw ExperimentError.unavailable("the exemplar objective")
+            // Exemplar-CNN: a seed region a little larger than the patch, distorted by
+            // rotation, colour change, scale and translation; each seed is one class.
+            let augmentation = Compose([
+                try RandomRotation(maxDegrees: 20, fill: .edge),
+                try ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1),
+                try RandomResizedCrop(size: patchSize + 2, scale: 0.5...1, ratio: 0.8...1.25),
+                try HorizontalFlip(probability: 0.5),
+            ])
+            let surrogates = try SurrogateClassDataset(
+                dataset: dataset, classCount: min(surrogateClasses, dataset.count), seedPatchSize: patchSize + 2,
+                selection: .highGradient(candidatesPerSeed: 8), augmentation: augmentation,
+                normalization: normalization, using: &generator)
+            return ExemplarObjective(surrogates: surrogates, copiesPerClass: copiesPerClass)
         }
     }
 }

@@ -136,10 +136,15 @@ struct Experiment {
         var g = SeededGenerator(seed: seed &+ 1000)
         let stepsPerEpoch = max(budget.minimumPretrainStepsPerEpoch,
                                 (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
+        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, using: &g) }
+        let patchSizes = try ReceptiveField.patchSizes(stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
         var stages: [Stage] = []
         for k in 1...layers {
-            let stageLayers = try pretrainingStageLayers(k, using: &g)
-            let objective = try recipe.makeObjective(dataset: data.pretrain, normalization: normalization, using: &g)
+            let stageLayers = stageLayers[k - 1]
+            // End to end, every objective works on the top stage's patch size.
+            let patch = endToEnd ? patchSizes[layers - 1] : patchSizes[k - 1]
+            let objective = try recipe.makeObjective(
+                dataset: data.pretrain, normalization: normalization, patchSize: patch, using: &g)
             stages.append(Stage(
                 layers: stageLayers, objective: objective, optimizer: Adam(learningRate: recipe.learningRate),
                 schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,

@@ -261,10 +261,15 @@ public enum Evaluation {
 /// The probe measures how linearly separable the frozen features are; it never changes
 /// the extractor.
 public struct LinearProbe: Sendable {
+    /// Passes over the training features.
     public var epochs: Int
+    /// Adam's learning rate.
     public var learningRate: Float
+    /// Feature rows per Adam step.
     public var batchSize: Int
+    /// Adam's (L2) weight decay.
     public var weightDecay: Float
+    /// Seeds the classifier's initial weights and the shuffling.
     public var seed: UInt64
 
     public init(epochs: Int = 10, learningRate: Float = 1e-3, batchSize: Int = 128, weightDecay: Float = 0, seed: UInt64 = 0) {
@@ -277,7 +282,9 @@ public struct LinearProbe: Sendable {
 
     /// The probe's accuracies.
     public struct Result: Sendable, Equatable {
+        /// Accuracy on the (standardised) training features.
         public var trainAccuracy: Float
+        /// Accuracy on the held-out features.
         public var testAccuracy: Float
         /// Width of the pooled features.
         public var featureCount: Int

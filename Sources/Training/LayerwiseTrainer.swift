@@ -26,7 +26,9 @@ public struct StageReport: Sendable, Equatable {
 
 /// An evaluation result at the end of an epoch.
 public struct EpochEvaluation: Sendable, Equatable {
+    /// The epoch (1-based) after which the evaluation ran.
     public var epoch: Int
+    /// What ``LayerwiseTrainer/evaluation`` returned, in [0, 1].
     public var accuracy: Float
     public init(epoch: Int, accuracy: Float) {
         self.epoch = epoch

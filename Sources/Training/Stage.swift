@@ -54,7 +54,12 @@ public struct Stage {
     /// renaming a stage does not invalidate them.
     public var name: String?
     /// The stage's layers, applied in order. Checkpoint names are
-    /// `"stage<k>.<index>.<parameter name>"`.
+    /// `"stage<k>.<index>.<parameter name>"` (e.g. `"stage1.0.weight"`).
+    ///
+    /// Pass the layers themselves rather than a ``Sequential``'s `layers`: `Sequential`
+    /// renames its children's parameters in place (`"0.weight"`), which would show up as
+    /// `"stage1.0.0.weight"`. Use the same structure for the ``TransferClassifier`` that
+    /// loads the weights and the names match.
     public var layers: [any Layer]
     /// Layers applied to the flattened stage output `[rows, D]` during this stage's
     /// pretraining only (e.g. a `Linear` projection). Checkpoint names are

@@ -136,6 +136,24 @@ final class CheckpointTests: XCTestCase {
             guard case TrainerError.checkpoint(path: dir + "/nope.safetensors", _) = $0 else { return XCTFail("\($0)") }
         }
 
+        // A tensor removed from an otherwise valid file.
+        var file = try SafeTensors.read(path: path)
+        file.tensors["stage1.0.bias"] = nil
+        let pruned = (dir as NSString).appendingPathComponent("pruned.safetensors")
+        try SafeTensors.write(file.tensors, metadata: file.metadata, to: pruned)
+        XCTAssertThrowsError(try other.loadWeights(from: pruned)) { error in
+            XCTAssertEqual(error as? TrainerError, .checkpoint(path: pruned, reason: "missing tensor \"stage1.0.bias\""))
+        }
+        // A tensor that is not the stack's.
+        file = try SafeTensors.read(path: path)
+        file.tensors["stage9.0.weight"] = Tensor.zeros([1])
+        try SafeTensors.write(file.tensors, metadata: file.metadata, to: pruned)
+        XCTAssertThrowsError(try other.loadWeights(from: pruned)) { error in
+            guard case let TrainerError.checkpoint(_, reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("unexpected tensor \"stage9.0.weight\""), reason)
+        }
+        XCTAssertTrue(bitIdentical(before, state(other)), "rejected files change nothing")
+
         // Same layer types, different width: a shape mismatch names the tensor.
         var wide = TwoStageFixture(steps: 2, stepsPerEpoch: 1)
         wide.stages[1].layers = [conv(8, 16, 2, seed: 3), pool(2)]
