@@ -98,13 +98,18 @@ struct Experiment {
         // 3. Supervised pretraining on CIFAR-100 labels.
         let supervisedWeights = try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
 
-        // 4. Linear probes on frozen first-layer (and stage-2) features.
+        // 4. The k-means baseline (Coates et al. 2011) and linear probes on frozen
+        //    first-layer (and stage-2) features.
+        let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
         try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer,
-                         supervised: supervisedWeights, results: &results)
+                         supervised: supervisedWeights, kmeans: kmeans, results: &results)
 
         // 5. Transfer arms.
-        for arm in Self.arms {
+        let extraArms = kmeansArms && layers == 1 ? ["kmeans_frozen", "kmeans_finetuned"] : []
+        for arm in Self.arms + extraArms {
             let (mode, weights): (TransferMode, [String: Tensor]?) = switch arm {
+            case "kmeans_frozen": (.frozen, kmeans.convolutionState(prefix: "stage1.0"))
+            case "kmeans_finetuned": (.fineTuned, kmeans.convolutionState(prefix: "stage1.0"))
             case "contrastive_frozen": (.frozen, contrastiveWeights)
             case "contrastive_finetuned": (.fineTuned, contrastiveWeights)
             case "supervised_frozen": (.frozen, supervisedWeights)
@@ -116,7 +121,7 @@ struct Experiment {
         }
 
         // 6. Figures and results.
-        try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, results: results)
+        try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
         log("done in \(elapsed(since: started)); results in \(out)/results.md")
@@ -243,11 +248,26 @@ struct Experiment {
         return .init(testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve, seconds: seconds)
     }
 
-    // MARK: - Linear probes
+    // MARK: - k-means baseline and linear probes
+
+    /// Coates et al. 2011: per-patch contrast normalisation, ZCA whitening and k-means on
+    /// 6x6 patches of the pretraining images; transferred as a conv whose filters are the
+    /// centroids folded through the whitening.
+    func fitKMeans(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> KMeansBaseline {
+        var g = SeededGenerator(seed: seed &+ 4000)
+        let clock = Date()
+        let baseline = try KMeansBaseline.fit(
+            dataset: data.pretrain, filters: budget.conv1Filters, kernelSize: 6,
+            patches: min(50_000, data.pretrain.count * 20), normalization: normalization, using: &g)
+        results.pretraining["kmeans"] = .init(
+            seconds: Date().timeIntervalSince(clock), finalLoss: Float(baseline.inertia ?? .nan), secondsToLayerwiseLoss: nil, lossPerEpoch: [])
+        log("k-means baseline: \(budget.conv1Filters) centroids in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+        return baseline
+    }
 
     func linearProbes(
         data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, supervised: [String: Tensor],
-        results: inout Results
+        kmeans: KMeansBaseline, results: inout Results
     ) throws {
         let probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
         var g = SeededGenerator(seed: seed &+ 3000)
@@ -260,6 +280,7 @@ struct Experiment {
             ("random", FeatureExtractor(layers: [random])),
             ("contrastive", FeatureExtractor(layers: [contrastiveConv])),
             ("supervised", FeatureExtractor(layers: [supervisedConv])),
+            ("kmeans", FeatureExtractor(layers: [try kmeans.convolution()])),
         ]
         if layers == 2 {
             // Stage 1 (conv, pool, ReLU) then stage 2's conv: does the second stage add to the first?
@@ -274,7 +295,9 @@ struct Experiment {
 
     // MARK: - Figures
 
-    func writeFigures(contrastive: LayerwiseTrainer, supervised: [String: Tensor], results: Results) throws {
+    func writeFigures(
+        contrastive: LayerwiseTrainer, supervised: [String: Tensor], kmeans: KMeansBaseline, results: Results
+    ) throws {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
         let contrastiveWeights = contrastive.stateTensors()["stage1.0.weight"] ?? random.weight.value
@@ -282,6 +305,7 @@ struct Experiment {
             ("filters_contrastive.png", contrastiveWeights),
             ("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value),
             ("filters_random.png", random.weight.value),
+            ("filters_kmeans.png", try kmeans.convolution().weight.value),
         ]
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
@@ -289,7 +313,7 @@ struct Experiment {
         let chart = LineChart(
             title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, mean of \(budget.seeds) seed(s))",
             xLabel: "epoch", yLabel: "accuracy (%)",
-            series: Self.arms.compactMap { arm in results.arms[arm].map { .init(name: arm, values: $0.curve) } })
+            series: (Self.arms + ["kmeans_frozen", "kmeans_finetuned"]).compactMap { arm in results.arms[arm].map { .init(name: arm, values: $0.curve) } })
         try AtomicFile.write(Data(try chart.svg().utf8), to: out + "/curves.svg")
     }
 
