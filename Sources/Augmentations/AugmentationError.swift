@@ -15,18 +15,3 @@ public enum AugmentationError: Error, Equatable, CustomStringConvertible {
         if !ok { throw AugmentationError.invalidOption(name: name, value: "\(value)", reason: reason) }
     }
 }
-
-/// Applies augmentations in order, threading the same generator through all of them.
-public struct Compose: Augmentation {
-    public let augmentations: [any Augmentation]
-
-    public init(_ augmentations: [any Augmentation]) {
-        self.augmentations = augmentations
-    }
-
-    public func apply<G: RandomNumberGenerator>(to image: Image, using generator: inout G) -> Image {
-        var out = image
-        for a in augmentations { out = a.apply(to: out, using: &generator) }
-        return out
-    }
-}

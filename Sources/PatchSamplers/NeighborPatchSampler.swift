@@ -18,6 +18,14 @@ import TensorCore
 ///    corners at Chebyshev distance ≥ p, i.e. `|y − ay| ≥ p` or `|x − ax| ≥ p` — drawn
 ///    uniformly among all such locations.
 ///
+/// Two options make the pretext task harder (see Docs/RecipeStudy.md):
+/// - `viewAugmentation` transforms every patch independently (anchor, positive and each
+///   negative), e.g. colour jitter and random grayscale, so colour alone no longer
+///   identifies a patch;
+/// - `flipsImages` mirrors each source image with probability ½ *before* its patches are
+///   cut, so anchor and positive share the flip (independent flips would make positives
+///   flip-invariant and penalise oriented edges).
+///
 /// Patches are written directly into one [B·(2+K), C, p, p] tensor; the sampler keeps one
 /// image-sized scratch buffer, so there is no per-patch allocation unless an augmentation runs.
 public struct NeighborPatchSampler: PatchSampler {
@@ -26,6 +34,10 @@ public struct NeighborPatchSampler: PatchSampler {
     public let negativesPerAnchor: Int
     public let sameImageNegatives: Bool
     public let positiveAugmentation: (any Augmentation)?
+    /// Applied independently to every patch (anchor, positive, negatives), before normalisation.
+    public let viewAugmentation: (any Augmentation)?
+    /// Mirror each source image with probability ½ before cutting its patches.
+    public let flipsImages: Bool
     public let normalization: ChannelNormalization?
     var scratch: [Float]
 
@@ -36,6 +48,7 @@ public struct NeighborPatchSampler: PatchSampler {
     public init(
         dataset: any ImageDataset, maxOffset: Int = 1, negativesPerAnchor: Int = 1,
         sameImageNegatives: Bool = false, positiveAugmentation: (any Augmentation)? = nil,
+        viewAugmentation: (any Augmentation)? = nil, flipsImages: Bool = false,
         normalization: ChannelNormalization? = nil
     ) throws {
         guard maxOffset >= 0 else {
@@ -50,6 +63,8 @@ public struct NeighborPatchSampler: PatchSampler {
         self.negativesPerAnchor = negativesPerAnchor
         self.sameImageNegatives = sameImageNegatives
         self.positiveAugmentation = positiveAugmentation
+        self.viewAugmentation = viewAugmentation
+        self.flipsImages = flipsImages
         self.normalization = normalization
         scratch = [Float](repeating: 0, count: dataset.imageShape.elementCount)
     }
@@ -80,7 +95,7 @@ public struct NeighborPatchSampler: PatchSampler {
         var patches = Tensor.uninitialized(shape: [layout.rowCount, c, p, p])
         var sources = [Int](repeating: 0, count: layout.rowCount)
         let dataset = self.dataset, maxOffset = self.maxOffset, augmentation = positiveAugmentation
-        let sameImage = sameImageNegatives
+        let sameImage = sameImageNegatives, views = viewAugmentation, flips = flipsImages
         try scratch.withUnsafeMutableBufferPointer { img in
             try patches.withUnsafeMutableBufferPointer { out in
                 let base = out.baseAddress!, image = UnsafePointer(img.baseAddress!)
@@ -105,6 +120,18 @@ public struct NeighborPatchSampler: PatchSampler {
                                    y: py, x: px, size: p, to: base + positiveRow * per)
                     sources[anchorRow] = index
                     sources[positiveRow] = index
+                    // Mirroring both patches is exactly cutting them from the mirrored image
+                    // (at mirrored positions), so the pair shares one flip.
+                    if flips, generator.nextUniform() < 0.5 {
+                        PatchCopy.flipHorizontally(base + anchorRow * per, channels: c, size: p)
+                        PatchCopy.flipHorizontally(base + positiveRow * per, channels: c, size: p)
+                    }
+                    if let views {
+                        try PatchCopy.augmentInPlace(base + anchorRow * per, channels: c, size: p,
+                                                     augmentation: views, using: &generator)
+                        try PatchCopy.augmentInPlace(base + positiveRow * per, channels: c, size: p,
+                                                     augmentation: views, using: &generator)
+                    }
                     if let augmentation {
                         try PatchCopy.augmentInPlace(base + positiveRow * per, channels: c, size: p,
                                                      augmentation: augmentation, using: &generator)
@@ -117,6 +144,8 @@ public struct NeighborPatchSampler: PatchSampler {
                             PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
                                            y: ny, x: nx, size: p, to: base + row * per)
                             sources[row] = index
+                            try Self.finishNegative(base + row * per, channels: c, size: p, flips: flips,
+                                                    views: views, using: &generator)
                         }
                     }
                 }
@@ -133,6 +162,8 @@ public struct NeighborPatchSampler: PatchSampler {
                             PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
                                            y: ny, x: nx, size: p, to: base + row * per)
                             sources[row] = other
+                            try Self.finishNegative(base + row * per, channels: c, size: p, flips: flips,
+                                                    views: views, using: &generator)
                         }
                     }
                 }
@@ -140,6 +171,15 @@ public struct NeighborPatchSampler: PatchSampler {
         }
         if let normalization { try normalization.apply(to: &patches) }
         return PatchTriplets(patches: patches, layout: layout, sourceImages: sources)
+    }
+
+    /// A negative gets the same treatment as any other view: its own flip and view augmentation.
+    static func finishNegative<G: RandomNumberGenerator>(
+        _ patch: UnsafeMutablePointer<Float>, channels c: Int, size p: Int, flips: Bool,
+        views: (any Augmentation)?, using generator: inout G
+    ) throws {
+        if flips, generator.nextUniform() < 0.5 { PatchCopy.flipHorizontally(patch, channels: c, size: p) }
+        if let views { try PatchCopy.augmentInPlace(patch, channels: c, size: p, augmentation: views, using: &generator) }
     }
 
     /// A uniformly random top-left corner whose p × p patch shares no pixel with the anchor's

@@ -40,6 +40,21 @@ enum PatchCopy {
     }
 
     /// Runs `augmentation` on a C × p × p patch stored at `pointer`, writes the result back.
+    /// Mirrors a C × p × p patch left–right in place.
+    static func flipHorizontally(_ patch: UnsafeMutablePointer<Float>, channels: Int, size p: Int) {
+        for row in 0..<(channels * p) {
+            let line = patch + row * p
+            var (i, j) = (0, p - 1)
+            while i < j {
+                let t = line[i]
+                line[i] = line[j]
+                line[j] = t
+                i += 1
+                j -= 1
+            }
+        }
+    }
+
     static func augmentInPlace<G: RandomNumberGenerator>(
         _ pointer: UnsafeMutablePointer<Float>, channels: Int, size p: Int,
         augmentation: any Augmentation, using g: inout G

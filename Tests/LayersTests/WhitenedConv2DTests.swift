@@ -1,0 +1,70 @@
+import LayerwiseTestSupport
+import TensorCore
+import XCTest
+@testable import Layers
+
+final class WhitenedConv2DTests: XCTestCase {
+    /// A random symmetric positive-definite "whitening" matrix and mean for C·k·k = d.
+    func whitening(d: Int, seed: UInt64) -> (Tensor, Tensor) {
+        var g = SeededGenerator(seed: seed)
+        let a = Tensor.uniform([d, d], low: -0.5, high: 0.5, using: &g)
+        var z = try! BLAS.matmul(a, a, transposeB: true)
+        for i in 0..<d { z[flat: i * d + i] += 1 }
+        return (Tensor.uniform([d], low: -0.3, high: 0.3, using: &g), z)
+    }
+
+    func testForwardEqualsWhiteningEachWindowThenConvolving() throws {
+        let (mu, z) = whitening(d: 2 * 3 * 3, seed: 1)
+        var g = SeededGenerator(seed: 2)
+        let layer = try WhitenedConv2D(inputChannels: 2, outputChannels: 3, kernelSize: 3, whiteningMean: mu, whiteningMatrix: z, using: &g)
+        layer.bias.value = try Tensor(shape: [3], values: [0.1, -0.2, 0.3])
+        let x = Tensor.uniform([2, 2, 5, 4], low: -1, high: 1, using: &g)
+        let y = layer.forward(x, mode: .inference)
+        XCTAssertEqual(y.shape, [2, 3, 3, 2])
+        let d = 18
+        for n in 0..<2 { for o in 0..<3 { for oy in 0..<3 { for ox in 0..<2 {
+            var window = [Double](repeating: 0, count: d)
+            for c in 0..<2 { for ky in 0..<3 { for kx in 0..<3 {
+                window[(c * 3 + ky) * 3 + kx] = Double(x[flat: ((n * 2 + c) * 5 + oy + ky) * 4 + ox + kx]) - Double(mu[flat: (c * 3 + ky) * 3 + kx])
+            } } }
+            var expected = Double(layer.bias.value[flat: o])
+            for i in 0..<d {
+                var white = 0.0
+                for j in 0..<d { white += Double(z[flat: i * d + j]) * window[j] }
+                expected += Double(layer.weight.value[flat: o * d + i]) * white
+            }
+            XCTAssertEqual(Double(y[flat: ((n * 3 + o) * 3 + oy) * 2 + ox]), expected, accuracy: 1e-4)
+        } } } }
+        // The folded plain convolution computes the same thing.
+        let plain = try layer.foldedConvolution()
+        let yPlain = plain.forward(x, mode: .inference)
+        for i in 0..<y.count { XCTAssertEqual(y[flat: i], yPlain[flat: i], accuracy: 1e-5) }
+    }
+
+    func testGradientCheck() throws {
+        let (mu, z) = whitening(d: 2 * 2 * 2, seed: 3)
+        var g = SeededGenerator(seed: 4)
+        let layer = try WhitenedConv2D(inputChannels: 2, outputChannels: 3, kernelSize: 2, whiteningMean: mu, whiteningMatrix: z, using: &g)
+        layer.bias.value = try Tensor(shape: [3], values: [0.05, -0.1, 0.2])
+        let x = Tensor.uniform([2, 2, 4, 3], low: -1, high: 1, using: &g)
+        let report = GradientCheck.check(layer: layer, input: x, epsilon: 1e-2)
+        XCTAssertTrue(report.passes(tolerance: 1e-2), "\(report)")
+        XCTAssertEqual(layer.parameters.map(\.name), ["weight", "bias"])
+        XCTAssertEqual(layer.buffers.map(\.name), ["whiteningMean", "whiteningMatrix"])
+    }
+
+    func testFrozenLayerLeavesGradientsAtZeroAndBadWhiteningIsRejected() throws {
+        let (mu, z) = whitening(d: 1 * 2 * 2, seed: 5)
+        var g = SeededGenerator(seed: 6)
+        let layer = try WhitenedConv2D(inputChannels: 1, outputChannels: 2, kernelSize: 2, whiteningMean: mu, whiteningMatrix: z, using: &g)
+        layer.setFrozen(true)
+        let x = Tensor.uniform([1, 1, 3, 3], low: -1, high: 1, using: &g)
+        let y = layer.forward(x, mode: .training)
+        _ = layer.backward(Tensor(shape: y.shape, repeating: 1))
+        XCTAssertTrue(layer.weight.gradient.scalars.allSatisfy { $0 == 0 })
+        XCTAssertThrowsError(try WhitenedConv2D(
+            inputChannels: 1, outputChannels: 2, kernelSize: 2, whiteningMean: Tensor.zeros([3]), whiteningMatrix: z, using: &g))
+        XCTAssertThrowsError(try WhitenedConv2D(
+            inputChannels: 1, outputChannels: 2, kernelSize: 2, whiteningMean: mu, whiteningMatrix: Tensor.zeros([4, 3]), using: &g))
+    }
+}
