@@ -53,10 +53,21 @@ struct Recipe {
     var patchSize: Int
     /// Largest anchor–positive offset in pixels.
     var maxOffset: Int
-    /// Colour jitter strength applied to positives (0 = none).
+    /// Colour jitter strength applied to positives only (0 = none).
     var positiveJitter: Float
     /// Rotation range in degrees applied to positives (0 = none).
     var positiveRotation: Float
+    /// Colour jitter (brightness, contrast, saturation factors in 1 ± s) applied to every
+    /// view independently with probability `viewJitterProbability` (0 = none).
+    var viewJitter: Float = 0
+    var viewJitterProbability: Float = 0
+    /// Random grayscale of every view with this probability (0 = none).
+    var viewGrayscale: Float = 0
+    /// Mirror each source image (both views alike) with probability ½.
+    var flipsImages = false
+    /// ZCA whitening of stage-1 input windows with this ε (nil = none): the stage-1 conv
+    /// is a `WhitenedConv2D`, transferred as its folded plain convolution.
+    var whiteningEpsilon: Float? = nil
     var sameImageNegatives: Bool
     var negativesPerAnchor: Int
     var loss: Loss
@@ -73,9 +84,13 @@ struct Recipe {
         sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: "cosine", margin: 0.5, miner: nil),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
-    /// The library's default, chosen by the recipe study (Docs/RecipeStudy.md).
+    /// The library's default, the winner of the recipe study (Docs/RecipeStudy.md):
+    /// ZCA-whitened input windows, InfoNCE (τ = 0.1) with in-batch negatives, positives a
+    /// second 7x7 patch up to 4 px away in the same (identically mirrored) image, and
+    /// strong colour jitter plus random grayscale on every view.
     static let layerwise = Recipe(
-        name: "layerwise", objective: .infonce, patchSize: 7, maxOffset: 3, positiveJitter: 0.4, positiveRotation: 0,
+        name: "layerwise", objective: .infonce, patchSize: 7, maxOffset: 4, positiveJitter: 0, positiveRotation: 0,
+        viewJitter: 0.8, viewJitterProbability: 0.8, viewGrayscale: 0.5, flipsImages: true, whiteningEpsilon: 0.1,
         sameImageNegatives: false, negativesPerAnchor: 1, loss: .infoNCE(temperature: 0.1),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
@@ -130,6 +145,16 @@ struct Recipe {
         return parts.isEmpty ? nil : Compose(parts)
     }
 
+    func viewAugmentation() throws -> (any Augmentation)? {
+        var parts: [any Augmentation] = []
+        if viewJitter > 0 {
+            let jitter = try ColorJitter(brightness: viewJitter, contrast: viewJitter, saturation: viewJitter, hue: 0)
+            parts.append(try RandomApply(jitter, probability: viewJitterProbability))
+        }
+        if viewGrayscale > 0 { parts.append(try RandomGrayscale(probability: viewGrayscale)) }
+        return parts.isEmpty ? nil : Compose(parts)
+    }
+
     /// The stage objective over `dataset` (unlabelled use) for a stage trained on
     /// `patchSize` patches.
     func makeObjective<G: RandomNumberGenerator>(
@@ -140,7 +165,7 @@ struct Recipe {
             let sampler = try NeighborPatchSampler(
                 dataset: dataset, maxOffset: maxOffset, negativesPerAnchor: negativesPerAnchor,
                 sameImageNegatives: sameImageNegatives, positiveAugmentation: try positiveAugmentation(),
-                normalization: normalization)
+                viewAugmentation: try viewAugmentation(), flipsImages: flipsImages, normalization: normalization)
             return ContrastiveObjective(sampler: sampler, loss: try makeLoss())
         case .exemplar:
             // Exemplar-CNN: a seed region a little larger than the patch, distorted by

@@ -18,11 +18,18 @@ struct Experiment {
 
     // MARK: - Layers
 
-    /// Pretraining stage `k` (1-based): the paper's encoder, conv → max-pool 2 → ReLU.
-    func pretrainingStageLayers(_ k: Int, using g: inout SeededGenerator) throws -> [any Layer] {
+    /// Pretraining stage `k` (1-based): the paper's encoder, conv → max-pool 2 → ReLU; with
+    /// a whitening, stage 1's conv sees ZCA-whitened windows.
+    func pretrainingStageLayers(_ k: Int, whitening: ZCAWhitening?, using g: inout SeededGenerator) throws -> [any Layer] {
         if k == 1 {
-            return [try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g),
-                    try MaxPool2D(kernelSize: 2), ReLU()]
+            let conv: any Layer = if let whitening {
+                try WhitenedConv2D(
+                    inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
+                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, using: &g)
+            } else {
+                try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+            }
+            return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
         }
         return [try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g),
                 try MaxPool2D(kernelSize: 2), ReLU()]
@@ -93,7 +100,7 @@ struct Experiment {
         if layers == 2 {
             _ = try pretrainContrastive(data: data, normalization: pretrainNorm, endToEnd: true, results: &results)
         }
-        let contrastiveWeights = contrastive.trainer.stateTensors()
+        let contrastiveWeights = Self.transferableWeights(contrastive.trainer)
 
         // 3. Supervised pretraining on CIFAR-100 labels.
         let supervisedWeights = try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
@@ -139,9 +146,10 @@ struct Experiment {
         data: DataSources, normalization: ChannelNormalization, endToEnd: Bool, results: inout Results
     ) throws -> Pretrained {
         var g = SeededGenerator(seed: seed &+ 1000)
+        let whitening = try recipe.whiteningEpsilon.map { try fitWhitening(data: data, normalization: normalization, epsilon: $0) }
         let stepsPerEpoch = max(budget.minimumPretrainStepsPerEpoch,
                                 (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
-        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, using: &g) }
+        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, whitening: whitening, using: &g) }
         let patchSizes = try ReceptiveField.patchSizes(stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
         var stages: [Stage] = []
         for k in 1...layers {
@@ -188,6 +196,38 @@ struct Experiment {
                 seconds: report.totalSeconds, finalLoss: report.finalLoss ?? .nan, secondsToLayerwiseLoss: nil, lossPerEpoch: [])
         }
         return Pretrained(trainer: trainer, report: report)
+    }
+
+    /// ZCA whitening of 6x6 windows of the (normalised) pretraining images.
+    func fitWhitening(data: DataSources, normalization: ChannelNormalization, epsilon: Float) throws -> ZCAWhitening {
+        var g = SeededGenerator(seed: seed &+ 5000)
+        var patches = try PatchExtraction.extractRandomPatches(
+            from: data.pretrain, count: min(100_000, data.pretrain.count * 40), size: 6, using: &g)
+        // Windows are [C, 6, 6] flattened: normalise each channel block like the images.
+        let n = patches.shape[0], plane = 36
+        patches.withUnsafeMutableBufferPointer { b in
+            for r in 0..<n {
+                for c in 0..<3 {
+                    for j in 0..<plane {
+                        let i = r * 3 * plane + c * plane + j
+                        b[i] = (b[i] - normalization.mean[c]) / normalization.std[c]
+                    }
+                }
+            }
+        }
+        return try ZCAWhitening.fit(patches: patches, epsilon: epsilon)
+    }
+
+    /// Stage weights for transfer: a whitened stage-1 conv is exported as its folded plain
+    /// convolution, which is what a classifier's `Conv2D` loads.
+    static func transferableWeights(_ trainer: LayerwiseTrainer) -> [String: Tensor] {
+        var weights = trainer.stateTensors()
+        if let whitened = trainer.stages.first?.layers.first as? WhitenedConv2D {
+            let (w, b) = whitened.foldedParameters()
+            weights["stage1.0.weight"] = w
+            weights["stage1.0.bias"] = b
+        }
+        return weights
     }
 
     static func isFinal(_ event: TrainingEvent) -> Bool {
@@ -300,7 +340,7 @@ struct Experiment {
     ) throws {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        let contrastiveWeights = contrastive.stateTensors()["stage1.0.weight"] ?? random.weight.value
+        let contrastiveWeights = Self.transferableWeights(contrastive)["stage1.0.weight"] ?? random.weight.value
         let figures: [(String, Tensor)] = [
             ("filters_contrastive.png", contrastiveWeights),
             ("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value),
