@@ -14,10 +14,13 @@ import XCTest
 ///   `cifar-100-binary/`. Default: the first `shared/data` found next to an ancestor of
 ///   this source file, i.e. `<repo>/../shared/data` (or any higher ancestor's).
 /// - `LAYERWISE_THREADS`: OpenBLAS threads (default 2).
+/// - `LAYERWISE_EXPERIMENTS_LOG`: a file to which every `[experiment]` line is also
+///   appended as it happens (`swift test` shows the test's output only at the end).
 enum ExperimentEnvironment {
     static let enableVariable = "LAYERWISE_EXPERIMENTS"
     static let dataVariable = "LAYERWISE_DATA"
     static let threadsVariable = "LAYERWISE_THREADS"
+    static let logVariable = "LAYERWISE_EXPERIMENTS_LOG"
     static let command = "LAYERWISE_EXPERIMENTS=1 swift test -c release --filter ExperimentsTests"
 
     static var isEnabled: Bool { ProcessInfo.processInfo.environment[enableVariable] == "1" }
@@ -72,8 +75,17 @@ enum ExperimentSetupError: Error, CustomStringConvertible {
 /// Experiment output: one line per measured number, prefixed so it can be grepped out
 /// of the test log (`grep '\[experiment\]'`).
 func report(_ message: String) {
-    print("[experiment] \(message)")
+    let line = "[experiment] \(message)"
+    print(line)
     fflush(nil)  // all streams: test logs interleave with XCTest output
+    if let path = ProcessInfo.processInfo.environment[ExperimentEnvironment.logVariable], !path.isEmpty {
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if let handle = FileHandle(forWritingAtPath: path) {
+            handle.seekToEndOfFile()
+            handle.write(Data((line + "\n").utf8))
+            handle.closeFile()
+        }
+    }
 }
 
 func percent(_ v: Float?) -> String {
