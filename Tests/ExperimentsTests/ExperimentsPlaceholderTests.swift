@@ -1,6 +1,0 @@
-import Layerwise
-import XCTest
-
-final class ExperimentsPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}
