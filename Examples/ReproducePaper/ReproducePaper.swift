@@ -44,6 +44,9 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Contrastive and supervised pretraining epochs (overrides the preset).")
     var pretrainEpochs: Int?
 
+    @Option(help: "Supervised CIFAR-100 pretraining epochs (overrides the preset and --pretrain-epochs).")
+    var supervisedEpochs: Int?
+
     @Option(help: "Seeds per arm.")
     var seeds: Int?
 
@@ -79,6 +82,7 @@ struct ReproducePaper: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
         if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }
+        if let supervisedEpochs, supervisedEpochs < 1 { throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)") }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard validation >= 1 else { throw ValidationError("--validation must be ≥ 1, got \(validation)") }
         guard limitPretrain >= 0, limitTrain >= 0 else { throw ValidationError("--limit-pretrain and --limit-train must be ≥ 0") }
@@ -89,6 +93,7 @@ struct ReproducePaper: ParsableCommand {
         var budget = Budget.preset(preset)
         if let epochs { budget.epochs = epochs }
         if let pretrainEpochs { budget.pretrainEpochs = pretrainEpochs; budget.supervisedEpochs = pretrainEpochs }
+        if let supervisedEpochs { budget.supervisedEpochs = supervisedEpochs }
         if let seeds { budget.seeds = seeds }
         let recipe = Recipe.named(recipe, objective: objective)
         let experiment = Experiment(
