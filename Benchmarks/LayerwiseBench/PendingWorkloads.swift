@@ -1,7 +1,7 @@
 import Layerwise
 
 // Placeholder until the Layers and Losses modules land on main: the l1, l2 and cnn
-// workloads (TripletWorkload.swift.pending, CNNWorkload.swift.pending) need Conv2D,
+// workloads (Benchmarks/Pending/*.swift.pending) need Conv2D,
 // MaxPool2D, ReLU, Flatten, Linear, Sequential, TripletMarginLoss, SoftmaxCrossEntropy
 // and SGD. This file is deleted when those files are renamed to .swift.
 enum NeuralWorkloads {

@@ -17,6 +17,13 @@ enum ProcessStats {
         return ru
     }
 
+    /// CPU seconds (user + system, all threads) used by the process so far.
+    static func cpuSeconds() -> Double {
+        let ru = usage()
+        return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) * 1e-6
+            + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) * 1e-6
+    }
+
     /// Minor page faults so far (`ru_minflt`).
     static func minorFaults() -> Int { usage().ru_minflt }
 

@@ -4,6 +4,10 @@ struct RunSummary {
     var rates: [Double]
     /// Minor page faults per timed step (all runs together).
     var minorFaultsPerStep: Double
+    /// CPU milliseconds (user + system, all threads) per timed step. Unlike wall time it
+    /// barely moves when other processes compete for the cores, so it is the figure to
+    /// compare while profiling on a loaded machine (the reference does not report it).
+    var cpuMillisecondsPerStep: Double
 
     /// Python's `statistics.median`: the middle value, or the mean of the two middle ones.
     var median: Double {
@@ -23,7 +27,7 @@ struct RunSummary {
 ///    `i % preCount` (excl mode) or samples inside the step (`nil`, incl mode);
 /// 3. per run, throughput = `itemsPerStep · steps / wall time`.
 ///
-/// Minor faults are counted over all timed runs, per step.
+/// Minor faults and CPU time are counted over all timed runs, per step.
 func timedRuns(
     warmup: Int, steps: Int, runs: Int, itemsPerStep: Int, preCount: Int?,
     _ step: (_ preIndex: Int?) throws -> Void
@@ -32,6 +36,7 @@ func timedRuns(
     var rates: [Double] = []
     rates.reserveCapacity(runs)
     let faults0 = ProcessStats.minorFaults()
+    let cpu0 = ProcessStats.cpuSeconds()
     for _ in 0..<runs {
         let t0 = ProcessStats.now()
         for i in 0..<steps { try step(preCount.map { i % $0 }) }
@@ -39,5 +44,6 @@ func timedRuns(
         rates.append(Double(itemsPerStep * steps) / dt)
     }
     let faults = Double(ProcessStats.minorFaults() - faults0) / Double(runs * steps)
-    return RunSummary(rates: rates, minorFaultsPerStep: faults)
+    let cpu = (ProcessStats.cpuSeconds() - cpu0) * 1000 / Double(runs * steps)
+    return RunSummary(rates: rates, minorFaultsPerStep: faults, cpuMillisecondsPerStep: cpu)
 }
