@@ -1,0 +1,135 @@
+import TensorCore
+
+/// Max pooling over square windows of NCHW input, without padding (PyTorch's floor mode:
+/// windows that would run past the edge are dropped).
+///
+/// In training mode the position of each window's maximum is kept as an `Int32` offset
+/// within its input plane, and backward routes the gradient there (first maximum wins
+/// on ties). `forward` treats shapes as an internal invariant (`precondition`); validate
+/// with ``outputShape(for:)``.
+public final class MaxPool2D: Layer {
+    public let kernelSize: Int
+    public let stride: Int
+
+    public var parameters: [Parameter] { [] }
+
+    private var argmax: [Int32] = []
+    /// Input shape of the last training forward; `nil` after an inference forward.
+    private var cachedInputShape: [Int]?
+
+    /// - Parameters:
+    ///   - kernelSize: window side.
+    ///   - stride: step between windows; defaults to `kernelSize` (non-overlapping).
+    /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when
+    ///   `kernelSize` or `stride` is not positive.
+    public init(kernelSize: Int, stride: Int? = nil) throws {
+        try Validate.positive(kernelSize, "kernelSize", layer: "MaxPool2D")
+        if let stride { try Validate.positive(stride, "stride", layer: "MaxPool2D") }
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+    }
+
+    private var name: String { "MaxPool2D(k\(kernelSize), s\(stride))" }
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard inputShape.count == 4 else {
+            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "expected rank 4 [N, C, H, W]")
+        }
+        guard inputShape.allSatisfy({ $0 >= 0 }), inputShape[1] > 0 else {
+            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "dimensions must be positive")
+        }
+        guard inputShape[2] >= kernelSize, inputShape[3] >= kernelSize else {
+            throw LayerError.incompatibleInput(
+                layer: name, shape: inputShape,
+                reason: "kernel \(kernelSize) is larger than the input \(inputShape[2])×\(inputShape[3])")
+        }
+        return [inputShape[0], inputShape[1], (inputShape[2] - kernelSize) / stride + 1, (inputShape[3] - kernelSize) / stride + 1]
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        let s = input.shape
+        precondition(s.count == 4 && s[2] >= kernelSize && s[3] >= kernelSize,
+                     "\(name): input shape \(s); validate with outputShape(for:)")
+        let h = s[2], w = s[3]
+        let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
+        let planes = s[0] * s[1]
+        let k = kernelSize, st = stride
+        var output = Tensor.uninitialized(shape: [s[0], s[1], oh, ow])
+        let training = mode == .training
+        if training {
+            if argmax.count < output.count { argmax = [Int32](repeating: 0, count: output.count) }
+        }
+        input.withUnsafeBufferPointer { xb in
+            output.withUnsafeMutableBufferPointer { yb in
+                let x = xb.baseAddress!, y = yb.baseAddress!
+                if training {
+                    argmax.withUnsafeMutableBufferPointer { ab in
+                        let a = ab.baseAddress!
+                        for plane in 0..<planes {
+                            let src = x + plane * h * w
+                            let dst = plane * oh * ow
+                            for oy in 0..<oh {
+                                for ox in 0..<ow {
+                                    let start = oy * st * w + ox * st
+                                    var best = src[start], bestIndex = start
+                                    for ky in 0..<k {
+                                        let row = start + ky * w
+                                        for kx in 0..<k where src[row + kx] > best {
+                                            best = src[row + kx]
+                                            bestIndex = row + kx
+                                        }
+                                    }
+                                    y[dst + oy * ow + ox] = best
+                                    a[dst + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex)
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    for plane in 0..<planes {
+                        let src = x + plane * h * w
+                        let dst = y + plane * oh * ow
+                        for oy in 0..<oh {
+                            for ox in 0..<ow {
+                                let start = src + oy * st * w + ox * st
+                                var best = start[0]
+                                for ky in 0..<k {
+                                    let row = start + ky * w
+                                    for kx in 0..<k { best = Swift.max(best, row[kx]) }
+                                }
+                                dst[oy * ow + ox] = best
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cachedInputShape = training ? s : nil
+        return output
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        guard let s = cachedInputShape else {
+            preconditionFailure("\(name): backward without a preceding training forward")
+        }
+        let h = s[2], w = s[3]
+        let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
+        precondition(outputGradient.shape == [s[0], s[1], oh, ow],
+                     "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
+        let planes = s[0] * s[1]
+        var inputGradient = Tensor.zeros(s)
+        outputGradient.withUnsafeBufferPointer { gb in
+            inputGradient.withUnsafeMutableBufferPointer { db in
+                argmax.withUnsafeBufferPointer { ab in
+                    let g = gb.baseAddress!, d = db.baseAddress!, a = ab.baseAddress!
+                    for plane in 0..<planes {
+                        let dst = d + plane * h * w
+                        let base = plane * oh * ow
+                        for j in 0..<(oh * ow) { dst[Int(a[base + j])] += g[base + j] }
+                    }
+                }
+            }
+        }
+        return inputGradient
+    }
+}

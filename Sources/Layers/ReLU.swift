@@ -1,0 +1,46 @@
+import TensorCore
+
+/// max(0, x), element-wise. Training keeps a reference to the output (no copy: tensors
+/// share storage until written) and backward passes the gradient where the output is
+/// positive (the derivative at exactly 0 is taken as 0, like PyTorch).
+public final class ReLU: Layer {
+    public var parameters: [Parameter] { [] }
+    private var cachedOutput: Tensor?
+
+    public init() {}
+
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 0 }) else {
+            throw LayerError.incompatibleInput(layer: "ReLU", shape: inputShape, reason: "expected a batch-first shape with non-negative dimensions")
+        }
+        return inputShape
+    }
+
+    public func forward(_ input: Tensor, mode: Mode) -> Tensor {
+        var output = Tensor.uninitialized(shape: input.shape)
+        input.withUnsafeBufferPointer { xb in
+            output.withUnsafeMutableBufferPointer { yb in
+                let x = xb.baseAddress!, y = yb.baseAddress!
+                for i in 0..<xb.count { y[i] = Swift.max(x[i], 0) }
+            }
+        }
+        cachedOutput = mode == .training ? output : nil
+        return output
+    }
+
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        guard let cachedOutput else { preconditionFailure("ReLU: backward without a preceding training forward") }
+        precondition(outputGradient.shape == cachedOutput.shape,
+                     "ReLU: output gradient shape \(outputGradient.shape) does not match \(cachedOutput.shape)")
+        var inputGradient = Tensor.uninitialized(shape: cachedOutput.shape)
+        cachedOutput.withUnsafeBufferPointer { yb in
+            outputGradient.withUnsafeBufferPointer { gb in
+                inputGradient.withUnsafeMutableBufferPointer { db in
+                    let y = yb.baseAddress!, g = gb.baseAddress!, d = db.baseAddress!
+                    for i in 0..<yb.count { d[i] = y[i] > 0 ? g[i] : 0 }
+                }
+            }
+        }
+        return inputGradient
+    }
+}

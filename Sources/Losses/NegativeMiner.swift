@@ -1,0 +1,132 @@
+import Foundation
+import TensorCore
+
+/// What a ``NegativeMiner`` chooses from: the distance of every anchor to every row of the
+/// batch, which rows are allowed as its negative, and the anchor–positive distances.
+///
+/// Candidate `c` is embedding row `c` (anchors, positives and stored negatives alike).
+/// A row is allowed for anchor `i` when its source image differs from the anchor's (so the
+/// anchor itself and its own positive are never allowed).
+public struct MiningProblem: Sendable {
+    /// B, the number of anchors.
+    public let anchorCount: Int
+    /// The number of candidate rows (all embedding rows).
+    public let candidateCount: Int
+    /// The triplet margin, for miners that need it (semi-hard).
+    public let margin: Float
+    /// d(aᵢ, pᵢ) for every anchor.
+    public let anchorPositiveDistances: [Float]
+    /// d(aᵢ, row c), row-major `[anchorCount, candidateCount]`.
+    public let distances: [Float]
+    /// Whether row c may be anchor i's negative, row-major like ``distances``.
+    public let allowed: [Bool]
+
+    /// - Throws: ``LossError/rowCountMismatch(expected:got:)`` when the arrays do not have
+    ///   `anchorCount` / `anchorCount · candidateCount` entries.
+    public init(
+        anchorPositiveDistances: [Float], distances: [Float], allowed: [Bool], candidateCount: Int, margin: Float
+    ) throws {
+        let b = anchorPositiveDistances.count
+        guard candidateCount >= 0, distances.count == b * candidateCount else {
+            throw LossError.rowCountMismatch(expected: b * candidateCount, got: distances.count)
+        }
+        guard allowed.count == distances.count else {
+            throw LossError.rowCountMismatch(expected: distances.count, got: allowed.count)
+        }
+        self.anchorCount = b
+        self.candidateCount = candidateCount
+        self.margin = margin
+        self.anchorPositiveDistances = anchorPositiveDistances
+        self.distances = distances
+        self.allowed = allowed
+    }
+
+    @inlinable public func distance(anchor i: Int, candidate c: Int) -> Float { distances[i * candidateCount + c] }
+    @inlinable public func isAllowed(anchor i: Int, candidate c: Int) -> Bool { allowed[i * candidateCount + c] }
+}
+
+/// Chooses, for every anchor, one negative row among the in-batch candidates.
+///
+/// Conform to plug your own mining strategy into ``TripletMarginLoss``.
+public protocol NegativeMiner: Sendable {
+    /// One entry per anchor: an allowed candidate row, or nil when the anchor has none.
+    /// The loss rejects (with ``LossError/invalidMinerChoice(anchor:row:)``) a row that is
+    /// not allowed, and throws ``LossError/noNegativeCandidates(anchor:)`` for nil.
+    func selectNegatives(_ problem: MiningProblem) -> [Int?]
+}
+
+/// Picks the allowed candidate with the smallest distance to the anchor (ties: lowest row).
+public struct HardestNegativeMiner: NegativeMiner {
+    public init() {}
+
+    public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
+        (0..<problem.anchorCount).map { i in
+            var best: Int?
+            var bestD = Float.infinity
+            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
+                let d = problem.distance(anchor: i, candidate: c)
+                if best == nil || d < bestD { best = c; bestD = d }
+            }
+            return best
+        }
+    }
+}
+
+/// Semi-hard mining (Schroff et al., FaceNet 2015), with TensorFlow Addons'
+/// `triplet_semihard_loss` rule:
+///
+/// - pick the allowed candidate *closest* to the anchor among those *farther* than the
+///   positive, d(a,n) > d(a,p). When any semi-hard negative exists
+///   (d(a,p) < d(a,n) < d(a,p) + margin) this is the closest of them.
+/// - fallback when every allowed candidate is at most as far as the positive: the
+///   *farthest* allowed candidate (the easiest of the hard ones).
+///
+/// Ties go to the lowest row.
+public struct SemiHardNegativeMiner: NegativeMiner {
+    public init() {}
+
+    public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
+        (0..<problem.anchorCount).map { i in
+            let dap = problem.anchorPositiveDistances[i]
+            var closestFarther: Int?, closestD = Float.infinity
+            var farthest: Int?, farthestD = -Float.infinity
+            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
+                let d = problem.distance(anchor: i, candidate: c)
+                if d > dap, closestFarther == nil || d < closestD { closestFarther = c; closestD = d }
+                if farthest == nil || d > farthestD { farthest = c; farthestD = d }
+            }
+            return closestFarther ?? farthest
+        }
+    }
+}
+
+/// Picks a uniformly random allowed candidate for every anchor.
+///
+/// Deterministic: the choices depend only on the seed and on the sequence of calls (the
+/// generator advances with every call, so successive batches get fresh choices). A class
+/// so the loss can stay a value; the generator is guarded by a lock, so one miner may be
+/// shared across threads (the order of concurrent calls then decides who gets which draws).
+public final class RandomNegativeMiner: NegativeMiner, @unchecked Sendable {
+    // @unchecked: `generator` is only touched while holding `lock`.
+    private let lock = NSLock()
+    private var generator: SeededGenerator
+
+    public init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+    public init(generator: SeededGenerator) { self.generator = generator }
+
+    public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return (0..<problem.anchorCount).map { i in
+            var count = 0
+            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) { count += 1 }
+            guard count > 0 else { return nil }
+            var k = generator.nextInt(below: count)
+            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
+                if k == 0 { return c }
+                k -= 1
+            }
+            return nil  // unreachable: k < count
+        }
+    }
+}

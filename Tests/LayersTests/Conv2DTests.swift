@@ -1,0 +1,153 @@
+import Layers
+import LayerwiseTestSupport
+import TensorCore
+import XCTest
+
+/// Direct convolution: out[n,o,y,x] = b[o] + Σ w[o,c,ky,kx] · in[n,c,y·s−p+ky, x·s−p+kx].
+private func naiveConvolution(_ x: Tensor, _ conv: Conv2D) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let k = conv.kernelSize, s = conv.stride, p = conv.padding, o = conv.outputChannels
+    let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    var out = Tensor.zeros([n, o, oh, ow])
+    let wt = conv.weight.value, b = conv.bias?.value
+    for ni in 0..<n {
+        for oi in 0..<o {
+            for y in 0..<oh {
+                for xx in 0..<ow {
+                    var acc = b.map { $0[flat: oi] } ?? 0
+                    for ci in 0..<c {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = y * s - p + ky, ix = xx * s - p + kx
+                                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                acc += wt[flat: ((oi * c + ci) * k + ky) * k + kx] * x[flat: ((ni * c + ci) * h + iy) * w + ix]
+                            }
+                        }
+                    }
+                    out[flat: ((ni * o + oi) * oh + y) * ow + xx] = acc
+                }
+            }
+        }
+    }
+    return out
+}
+
+final class Conv2DTests: XCTestCase {
+    /// (kernel, stride, padding, height, width)
+    private let configurations: [(Int, Int, Int, Int, Int)] = [
+        (3, 1, 0, 5, 5), (3, 1, 1, 5, 4), (3, 2, 1, 6, 5), (2, 2, 0, 5, 5), (1, 1, 0, 3, 3), (6, 1, 0, 7, 7),
+    ]
+
+    private func makeConv(_ k: Int, _ s: Int, _ p: Int, c: Int = 2, o: Int = 3, seed: UInt64 = 1) throws -> Conv2D {
+        var rng = SeededGenerator(seed: seed)
+        let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: k, stride: s, padding: p, using: &rng)
+        // A non-zero bias so the bias path is exercised.
+        conv.bias!.value = .uniform([o], low: -0.5, high: 0.5, using: &rng)
+        return conv
+    }
+
+    func testForwardMatchesDirectConvolution() throws {
+        for (k, s, p, h, w) in configurations {
+            let conv = try makeConv(k, s, p)
+            var rng = SeededGenerator(seed: 9)
+            let x = Tensor.uniform([3, 2, h, w], low: -1, high: 1, using: &rng)
+            let y = conv.forward(x, mode: .inference)
+            XCTAssertEqual(y.shape, try conv.outputShape(for: x.shape), "k\(k) s\(s) p\(p)")
+            assertClose(y, naiveConvolution(x, conv))
+        }
+    }
+
+    func testGradientsForSeveralStridesAndPaddings() throws {
+        for (k, s, p, h, w) in configurations {
+            let conv = try makeConv(k, s, p)
+            var rng = SeededGenerator(seed: 5)
+            let x = Tensor.uniform([2, 2, h, w], low: -1, high: 1, using: &rng)
+            assertGradientsMatch(conv, input: x)
+        }
+    }
+
+    func testGradientWithoutBias() throws {
+        var rng = SeededGenerator(seed: 2)
+        let conv = try Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, bias: false, using: &rng)
+        XCTAssertEqual(conv.parameters.map(\.name), ["weight"])
+        assertGradientsMatch(conv, input: .uniform([2, 1, 5, 5], low: -1, high: 1, using: &rng))
+    }
+
+    func testParameterShapesFollowPyTorch() throws {
+        var rng = SeededGenerator(seed: 1)
+        let conv = try Conv2D(inputChannels: 3, outputChannels: 64, kernelSize: 6, using: &rng)
+        XCTAssertEqual(conv.parameters.map(\.name), ["weight", "bias"])
+        XCTAssertEqual(conv.weight.value.shape, [64, 3, 6, 6])
+        XCTAssertEqual(conv.bias?.value.shape, [64])
+        XCTAssertEqual(try conv.outputShape(for: [768, 3, 7, 7]), [768, 64, 2, 2])
+    }
+
+    func testGradientsAccumulateAcrossBackwardCalls() throws {
+        let conv = try makeConv(3, 1, 1)
+        var rng = SeededGenerator(seed: 4)
+        let x = Tensor.uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng)
+        let y = conv.forward(x, mode: .training)
+        let g = Tensor.uniform(y.shape, low: -1, high: 1, using: &rng)
+        _ = conv.backward(g)
+        let once = conv.weight.gradient
+        _ = conv.backward(g)
+        for i in 0..<once.count { XCTAssertEqual(conv.weight.gradient[flat: i], 2 * once[flat: i], accuracy: 1e-4) }
+    }
+
+    func testFrozenConvLeavesParameterGradientsZeroButPassesInputGradient() throws {
+        let conv = try makeConv(3, 1, 1)
+        conv.setFrozen(true)
+        var rng = SeededGenerator(seed: 4)
+        let x = Tensor.uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng)
+        let y = conv.forward(x, mode: .training)
+        let dx = conv.backward(.uniform(y.shape, low: -1, high: 1, using: &rng))
+        XCTAssertTrue(conv.weight.gradient.scalars.allSatisfy { $0 == 0 })
+        XCTAssertTrue(conv.bias!.gradient.scalars.allSatisfy { $0 == 0 })
+        XCTAssertTrue(dx.scalars.contains { $0 != 0 })
+        // The input gradient of a frozen layer is still checked numerically.
+        assertGradientsMatch(conv, input: x)
+    }
+
+    func testSkippingTheInputGradientStillGivesWeightGradients() throws {
+        let reference = try makeConv(3, 2, 1, seed: 8)
+        let skipping = try makeConv(3, 2, 1, seed: 8)
+        skipping.needsInputGradient = false
+        var rng = SeededGenerator(seed: 4)
+        let x = Tensor.uniform([2, 2, 5, 5], low: -1, high: 1, using: &rng)
+        let g = Tensor.uniform(try reference.outputShape(for: x.shape), low: -1, high: 1, using: &rng)
+        _ = reference.forward(x, mode: .training)
+        _ = reference.backward(g)
+        _ = skipping.forward(x, mode: .training)
+        let dx = skipping.backward(g)
+        XCTAssertTrue(dx.scalars.allSatisfy { $0 == 0 })
+        XCTAssertTrue(skipping.weight.gradient.isBitIdentical(to: reference.weight.gradient))
+    }
+
+    func testBatchSizeChangesReuseAndRegrowScratch() throws {
+        let conv = try makeConv(3, 1, 0)
+        var rng = SeededGenerator(seed: 6)
+        for n in [4, 1, 3, 6] {
+            let x = Tensor.uniform([n, 2, 5, 5], low: -1, high: 1, using: &rng)
+            assertClose(conv.forward(x, mode: .training), naiveConvolution(x, conv))
+        }
+    }
+
+    func testInvalidConfigurationsAndShapesThrow() throws {
+        var rng = SeededGenerator(seed: 1)
+        XCTAssertThrowsError(try Conv2D(inputChannels: 0, outputChannels: 1, kernelSize: 3, using: &rng)) {
+            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(layer: "Conv2D", option: "inputChannels", value: "0", reason: "must be > 0"))
+        }
+        XCTAssertThrowsError(try Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 0, using: &rng))
+        XCTAssertThrowsError(try Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, padding: -1, using: &rng))
+        let conv = try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 6, using: &rng)
+        for bad in [[1, 3, 7], [1, 2, 7, 7], [1, 3, 5, 7], [1, 3, 0, 7]] {
+            XCTAssertThrowsError(try conv.outputShape(for: bad), "\(bad)") { error in
+                guard case let .incompatibleInput(layer, shape, _)? = error as? LayerError else {
+                    return XCTFail("expected incompatibleInput, got \(error)")
+                }
+                XCTAssertTrue(layer.hasPrefix("Conv2D"))
+                XCTAssertEqual(shape, bad)
+            }
+        }
+    }
+}

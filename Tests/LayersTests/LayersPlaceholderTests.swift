@@ -1,6 +1,0 @@
-import Layers
-import XCTest
-
-final class LayersPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}

@@ -1,0 +1,60 @@
+import Layers
+import LayerwiseTestSupport
+import TensorCore
+import XCTest
+
+final class MaxPool2DTests: XCTestCase {
+    func testForwardAndBackwardRouteToTheArgmax() throws {
+        let pool = try MaxPool2D(kernelSize: 2)
+        // One 4×4 plane; window maxima at (0,1)=5, (1,2)=8, (3,0)=9, (2,3)=7.
+        let x = try Tensor(shape: [1, 1, 4, 4], values: [
+            1, 5, 2, 0,
+            3, 4, 8, 6,
+            0, 2, 1, 7,
+            9, 1, 3, 2,
+        ])
+        let y = pool.forward(x, mode: .training)
+        XCTAssertEqual(y.shape, [1, 1, 2, 2])
+        XCTAssertEqual(y.scalars, [5, 8, 9, 7])
+        let dx = pool.backward(try Tensor(shape: [1, 1, 2, 2], values: [10, 20, 30, 40]))
+        XCTAssertEqual(dx.scalars, [
+            0, 10, 0, 0,
+            0, 0, 20, 0,
+            0, 0, 0, 40,
+            30, 0, 0, 0,
+        ])
+    }
+
+    func testOverlappingWindowsAccumulate() throws {
+        let pool = try MaxPool2D(kernelSize: 2, stride: 1)
+        let x = try Tensor(shape: [1, 1, 3, 3], values: [0, 0, 0, 0, 9, 0, 0, 0, 0])
+        XCTAssertEqual(pool.forward(x, mode: .training).scalars, [9, 9, 9, 9])
+        XCTAssertEqual(pool.backward(Tensor(shape: [1, 1, 2, 2], repeating: 1)).scalars, [0, 0, 0, 0, 4, 0, 0, 0, 0])
+    }
+
+    func testInferenceMatchesTraining() throws {
+        let pool = try MaxPool2D(kernelSize: 3, stride: 2)
+        let x = distinctValues([2, 3, 7, 6], seed: 1)
+        XCTAssertTrue(pool.forward(x, mode: .inference).isBitIdentical(to: pool.forward(x, mode: .training)))
+    }
+
+    func testGradients() throws {
+        for (k, s) in [(2, 2), (2, 1), (3, 2)] {
+            let pool = try MaxPool2D(kernelSize: k, stride: s)
+            assertGradientsMatch(pool, input: distinctValues([2, 2, 5, 5], seed: UInt64(k * 10 + s)))
+        }
+    }
+
+    func testShapesAndErrors() throws {
+        let pool = try MaxPool2D(kernelSize: 2)
+        XCTAssertEqual(pool.stride, 2)
+        XCTAssertEqual(try pool.outputShape(for: [768, 64, 2, 2]), [768, 64, 1, 1])
+        XCTAssertEqual(try pool.outputShape(for: [1, 1, 5, 5]), [1, 1, 2, 2])
+        XCTAssertThrowsError(try pool.outputShape(for: [1, 1, 1, 4]))
+        XCTAssertThrowsError(try pool.outputShape(for: [1, 4]))
+        XCTAssertThrowsError(try MaxPool2D(kernelSize: 0))
+        XCTAssertThrowsError(try MaxPool2D(kernelSize: 2, stride: -1)) {
+            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(layer: "MaxPool2D", option: "stride", value: "-1", reason: "must be > 0"))
+        }
+    }
+}

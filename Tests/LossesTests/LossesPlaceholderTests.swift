@@ -1,6 +1,0 @@
-import Losses
-import XCTest
-
-final class LossesPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}

@@ -1,6 +1,0 @@
-import Optimizers
-import XCTest
-
-final class OptimizersPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}
