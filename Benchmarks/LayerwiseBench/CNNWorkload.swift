@@ -30,7 +30,8 @@ final class CNNWorkload {
             Flatten(),
             try Linear(inputFeatures: 256 * 4 * 4, outputFeatures: 10, using: &generator),
         ])
-        optimizer = try SGD(learningRate: TripletWorkload.learningRate, momentum: TripletWorkload.momentum)
+        optimizer = SGD(learningRate: TripletWorkload.learningRate, momentum: TripletWorkload.momentum)
+        try optimizer.validate()
         flops = FlopModel.cnn(batch: options.cnnBatch)
         for batch in [options.cnnBatch, options.inferBatch] {
             let shape = try network.outputShape(for: [batch, BenchData.channels, BenchData.imageSide, BenchData.imageSide])

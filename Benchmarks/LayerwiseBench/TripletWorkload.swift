@@ -32,7 +32,8 @@ final class TripletWorkload {
         self.options = options
         loss = TripletMarginLoss(distance: CosineDistance(), margin: Self.margin)
         try loss.validate()
-        optimizer = try SGD(learningRate: Self.learningRate, momentum: Self.momentum)
+        optimizer = SGD(learningRate: Self.learningRate, momentum: Self.momentum)
+        try optimizer.validate()
         layout = TripletLayout(batchSize: options.batch, negativesPerAnchor: 1)
         parameters = trained.parameters
         // Shapes are checked once here, so the hot loop's preconditions never fire.
