@@ -79,12 +79,15 @@ reps, inner = int(env["REPS"]), env["INNER_RUNS"]
 ours_extra, ref_extra = shlex.split(env["OURS_ARGS"]), shlex.split(env["REF_ARGS"])
 raw_path = os.path.join(out_dir, "raw.jsonl")
 raw = open(raw_path, "a")
+loads = []  # 1-minute load average before every process
 
 
 def run_measured(tag, cmd, nthreads, cwd=None):
     """Runs one benchmark process and returns its JSON lines, each tagged with the program
     and the child's peak RSS from wait4 (measured the same way for both programs)."""
     child_env = dict(os.environ, OPENBLAS_NUM_THREADS=str(nthreads))
+    load_before = round(os.getloadavg()[0], 2)
+    loads.append(load_before)
     t0 = time.time()
     with open(os.path.join(out_dir, "stderr.log"), "a") as errf:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=child_env, cwd=cwd)
@@ -105,6 +108,7 @@ def run_measured(tag, cmd, nthreads, cwd=None):
         d["program"] = tag
         d["process_peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
         d["wall_s"] = round(time.time() - t0, 2)
+        d["load1_before"] = load_before
         raw.write(json.dumps(d) + "\n")
         lines.append(d)
     raw.flush()
@@ -191,7 +195,11 @@ for k in sorted(results, key=lambda k: (workloads.index(k[0]) if k[0] in workloa
 table = "\n".join(rows)
 header = (f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')}, REPS={reps} alternating processes per program, "
           f"--runs {inner} inside each; reference = {os.path.basename(torch_py)} in {peer}. "
-          f"Peak RSS = ru_maxrss of each whole process (wait4), same for both.\n")
+          f"Peak RSS = ru_maxrss of each whole process (wait4), same for both. "
+          f"1-min load average before each process: {min(loads):.2f}–{max(loads):.2f} on {os.cpu_count()} cores.\n")
+if max(loads) > 1.5:
+    header += ("\n**Warning: the machine was busy (load > 1.5) during this session; treat every figure, "
+               "ratios included, as preliminary.**\n")
 with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write(header + "\n" + table + "\n")
 print(header)
