@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Optimizers", dependencies: ["TensorCore", "Layers"]),
         .target(name: "Losses", dependencies: ["TensorCore"]),
         .target(name: "Augmentations", dependencies: ["TensorCore"]),
-        .target(name: "Datasets", dependencies: ["TensorCore"]),
+        .target(name: "Datasets", dependencies: ["TensorCore", "Augmentations"]),
         .target(name: "PatchSamplers", dependencies: ["TensorCore", "Augmentations", "Datasets"]),
         .target(
             name: "Training",

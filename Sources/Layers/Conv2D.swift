@@ -49,6 +49,7 @@ public final class Conv2D: Layer {
     ///
     /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when a
     ///   channel count, the kernel size or the stride is not positive, or padding is negative.
+    ///   (As in PyTorch, padding may exceed the kernel: border outputs then see only zeros.)
     public init<G: RandomNumberGenerator>(
         inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
         bias: Bool = true, initializer: WeightInitializer = .kaimingUniform, using generator: inout G
@@ -59,11 +60,6 @@ public final class Conv2D: Layer {
         try Validate.positive(stride, "stride", layer: "Conv2D")
         guard padding >= 0 else {
             throw LayerError.invalidConfiguration(layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
-        }
-        guard padding < kernelSize else {
-            // A window made only of padding would read nothing but zeros.
-            throw LayerError.invalidConfiguration(
-                layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be < kernelSize (\(kernelSize))")
         }
         self.inputChannels = inputChannels
         self.outputChannels = outputChannels
@@ -179,20 +175,32 @@ public final class Conv2D: Layer {
         guard updateWeight || updateBias || needsInputGradient else { return inputGradient }
 
         product.withMutablePointer { dy in
-            // dY (NCHW) → [N·P, O], the layout of the forward product.
+            // dY (NCHW) → [N·P, O], the layout of the forward product; the bias gradient
+            // (a sum over N and P) is taken in the same pass.
             outputGradient.withUnsafeBufferPointer { src in
                 let s = src.baseAddress!
-                for n in 0..<batch {
-                    let from = s + n * positions * outChannels
-                    let to = dy + n * positions * outChannels
-                    for o in 0..<outChannels {
-                        let f = from + o * positions
-                        var t = to + o
-                        for p in 0..<positions {
-                            t.pointee = f[p]
-                            t += outChannels
+                func transpose(biasGradient db: UnsafeMutablePointer<Float>?) {
+                    for n in 0..<batch {
+                        let from = s + n * positions * outChannels
+                        let to = dy + n * positions * outChannels
+                        for o in 0..<outChannels {
+                            let f = from + o * positions
+                            var t = to + o
+                            var sum: Float = 0
+                            for p in 0..<positions {
+                                let v = f[p]
+                                sum += v
+                                t.pointee = v
+                                t += outChannels
+                            }
+                            db?[o] += sum
                         }
                     }
+                }
+                if updateBias, let bias {
+                    bias.gradient.withUnsafeMutableBufferPointer { transpose(biasGradient: $0.baseAddress!) }
+                } else {
+                    transpose(biasGradient: nil)
                 }
             }
             if updateWeight {
@@ -203,15 +211,6 @@ public final class Conv2D: Layer {
                             transposeA: true, transposeB: false, m: outChannels, n: patchLength, k: rows,
                             alpha: 1, a: dy, lda: outChannels, b: cols, ldb: patchLength,
                             beta: 1, c: dw.baseAddress!, ldc: patchLength)
-                    }
-                }
-            }
-            if updateBias, let bias {
-                bias.gradient.withUnsafeMutableBufferPointer { db in
-                    let d = db.baseAddress!
-                    for r in 0..<rows {
-                        let row = dy + r * outChannels
-                        for o in 0..<outChannels { d[o] += row[o] }
                     }
                 }
             }

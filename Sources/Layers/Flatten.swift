@@ -5,6 +5,7 @@ public final class Flatten: Layer {
     public var parameters: [Parameter] { [] }
     private var cachedInputShape: [Int]?
 
+    /// A parameter-free reshape.
     public init() {}
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {

@@ -7,6 +7,7 @@ public final class ReLU: Layer {
     public var parameters: [Parameter] { [] }
     private var cachedOutput: Tensor?
 
+    /// A parameter-free rectifier.
     public init() {}
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
@@ -37,7 +38,12 @@ public final class ReLU: Layer {
             outputGradient.withUnsafeBufferPointer { gb in
                 inputGradient.withUnsafeMutableBufferPointer { db in
                     let y = yb.baseAddress!, g = gb.baseAddress!, d = db.baseAddress!
-                    for i in 0..<yb.count { d[i] = y[i] > 0 ? g[i] : 0 }
+                    for i in 0..<yb.count {
+                        // Load before selecting so the compiler emits a branch-free select
+                        // (signs are random: a branch would mispredict half the time).
+                        let gi = g[i]
+                        d[i] = y[i] > 0 ? gi : 0
+                    }
                 }
             }
         }

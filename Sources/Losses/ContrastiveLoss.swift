@@ -18,14 +18,17 @@ public struct TripletEmbeddings: Sendable {
 
 /// What a loss reports besides its value, for progress lines and for catching collapse.
 public struct LossDiagnostics: Sendable, Equatable {
-    /// Mean anchor–positive distance (or 1 − similarity for InfoNCE).
+    /// Mean anchor–positive distance (1 − cosine similarity for ``InfoNCELoss``).
     public var meanPositiveDistance: Float
-    /// Mean anchor–negative distance.
+    /// Mean anchor–negative distance (for ``InfoNCELoss``: 1 − cosine similarity averaged
+    /// over every negative candidate).
     public var meanNegativeDistance: Float
-    /// Fraction of triplets with non-zero loss.
+    /// Fraction of triplets with non-zero loss (for ``InfoNCELoss``: fraction of anchors
+    /// whose positive is not strictly the most similar candidate).
     public var activeFraction: Float
     /// True when the embeddings have collapsed: positive and negative distances are
-    /// equal and every triplet is active (the loss sits at the margin).
+    /// equal and every triplet is active (the loss sits at the margin); for ``InfoNCELoss``,
+    /// when every candidate similarity in the batch is the same.
     public var isCollapsed: Bool
 
     public init(meanPositiveDistance: Float, meanNegativeDistance: Float, activeFraction: Float, isCollapsed: Bool) {

@@ -5,7 +5,7 @@ import TensorCore
 /// Losses call these on pointers into the contiguous embedding buffer: no allocation per
 /// row. Conform to train with your own distance; ``TripletMarginLoss`` uses only this.
 public protocol Distance: Sendable {
-    /// A short name for logs ("cosine", "euclidean", …).
+    /// A short name for logs ("cosine", "euclidean", …). Defaults to the type name.
     var name: String { get }
 
     /// d(a, b) for two rows of `dimension` floats.
@@ -29,6 +29,9 @@ public protocol Distance: Sendable {
 }
 
 extension Distance {
+    /// The type's name, unless the conformer says better.
+    public var name: String { String(describing: Self.self) }
+
     public func distances(
         from a: UnsafePointer<Float>, count aCount: Int, to b: UnsafePointer<Float>, count bCount: Int,
         dimension: Int, into out: UnsafeMutablePointer<Float>
@@ -45,10 +48,8 @@ extension Distance {
 @inline(__always)
 func squaredNorms(_ x: UnsafePointer<Float>, count: Int, dimension: Int, into out: UnsafeMutablePointer<Float>) {
     for i in 0..<count {
-        var s: Float = 0
         let row = x + i * dimension
-        for k in 0..<dimension { s += row[k] * row[k] }
-        out[i] = s
+        out[i] = Kernels.dot(row, row, dimension)
     }
 }
 
@@ -77,14 +78,8 @@ public struct CosineDistance: Distance {
 
     @inline(__always)
     func moments(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (dot: Float, aa: Float, bb: Float) {
-        var dot: Float = 0, aa: Float = 0, bb: Float = 0
-        for k in 0..<n {
-            let x = a[k], y = b[k]
-            dot += x * y
-            aa += x * x
-            bb += y * y
-        }
-        return (dot, aa, bb)
+        let m = Kernels.moments(a, b, n)
+        return (m.0, m.1, m.2)
     }
 
     public func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
@@ -107,11 +102,7 @@ public struct CosineDistance: Distance {
         let sa = ra > Self.epsilon ? upstream * c / (na * na) : 0
         let sb = rb > Self.epsilon ? upstream * c / (nb * nb) : 0
         let u = upstream * inv
-        for k in 0..<dimension {
-            let x = a[k], y = b[k]
-            gradA[k] += sa * x - u * y
-            gradB[k] += sb * y - u * x
-        }
+        Kernels.accumulate(a, b, dimension, sa, -u, -u, sb, gradA, gradB)
     }
 
     public func distances(
@@ -146,12 +137,7 @@ public struct EuclideanDistance: Distance {
 
     @inline(__always)
     func squared(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var s: Float = 0
-        for k in 0..<n {
-            let t = a[k] - b[k]
-            s += t * t
-        }
-        return s
+        Kernels.squaredDistance(a, b, n)
     }
 
     public func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
@@ -164,11 +150,7 @@ public struct EuclideanDistance: Distance {
     ) {
         let d = squared(a, b, dimension).squareRoot()
         let s = upstream / Swift.max(d, Self.epsilon)
-        for k in 0..<dimension {
-            let t = s * (a[k] - b[k])
-            gradA[k] += t
-            gradB[k] -= t
-        }
+        Kernels.accumulate(a, b, dimension, s, -s, -s, s, gradA, gradB)
     }
 
     public func distances(
@@ -188,12 +170,7 @@ public struct SquaredEuclideanDistance: Distance {
     public var name: String { "squared-euclidean" }
 
     public func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
-        var s: Float = 0
-        for k in 0..<dimension {
-            let t = a[k] - b[k]
-            s += t * t
-        }
-        return s
+        Kernels.squaredDistance(a, b, dimension)
     }
 
     public func accumulateGradient(
@@ -201,11 +178,7 @@ public struct SquaredEuclideanDistance: Distance {
         gradA: UnsafeMutablePointer<Float>, gradB: UnsafeMutablePointer<Float>
     ) {
         let s = 2 * upstream
-        for k in 0..<dimension {
-            let t = s * (a[k] - b[k])
-            gradA[k] += t
-            gradB[k] -= t
-        }
+        Kernels.accumulate(a, b, dimension, s, -s, -s, s, gradA, gradB)
     }
 
     /// ‖a‖² + ‖b‖² − 2 a·b through one SGEMM, clamped at 0 against cancellation.

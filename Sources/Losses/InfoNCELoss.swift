@@ -42,25 +42,23 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
         let b = v.batchSize, r = v.rowCount, d = v.dimension
         let sources = batch.sourceImages
 
-        // Allowed mask: which columns are candidates for each anchor (positive included).
-        var allowed = [Bool](repeating: true, count: b * r)
-        for i in 0..<b {
-            allowed[i * r + i] = false
-            var negatives = 0
-            if let sources {
+        // Candidates per anchor: every row but its own, minus same-source rows other than
+        // its positive when sources are known. Checked up front so nothing throws mid-way.
+        var excluded = [Int](repeating: 1, count: b)  // the anchor's own row
+        if let sources {
+            for i in 0..<b {
                 let s = sources[i]
-                for c in 0..<r where c != b + i && sources[c] == s { allowed[i * r + c] = false }
+                for c in 0..<r where c != i && c != b + i && sources[c] == s { excluded[i] += 1 }
             }
-            for c in 0..<r where c != b + i && allowed[i * r + c] { negatives += 1 }
-            if negatives == 0 { throw LossError.noNegativeCandidates(anchor: i) }
         }
+        for i in 0..<b where r - excluded[i] - 1 < 1 { throw LossError.noNegativeCandidates(anchor: i) }
 
         var unit = [Float](repeating: 0, count: r * d)  // normalised rows
         var inverseNorm = [Float](repeating: 0, count: r)
         var clamped = [Bool](repeating: false, count: r)
         var scores = [Float](repeating: 0, count: b * r)  // similarities, then ∂L/∂similarity
         var gradUnit = [Float](repeating: 0, count: r * d)
-        var gradient = Tensor.zeros([r, d])
+        var gradient = Tensor.uninitialized(shape: batch.embeddings.shape)
         let invT = 1 / temperature
         var sumLoss = 0.0, sumPos = 0.0, sumNeg = 0.0
         var negCount = 0, active = 0
@@ -70,13 +68,12 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
             unit.withUnsafeMutableBufferPointer { ub in
                 let e = eb.baseAddress!, u = ub.baseAddress!
                 for row in 0..<r {
-                    var ss: Float = 0
-                    for k in 0..<d { ss += e[row * d + k] * e[row * d + k] }
-                    let n = ss.squareRoot()
+                    let x = e + row * d
+                    let n = Kernels.dot(x, x, d).squareRoot()
                     clamped[row] = !(n > CosineDistance.epsilon)
                     let inv = 1 / Swift.max(n, CosineDistance.epsilon)
                     inverseNorm[row] = inv
-                    for k in 0..<d { u[row * d + k] = e[row * d + k] * inv }
+                    for k in 0..<d { u[row * d + k] = x[k] * inv }
                 }
                 scores.withUnsafeMutableBufferPointer { sb in
                     let s = sb.baseAddress!
@@ -87,41 +84,36 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
                     let scale = invT / Float(b)
                     for i in 0..<b {
                         let row = s + i * r, p = b + i
-                        var m = -Float.infinity
-                        var bestNegative = -Float.infinity
-                        for c in 0..<r where allowed[i * r + c] {
-                            let sim = row[c]
-                            m = Swift.max(m, sim)
-                            minS = Swift.min(minS, sim)
-                            maxS = Swift.max(maxS, sim)
-                            if c != p {
-                                bestNegative = Swift.max(bestNegative, sim)
-                                sumNeg += Double(1 - sim)
-                                negCount += 1
-                            }
+                        // Non-candidates become −∞: they drop out of max, min, sums and
+                        // exp (→ 0) without a branch per element.
+                        row[i] = -.infinity
+                        if let sources {
+                            let src = sources[i]
+                            for c in 0..<r where c != p && sources[c] == src { row[c] = -.infinity }
                         }
                         let positive = row[p]
+                        row[p] = -.infinity
+                        let stats = Kernels.maskedStatistics(row, r)  // over negatives only
+                        row[p] = positive
+                        let negatives = r - excluded[i] - 1
+                        sumNeg += Double(negatives) - stats.sum
+                        negCount += negatives
                         sumPos += Double(1 - positive)
-                        if bestNegative >= positive { active += 1 }
-                        // Stable log-sum-exp over logits sim/τ, shifted by the max logit.
-                        let shift = m * invT
-                        var z: Float = 0
-                        for c in 0..<r where allowed[i * r + c] { z += exp(row[c] * invT - shift) }
-                        let lse = shift + log(z)
-                        sumLoss += Double(lse - positive * invT)
+                        if stats.max >= positive { active += 1 }
+                        let m = Swift.max(stats.max, positive)
+                        minS = Swift.min(minS, Swift.min(stats.min, positive))
+                        maxS = Swift.max(maxS, m)
+                        // Stable log-sum-exp over logits sim/τ, shifted by the max logit; the
+                        // row keeps exp(logit − max), each exponential taken once.
+                        let z = Kernels.exponentiate(row, r, scale: invT, shift: m * invT)
+                        sumLoss += Double(m * invT + log(z) - positive * invT)
                         // ∂L/∂s = (softmax − onehot) / (B τ), zero off the candidate set.
-                        for c in 0..<r {
-                            if allowed[i * r + c] {
-                                let softmax = exp(row[c] * invT - lse)
-                                row[c] = (softmax - (c == p ? 1 : 0)) * scale
-                            } else {
-                                row[c] = 0
-                            }
-                        }
+                        Kernels.scale(row, r, by: scale / z)
+                        row[p] -= scale
                     }
                     gradUnit.withUnsafeMutableBufferPointer { gub in
                         let gu = gub.baseAddress!
-                        // ∂L/∂Û_anchors += G · Û ;  ∂L/∂Û += Gᵀ · Û_anchors.
+                        // ∂L/∂Û_anchors = G · Û ;  ∂L/∂Û += Gᵀ · Û_anchors.
                         BLAS.gemm(
                             transposeA: false, transposeB: false, m: b, n: d, k: r,
                             alpha: 1, a: s, lda: r, b: u, ldb: d, beta: 0, c: gu, ldc: d)
@@ -133,9 +125,9 @@ public struct InfoNCELoss: ContrastiveLoss, Sendable {
                             let g = gb.baseAddress!
                             for row in 0..<r {
                                 let inv = inverseNorm[row]
-                                var dot: Float = 0
-                                if !clamped[row] { for k in 0..<d { dot += u[row * d + k] * gu[row * d + k] } }
-                                for k in 0..<d { g[row * d + k] = (gu[row * d + k] - u[row * d + k] * dot) * inv }
+                                let ur = u + row * d, gr = gu + row * d, out = g + row * d
+                                let dot = clamped[row] ? 0 : Kernels.dot(ur, gr, d)
+                                for k in 0..<d { out[k] = (gr[k] - ur[k] * dot) * inv }
                             }
                         }
                     }

@@ -3,7 +3,7 @@
 /// Every case names what is wrong and where, so a training run that stops on bad data
 /// says which row or which option to look at.
 public enum LossError: Error, Equatable, CustomStringConvertible {
-    /// The embeddings are not a rank-2 `[rows, dimension]` tensor with dimension > 0.
+    /// The embeddings are not a `[rows, features…]` tensor (rank ≥ 2) with at least one feature per row.
     case invalidEmbeddingShape(shape: [Int])
     /// The embeddings have `got` rows but the layout needs `expected` (= B · (2 + K)).
     case rowCountMismatch(expected: Int, got: Int)
@@ -11,6 +11,8 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
     case sourceImageCountMismatch(expected: Int, got: Int)
     /// The batch has no anchors (B = 0) or no rows.
     case emptyBatch
+    /// A ``TripletLayout`` with a negative batch size or negative count.
+    case invalidLayout(batchSize: Int, negativesPerAnchor: Int)
     /// A NaN or infinity in `what` (e.g. "embeddings", "logits") at the given row.
     case nonFinite(what: String, row: Int)
     /// A hyper-parameter is outside its valid range; `name` is the option ("margin", "temperature").
@@ -33,13 +35,15 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .invalidEmbeddingShape(shape):
-            return "embeddings have shape \(shape); a loss needs a rank-2 tensor [rows, dimension] with dimension > 0"
+            return "embeddings have shape \(shape); a loss needs [rows, features…] (rank ≥ 2) with at least one feature per row"
         case let .rowCountMismatch(expected, got):
             return "embeddings have \(got) rows but the triplet layout needs \(expected) (B · (2 + K))"
         case let .sourceImageCountMismatch(expected, got):
             return "sourceImages has \(got) entries but there are \(expected) embedding rows; give one source image per row"
         case .emptyBatch:
             return "the batch is empty: a loss needs at least one anchor"
+        case let .invalidLayout(b, k):
+            return "invalid triplet layout: batchSize \(b), negativesPerAnchor \(k); both must be ≥ 0"
         case let .nonFinite(what, row):
             return "\(what) row \(row) contains NaN or infinity"
         case let .invalidHyperparameter(name, value, reason):
@@ -57,49 +61,5 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
         case let .labelOutOfRange(index, label, classCount):
             return "label \(label) at sample \(index) is outside 0..<\(classCount)"
         }
-    }
-}
-
-/// The checked facts about a batch every loss needs: sizes, and where each row came from.
-struct ValidatedBatch {
-    let batchSize: Int
-    let negativesPerAnchor: Int
-    let rowCount: Int
-    let dimension: Int
-
-    /// Checks shape, row counts, source images and finiteness (reporting the first bad row).
-    init(_ batch: TripletEmbeddings) throws {
-        let shape = batch.embeddings.shape
-        guard shape.count == 2, shape[1] > 0 else { throw LossError.invalidEmbeddingShape(shape: shape) }
-        let layout = batch.layout
-        guard layout.batchSize > 0, layout.negativesPerAnchor >= 0 else { throw LossError.emptyBatch }
-        guard shape[0] == layout.rowCount else {
-            throw LossError.rowCountMismatch(expected: layout.rowCount, got: shape[0])
-        }
-        if let sources = batch.sourceImages, sources.count != shape[0] {
-            throw LossError.sourceImageCountMismatch(expected: shape[0], got: sources.count)
-        }
-        batchSize = layout.batchSize
-        negativesPerAnchor = layout.negativesPerAnchor
-        rowCount = shape[0]
-        dimension = shape[1]
-        let d = dimension
-        let badRow: Int? = batch.embeddings.withUnsafeBufferPointer { b in
-            for i in 0..<b.count where !b[i].isFinite { return i / d }
-            return nil
-        }
-        if let row = badRow { throw LossError.nonFinite(what: "embeddings", row: row) }
-    }
-
-    /// The source image of `row`: from `sourceImages` when known, otherwise the anchor index
-    /// the row belongs to (anchor i, positive i and anchor i's stored negatives all count as
-    /// source i — the conservative choice: a row is never mined as a negative for the anchor
-    /// it was sampled with).
-    @inline(__always)
-    func source(ofRow row: Int, _ sources: [Int]?) -> Int {
-        if let sources { return sources[row] }
-        if row < batchSize { return row }
-        if row < 2 * batchSize { return row - batchSize }
-        return (row - 2 * batchSize) / negativesPerAnchor
     }
 }

@@ -5,8 +5,8 @@ import TensorCore
 /// batch, which rows are allowed as its negative, and the anchor–positive distances.
 ///
 /// Candidate `c` is embedding row `c` (anchors, positives and stored negatives alike).
-/// A row is allowed for anchor `i` when its source image differs from the anchor's (so the
-/// anchor itself and its own positive are never allowed).
+/// A row is allowed for anchor `i` when its source image differs from the anchor's and it
+/// is neither the anchor itself nor the anchor's positive (whatever the positive's source).
 public struct MiningProblem: Sendable {
     /// B, the number of anchors.
     public let anchorCount: Int
@@ -43,6 +43,24 @@ public struct MiningProblem: Sendable {
 
     @inlinable public func distance(anchor i: Int, candidate c: Int) -> Float { distances[i * candidateCount + c] }
     @inlinable public func isAllowed(anchor i: Int, candidate c: Int) -> Bool { allowed[i * candidateCount + c] }
+
+    /// Calls `body(anchor, distances, allowed)` with anchor i's row of both matrices as
+    /// buffers (valid only during the call) and collects the answers: the fast way to scan.
+    @inlinable
+    public func forEachAnchorRow(
+        _ body: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Bool>) throws -> Int?
+    ) rethrows -> [Int?] {
+        let n = candidateCount
+        return try distances.withUnsafeBufferPointer { d in
+            try allowed.withUnsafeBufferPointer { a in
+                try (0..<anchorCount).map { i in
+                    try body(
+                        i, UnsafeBufferPointer(rebasing: d[(i * n)..<((i + 1) * n)]),
+                        UnsafeBufferPointer(rebasing: a[(i * n)..<((i + 1) * n)]))
+                }
+            }
+        }
+    }
 }
 
 /// Chooses, for every anchor, one negative row among the in-batch candidates.
@@ -60,14 +78,16 @@ public struct HardestNegativeMiner: NegativeMiner {
     public init() {}
 
     public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
-        (0..<problem.anchorCount).map { i in
-            var best: Int?
+        problem.forEachAnchorRow { _, distances, allowed in
+            // Disallowed rows get key +∞, so the only branch is "new minimum", which is
+            // rarely taken and well predicted (branching on random data is not).
+            var best = -1
             var bestD = Float.infinity
-            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
-                let d = problem.distance(anchor: i, candidate: c)
-                if best == nil || d < bestD { best = c; bestD = d }
+            for c in 0..<distances.count {
+                let key = allowed[c] ? distances[c] : .infinity
+                if key < bestD { best = c; bestD = key }
             }
-            return best
+            return best >= 0 ? best : nil
         }
     }
 }
@@ -86,16 +106,24 @@ public struct SemiHardNegativeMiner: NegativeMiner {
     public init() {}
 
     public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
-        (0..<problem.anchorCount).map { i in
+        problem.forEachAnchorRow { i, distances, allowed in
             let dap = problem.anchorPositiveDistances[i]
-            var closestFarther: Int?, closestD = Float.infinity
-            var farthest: Int?, farthestD = -Float.infinity
-            for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
-                let d = problem.distance(anchor: i, candidate: c)
-                if d > dap, closestFarther == nil || d < closestD { closestFarther = c; closestD = d }
-                if farthest == nil || d > farthestD { farthest = c; farthestD = d }
+            var closestFarther = -1, closestD = Float.infinity
+            for c in 0..<distances.count {
+                // Key +∞ for rows that do not qualify: the branch is only taken on a new
+                // minimum, rarely, instead of on the (random) qualification test.
+                let d = distances[c]
+                let key = allowed[c] && d > dap ? d : .infinity
+                if key < closestD { closestFarther = c; closestD = key }
             }
-            return closestFarther ?? farthest
+            if closestFarther >= 0 { return closestFarther }
+            // Fallback (every allowed row is at most as far as the positive): the farthest.
+            var farthest = -1, farthestD = -Float.infinity
+            for c in 0..<distances.count {
+                let key = allowed[c] ? distances[c] : -.infinity
+                if key > farthestD { farthest = c; farthestD = key }
+            }
+            return farthest >= 0 ? farthest : nil
         }
     }
 }

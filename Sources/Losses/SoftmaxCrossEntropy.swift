@@ -65,10 +65,7 @@ public struct SoftmaxCrossEntropy: Sendable {
         for (i, y) in labels.enumerated() where y < 0 || y >= c {
             throw LossError.labelOutOfRange(index: i, label: y, classCount: c)
         }
-        let bad: Int? = logits.withUnsafeBufferPointer { b in
-            for i in 0..<b.count where !b[i].isFinite { return i / c }
-            return nil
-        }
+        let bad: Int? = logits.withUnsafeBufferPointer { b in Kernels.firstNonFinite(b).map { $0 / c } }
         if let row = bad { throw LossError.nonFinite(what: "logits", row: row) }
         return (n, c)
     }

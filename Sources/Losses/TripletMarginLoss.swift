@@ -15,8 +15,8 @@ public enum TripletReduction: Sendable, Equatable {
 /// (aᵢ, pᵢ, nᵢⱼ) is a triplet (B · K in all). With a ``NegativeMiner`` the stored negatives
 /// become ordinary candidates: the miner picks one negative per anchor among all rows whose
 /// source image differs from the anchor's (see ``TripletEmbeddings/sourceImages``; when it
-/// is nil, anchor i, positive i and anchor i's stored negatives count as source i), and
-/// those B triplets are the loss.
+/// is nil, anchor i, positive i and anchor i's stored negatives count as source i), never
+/// the anchor's own positive, and those B triplets are the loss.
 ///
 /// Diagnostics: mean d(a, p) over anchors, mean d(a, n) over triplets, the fraction of
 /// triplets with a non-zero hinge, and `isCollapsed` when every triplet is active and the
@@ -61,7 +61,7 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
             negatives = Array(2 * b..<v.rowCount)
         }
         let tripletCount = b * perAnchor
-        var gradient = Tensor.zeros([v.rowCount, d])
+        var gradient = Tensor.zeros(batch.embeddings.shape)
         var hinge = [Float](repeating: 0, count: tripletCount)
         var sumAP = 0.0, sumAN = 0.0, sumLoss = 0.0
         var active = 0
@@ -139,18 +139,26 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
                 distance.distances(from: e, count: b, to: e, count: r, dimension: d, into: m.baseAddress!)
             }
         }
-        // Rows grouped by anchor source would be faster for huge batches; B · R booleans is cheap.
         var rowSource = [Int](repeating: 0, count: r)
         for c in 0..<r { rowSource[c] = v.source(ofRow: c, sources) }
-        for i in 0..<b {
-            let s = rowSource[i]
-            var any = false
-            for c in 0..<r where rowSource[c] != s {
-                allowed[i * r + c] = true
-                any = true
+        let lonely: Int? = rowSource.withUnsafeBufferPointer { src in
+            allowed.withUnsafeMutableBufferPointer { ok in
+                for i in 0..<b {
+                    let s = src[i]
+                    var count = 0
+                    // The anchor's own row and its positive never serve as its negative, even
+                    // when the sampler gives the positive another source image (frame pairs).
+                    for c in 0..<r {
+                        let differs = src[c] != s && c != i && c != b + i
+                        ok[i * r + c] = differs
+                        count += differs ? 1 : 0
+                    }
+                    if count == 0 { return i }
+                }
+                return nil
             }
-            if !any { throw LossError.noNegativeCandidates(anchor: i) }
         }
+        if let i = lonely { throw LossError.noNegativeCandidates(anchor: i) }
         let problem = try MiningProblem(
             anchorPositiveDistances: dap, distances: matrix, allowed: allowed, candidateCount: r, margin: margin)
         let picks = miner.selectNegatives(problem)

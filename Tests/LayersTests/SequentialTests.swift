@@ -52,3 +52,37 @@ final class SequentialTests: XCTestCase {
         XCTAssertTrue(net.layers[4].parameters[0].gradient.scalars.contains { $0 != 0 })
     }
 }
+
+final class SequentialWithNormalisationTests: XCTestCase {
+    func testGradientsThroughBatchNormAndDropout() throws {
+        var rng = SeededGenerator(seed: 21)
+        let dropout = try Dropout(probability: 0.25, seed: 3)
+        dropout.reusesMask = true
+        let bn = try BatchNorm(features: 3)
+        bn.weight.value = .uniform([3], low: 0.5, high: 1.5, using: &rng)
+        let net = Sequential([
+            try Conv2D(inputChannels: 1, outputChannels: 3, kernelSize: 2, stride: 2, using: &rng),
+            bn, dropout, Flatten(),
+            try Linear(inputFeatures: 12, outputFeatures: 2, using: &rng),
+        ])
+        XCTAssertEqual(net.parameters.map(\.name), ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"])
+        assertGradientsMatch(net, input: .uniform([3, 1, 4, 4], low: -1, high: 1, using: &rng))
+    }
+
+    func testFrozenLinearKeepsZeroGradients() throws {
+        var rng = SeededGenerator(seed: 1)
+        let linear = try Linear(inputFeatures: 3, outputFeatures: 2, using: &rng)
+        linear.setFrozen(true)
+        XCTAssertTrue(linear.isFrozen)
+        _ = linear.forward(.uniform([4, 3], low: -1, high: 1, using: &rng), mode: .training)
+        let dx = linear.backward(.uniform([4, 2], low: -1, high: 1, using: &rng))
+        XCTAssertTrue(linear.parameters.allSatisfy { $0.gradient.scalars.allSatisfy { $0 == 0 } })
+        XCTAssertTrue(dx.scalars.contains { $0 != 0 })
+    }
+
+    func testParameterFreeLayersRejectBadShapes() {
+        XCTAssertThrowsError(try ReLU().outputShape(for: []))
+        XCTAssertThrowsError(try Dropout(probability: 0.5, seed: 1).outputShape(for: [-1, 2]))
+        XCTAssertThrowsError(try Flatten().outputShape(for: [2, -3]))
+    }
+}

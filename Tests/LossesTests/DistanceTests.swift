@@ -57,5 +57,39 @@ final class DistanceTests: XCTestCase {
         XCTAssertEqual(CosineDistance().name, "cosine")
         XCTAssertEqual(EuclideanDistance().name, "euclidean")
         XCTAssertEqual(SquaredEuclideanDistance().name, "squared-euclidean")
+        XCTAssertEqual(Manhattan().name, "Manhattan")
+    }
+
+    /// A user-defined distance needs only the two row functions; the loss uses it unchanged.
+    struct Manhattan: Distance {
+        func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int) -> Float {
+            (0..<dimension).reduce(0) { $0 + abs(a[$1] - b[$1]) }
+        }
+        func accumulateGradient(
+            _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dimension: Int, upstream: Float,
+            gradA: UnsafeMutablePointer<Float>, gradB: UnsafeMutablePointer<Float>
+        ) {
+            for k in 0..<dimension {
+                let s: Float = a[k] > b[k] ? upstream : a[k] < b[k] ? -upstream : 0
+                gradA[k] += s
+                gradB[k] -= s
+            }
+        }
+    }
+
+    func testCustomDistanceWorksWithLossAndMiner() throws {
+        let batch = randomBatch(batchSize: 3, negatives: 1, dimension: 5, seed: 2)
+        let plain = try TripletMarginLoss(distance: Manhattan(), margin: 1).evaluate(batch)
+        let x = Naive.rows(batch.embeddings)
+        let l1 = { (a: Int, b: Int) in zip(x[a], x[b]).reduce(0.0) { $0 + abs($1.0 - $1.1) } }
+        let expected = (0..<3).map { max(0, l1($0, 3 + $0) - l1($0, 6 + $0) + 1) }.reduce(0, +) / 3
+        XCTAssertEqual(Double(plain.value), expected, accuracy: 1e-5)
+        // The default (row-by-row) distance matrix feeds the miner.
+        let mined = try TripletMarginLoss(distance: Manhattan(), margin: 1, miner: HardestNegativeMiner()).evaluate(batch)
+        let minedExpected = (0..<3).map { i -> Double in
+            let n = (0..<9).filter { $0 % 3 != i }.min { l1(i, $0) < l1(i, $1) }!
+            return max(0, l1(i, 3 + i) - l1(i, n) + 1)
+        }.reduce(0, +) / 3
+        XCTAssertEqual(Double(mined.value), minedExpected, accuracy: 1e-5)
     }
 }

@@ -23,6 +23,12 @@ final class LossErrorTests: XCTestCase {
         expect(.invalidEmbeddingShape(shape: [6, 0]), TripletEmbeddings(Tensor.zeros([6, 0]), layout: layout))
     }
 
+    func testNegativeLayoutSizes() {
+        expect(
+            .invalidLayout(batchSize: 2, negativesPerAnchor: -1),
+            TripletEmbeddings(Tensor.zeros([2, 4]), layout: TripletLayout(batchSize: 2, negativesPerAnchor: -1)))
+    }
+
     func testEmptyBatch() {
         expect(.emptyBatch, TripletEmbeddings(Tensor.zeros([0, 4]), layout: TripletLayout(batchSize: 0, negativesPerAnchor: 1)))
     }

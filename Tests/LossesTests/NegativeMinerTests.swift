@@ -115,6 +115,19 @@ final class NegativeMinerTests: XCTestCase {
         XCTAssertEqual(problem.distance(anchor: 0, candidate: 4), Float(Naive.distance(.cosine, x64[0], x64[4])), accuracy: 1e-5)
     }
 
+    func testTheAnchorsOwnPositiveIsNeverANegativeEvenFromAnotherImage() throws {
+        // Frame-pair style sources: every row its own image. p0 (row 2) is anchor 0's closest
+        // row but must not be mined for it.
+        let x = try Tensor(shape: [6, 2], values: rows)
+        let spy = SpyMiner(HardestNegativeMiner())
+        _ = try TripletMarginLoss(margin: 2, miner: spy)
+            .evaluate(TripletEmbeddings(x, layout: TripletLayout(batchSize: 2, negativesPerAnchor: 1), sourceImages: [0, 1, 2, 3, 4, 5]))
+        let problem = try XCTUnwrap(spy.last)
+        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, true, true])
+        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 1, candidate: $0) }, [true, false, true, false, true, true])
+        XCTAssertEqual(HardestNegativeMiner().selectNegatives(problem), [4, 5])
+    }
+
     func testBadMinerAnswersAndMissingCandidatesAreTypedErrors() throws {
         let x = try Tensor(shape: [6, 2], values: rows)
         let batch = TripletEmbeddings(x, layout: TripletLayout(batchSize: 2, negativesPerAnchor: 1))

@@ -175,6 +175,22 @@ final class TripletMarginLossTests: XCTestCase {
         }
     }
 
+    func testTrailingFeatureDimensionsAreFlattenedAndGradientKeepsTheShape() throws {
+        let flat = randomBatch(batchSize: 4, negatives: 2, dimension: 6, seed: 8)
+        var conv = flat
+        conv.embeddings = try flat.embeddings.reshaped([flat.layout.rowCount, 3, 2, 1])
+        let losses: [any ContrastiveLoss] = [
+            TripletMarginLoss(), TripletMarginLoss(distance: EuclideanDistance(), miner: SemiHardNegativeMiner()),
+            InfoNCELoss(),
+        ]
+        for loss in losses {
+            let a = try loss.evaluate(flat), b = try loss.evaluate(conv)
+            XCTAssertEqual(a.value, b.value)
+            XCTAssertEqual(b.gradient.shape, [flat.layout.rowCount, 3, 2, 1])
+            XCTAssertEqual(a.gradient.scalars, b.gradient.scalars)
+        }
+    }
+
     func testZeroNormRowsGiveFiniteCosineLossAndGradient() throws {
         var x = Tensor.zeros([3, 4])
         x[flat: 4] = 1  // positive (1,0,0,0); anchor and negative are zero vectors

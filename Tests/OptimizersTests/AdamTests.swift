@@ -83,3 +83,20 @@ final class AdamTests: XCTestCase {
         }
     }
 }
+
+final class AdamPerParameterStepTests: XCTestCase {
+    /// A parameter that joins late (unfrozen after other updates) still gets Adam's
+    /// bias-corrected first step, because its step count lives in its own state.
+    func testLateJoinerGetsAFullFirstStep() {
+        let early = parameter([0], gradient: [1])
+        let late = parameter([0], gradient: [0.5])
+        late.isFrozen = true
+        let adam = Adam(learningRate: 0.1)
+        for _ in 0..<5 { adam.update([early, late]) }
+        XCTAssertEqual(late.value.scalars, [0])
+        late.isFrozen = false
+        adam.update([early, late])
+        XCTAssertEqual(adam.stepCount, 6)
+        XCTAssertEqual(late.value[flat: 0], -0.1 * 0.5 / (0.5 + 1e-8), accuracy: 1e-6)
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Layerwise
+
+/// How much work each part of the experiment gets.
+struct Budget {
+    var name: String
+    /// Classifier widths: conv1 filters, conv2 filters, hidden FC units.
+    var conv1Filters: Int
+    var conv2Filters: Int
+    var hiddenUnits: Int
+    /// Classifier training, per arm and seed.
+    var epochs: Int
+    var batchSize: Int
+    var seeds: Int
+    /// Contrastive pretraining: epochs of ⌈pretraining images / batch⌉ steps, at least
+    /// `minimumPretrainSteps` steps per epoch so tiny samples still train.
+    var pretrainEpochs: Int
+    var pretrainBatchSize: Int
+    var minimumPretrainStepsPerEpoch: Int
+    /// Supervised pretraining on CIFAR-100 labels.
+    var supervisedEpochs: Int
+    /// Linear-probe epochs (Adam on standardised quadrant-pooled features).
+    var probeEpochs: Int
+
+    static func preset(_ preset: Preset) -> Budget {
+        switch preset {
+        case .quick:
+            return Budget(
+                name: "quick", conv1Filters: 32, conv2Filters: 64, hiddenUnits: 128, epochs: 8, batchSize: 64, seeds: 1,
+                pretrainEpochs: 20, pretrainBatchSize: 128, minimumPretrainStepsPerEpoch: 10, supervisedEpochs: 8,
+                probeEpochs: 20)
+        case .paper:
+            // The reference run's budget (../shared/RESEARCH.md, paper_ref.py defaults).
+            return Budget(
+                name: "paper", conv1Filters: 64, conv2Filters: 128, hiddenUnits: 256, epochs: 15, batchSize: 128, seeds: 2,
+                pretrainEpochs: 10, pretrainBatchSize: 512, minimumPretrainStepsPerEpoch: 1, supervisedEpochs: 10,
+                probeEpochs: 30)
+        }
+    }
+}
+
+/// The pretraining recipe of one contrastive stage: how positives and negatives are made
+/// and which loss separates them.
+struct Recipe {
+    enum Loss {
+        case triplet(distance: String, margin: Float, miner: String?)
+        case infoNCE(temperature: Float)
+    }
+
+    var name: String
+    var objective: ObjectiveName
+    /// Stage-1 patch size (7 = the minimum for 6x6 filters and 2x2 max pooling).
+    var patchSize: Int
+    /// Largest anchor–positive offset in pixels.
+    var maxOffset: Int
+    /// Colour jitter strength applied to positives (0 = none).
+    var positiveJitter: Float
+    /// Rotation range in degrees applied to positives (0 = none).
+    var positiveRotation: Float
+    var sameImageNegatives: Bool
+    var negativesPerAnchor: Int
+    var loss: Loss
+    var learningRate: Float
+    /// Exemplar objective: surrogate classes and copies per class per step.
+    var surrogateClasses: Int
+    var copiesPerClass: Int
+
+    /// The paper's recipe as its code ran it: neighbouring 7x7 patches of an 8x8 crop,
+    /// one random negative from another image, triplet loss on cosine distance with
+    /// margin 0.5, Adam 1e-3.
+    static let paper = Recipe(
+        name: "paper", objective: .triplet, patchSize: 7, maxOffset: 1, positiveJitter: 0, positiveRotation: 0,
+        sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: "cosine", margin: 0.5, miner: nil),
+        learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
+
+    /// The library's default, chosen by the recipe study (Docs/RecipeStudy.md).
+    static let layerwise = Recipe(
+        name: "layerwise", objective: .infonce, patchSize: 7, maxOffset: 3, positiveJitter: 0.4, positiveRotation: 0,
+        sameImageNegatives: false, negativesPerAnchor: 1, loss: .infoNCE(temperature: 0.1),
+        learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
+
+    static func named(_ name: RecipeName, objective: ObjectiveName?) -> Recipe {
+        var recipe = name == .paper ? Recipe.paper : Recipe.layerwise
+        if let objective, objective != recipe.objective {
+            recipe.objective = objective
+            switch objective {
+            case .triplet: recipe.loss = .triplet(distance: "cosine", margin: 0.5, miner: nil)
+            case .infonce: recipe.loss = .infoNCE(temperature: 0.1)
+            case .exemplar:
+                recipe.surrogateClasses = 256
+                recipe.copiesPerClass = 2
+            }
+            recipe.name += "+\(objective.rawValue)"
+        }
+        return recipe
+    }
+
+    func makeLoss() throws -> any ContrastiveLoss {
+        switch loss {
+        case let .infoNCE(temperature):
+            let l = InfoNCELoss(temperature: temperature)
+            try l.validate()
+            return l
+        case let .triplet(distanceName, margin, minerName):
+            let distance: any Distance
+            switch distanceName {
+            case "euclidean": distance = EuclideanDistance()
+            case "squared-euclidean": distance = SquaredEuclideanDistance()
+            default: distance = CosineDistance()
+            }
+            let miner: (any NegativeMiner)?
+            switch minerName {
+            case "semi-hard": miner = SemiHardNegativeMiner()
+            case "hardest": miner = HardestNegativeMiner()
+            default: miner = nil
+            }
+            let l = TripletMarginLoss(distance: distance, margin: margin, miner: miner)
+            try l.validate()
+            return l
+        }
+    }
+
+    func positiveAugmentation() throws -> (any Augmentation)? {
+        var parts: [any Augmentation] = []
+        if positiveRotation > 0 { parts.append(try RandomRotation(maxDegrees: positiveRotation, fill: .edge)) }
+        if positiveJitter > 0 {
+            parts.append(try ColorJitter(
+                brightness: positiveJitter, contrast: positiveJitter, saturation: positiveJitter, hue: min(0.5, positiveJitter / 4)))
+        }
+        return parts.isEmpty ? nil : Compose(parts)
+    }
+
+    /// The stage objective over `dataset` (unlabelled use) for a stage trained on
+    /// `patchSize` patches.
+    func makeObjective<G: RandomNumberGenerator>(
+        dataset: any ImageDataset, normalization: ChannelNormalization, patchSize: Int, using generator: inout G
+    ) throws -> any StageObjective {
+        switch objective {
+        case .triplet, .infonce:
+            let sampler = try NeighborPatchSampler(
+                dataset: dataset, maxOffset: maxOffset, negativesPerAnchor: negativesPerAnchor,
+                sameImageNegatives: sameImageNegatives, positiveAugmentation: try positiveAugmentation(),
+                normalization: normalization)
+            return ContrastiveObjective(sampler: sampler, loss: try makeLoss())
+        case .exemplar:
+            // Exemplar-CNN: a seed region a little larger than the patch, distorted by
+            // rotation, colour change, scale and translation; each seed is one class.
+            let augmentation = Compose([
+                try RandomRotation(maxDegrees: 20, fill: .edge),
+                try ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1),
+                try RandomResizedCrop(size: patchSize + 2, scale: 0.5...1, ratio: 0.8...1.25),
+                try HorizontalFlip(probability: 0.5),
+            ])
+            let surrogates = try SurrogateClassDataset(
+                dataset: dataset, classCount: min(surrogateClasses, dataset.count), seedPatchSize: patchSize + 2,
+                selection: .highGradient(candidatesPerSeed: 8), augmentation: augmentation,
+                normalization: normalization, using: &generator)
+            return ExemplarObjective(surrogates: surrogates, copiesPerClass: copiesPerClass)
+        }
+    }
+}
+
+enum ExperimentError: Error, CustomStringConvertible {
+    case unavailable(String)
+    case data(String)
+
+    var description: String {
+        switch self {
+        case let .unavailable(what): return "\(what) is not available in this build"
+        case let .data(reason): return reason
+        }
+    }
+}
+
+/// The images of one run and where they came from.
+struct DataSources {
+    var pretrain: InMemoryImageDataset
+    var pretrainSource: String
+    var train: InMemoryImageDataset
+    var test: InMemoryImageDataset
+    var testSource: String
+
+    static func embeddedDirectory(_ name: String) throws -> String {
+        // Foundation on Linux and on Darwin differ on whether resourcePath already ends
+        // in the copied folder; look in both places.
+        let bundle = Bundle.module
+        let candidates = [bundle.resourcePath, bundle.bundlePath].compactMap { $0 }
+            .flatMap { [$0 + "/Resources/" + name, $0 + "/" + name] }
+        guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw ExperimentError.data("the embedded sample \(name) is missing from this build (looked in \(candidates))")
+        }
+        return found
+    }
+
+    static func load(
+        cifar100: String?, cifar10: String?, cifar10Test: String?, validation: Int, limitPretrain: Int, limitTrain: Int
+    ) throws -> DataSources {
+        let c100Directory = try cifar100 ?? embeddedDirectory("cifar100_sample")
+        var pretrain = try CIFAR.loadCIFAR100(directory: c100Directory, split: .train, labels: .fine)
+        if limitPretrain > 0 { pretrain = pretrain.prefix(limitPretrain) }
+
+        let c10Directory = try cifar10 ?? embeddedDirectory("cifar10_sample")
+        var train = try CIFAR.loadCIFAR10(directory: c10Directory, split: .train)
+        let test: InMemoryImageDataset
+        let testSource: String
+        let defaultTest = c10Directory + "/test_batch.bin"
+        if let cifar10Test {
+            test = try CIFAR.loadCIFAR10(files: [cifar10Test])
+            testSource = "file \(cifar10Test)"
+        } else if FileManager.default.fileExists(atPath: defaultTest) {
+            test = try CIFAR.loadCIFAR10(files: [defaultTest])
+            testSource = cifar10 == nil
+                ? "embedded validation file (400 CIFAR-10 training images disjoint from the 1,200 used for training)"
+                : "file \(defaultTest)"
+        } else {
+            let parts = try train.split(validationCount: validation)
+            train = parts.train
+            test = parts.validation
+            testSource = "held-out validation split: the last \(validation) images of the CIFAR-10 training files"
+        }
+        if limitTrain > 0 { train = train.prefix(limitTrain) }
+        return DataSources(
+            pretrain: pretrain, pretrainSource: cifar100 == nil ? "embedded CIFAR-100 sample" : c100Directory,
+            train: train, test: test, testSource: testSource)
+    }
+}

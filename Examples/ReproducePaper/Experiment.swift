@@ -1,0 +1,348 @@
+import Foundation
+import Layerwise
+
+/// The whole experiment: pretraining, transfer arms, linear probes, figures, results.
+struct Experiment {
+    var budget: Budget
+    var recipe: Recipe
+    var layers: Int
+    var out: String
+    var seed: UInt64
+    var resume: Bool
+    var pretrainOnly: Bool
+    var kmeansArms: Bool
+    var threads: Int
+    var commandLine: String
+
+    static let arms = ["scratch", "contrastive_frozen", "contrastive_finetuned", "supervised_frozen", "supervised_finetuned"]
+
+    // MARK: - Layers
+
+    /// Pretraining stage `k` (1-based): the paper's encoder, conv → max-pool 2 → ReLU.
+    func pretrainingStageLayers(_ k: Int, using g: inout SeededGenerator) throws -> [any Layer] {
+        if k == 1 {
+            return [try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g),
+                    try MaxPool2D(kernelSize: 2), ReLU()]
+        }
+        return [try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g),
+                try MaxPool2D(kernelSize: 2), ReLU()]
+    }
+
+    /// The paper's classifier: conv6 → pool → BN → ReLU → conv3 → pool → BN → ReLU → FC →
+    /// ReLU → BN → FC. Transferable stages are `[conv1, pool]` and, with two layers,
+    /// `[BN, ReLU, conv2, pool]`; everything after them is the head. The same `seed`
+    /// gives every arm the same initialisation of all layers it does not transfer.
+    func classifierLayers(classes: Int, seed: UInt64) throws -> (stages: [[any Layer]], head: [any Layer]) {
+        var g = SeededGenerator(seed: seed)
+        let (w1, w2, f) = (budget.conv1Filters, budget.conv2Filters, budget.hiddenUnits)
+        let stage1: [any Layer] = [try Conv2D(inputChannels: 3, outputChannels: w1, kernelSize: 6, using: &g), try MaxPool2D(kernelSize: 2)]
+        let block2: [any Layer] = [try BatchNorm(features: w1), ReLU(),
+                                   try Conv2D(inputChannels: w1, outputChannels: w2, kernelSize: 3, using: &g), try MaxPool2D(kernelSize: 2)]
+        let top: [any Layer] = [try BatchNorm(features: w2), ReLU(), Flatten(),
+                                try Linear(inputFeatures: w2 * 25, outputFeatures: f, using: &g), ReLU(), try BatchNorm(features: f),
+                                try Linear(inputFeatures: f, outputFeatures: classes, using: &g)]
+        return layers == 1 ? ([stage1], block2 + top) : ([stage1, block2], top)
+    }
+
+    /// Maps pretrained stage weights (`"stage<k>.0.*"`, the conv of pretraining stage k)
+    /// onto the classifier's names; the classifier's own BatchNorm in stage 2 keeps its
+    /// fresh values (identity in inference mode, so a frozen stage 2 sees exactly what it
+    /// was pretrained on).
+    func classifierWeights(fromPretrained weights: [String: Tensor], stages: [[any Layer]]) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (k, layers) in stages.enumerated() {
+            for (i, layer) in layers.enumerated() {
+                for p in layer.parameters + layer.buffers {
+                    let name = "stage\(k + 1).\(i).\(p.name)"
+                    if layer is Conv2D, let t = weights["stage\(k + 1).0.\(p.name)"] {
+                        out[name] = t
+                    } else {
+                        out[name] = p.value
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Run
+
+    func run(data: DataSources) throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let started = Date()
+        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ threads \(threads)")
+        log("pretraining data: \(data.pretrain.count) CIFAR-100 images (\(data.pretrainSource)), labels unused for contrastive")
+        log("CIFAR-10: \(data.train.count) training images; evaluation: \(data.test.count) images — \(data.testSource)")
+
+        let pretrainNorm = ChannelNormalization.fit(data.pretrain)
+        let trainNorm = ChannelNormalization.fit(data.train)
+        var results = Results(
+            preset: budget.name, recipe: recipe.name, command: commandLine,
+            data: .init(pretrainImages: data.pretrain.count, trainImages: data.train.count, testImages: data.test.count,
+                        testSource: data.testSource))
+
+        // 1. Layer-wise contrastive pretraining.
+        let contrastive = try pretrainContrastive(data: data, normalization: pretrainNorm, endToEnd: false, results: &results)
+        try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors")
+        if pretrainOnly {
+            try results.write(to: out)
+            log("pretraining only: weights in \(out); \(elapsed(since: started))")
+            return
+        }
+        // 2. End-to-end pretraining of the same stages (layer-wise vs end-to-end timing).
+        if layers == 2 {
+            _ = try pretrainContrastive(data: data, normalization: pretrainNorm, endToEnd: true, results: &results)
+        }
+        let contrastiveWeights = contrastive.trainer.stateTensors()
+
+        // 3. Supervised pretraining on CIFAR-100 labels.
+        let supervisedWeights = try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
+
+        // 4. The k-means baseline (Coates et al. 2011) and linear probes on frozen
+        //    first-layer (and stage-2) features.
+        let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
+        try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer,
+                         supervised: supervisedWeights, kmeans: kmeans, results: &results)
+
+        // 5. Transfer arms.
+        let extraArms = kmeansArms && layers == 1 ? ["kmeans_frozen", "kmeans_finetuned"] : []
+        for arm in Self.arms + extraArms {
+            let (mode, weights): (TransferMode, [String: Tensor]?) = switch arm {
+            case "kmeans_frozen": (.frozen, kmeans.convolutionState(prefix: "stage1.0"))
+            case "kmeans_finetuned": (.fineTuned, kmeans.convolutionState(prefix: "stage1.0"))
+            case "contrastive_frozen": (.frozen, contrastiveWeights)
+            case "contrastive_finetuned": (.fineTuned, contrastiveWeights)
+            case "supervised_frozen": (.frozen, supervisedWeights)
+            case "supervised_finetuned": (.fineTuned, supervisedWeights)
+            default: (.scratch, nil)
+            }
+            results.arms[arm] = try runArm(arm, mode: mode, weights: weights, supervisedNames: arm.hasPrefix("supervised"),
+                                           data: data, normalization: trainNorm)
+        }
+
+        // 6. Figures and results.
+        try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
+        results.totalSeconds = Date().timeIntervalSince(started)
+        try results.write(to: out)
+        log("done in \(elapsed(since: started)); results in \(out)/results.md")
+        print(results.markdownTable())
+    }
+
+    // MARK: - Pretraining
+
+    struct Pretrained {
+        var trainer: LayerwiseTrainer
+        var report: PretrainingReport
+    }
+
+    func pretrainContrastive(
+        data: DataSources, normalization: ChannelNormalization, endToEnd: Bool, results: inout Results
+    ) throws -> Pretrained {
+        var g = SeededGenerator(seed: seed &+ 1000)
+        let stepsPerEpoch = max(budget.minimumPretrainStepsPerEpoch,
+                                (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
+        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, using: &g) }
+        let patchSizes = try ReceptiveField.patchSizes(stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
+        var stages: [Stage] = []
+        for k in 1...layers {
+            let stageLayers = stageLayers[k - 1]
+            // End to end, every objective works on the top stage's patch size.
+            let patch = endToEnd ? patchSizes[layers - 1] : patchSizes[k - 1]
+            let objective = try recipe.makeObjective(
+                dataset: data.pretrain, normalization: normalization, patchSize: patch, using: &g)
+            stages.append(Stage(
+                layers: stageLayers, objective: objective, optimizer: Adam(learningRate: recipe.learningRate),
+                schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,
+                budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch)))
+        }
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: recipe.patchSize, seed: seed)
+        if !endToEnd {
+            trainer.checkpointDirectory = out + "/checkpoints"
+            trainer.checkpointEvery = max(1, stepsPerEpoch)
+            try FileManager.default.createDirectory(atPath: out + "/checkpoints", withIntermediateDirectories: true)
+        }
+        log(endToEnd
+            ? "end-to-end contrastive pretraining of \(layers) stages on \(trainer.patchSizes.last!)x\(trainer.patchSizes.last!) patches"
+            : "layer-wise contrastive pretraining: patch sizes \(trainer.patchSizes.map { "\($0)x\($0)" }.joined(separator: ", "))")
+        let progress = ProgressLine(width: 150)
+        let clock = Date()
+        var lossTrace: [(seconds: Double, loss: Float)] = []
+        let report = try (endToEnd ? trainer.pretrainEndToEnd : trainer.pretrain)(resume && !endToEnd) { event in
+            if case let .epochEnded(_, _, meanLoss, _) = event {
+                lossTrace.append((Date().timeIntervalSince(clock), meanLoss))
+            }
+            if let line = progress.render(event) { status(line, final: Self.isFinal(event)) }
+        }
+        if endToEnd {
+            let layerwiseTop = results.pretraining["contrastive_stage\(layers)"]?.finalLoss ?? .infinity
+            let reached = lossTrace.first { $0.loss <= layerwiseTop }?.seconds
+            results.pretraining["contrastive_end_to_end"] = .init(
+                seconds: report.totalSeconds, finalLoss: report.finalLoss ?? .nan, secondsToLayerwiseLoss: reached,
+                lossPerEpoch: lossTrace.map(\.loss))
+        } else {
+            for s in report.stages {
+                results.pretraining["contrastive_stage\(s.stage)"] = .init(
+                    seconds: s.seconds, finalLoss: s.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: s.epochLosses)
+            }
+            results.pretraining["contrastive_layerwise_total"] = .init(
+                seconds: report.totalSeconds, finalLoss: report.finalLoss ?? .nan, secondsToLayerwiseLoss: nil, lossPerEpoch: [])
+        }
+        return Pretrained(trainer: trainer, report: report)
+    }
+
+    static func isFinal(_ event: TrainingEvent) -> Bool {
+        if case .step = event { return false }
+        return true
+    }
+
+    func pretrainSupervised(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> [String: Tensor] {
+        guard let classes = data.pretrain.classCount else { throw ExperimentError.data("CIFAR-100 data has no labels") }
+        let (stages, head) = try classifierLayers(classes: classes, seed: seed &+ 2000)
+        let config = ClassifierConfiguration(
+            epochs: budget.supervisedEpochs, batchSize: budget.batchSize, optimizer: Adam(learningRate: 1e-3),
+            schedule: StepDecaySchedule(initial: 1e-3, factor: 0.1, milestones: [2.0 / 3.0]),
+            augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
+            seed: seed &+ 2000)
+        log("supervised pretraining on CIFAR-100 labels (\(classes) classes), \(budget.supervisedEpochs) epochs")
+        let (weights, report) = try SupervisedPretraining.run(
+            stages: stages, head: head, data: data.pretrain, configuration: config, events: classifierProgress("supervised"))
+        results.pretraining["supervised"] = .init(
+            seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan, secondsToLayerwiseLoss: nil,
+            lossPerEpoch: report.epochs.map(\.trainingLoss))
+        try SafeTensors.write(weights.filter { $0.key.hasPrefix("stage") }, metadata: ["kind": "supervised-stages"],
+                              to: out + "/supervised_stages.safetensors")
+        return weights
+    }
+
+    // MARK: - Arms
+
+    func runArm(
+        _ arm: String, mode: TransferMode, weights: [String: Tensor]?, supervisedNames: Bool, data: DataSources,
+        normalization: ChannelNormalization
+    ) throws -> Results.Arm {
+        var accuracies: [Double] = [], curves: [[Double]] = [], seconds = 0.0
+        for s in 0..<budget.seeds {
+            let armSeed = seed &+ UInt64(s)
+            let (stages, head) = try classifierLayers(classes: 10, seed: armSeed)
+            // Supervised weights already carry classifier names; contrastive ones are mapped.
+            let pretrained = weights.map { supervisedNames ? $0 : classifierWeights(fromPretrained: $0, stages: stages) }
+            let classifier = try TransferClassifier(
+                stages: stages, mode: mode, head: head, inputShape: data.train.imageShape, pretrained: pretrained, seed: armSeed)
+            let config = ClassifierConfiguration(
+                epochs: budget.epochs, batchSize: budget.batchSize, optimizer: Adam(learningRate: 1e-3),
+                schedule: StepDecaySchedule(initial: 1e-3, factor: 0.1, milestones: [2.0 / 3.0]),
+                augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
+                seed: armSeed)
+            let report = try ClassifierTrainer(classifier: classifier, configuration: config)
+                .train(on: data.train, validation: data.test, events: classifierProgress("\(arm) seed \(s + 1)/\(budget.seeds)"))
+            let curve = report.epochs.map { Double($0.validationAccuracy ?? .nan) }
+            curves.append(curve)
+            accuracies.append(curve.last ?? .nan)
+            seconds += report.totalSeconds
+            log("\(arm) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) after epoch 1 \(percent(curve.first ?? .nan))")
+        }
+        let mean = accuracies.reduce(0, +) / Double(accuracies.count)
+        let std = accuracies.count > 1
+            ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot() : 0
+        let curve = (0..<budget.epochs).map { e in curves.map { $0[e] }.reduce(0, +) / Double(curves.count) }
+        return .init(testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve, seconds: seconds)
+    }
+
+    // MARK: - k-means baseline and linear probes
+
+    /// Coates et al. 2011: per-patch contrast normalisation, ZCA whitening and k-means on
+    /// 6x6 patches of the pretraining images; transferred as a conv whose filters are the
+    /// centroids folded through the whitening.
+    func fitKMeans(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> KMeansBaseline {
+        var g = SeededGenerator(seed: seed &+ 4000)
+        let clock = Date()
+        let baseline = try KMeansBaseline.fit(
+            dataset: data.pretrain, filters: budget.conv1Filters, kernelSize: 6,
+            patches: min(50_000, data.pretrain.count * 20), normalization: normalization, using: &g)
+        results.pretraining["kmeans"] = .init(
+            seconds: Date().timeIntervalSince(clock), finalLoss: Float(baseline.inertia ?? .nan), secondsToLayerwiseLoss: nil, lossPerEpoch: [])
+        log("k-means baseline: \(budget.conv1Filters) centroids in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+        return baseline
+    }
+
+    func linearProbes(
+        data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, supervised: [String: Tensor],
+        kmeans: KMeansBaseline, results: inout Results
+    ) throws {
+        let probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
+        var g = SeededGenerator(seed: seed &+ 3000)
+        let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+        let supervisedConv = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+        if let w = supervised["stage1.0.weight"] { supervisedConv.weight.value = w }
+        if let b = supervised["stage1.0.bias"], let bias = supervisedConv.bias { bias.value = b }
+        let contrastiveConv = contrastive.stages[0].layers[0]
+        var extractors: [(String, FeatureExtractor)] = [
+            ("random", FeatureExtractor(layers: [random])),
+            ("contrastive", FeatureExtractor(layers: [contrastiveConv])),
+            ("supervised", FeatureExtractor(layers: [supervisedConv])),
+            ("kmeans", FeatureExtractor(layers: [try kmeans.convolution()])),
+        ]
+        if layers == 2 {
+            // Stage 1 (conv, pool, ReLU) then stage 2's conv: does the second stage add to the first?
+            extractors.append(("contrastive_stages_1_2", FeatureExtractor(layers: contrastive.stages[0].layers + [contrastive.stages[1].layers[0]])))
+        }
+        for (name, extractor) in extractors {
+            let r = try probe.evaluate(extractor, train: data.train, test: data.test, normalization: normalization)
+            results.linearProbe[name] = Double(r.testAccuracy)
+            log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
+        }
+    }
+
+    // MARK: - Figures
+
+    func writeFigures(
+        contrastive: LayerwiseTrainer, supervised: [String: Tensor], kmeans: KMeansBaseline, results: Results
+    ) throws {
+        var g = SeededGenerator(seed: seed &+ 3000)
+        let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+        let contrastiveWeights = contrastive.stateTensors()["stage1.0.weight"] ?? random.weight.value
+        let figures: [(String, Tensor)] = [
+            ("filters_contrastive.png", contrastiveWeights),
+            ("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value),
+            ("filters_random.png", random.weight.value),
+            ("filters_kmeans.png", try kmeans.convolution().weight.value),
+        ]
+        for (file, weights) in figures {
+            try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
+        }
+        let chart = LineChart(
+            title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, mean of \(budget.seeds) seed(s))",
+            xLabel: "epoch", yLabel: "accuracy (%)",
+            series: (Self.arms + ["kmeans_frozen", "kmeans_finetuned"]).compactMap { arm in results.arms[arm].map { .init(name: arm, values: $0.curve) } })
+        try AtomicFile.write(Data(try chart.svg().utf8), to: out + "/curves.svg")
+    }
+
+    // MARK: - Output helpers
+
+    func classifierProgress(_ label: String) -> (ClassifierEvent) -> Void {
+        { event in
+            switch event {
+            case let .step(epoch, step, steps, loss, ips):
+                status("\(label) │ epoch \(epoch)/\(budget.epochs) │ step \(step)/\(steps) │ loss \(String(format: "%.3f", loss)) │ \(Int(ips)) img/s", final: false)
+            case let .epochEnded(r):
+                status("\(label) │ epoch \(r.epoch) │ train loss \(String(format: "%.3f", r.trainingLoss)) │ val acc \(percent(Double(r.validationAccuracy ?? .nan))) │ \(String(format: "%.1f", r.seconds)) s", final: true)
+            }
+        }
+    }
+}
+
+func percent(_ v: Double) -> String { v.isFinite ? String(format: "%.1f%%", v * 100) : "n/a" }
+
+func elapsed(since start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
+
+func log(_ message: String) { status(message, final: true) }
+
+/// Progress lines overwrite each other on a terminal; final lines stay.
+func status(_ line: String, final: Bool) {
+    let isTTY = isatty(STDERR_FILENO) != 0
+    if final {
+        FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+    } else if isTTY {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    }
+}

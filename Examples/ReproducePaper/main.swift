@@ -1,1 +1,0 @@
-print("reproduce-paper: not yet built")

@@ -1,0 +1,49 @@
+import Layers
+import Losses
+import PatchSamplers
+import TensorCore
+
+/// The Siamese triplet step: sample patch triplets, embed all `3·B` (or `B·(2+K)`) rows
+/// in one forward pass through shared weights, score them with a contrastive loss and
+/// back-propagate.
+///
+/// ```
+/// triplets   = sampler.sample(batchSize, patchSize)
+/// features   = frozen stages (inference)
+/// embeddings = stage (+ head) forward (training), flattened to [rows, D]
+/// result     = loss.evaluate(embeddings)
+/// backward(result.gradient)
+/// ```
+public final class ContrastiveObjective: StageObjective {
+    /// Where triplets come from. The sampler owns its dataset.
+    public var sampler: any PatchSampler
+    /// The training signal on the embeddings.
+    public let loss: any ContrastiveLoss
+
+    public init(sampler: any PatchSampler, loss: any ContrastiveLoss) {
+        self.sampler = sampler
+        self.loss = loss
+    }
+
+    public var inputChannels: Int? { sampler.channels }
+
+    public func validate() throws { try loss.validate() }
+
+    public func step(_ context: StageStepContext, using generator: inout SeededGenerator) throws -> StepStatistics {
+        let triplets = try sampler.sample(batchSize: context.batchSize, patchSize: context.patchSize, using: &generator)
+        let features = context.frozen(triplets.patches)
+        let embeddings = context.trainable.forward(features)
+        guard embeddings.isFinite else { throw NonFiniteValue(what: "embeddings") }
+        let result: LossResult
+        do {
+            result = try loss.evaluate(
+                TripletEmbeddings(embeddings, layout: triplets.layout, sourceImages: triplets.sourceImages))
+        } catch let LossError.nonFinite(what, row) {
+            throw NonFiniteValue(what: "\(what) (row \(row))")
+        }
+        guard result.value.isFinite else { throw NonFiniteValue(what: "loss") }
+        guard result.gradient.isFinite else { throw NonFiniteValue(what: "loss gradient") }
+        context.trainable.backward(result.gradient)
+        return StepStatistics(loss: result.value, diagnostics: result.diagnostics, samples: triplets.layout.batchSize)
+    }
+}

@@ -1,0 +1,528 @@
+import Foundation
+import Layers
+import Losses
+import Optimizers
+import TensorCore
+
+/// What one stage (or the end-to-end run) did.
+public struct StageReport: Sendable, Equatable {
+    /// The stage (1-based; 0 for end-to-end training).
+    public var stage: Int
+    /// The patch size it trained on.
+    public var patchSize: Int
+    /// Optimizer steps run in this call (fewer than the budget after a resume).
+    public var steps: Int
+    /// Wall-clock seconds of this call's steps (including sampling and evaluation).
+    public var seconds: Double
+    /// Mean loss of the last epoch.
+    public var finalLoss: Float
+    /// Mean loss of every epoch that ended in this call, in order.
+    public var epochLosses: [Float]
+    /// Evaluation accuracy after every evaluated epoch (epoch number, accuracy).
+    public var evaluations: [EpochEvaluation]
+    /// The step the stage resumed after, if it continued from a checkpoint.
+    public var resumedAfterStep: Int?
+}
+
+/// An evaluation result at the end of an epoch.
+public struct EpochEvaluation: Sendable, Equatable {
+    /// The epoch (1-based) after which the evaluation ran.
+    public var epoch: Int
+    /// What ``LayerwiseTrainer/evaluation`` returned, in [0, 1].
+    public var accuracy: Float
+    public init(epoch: Int, accuracy: Float) {
+        self.epoch = epoch
+        self.accuracy = accuracy
+    }
+}
+
+/// The outcome of ``LayerwiseTrainer/pretrain(resume:events:)`` or
+/// ``LayerwiseTrainer/pretrainEndToEnd(resume:events:)``.
+public struct PretrainingReport: Sendable, Equatable {
+    /// Greedy stage by stage, or the whole stack at once.
+    public enum Mode: String, Sendable, Equatable {
+        case layerwise
+        case endToEnd
+    }
+
+    public var mode: Mode
+    /// One report per stage trained in this call (one entry, stage 0, end to end).
+    public var stages: [StageReport]
+    /// Wall-clock seconds of the whole call.
+    public var totalSeconds: Double
+    /// The last stage's final loss.
+    public var finalLoss: Float? { stages.last?.finalLoss }
+}
+
+/// Features of a frozen stack, for evaluation and transfer: runs the given layers in
+/// inference mode.
+public struct FeatureExtractor {
+    /// The layers, in order.
+    public let layers: [any Layer]
+
+    public init(layers: [any Layer]) { self.layers = layers }
+
+    /// The features of a batch `[N, C, H, W]` (inference mode).
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        LayerChain.forward(layers, input, mode: .inference)
+    }
+
+    /// The feature shape for an input shape (batch first).
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        var s = inputShape
+        for l in layers { s = try l.outputShape(for: s) }
+        return s
+    }
+}
+
+/// Greedy layer-wise pretraining of a stack of stages with per-stage objectives.
+///
+/// Stage `k` trains on patches exactly large enough for stages `1…k` to reduce them to a
+/// 1x1 map (``patchSizes``), while stages `1…k−1` are frozen and run in inference mode.
+/// The same class trains the same stack end to end (``pretrainEndToEnd(resume:events:)``)
+/// so the two modes are timed and scored by the same code.
+///
+/// Configuration errors (shapes, channels, batch size, learning rate, loss
+/// hyper-parameters) are thrown by the initializer, before any training.
+public final class LayerwiseTrainer {
+    /// The stage used in events and reports for end-to-end training.
+    public static let endToEndStage = 0
+
+    /// The stages, bottom first.
+    public let stages: [Stage]
+    /// Channels of the raw images.
+    public let inputChannels: Int
+    /// The patch size of stage 1.
+    public let firstPatchSize: Int
+    /// The seed of the trainer's generator (sampling and objective randomness).
+    public let seed: UInt64
+    /// The patch size each stage trains on (stage 1 first).
+    public let patchSizes: [Int]
+
+    /// Where checkpoints go (nil = no checkpoints).
+    public var checkpointDirectory: String?
+    /// Write a checkpoint every this many steps of a stage (0 = only when a stage ends).
+    public var checkpointEvery: Int = 0
+    /// How many checkpoints of a mode to keep; older ones are deleted after a newer one
+    /// is safely written.
+    public var keepCheckpoints: Int = 2
+    /// Run ``evaluation`` every this many epochs (nil = never).
+    public var evaluateEvery: Int?
+    /// Scores the features of stages `1…stage` (e.g. with ``LinearProbe`` or ``KNNClassifier``)
+    /// and returns an accuracy in [0, 1]. Must not depend on the trainer's randomness.
+    public var evaluation: ((_ stage: Int, _ features: FeatureExtractor) throws -> Float)?
+
+    /// The trainer's generator: every sample and objective draw comes from it, and its
+    /// state is saved in checkpoints.
+    public internal(set) var generator: SeededGenerator
+    private var stopRequested = false
+
+    /// Validates the whole configuration and derives ``patchSizes``.
+    ///
+    /// - Throws: ``TrainerError`` naming the stage and the option: no stages, batch size
+    ///   < 1, empty budget, invalid optimizer or loss hyper-parameters, a schedule giving a
+    ///   negative or non-finite rate, patch channels ≠ `inputChannels`, layers that do
+    ///   not fit each other, or a stack that cannot reduce its patch to 1x1.
+    public init(stages: [Stage], inputChannels: Int, firstPatchSize: Int, seed: UInt64) throws {
+        guard !stages.isEmpty else {
+            throw TrainerError.invalidOption(stage: nil, option: "stages", value: "[]", reason: "need at least one stage")
+        }
+        guard inputChannels > 0 else {
+            throw TrainerError.invalidOption(
+                stage: nil, option: "inputChannels", value: "\(inputChannels)", reason: "must be ≥ 1")
+        }
+        guard firstPatchSize > 0 else {
+            throw TrainerError.invalidOption(
+                stage: nil, option: "firstPatchSize", value: "\(firstPatchSize)", reason: "must be ≥ 1")
+        }
+        for (i, stage) in stages.enumerated() {
+            try Self.validate(stage, number: i + 1, inputChannels: inputChannels)
+        }
+        let sizes = try ReceptiveField.patchSizes(
+            stages: stages.map(\.layers), inputChannels: inputChannels, firstPatchSize: firstPatchSize)
+        self.stages = stages
+        self.inputChannels = inputChannels
+        self.firstPatchSize = firstPatchSize
+        self.seed = seed
+        self.patchSizes = sizes
+        self.generator = SeededGenerator(seed: seed)
+        // Heads must accept the flattened stage output.
+        for k in stages.indices {
+            _ = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
+                                      patchSize: sizes[k], stage: k + 1)
+        }
+        // Checkpoint names must be unique (and each parameter used once).
+        var seen = Set<String>(), identities = Set<ObjectIdentifier>()
+        for (name, p) in namedState() {
+            guard seen.insert(name).inserted, identities.insert(ObjectIdentifier(p)).inserted else {
+                throw TrainerError.invalidOption(
+                    stage: nil, option: "stages", value: name,
+                    reason: "a parameter name or a layer occurs twice in the stack; give every stage its own layer objects")
+            }
+        }
+    }
+
+    static func validate(_ stage: Stage, number k: Int, inputChannels: Int) throws {
+        guard !stage.layers.isEmpty else {
+            throw TrainerError.invalidOption(stage: k, option: "layers", value: "[]", reason: "a stage needs at least one layer")
+        }
+        guard stage.batchSize >= 1 else {
+            throw TrainerError.invalidOption(stage: k, option: "batchSize", value: "\(stage.batchSize)", reason: "must be ≥ 1")
+        }
+        let b = stage.budget
+        guard b.totalSteps >= 1, b.stepsPerEpoch >= 1, b.epochCount >= 1 else {
+            throw TrainerError.invalidOption(stage: k, option: "budget", value: "\(b)", reason: "needs at least one step per epoch and one epoch")
+        }
+        do {
+            try stage.optimizer.validate()
+        } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
+            throw TrainerError.invalidOption(stage: k, option: "optimizer.\(name)", value: "\(value)", reason: reason)
+        } catch {
+            throw TrainerError.invalidOption(stage: k, option: "optimizer", value: "\(type(of: stage.optimizer))", reason: "\(error)")
+        }
+        do {
+            try stage.objective.validate()
+        } catch let LossError.invalidHyperparameter(name, value, reason) {
+            throw TrainerError.invalidOption(stage: k, option: "loss.\(name)", value: "\(value)", reason: reason)
+        } catch let error as TrainerError {
+            throw error
+        } catch {
+            throw TrainerError.invalidOption(stage: k, option: "objective", value: "\(type(of: stage.objective))", reason: "\(error)")
+        }
+        do {
+            try Self.validateSchedule(stage.schedule)
+        } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
+            throw TrainerError.invalidOption(stage: k, option: "schedule.\(name)", value: "\(value)", reason: reason)
+        }
+        for step in Set([0, b.totalSteps / 2, b.totalSteps - 1]) {
+            let lr = stage.schedule.learningRate(atStep: step, totalSteps: b.totalSteps)
+            guard lr.isFinite, lr >= 0 else {
+                throw TrainerError.invalidOption(
+                    stage: k, option: "schedule", value: "learning rate \(lr) at step \(step)", reason: "must be finite and ≥ 0")
+            }
+        }
+        if let c = stage.objective.inputChannels, c != inputChannels {
+            throw TrainerError.invalidOption(
+                stage: k, option: "objective.inputChannels", value: "\(c)",
+                reason: "the objective's patches have \(c) channels but the trainer's inputChannels is \(inputChannels)")
+        }
+    }
+
+    /// Runs the library schedules' own range checks (the protocol has no `validate`).
+    static func validateSchedule(_ schedule: any LearningRateSchedule) throws {
+        if let s = schedule as? StepDecaySchedule { try s.validate() }
+        if let s = schedule as? CosineSchedule { try s.validate() }
+    }
+
+    /// Width `D` of the flattened embedding of `layers` (+ head) for a `patchSize` patch.
+    func embeddingFeatures(layers: [[any Layer]], head: (any Layer)?, patchSize: Int, stage: Int) throws -> Int {
+        guard case let .success(r) = ReceptiveField.trace(layers, channels: inputChannels, size: patchSize) else {
+            throw TrainerError.receptiveField(stage: stage, patchSize: patchSize, reason: "the stack does not accept the patch")
+        }
+        var d = r.output.dropFirst().reduce(1, *)
+        if let head {
+            do {
+                d = try head.outputShape(for: [1, d]).dropFirst().reduce(1, *)
+            } catch {
+                throw TrainerError.incompatibleStage(stage: stage, layer: "projectionHead", reason: "\(error)")
+            }
+        }
+        return d
+    }
+
+    /// Asks a running ``pretrain(resume:events:)`` to stop after the current step (for
+    /// example from the event handler or a signal handler). A checkpoint is written
+    /// first when ``checkpointDirectory`` is set; the call then throws
+    /// ``TrainerError/stopped(stage:step:)``.
+    public func requestStop() { stopRequested = true }
+
+    /// The layers of stages `1…stage`, in inference mode, as a feature extractor.
+    public func featureExtractor(throughStage stage: Int) -> FeatureExtractor {
+        FeatureExtractor(layers: stages.prefix(max(0, min(stage, stages.count))).flatMap(\.layers))
+    }
+
+    // MARK: - Training
+
+    /// One unit of training: a stage on top of frozen stages, or the whole stack.
+    struct Phase {
+        let stage: Int
+        let index: Int
+        let frozen: [any Layer]
+        let trainable: [any Layer]
+        let head: (any Layer)?
+        let config: Stage
+        let patchSize: Int
+        let embeddingFeatures: Int
+    }
+
+    /// Greedy layer-wise pretraining: stage `k` trains on ``patchSizes``[k−1] patches
+    /// with stages `1…k−1` frozen (inference mode); only stage `k`, its head and its
+    /// objective's auxiliary parameters are updated.
+    ///
+    /// - Parameters:
+    ///   - resume: continue from the latest layer-wise checkpoint in
+    ///     ``checkpointDirectory`` (a no-op when there is none).
+    ///   - events: called synchronously with progress.
+    /// - Throws: ``TrainerError/nonFinite(stage:epoch:step:what:)`` on divergence (the
+    ///   offending update is not applied and earlier checkpoints stay intact), sampler,
+    ///   loss and checkpoint errors.
+    @discardableResult
+    public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
+        var phases: [Phase] = []
+        for k in stages.indices {
+            let d = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
+                                          patchSize: patchSizes[k], stage: k + 1)
+            phases.append(Phase(
+                stage: k + 1, index: k, frozen: stages[..<k].flatMap(\.layers), trainable: stages[k].layers,
+                head: stages[k].projectionHead, config: stages[k], patchSize: patchSizes[k], embeddingFeatures: d))
+        }
+        return try run(phases, mode: .layerwise, resume: resume, events: events)
+    }
+
+    /// Trains the same stack with the top stage's objective, optimizer, schedule, batch
+    /// size, budget and head, on the largest patch size, all stages at once. Use a
+    /// separately built trainer (fresh layers) to compare with ``pretrain(resume:events:)``.
+    @discardableResult
+    public func pretrainEndToEnd(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
+        let top = stages[stages.count - 1]
+        let p = patchSizes[patchSizes.count - 1]
+        let d = try embeddingFeatures(layers: stages.map(\.layers), head: top.projectionHead, patchSize: p, stage: 0)
+        let phase = Phase(
+            stage: Self.endToEndStage, index: stages.count - 1, frozen: [], trainable: stages.flatMap(\.layers),
+            head: top.projectionHead, config: top, patchSize: p, embeddingFeatures: d)
+        return try run([phase], mode: .endToEnd, resume: resume, events: events)
+    }
+
+    /// Where a run stands, as saved in checkpoints.
+    struct Position: Equatable {
+        var mode: PretrainingReport.Mode
+        /// Index into the run's phases.
+        var phase: Int
+        /// Steps of that phase completed.
+        var stepsDone: Int
+        /// Running sums of the current epoch (so resumed epoch means are exact).
+        var epochLossSum: Double
+        var epochLossCount: Int
+    }
+
+    private func run(
+        _ phases: [Phase], mode: PretrainingReport.Mode, resume: Bool, events: (TrainingEvent) -> Void
+    ) throws -> PretrainingReport {
+        guard checkpointEvery >= 0 else {
+            throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
+        }
+        stopRequested = false
+        let clock = ContinuousClock()
+        let runStart = clock.now
+        var reports: [StageReport] = []
+        var start = Position(mode: mode, phase: 0, stepsDone: 0, epochLossSum: 0, epochLossCount: 0)
+        var resumedFrom: String?
+        if resume, let latest = try latestCheckpoint(mode: mode) {
+            start = try readPosition(path: latest, mode: mode, phaseCount: phases.count, phases: phases)
+            resumedFrom = latest
+        }
+        defer { for s in stages { for l in s.layers { l.setFrozen(false) } } }
+
+        for phaseNumber in start.phase..<phases.count {
+            let phase = phases[phaseNumber]
+            let isResumedPhase = resumedFrom != nil && phaseNumber == start.phase
+            var position = isResumedPhase
+                ? start : Position(mode: mode, phase: phaseNumber, stepsDone: 0, epochLossSum: 0, epochLossCount: 0)
+            let config = phase.config
+            let total = config.budget.totalSteps
+            // Freeze everything, then thaw what this phase trains.
+            for s in stages { for l in s.layers { l.setFrozen(true) } }
+            for l in phase.trainable { l.setFrozen(false) }
+            phase.head?.setFrozen(false)
+            try config.objective.prepare(embeddingFeatures: phase.embeddingFeatures, using: &generator)
+            for p in config.objective.auxiliaryParameters { p.isFrozen = false }
+            if isResumedPhase, let path = resumedFrom {
+                // prepare() drew from the generator; loading restores its saved state.
+                try loadCheckpoint(path: path, phase: phase, restoreTrainingState: true)
+                events(.resumed(path: path, stage: phase.stage, step: position.stepsDone))
+            }
+            if position.stepsDone >= total { continue }
+
+            // Nothing below the trainable block learns, so its first layer need not compute
+            // an input gradient (saves a GEMM and a fold per step).
+            let savedInputGradientFlags = Self.configureInputGradients(phase.trainable + (phase.head.map { [$0] } ?? []))
+            defer { Self.restoreInputGradients(savedInputGradientFlags) }
+
+            events(.stageStarted(stage: phase.stage, patchSize: phase.patchSize))
+            let named = trainableParameters(phase)
+            let parameters = named.map(\.parameter)
+            let block = TrainableBlock(layers: phase.trainable, head: phase.head)
+            let context = StageStepContext(
+                stage: phase.stage, patchSize: phase.patchSize, batchSize: config.batchSize,
+                frozen: FrozenStack(layers: phase.frozen), trainable: block)
+            let phaseStart = clock.now
+            let firstStep = position.stepsDone
+            var samples = 0
+            var epochLosses: [Float] = []
+            var evaluations: [EpochEvaluation] = []
+            var lastEpochMean: Float = .nan
+
+            for step in firstStep..<total {
+                let epoch = step / config.budget.stepsPerEpoch + 1
+                let lr = config.schedule.learningRate(atStep: step, totalSteps: total)
+                config.optimizer.learningRate = lr
+                for p in parameters { p.zeroGradient() }
+                let stats: StepStatistics
+                do {
+                    stats = try config.objective.step(context, using: &generator)
+                } catch let e as NonFiniteValue {
+                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: e.what)
+                }
+                guard stats.loss.isFinite else {
+                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "loss")
+                }
+                // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
+                if let d = stats.diagnostics,
+                    !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
+                {
+                    throw TrainerError.nonFinite(
+                        stage: phase.stage, epoch: epoch, step: step + 1, what: "embedding distances (loss diagnostics)")
+                }
+                for (name, p) in named where !p.gradient.isFinite {
+                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
+                }
+                config.optimizer.update(parameters)
+
+                position.stepsDone = step + 1
+                position.epochLossSum += Double(stats.loss)
+                position.epochLossCount += 1
+                samples += stats.samples
+                let elapsed = Self.seconds(clock.now - phaseStart)
+                let done = step + 1 - firstStep
+                events(.step(StepEvent(
+                    stage: phase.stage, epoch: epoch, step: step + 1, totalSteps: total, loss: stats.loss,
+                    activeFraction: stats.diagnostics?.activeFraction,
+                    meanPositiveDistance: stats.diagnostics?.meanPositiveDistance,
+                    meanNegativeDistance: stats.diagnostics?.meanNegativeDistance,
+                    isCollapsed: stats.diagnostics?.isCollapsed ?? false, accuracy: stats.accuracy,
+                    tripletsPerSecond: elapsed > 0 ? Double(samples) / elapsed : 0,
+                    etaSeconds: elapsed / Double(done) * Double(total - step - 1), learningRate: lr)))
+
+                if (step + 1) % config.budget.stepsPerEpoch == 0 || step + 1 == total {
+                    let mean = Float(position.epochLossSum / Double(max(1, position.epochLossCount)))
+                    position.epochLossSum = 0
+                    position.epochLossCount = 0
+                    lastEpochMean = mean
+                    epochLosses.append(mean)
+                    var accuracy: Float?
+                    if let every = evaluateEvery, every > 0, epoch % every == 0, let evaluation {
+                        let layers = phase.frozen + phase.trainable
+                        accuracy = try evaluation(phase.stage, FeatureExtractor(layers: layers))
+                        evaluations.append(EpochEvaluation(epoch: epoch, accuracy: accuracy ?? 0))
+                    }
+                    events(.epochEnded(stage: phase.stage, epoch: epoch, meanLoss: mean, evaluationAccuracy: accuracy))
+                }
+
+                let due = (checkpointEvery > 0 && (step + 1) % checkpointEvery == 0) || step + 1 == total || stopRequested
+                if due, checkpointDirectory != nil {
+                    let path = try saveCheckpoint(phase: phase, position: position)
+                    events(.checkpointSaved(path: path))
+                }
+                if stopRequested {
+                    stopRequested = false
+                    throw TrainerError.stopped(stage: phase.stage, step: step + 1)
+                }
+            }
+            if lastEpochMean.isNaN, position.epochLossCount > 0 {
+                lastEpochMean = Float(position.epochLossSum / Double(position.epochLossCount))
+            }
+            let seconds = Self.seconds(clock.now - phaseStart)
+            events(.stageFinished(stage: phase.stage, seconds: seconds, finalLoss: lastEpochMean))
+            reports.append(StageReport(
+                stage: phase.stage, patchSize: phase.patchSize, steps: total - firstStep, seconds: seconds,
+                finalLoss: lastEpochMean, epochLosses: epochLosses, evaluations: evaluations,
+                resumedAfterStep: isResumedPhase ? firstStep : nil))
+        }
+        return PretrainingReport(mode: mode, stages: reports, totalSeconds: Self.seconds(clock.now - runStart))
+    }
+
+    /// The parameters a phase updates, with their checkpoint names.
+    func trainableParameters(_ phase: Phase) -> [(name: String, parameter: Parameter)] {
+        var out: [(name: String, parameter: Parameter)] = []
+        if phase.stage == Self.endToEndStage {
+            for k in stages.indices { out += Self.named(stages[k].layers, prefix: "stage\(k + 1)") }
+        } else {
+            out += Self.named(phase.trainable, prefix: "stage\(phase.stage)")
+        }
+        if let head = phase.head {
+            out += head.parameters.map { ("stage\(phase.index + 1).head.\($0.name)", $0) }
+        }
+        out += phase.config.objective.auxiliaryParameters.map { ("stage\(phase.index + 1).objective.\($0.name)", $0) }
+        return out
+    }
+
+    /// `"<prefix>.<layer index>.<parameter name>"` for every parameter of `layers`.
+    static func named(_ layers: [any Layer], prefix: String) -> [(name: String, parameter: Parameter)] {
+        var out: [(name: String, parameter: Parameter)] = []
+        for (i, l) in layers.enumerated() {
+            for p in l.parameters { out.append(("\(prefix).\(i).\(p.name)", p)) }
+        }
+        return out
+    }
+
+    /// `"<prefix>.<layer index>.<buffer name>"` for every buffer of `layers`.
+    static func namedBuffers(_ layers: [any Layer], prefix: String) -> [(name: String, parameter: Parameter)] {
+        var out: [(name: String, parameter: Parameter)] = []
+        for (i, l) in layers.enumerated() {
+            for p in l.buffers { out.append(("\(prefix).\(i).\(p.name)", p)) }
+        }
+        return out
+    }
+
+    /// The leaf layers of `layers`, looking inside ``Sequential``.
+    static func leaves(_ layers: [any Layer]) -> [any Layer] {
+        layers.flatMap { l -> [any Layer] in
+            if let s = l as? Sequential { return leaves(s.layers) }
+            return [l]
+        }
+    }
+
+    /// Makes the first layer of a trained chain skip its input gradient (nothing below it
+    /// learns) and every later layer compute it (gradients must reach the first).
+    /// Returns the previous flags for ``restoreInputGradients(_:)``.
+    static func configureInputGradients(_ layers: [any Layer]) -> [(layer: any Layer, needsInputGradient: Bool)] {
+        var saved: [(layer: any Layer, needsInputGradient: Bool)] = []
+        for (i, l) in leaves(layers).enumerated() {
+            if let c = l as? Conv2D {
+                saved.append((c, c.needsInputGradient))
+                c.needsInputGradient = i > 0
+            } else if let c = l as? Linear {
+                saved.append((c, c.needsInputGradient))
+                c.needsInputGradient = i > 0
+            }
+        }
+        return saved
+    }
+
+    static func restoreInputGradients(_ saved: [(layer: any Layer, needsInputGradient: Bool)]) {
+        for (l, flag) in saved {
+            if let c = l as? Conv2D { c.needsInputGradient = flag }
+            if let c = l as? Linear { c.needsInputGradient = flag }
+        }
+    }
+
+    /// Every ``Dropout`` in the stages and heads (looking inside ``Sequential``), by
+    /// qualified name: their generators are part of a run's state.
+    func dropoutLayers() -> [(name: String, layer: Dropout)] {
+        var out: [(name: String, layer: Dropout)] = []
+        func walk(_ layer: any Layer, _ name: String) {
+            if let d = layer as? Dropout { out.append((name, d)) }
+            if let s = layer as? Sequential { for (i, l) in s.layers.enumerated() { walk(l, "\(name).\(i)") } }
+        }
+        for (k, stage) in stages.enumerated() {
+            for (i, l) in stage.layers.enumerated() { walk(l, "stage\(k + 1).\(i)") }
+            if let head = stage.projectionHead { walk(head, "stage\(k + 1).head") }
+        }
+        return out
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        let c = d.components
+        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+    }
+}

@@ -1,6 +1,0 @@
-import Augmentations
-import XCTest
-
-final class AugmentationsPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}

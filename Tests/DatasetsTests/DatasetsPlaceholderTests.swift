@@ -1,6 +1,0 @@
-import Datasets
-import XCTest
-
-final class DatasetsPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}

@@ -1,0 +1,120 @@
+import Foundation
+import TensorCore
+import XCTest
+@testable import Datasets
+
+final class ZCAWhiteningTests: XCTestCase {
+    func testJacobiReconstructsSymmetricMatrix() throws {
+        var g = SeededGenerator(seed: 5)
+        let n = 12
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in i..<n { let v = Double(g.nextNormal()); a[i * n + j] = v; a[j * n + i] = v } }
+        let (values, vectors) = try SymmetricEigen.decompose(a, n: n)
+        XCTAssertEqual(values, values.sorted(by: >))
+        for i in 0..<n {
+            for j in 0..<n {
+                var r = 0.0, orth = 0.0
+                for k in 0..<n {
+                    r += vectors[i * n + k] * values[k] * vectors[j * n + k]
+                    orth += vectors[k * n + i] * vectors[k * n + j]
+                }
+                XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9)
+                XCTAssertEqual(orth, i == j ? 1 : 0, accuracy: 1e-9)
+            }
+        }
+        XCTAssertThrowsError(try SymmetricEigen.decompose([1, 2, 3], n: 2))
+    }
+
+    /// The paper-sized case: 6×6×3 = 108-dimensional patches from the embedded real sample.
+    func testFitsRealSizedPatchesAndWhitensThem() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples/ReproducePaper/Resources/cifar10_sample").path
+        let data = try CIFAR.loadCIFAR10(directory: dir, split: .test)
+        var g = SeededGenerator(seed: 1)
+        var patches = try PatchExtraction.extractRandomPatches(from: data, count: 2000, size: 6, using: &g)
+        PatchContrastNormalization.apply(to: &patches)
+        let zca = try ZCAWhitening.fit(patches: patches, epsilon: 0.01)
+        XCTAssertTrue(zca.matrix.isFinite)
+        var whitened = patches
+        try zca.apply(to: &whitened)
+        // Covariance of whitened data is U·diag(λ/(λ+ε))·Uᵀ: its eigenvalues lie in [0, 1),
+        // and directions with λ ≫ ε come out at ≈ 1. Check the symmetric matrix's trace bounds.
+        let d = 108
+        let cov = covariance(whitened, n: 2000, d: d)
+        let (values, _) = try SymmetricEigen.decompose(cov, n: d)
+        XCTAssertLessThan(values[0], 1.001)
+        XCTAssertGreaterThan(values[0], 0.9)
+        XCTAssertGreaterThan(values.filter { $0 > 0.5 }.count, 20, "the leading directions are whitened to ≈ 1")
+    }
+
+    func testWhitenedCorrelatedDataHasIdentityCovariance() throws {
+        var g = SeededGenerator(seed: 7)
+        let n = 4000, d = 6
+        // x = z · A + offset with a fixed mixing matrix A: strongly correlated features.
+        let mix = Tensor.normal([d, d], using: &g)
+        let z = Tensor.normal([n, d], using: &g)
+        var x = try BLAS.matmul(z, mix)
+        x.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] += Float(i % d) } }
+        let zca = try ZCAWhitening.fit(patches: x, epsilon: 1e-5)
+        XCTAssertEqual(zca.mean.shape, [d])
+        XCTAssertEqual(zca.matrix.shape, [d, d])
+        var before = covariance(x, n: n, d: d)
+        XCTAssertGreaterThan(offDiagonalMax(before, d: d), 0.3, "test data must be correlated")
+        try zca.apply(to: &x)
+        before = covariance(x, n: n, d: d)
+        for i in 0..<d {
+            for j in 0..<d { XCTAssertEqual(before[i * d + j], i == j ? 1 : 0, accuracy: 2e-3, "cov[\(i)][\(j)]") }
+        }
+        // Restoring from mean/matrix gives the same transform.
+        let restored = try ZCAWhitening(mean: zca.mean, matrix: zca.matrix)
+        XCTAssertEqual(restored.dimension, d)
+        var wrong = Tensor.zeros([3, d + 1])
+        XCTAssertThrowsError(try zca.apply(to: &wrong))
+        XCTAssertThrowsError(try ZCAWhitening.fit(patches: Tensor.zeros([1, d])))
+        XCTAssertThrowsError(try ZCAWhitening.fit(patches: x, epsilon: 0))
+    }
+
+    func testPatchExtractionFromDataset() throws {
+        let shape = ImageShape(channels: 2, height: 5, width: 5)
+        let d = try InMemoryImageDataset(pixels: (0..<(3 * 50)).map { UInt8($0) }, shape: shape)
+        var g = SeededGenerator(seed: 2)
+        let patches = try PatchExtraction.extractRandomPatches(from: d, count: 20, size: 3, using: &g)
+        XCTAssertEqual(patches.shape, [20, 18])
+        // Every patch is a real 3×3 window: within a row the values step by 1/255, rows by 5/255,
+        // channel planes by 25/255.
+        for r in 0..<20 {
+            let first = patches[flat: r * 18]
+            XCTAssertEqual(patches[flat: r * 18 + 1] - first, 1.0 / 255, accuracy: 1e-6)
+            XCTAssertEqual(patches[flat: r * 18 + 3] - first, 5.0 / 255, accuracy: 1e-6)
+            XCTAssertEqual(patches[flat: r * 18 + 9] - first, 25.0 / 255, accuracy: 1e-6)
+        }
+        expectDatasetError { try PatchExtraction.extractRandomPatches(from: d, count: 1, size: 6, using: &g) }
+        expectDatasetError { try PatchExtraction.extractRandomPatches(from: d, count: 0, size: 2, using: &g) }
+    }
+
+    /// Population covariance in Double (independent of the SGEMM path used by the fit).
+    func covariance(_ x: Tensor, n: Int, d: Int) -> [Double] {
+        x.withUnsafeBufferPointer { b in
+            var mean = [Double](repeating: 0, count: d)
+            for r in 0..<n { for j in 0..<d { mean[j] += Double(b[r * d + j]) / Double(n) } }
+            var cov = [Double](repeating: 0, count: d * d)
+            var centred = [Double](repeating: 0, count: d)
+            cov.withUnsafeMutableBufferPointer { c in
+                for r in 0..<n {
+                    for j in 0..<d { centred[j] = Double(b[r * d + j]) - mean[j] }
+                    centred.withUnsafeBufferPointer { a in
+                        for i in 0..<d { let ai = a[i] / Double(n); for j in i..<d { c[i * d + j] += ai * a[j] } }
+                    }
+                }
+                for i in 0..<d { for j in 0..<i { c[i * d + j] = c[j * d + i] } }
+            }
+            return cov
+        }
+    }
+
+    func offDiagonalMax(_ cov: [Double], d: Int) -> Double {
+        var m = 0.0
+        for i in 0..<d { for j in 0..<d where i != j { m = max(m, abs(cov[i * d + j]) / (cov[i * d + i] * cov[j * d + j]).squareRoot()) } }
+        return m
+    }
+}

@@ -1,6 +1,0 @@
-import PatchSamplers
-import XCTest
-
-final class PatchSamplersPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}

@@ -1,6 +1,0 @@
-import Layerwise
-import XCTest
-
-final class TrainingPlaceholderTests: XCTestCase {
-    func testModuleLoads() {}
-}
