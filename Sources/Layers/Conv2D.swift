@@ -169,7 +169,7 @@ public final class Conv2D: Layer {
         precondition(
             outputGradient.shape == [batch, outChannels, g.outputHeight, g.outputWidth],
             "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
-        var inputGradient = Tensor.zeros([batch, inputChannels, g.height, g.width])
+        var inputGradient = needsInputGradient ? Tensor.zeros([batch, inputChannels, g.height, g.width]) : Tensor.zeros([0])
         let updateWeight = !weight.isFrozen
         let updateBias = bias.map { !$0.isFrozen } ?? false
         guard updateWeight || updateBias || needsInputGradient else { return inputGradient }

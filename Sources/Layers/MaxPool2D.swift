@@ -62,7 +62,33 @@ public final class MaxPool2D: Layer {
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 let x = xb.baseAddress!, y = yb.baseAddress!
-                if training {
+                if training && k == 2 && st == 2 && h == 2 && w == 2 {
+                    // Each plane is one 2×2 window: four planes per SIMD16, branch-free.
+                    argmax.withUnsafeMutableBufferPointer { ab in
+                        let a = ab.baseAddress!
+                        let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y), ar = UnsafeMutableRawPointer(a)
+                        var p = 0
+                        while p + 4 <= planes {
+                            let v = xr.loadUnaligned(fromByteOffset: p &* 16, as: SIMD16<Float>.self)
+                            let e = v.evenHalf, o = v.oddHalf  // (v0, v2), (v1, v3) per plane
+                            let c = o .> e
+                            let m = e.replacing(with: o, where: c)
+                            let j = SIMD8<Int32>(0, 2, 0, 2, 0, 2, 0, 2) &+ SIMD8<Int32>(repeating: 0).replacing(with: 1, where: c)
+                            let cc = m.oddHalf .> m.evenHalf
+                            yr.storeBytes(of: m.evenHalf.replacing(with: m.oddHalf, where: cc), toByteOffset: p &* 4, as: SIMD4<Float>.self)
+                            ar.storeBytes(of: j.evenHalf.replacing(with: j.oddHalf, where: cc), toByteOffset: p &* 4, as: SIMD4<Int32>.self)
+                            p &+= 4
+                        }
+                        while p < planes {
+                            let src = x + p * 4
+                            var best = src[0], bestIndex = 0
+                            for i in 1..<4 where src[i] > best { best = src[i]; bestIndex = i }
+                            y[p] = best
+                            a[p] = Int32(bestIndex)
+                            p += 1
+                        }
+                    }
+                } else if training {
                     argmax.withUnsafeMutableBufferPointer { ab in
                         let a = ab.baseAddress!
                         for plane in 0..<planes {

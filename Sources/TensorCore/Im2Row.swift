@@ -9,6 +9,23 @@
 /// `kernelWidth` contiguous input pixels, which stays efficient when the output is tiny
 /// and the kernel large (the reference stage 1: 6×6 kernels over 7×7 patches, 2×2 output).
 extension Im2Col {
+    /// Copies a short kernel row; fixed sizes compile to one or two vector moves instead
+    /// of a variable-length loop.
+    @usableFromInline @inline(__always)
+    static func copyRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+        switch n {
+        case 3: dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2]
+        case 5:
+            UnsafeMutableRawPointer(dst).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            dst[4] = src[4]
+        case 6:
+            UnsafeMutableRawPointer(dst).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            dst[4] = src[4]; dst[5] = src[5]
+        default:
+            for k in 0..<n { dst[k] = src[k] }
+        }
+    }
+
     /// Unfolds `batch` images (each `channels × height × width`, contiguous) into `rows`
     /// (`batch · outputPositions` × `patchLength`, row-major). Padding reads as zero.
     @inlinable
@@ -34,7 +51,7 @@ extension Im2Col {
                                 for kx in 0..<kw { dst[kx] = 0 }
                             } else if interiorX {
                                 let src = channel + iy * w + ix0
-                                for kx in 0..<kw { dst[kx] = src[kx] }
+                                Self.copyRun(dst, src, kw)
                             } else {
                                 let src = channel + iy * w
                                 for kx in 0..<kw {

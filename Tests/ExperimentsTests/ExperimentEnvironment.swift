@@ -79,7 +79,7 @@ func report(_ message: String) {
     print(line)
     fflush(nil)  // all streams: test logs interleave with XCTest output
     if let path = ProcessInfo.processInfo.environment[ExperimentEnvironment.logVariable], !path.isEmpty {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         if let handle = FileHandle(forWritingAtPath: path) {
             handle.seekToEndOfFile()
             handle.write(Data((line + "\n").utf8))
