@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (the README's test command). Installs OpenBLAS first if missing.
-# Long experiments are skipped unless LAYERWISE_EXPERIMENTS=1 (see Docs/ReproducingThePaper.md).
+# Long experiments are skipped unless LAYERWISE_EXPERIMENTS=1 (see Docs/Experiments.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 swift build --build-tests
-swift test --skip-build
+# The suite is XCTest only; without this flag the empty Swift Testing run prints the last
+# line ("0 tests passed"), which reads as if nothing ran.
+log=$(mktemp)
+set +e
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One plain summary line: "N passed, N failed, N skipped".
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?," "$log" | tail -n 1)
+rm -f "$log"
+if [ -n "$summary" ]; then
+  executed=$(echo "$summary" | grep -oE 'Executed [0-9]+' | grep -oE '[0-9]+')
+  failures=$(echo "$summary" | grep -oE '[0-9]+ failures?' | grep -oE '^[0-9]+' || echo 0)
+  skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
+  echo "tests: $((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
+fi
+exit "$status"
