@@ -10,6 +10,7 @@ struct Experiment {
     var seed: UInt64
     var resume: Bool
     var pretrainOnly: Bool
+    var probeOnly: Bool
     var kmeansArms: Bool
     var threads: Int
     var commandLine: String
@@ -110,6 +111,14 @@ struct Experiment {
         let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
         try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer,
                          supervised: supervisedWeights, kmeans: kmeans, results: &results)
+
+        if probeOnly {
+            try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
+            results.totalSeconds = Date().timeIntervalSince(started)
+            try results.write(to: out)
+            log("probes only: done in \(elapsed(since: started)); results in \(out)/results.md")
+            return
+        }
 
         // 5. Transfer arms.
         let extraArms = kmeansArms && layers == 1 ? ["kmeans_frozen", "kmeans_finetuned"] : []
@@ -350,6 +359,7 @@ struct Experiment {
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
         }
+        guard !results.arms.isEmpty else { return }
         let chart = LineChart(
             title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, mean of \(budget.seeds) seed(s))",
             xLabel: "epoch", yLabel: "accuracy (%)",

@@ -74,6 +74,12 @@ struct ReproducePaper: ParsableCommand {
     @Flag(help: "Stop after contrastive pretraining (writes the stage weights; used by the kill-and-resume test).")
     var pretrainOnly = false
 
+    @Flag(help: "Pretrain and run the linear probes only (no transfer arms).")
+    var probeOnly = false
+
+    @Option(help: "Linear-probe epochs (overrides the preset).")
+    var probeEpochs: Int?
+
     @Flag(help: "Also transfer k-means (Coates et al. 2011) filters as arms kmeans_frozen / kmeans_finetuned.")
     var kmeansArms = false
 
@@ -95,10 +101,11 @@ struct ReproducePaper: ParsableCommand {
         if let pretrainEpochs { budget.pretrainEpochs = pretrainEpochs; budget.supervisedEpochs = pretrainEpochs }
         if let supervisedEpochs { budget.supervisedEpochs = supervisedEpochs }
         if let seeds { budget.seeds = seeds }
+        if let probeEpochs { budget.probeEpochs = probeEpochs }
         let recipe = Recipe.named(recipe, objective: objective)
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
-            pretrainOnly: pretrainOnly, kmeansArms: kmeansArms, threads: threads,
+            pretrainOnly: pretrainOnly, probeOnly: probeOnly, kmeansArms: kmeansArms, threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         do {
             let data = try DataSources.load(
