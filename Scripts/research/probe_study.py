@@ -21,7 +21,7 @@ Sampler (per image, per step): a "view" is a 7x7 patch sampled by grid_sample fr
   anchor centre uniform (patch inside the image); positive centre = anchor + (dy,dx), each uniform integer
   in [-maxoff, maxoff] (re-drawn if both 0 and --min-off 1); optional per-view scale s (side 7*s pixels,
   log-uniform in [1/smax, smax]), rotation (uniform in [-rot, rot] degrees, or --rot90: multiples of 90),
-  hflip p=0.5, colour jitter (prob --jit-p: brightness/contrast/saturation factors U(1-j,1+j), random
+  hflip p=0.5 (--flip indep: per view; same: one flip for the image, both views; none), colour jitter (prob --jit-p: brightness/contrast/saturation factors U(1-j,1+j), random
   grayscale p=--gray-p) applied to the patch in [0,1] pixel space, then per-channel normalisation.
   --same-neg: a third view from the same image with |offset| >= --same-min in some axis = extra negative.
   --paper-sampler: the paper's code instead: random 8x8 crop (+flip), its 4 overlapping 7x7 patches, all 6 pairs.
@@ -122,7 +122,7 @@ class ViewSampler:
             bad = d.abs().max(1).values < lo
         return d
 
-    def views(self, idx, centres, g):
+    def views(self, idx, centres, g, flip=None):
         """7x7 views of images idx at integer centre (cy,cx) = top-left + 3, with the per-view augmentations."""
         a, b = self.a, idx.shape[0]
         s = torch.ones(b)
@@ -133,7 +133,9 @@ class ViewSampler:
             th = (torch.rand(b, generator=g) * 2 - 1) * math.radians(a.rot)
         if a.rot90:
             th = th + torch.randint(0, 4, (b,), generator=g).float() * (math.pi / 2)
-        flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+        fl = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)  # drawn always (same RNG stream)
+        if flip is None:
+            flip = fl if a.flip == "indep" else torch.ones(b)
         k = s * 7 / 32
         cy, cx = centres[:, 0].float(), centres[:, 1].float()
         theta = torch.zeros(b, 2, 3)
@@ -173,13 +175,23 @@ class ViewSampler:
         hi = 28 - d.clamp_min(0)
         ca = lo + (torch.rand(b, 2, generator=g) * (hi - lo + 1).float()).long()
         cp = ca + d
-        out = [self.views(idx, ca, g), self.views(idx, cp, g)]
+        fl = None
+        if a.flip == "same":  # one flip for the whole image (pair), as the paper's crop flip
+            fl = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+            # mirror the image about its centre: centre x -> 31 - x keeps the pair geometry (mirrored offsets)
+            ca, cp = ca.clone(), cp.clone()
+            m = fl < 0
+            ca[m, 1], cp[m, 1] = 31 - ca[m, 1], 31 - cp[m, 1]
+        out = [self.views(idx, ca, g, fl), self.views(idx, cp, g, fl)]
         if a.same_neg:
             dn = self.offsets(b, g, a.same_min, 25)
             cn = (ca + dn).clamp(3, 28)
             far = (cn - ca).abs().max(1).values < a.same_min  # clamped too close: reflect to other side
             cn[far] = (ca[far] - dn[far]).clamp(3, 28)
-            out.append(self.views(idx, cn, g))
+            if fl is not None:
+                cn = cn.clone()
+                cn[fl < 0, 1] = 31 - cn[fl < 0, 1]
+            out.append(self.views(idx, cn, g, fl))
         return out
 
 
@@ -339,9 +351,14 @@ def pretrain(a, c100u8, seed):
             mu = p.mean(0)
     torch.manual_seed(seed)
     L = Layer1(a.w1, mu, z, a.cn)
+    if a.init_scale != 1.0:
+        with torch.no_grad():
+            L.weight.mul_(a.init_scale)
+    w_init = L.weight.detach().clone()
     head = make_head(a.head, a.w1, a.head_hid)
     params = list(L.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=a.lr, weight_decay=0.0)
+    opt = (torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd) if a.wd > 0 else
+           torch.optim.Adam(params, lr=a.lr))
     n, bs = x01.shape[0], a.batch
     steps_total = a.epochs * ((n + bs - 1) // bs)
     sched = None
@@ -382,7 +399,9 @@ def pretrain(a, c100u8, seed):
             log(f"ep {ep + 1}/{a.epochs} loss {hist[-1]['loss']:.4f} acc {hist[-1]['acc']:.3f} {dt:.1f}s")
     with torch.no_grad():
         we, be = L.effective()
-    return {"w": we.detach().clone(), "b": be.detach().clone(), "L": L, "hist": hist, "t": t_train,
+    rel = ((L.weight.detach() - w_init).norm() / w_init.norm()).item()
+    log(f"weight relative change {rel:.3f}")
+    return {"w": we.detach().clone(), "b": be.detach().clone(), "L": L, "hist": hist, "t": t_train, "rel": rel,
             "c100_mean": m, "c100_std": s}
 
 
@@ -502,6 +521,8 @@ def main():
     ap.add_argument("--maxoff", type=int, default=1)
     ap.add_argument("--min-off", type=int, default=1)
     ap.add_argument("--smax", type=float, default=1.0)
+    ap.add_argument("--flip", choices=["indep", "same", "none"], default="indep",
+                    help="hflip: independent per view (runs before 16:47), same for both views of an image, or none")
     ap.add_argument("--rot", type=float, default=0.0)
     ap.add_argument("--rot90", action="store_true")
     ap.add_argument("--jit", type=float, default=0.0)
@@ -519,6 +540,8 @@ def main():
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--cosine-lr", action="store_true")
+    ap.add_argument("--wd", type=float, default=0.0, help="AdamW decoupled weight decay (0 = plain Adam)")
+    ap.add_argument("--init-scale", type=float, default=1.0, help="multiply the default-init conv weights")
     ap.add_argument("--kmeans-iters", type=int, default=50)
     ap.add_argument("--probe-l2", default="1e-4", help="one value = fixed; several = paper_ref grid selection")
     ap.add_argument("--probe-iters", type=int, default=300)
@@ -556,6 +579,7 @@ def main():
         r = pretrain(a, c100, a.seed)
         t_pre = r["t"]
         rec["hist_last"] = r["hist"][-1] if r["hist"] else None
+        rec["weight_rel_change"] = r["rel"]
         if a.cn > 0:
             f_tr, f_te = cn_features(r["L"], x_tr), cn_features(r["L"], x_te)
             mode = "cn+conv-relu"
