@@ -446,11 +446,11 @@ def kmeans_features(x_u8, C, zm, zp, bs=200):
     return torch.cat(out).double()
 
 
-def kmeans_train(c100u8, k, iters, seed):
+def kmeans_train(c100u8, k, iters, seed, x=None, cn_eps=10.0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(c100u8).float()
+    x = torch.from_numpy(c100u8).float() if x is None else x
     p = random_patches(x, 400_000, g)
-    p = contrast_norm(p, 10.0)
+    p = contrast_norm(p, cn_eps)
     zm, zp = zca(p, 0.1)
     p = (p - zm) @ zp
     C = torch.randn(k, 108, generator=g) * 0.1
@@ -510,7 +510,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--val", type=int, default=4000)
-    ap.add_argument("--baseline", choices=["none", "random", "kmeans"], default="none")
+    ap.add_argument("--baseline", choices=["none", "random", "kmeans", "kmeans-conv"], default="none")
     ap.add_argument("--name", default="")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--w1", type=int, default=64)
@@ -563,6 +563,21 @@ def main():
         t_pre = time.perf_counter() - t0
         f_tr, f_te = kmeans_features(u_tr, C, zm, zp), kmeans_features(u_te, C, zm, zp)
         mode = "kmeans-triangle"
+    elif a.baseline == "kmeans-conv":
+        # Coates k-means fitted on per-channel-normalised CIFAR-100 patches (CN eps 0.0025 = Coates' 10 in
+        # 0-255 units for a channel std of ~0.25), used as plain conv filters: the dot-product encoding
+        # c_k . Z (x - mu) folded into W = c_k Z, b = -c_k Z mu (no CN at feature time), then ReLU probe.
+        t0 = time.perf_counter()
+        m, s = stats(c100)
+        xn = norm(torch.from_numpy(c100).float() / 255.0, m, s)
+        C, zm, zp = kmeans_train(c100, a.w1, a.kmeans_iters, a.seed, x=xn, cn_eps=0.0025)
+        t_pre = time.perf_counter() - t0
+        wf = C @ zp  # zp symmetric
+        w, b = wf.view(a.w1, 3, 6, 6), -(wf @ zm)
+        f_tr, f_te = conv_features(w, b, x_tr), conv_features(w, b, x_te)
+        mode = "conv-relu"
+        if a.save_conv1:
+            torch.save({"weight": w, "bias": b, "args": vars(a)}, a.save_conv1)
     elif a.baseline == "random":
         torch.manual_seed(a.seed)
         c = nn.Conv2d(3, a.w1, 6)
