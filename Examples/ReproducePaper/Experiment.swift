@@ -24,9 +24,11 @@ struct Experiment {
     func pretrainingStageLayers(_ k: Int, whitening: ZCAWhitening?, using g: inout SeededGenerator) throws -> [any Layer] {
         if k == 1 {
             let conv: any Layer = if let whitening {
+                // The study's initialisation, U(±1/√fanIn) in whitened space: the learned
+                // filters stay close to it, so it is part of the recipe.
                 try WhitenedConv2D(
                     inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
-                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, using: &g)
+                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g)
             } else {
                 try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
             }

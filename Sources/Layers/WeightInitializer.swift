@@ -7,6 +7,9 @@ import TensorCore
 /// - Xavier (Glorot & Bengio 2010) schemes: uniform bound √(6 / (fanIn + fanOut)),
 ///   normal standard deviation √(2 / (fanIn + fanOut)).
 ///
+/// - `fanInUniform`: uniform bound 1/√fanIn, PyTorch's default for `Conv2d` and `Linear`
+///   weights (its Kaiming-uniform with a = √5); the recipe study's whitened stage 1 uses it.
+///
 /// For a weight `[out, in, k, k]` (or `[out, in]`): fanIn = in·k·k, fanOut = out·k·k.
 /// Biases are always initialised to **zero** (not PyTorch's uniform ±1/√fanIn), so that
 /// the initial function depends only on the weights.
@@ -15,6 +18,7 @@ public enum WeightInitializer: Sendable, Equatable {
     case kaimingNormal
     case xavierUniform
     case xavierNormal
+    case fanInUniform
 
     /// A weight of the given shape (outermost dimension = outputs, second = inputs,
     /// the rest = receptive field), drawn from `generator`.
@@ -33,6 +37,9 @@ public enum WeightInitializer: Sendable, Equatable {
         case .xavierNormal:
             let std = (2 / Float(Swift.max(fanIn + fanOut, 1))).squareRoot()
             return .normal(shape, standardDeviation: std, using: &generator)
+        case .fanInUniform:
+            let bound = 1 / Float(Swift.max(fanIn, 1)).squareRoot()
+            return .uniform(shape, low: -bound, high: bound, using: &generator)
         }
     }
 

@@ -13,6 +13,7 @@ final class WeightInitializerTests: XCTestCase {
             (.kaimingNormal, (2 / 450 as Float).squareRoot()),
             (.xavierUniform, (2 / (450 + 1800) as Float).squareRoot()),
             (.xavierNormal, (2 / (450 + 1800) as Float).squareRoot()),
+            (.fanInUniform, (1 / (3 * 450) as Float).squareRoot()),  // U(±b) has std b/√3
         ]
         for (initializer, expectedStd) in cases {
             var rng = SeededGenerator(seed: 1)
