@@ -103,7 +103,7 @@ struct Recipe {
             case .triplet: recipe.loss = .triplet(distance: "cosine", margin: 0.5, miner: nil)
             case .infonce: recipe.loss = .infoNCE(temperature: 0.1)
             case .exemplar:
-                recipe.surrogateClasses = 256
+                recipe.surrogateClasses = 4000  // capped at the number of images
                 recipe.copiesPerClass = 2
             }
             recipe.name += "+\(objective.rawValue)"
