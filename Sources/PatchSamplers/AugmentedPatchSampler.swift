@@ -61,7 +61,7 @@ public struct AugmentedPatchSampler: PatchSampler {
         }
         let m = effectiveMargin(patchSize: p), ctx = p + 2 * m
         let layout = TripletLayout(batchSize: batchSize, negativesPerAnchor: negativesPerAnchor)
-        let k = negativesPerAnchor, c = s.channels, per = c * p * p
+        let c = s.channels, per = c * p * p
         var patches = Tensor.uninitialized(shape: [layout.rowCount, c, p, p])
         var sources = [Int](repeating: 0, count: layout.rowCount)
         let dataset = self.dataset, augmentation = self.augmentation
@@ -100,19 +100,9 @@ public struct AugmentedPatchSampler: PatchSampler {
                     sources[anchorRow] = index
                     sources[positiveRow] = index
                 }
-                for i in 0..<batchSize {
-                    let anchorImage = sources[layout.anchorRow(i)]
-                    for j in 0..<k {
-                        let other = PatchCopy.otherIndex(count: dataset.count, excluding: anchorImage, using: &generator)
-                        dataset.copyPixels(of: other, into: img)
-                        let ny = generator.nextInt(below: s.height - p + 1)
-                        let nx = generator.nextInt(below: s.width - p + 1)
-                        let row = layout.negativeRow(i, j)
-                        PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                       y: ny, x: nx, size: p, to: base + row * per)
-                        sources[row] = other
-                    }
-                }
+                try PatchCopy.fillNegativesFromOtherImages(
+                    dataset: dataset, layout: layout, patchSize: p, scratch: img, output: base,
+                    sources: &sources, using: &generator)
             }
         }
         if let normalization { try normalization.apply(to: &patches) }

@@ -144,42 +144,21 @@ public struct NeighborPatchSampler: PatchSampler {
                             PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
                                            y: ny, x: nx, size: p, to: base + row * per)
                             sources[row] = index
-                            try Self.finishNegative(base + row * per, channels: c, size: p, flips: flips,
-                                                    views: views, using: &generator)
+                            try PatchCopy.finishView(base + row * per, channels: c, size: p, flips: flips,
+                                                     views: views, using: &generator)
                         }
                     }
                 }
                 if !sameImage {
                     // Negatives after all anchors, so the scratch image is reused for each.
-                    for i in 0..<batchSize {
-                        let anchorImage = sources[layout.anchorRow(i)]
-                        for j in 0..<k {
-                            let other = PatchCopy.otherIndex(count: dataset.count, excluding: anchorImage, using: &generator)
-                            dataset.copyPixels(of: other, into: img)
-                            let ny = generator.nextInt(below: s.height - p + 1)
-                            let nx = generator.nextInt(below: s.width - p + 1)
-                            let row = layout.negativeRow(i, j)
-                            PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                           y: ny, x: nx, size: p, to: base + row * per)
-                            sources[row] = other
-                            try Self.finishNegative(base + row * per, channels: c, size: p, flips: flips,
-                                                    views: views, using: &generator)
-                        }
-                    }
+                    try PatchCopy.fillNegativesFromOtherImages(
+                        dataset: dataset, layout: layout, patchSize: p, scratch: img, output: base,
+                        sources: &sources, flips: flips, views: views, using: &generator)
                 }
             }
         }
         if let normalization { try normalization.apply(to: &patches) }
         return PatchTriplets(patches: patches, layout: layout, sourceImages: sources)
-    }
-
-    /// A negative gets the same treatment as any other view: its own flip and view augmentation.
-    static func finishNegative<G: RandomNumberGenerator>(
-        _ patch: UnsafeMutablePointer<Float>, channels c: Int, size p: Int, flips: Bool,
-        views: (any Augmentation)?, using generator: inout G
-    ) throws {
-        if flips, generator.nextUniform() < 0.5 { PatchCopy.flipHorizontally(patch, channels: c, size: p) }
-        if let views { try PatchCopy.augmentInPlace(patch, channels: c, size: p, augmentation: views, using: &generator) }
     }
 
     /// A uniformly random top-left corner whose p × p patch shares no pixel with the anchor's

@@ -40,6 +40,40 @@ enum PatchCopy {
     }
 
     /// Runs `augmentation` on a C × p × p patch stored at `pointer`, writes the result back.
+    /// Fills the K negatives of every anchor with p × p patches at random locations of random
+    /// images other than the anchor's (read from `sources`), each then optionally mirrored
+    /// (probability ½) and augmented like any other view. `scratch` holds one image.
+    static func fillNegativesFromOtherImages<G: RandomNumberGenerator>(
+        dataset: any ImageDataset, layout: TripletLayout, patchSize p: Int,
+        scratch img: UnsafeMutableBufferPointer<Float>, output base: UnsafeMutablePointer<Float>,
+        sources: inout [Int], flips: Bool = false, views: (any Augmentation)? = nil, using generator: inout G
+    ) throws {
+        let s = dataset.imageShape, c = s.channels, per = c * p * p
+        let image = UnsafePointer(img.baseAddress!)
+        for i in 0..<layout.batchSize {
+            let anchorImage = sources[layout.anchorRow(i)]
+            for j in 0..<layout.negativesPerAnchor {
+                let other = otherIndex(count: dataset.count, excluding: anchorImage, using: &generator)
+                dataset.copyPixels(of: other, into: img)
+                let ny = generator.nextInt(below: s.height - p + 1)
+                let nx = generator.nextInt(below: s.width - p + 1)
+                let row = layout.negativeRow(i, j)
+                copy(from: image, channels: c, height: s.height, width: s.width, y: ny, x: nx, size: p, to: base + row * per)
+                sources[row] = other
+                try finishView(base + row * per, channels: c, size: p, flips: flips, views: views, using: &generator)
+            }
+        }
+    }
+
+    /// A view's last touches: its own mirror (probability ½, when `flips`) and augmentation.
+    static func finishView<G: RandomNumberGenerator>(
+        _ patch: UnsafeMutablePointer<Float>, channels c: Int, size p: Int, flips: Bool,
+        views: (any Augmentation)?, using generator: inout G
+    ) throws {
+        if flips, generator.nextUniform() < 0.5 { flipHorizontally(patch, channels: c, size: p) }
+        if let views { try augmentInPlace(patch, channels: c, size: p, augmentation: views, using: &generator) }
+    }
+
     /// Mirrors a C × p × p patch left–right in place.
     static func flipHorizontally(_ patch: UnsafeMutablePointer<Float>, channels: Int, size p: Int) {
         for row in 0..<(channels * p) {
