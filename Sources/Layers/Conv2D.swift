@@ -198,17 +198,39 @@ public final class Conv2D: Layer {
         into out: UnsafeMutablePointer<Float>, bias: Tensor?
     ) {
         func body(_ b: UnsafePointer<Float>?) {
+            // 4×4 blocks: four contiguous SIMD4 loads of rows, a register transpose, four
+            // contiguous stores (instead of one strided scalar load per element). Each output
+            // is still the single rounding of `y + bias`, so results are bit-identical.
+            let o4 = channels & ~3, p4 = positions & ~3
             for n in 0..<batch {
                 let src = y + n * positions * channels
                 let dst = out + n * positions * channels
-                for o in 0..<channels {
+                var o = 0
+                while o < o4 {
+                    let shift = b.map { UnsafeRawPointer($0 + o).loadUnaligned(as: SIMD4<Float>.self) } ?? .zero
+                    var p = 0
+                    while p < p4 {
+                        let r0 = UnsafeRawPointer(src + p * channels + o).loadUnaligned(as: SIMD4<Float>.self)
+                        let r1 = UnsafeRawPointer(src + (p + 1) * channels + o).loadUnaligned(as: SIMD4<Float>.self)
+                        let r2 = UnsafeRawPointer(src + (p + 2) * channels + o).loadUnaligned(as: SIMD4<Float>.self)
+                        let r3 = UnsafeRawPointer(src + (p + 3) * channels + o).loadUnaligned(as: SIMD4<Float>.self)
+                        for j in 0..<4 {
+                            let c = SIMD4<Float>(r0[j], r1[j], r2[j], r3[j]) + SIMD4(repeating: shift[j])
+                            UnsafeMutableRawPointer(dst + (o + j) * positions + p).storeBytes(of: c, as: SIMD4<Float>.self)
+                        }
+                        p += 4
+                    }
+                    for j in 0..<4 {
+                        let d = dst + (o + j) * positions
+                        for q in p4..<positions { d[q] = src[q * channels + o + j] + shift[j] }
+                    }
+                    o += 4
+                }
+                while o < channels {
                     let shift = b?[o] ?? 0
                     let d = dst + o * positions
-                    var s = src + o
-                    for p in 0..<positions {
-                        d[p] = s.pointee + shift
-                        s += channels
-                    }
+                    for q in 0..<positions { d[q] = src[q * channels + o] + shift }
+                    o += 1
                 }
             }
         }
@@ -240,10 +262,41 @@ public final class Conv2D: Layer {
             outputGradient.withUnsafeBufferPointer { src in
                 let s = src.baseAddress!
                 func transpose(biasGradient db: UnsafeMutablePointer<Float>?) {
+                    // 4×4 register-transposed blocks, as in the forward. The bias sums keep
+                    // their order (per image and channel, positions 0, 1, 2, … from 0), so
+                    // the bias gradient is bit-identical to the scalar loop.
+                    let o4 = outChannels & ~3, p4 = positions & ~3
                     for n in 0..<batch {
                         let from = s + n * positions * outChannels
                         let to = dy + n * positions * outChannels
-                        for o in 0..<outChannels {
+                        var o = 0
+                        while o < o4 {
+                            var sum = SIMD4<Float>.zero
+                            var p = 0
+                            while p < p4 {
+                                let q0 = UnsafeRawPointer(from + o * positions + p).loadUnaligned(as: SIMD4<Float>.self)
+                                let q1 = UnsafeRawPointer(from + (o + 1) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
+                                let q2 = UnsafeRawPointer(from + (o + 2) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
+                                let q3 = UnsafeRawPointer(from + (o + 3) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
+                                for i in 0..<4 {
+                                    let t = SIMD4<Float>(q0[i], q1[i], q2[i], q3[i])
+                                    sum += t
+                                    UnsafeMutableRawPointer(to + (p + i) * outChannels + o).storeBytes(of: t, as: SIMD4<Float>.self)
+                                }
+                                p += 4
+                            }
+                            for q in p4..<positions {
+                                var t = SIMD4<Float>.zero
+                                for j in 0..<4 { t[j] = from[(o + j) * positions + q] }
+                                sum += t
+                                UnsafeMutableRawPointer(to + q * outChannels + o).storeBytes(of: t, as: SIMD4<Float>.self)
+                            }
+                            if let db {
+                                for j in 0..<4 { db[o + j] += sum[j] }
+                            }
+                            o += 4
+                        }
+                        while o < outChannels {
                             let f = from + o * positions
                             var t = to + o
                             var sum: Float = 0
@@ -254,6 +307,7 @@ public final class Conv2D: Layer {
                                 t += outChannels
                             }
                             db?[o] += sum
+                            o += 1
                         }
                     }
                 }
