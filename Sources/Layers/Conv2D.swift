@@ -130,9 +130,11 @@ public final class Conv2D: Layer {
 
     /// One GEMM per image, `out[n] (O×P) = W (O×L) · patches[n]ᵀ (L×P)`, which lands in NCHW
     /// directly (no transpose pass) and uses the image's patch rows right after im2row wrote
-    /// them, while they are still in cache. The bias is written first and accumulated into
-    /// with β = 1 (OpenBLAS scales C by β before adding the product, so each output is the
-    /// same single rounding of `bias + Σ`). In inference only one image's patches are kept.
+    /// them, while they are still in cache. The bias is added afterwards, not pre-filled with
+    /// β = 1: OpenBLAS splits long k-sums into blocks (patch length above ~320 here) and a
+    /// pre-filled bias would join the first block, changing the rounding; added last, every
+    /// output is bit-identical to the whole-batch path (tested). In inference only one
+    /// image's patches are kept.
     private func forwardPerImage(_ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor) {
         let positions = g.outputPositions, patchLength = g.patchLength, outChannels = outputChannels
         let imageSize = inputChannels * g.height * g.width, imagePatches = positions * patchLength
@@ -146,13 +148,16 @@ public final class Conv2D: Layer {
                                 let colsN = training ? cols + n * imagePatches : cols
                                 Im2Col.im2row(x.baseAddress! + n * imageSize, batch: 1, geometry: g, rows: colsN)
                                 let outN = out.baseAddress! + n * outChannels * positions
-                                if let b {
-                                    for o in 0..<outChannels { (outN + o * positions).update(repeating: b[o], count: positions) }
-                                }
                                 BLAS.gemm(
                                     transposeA: false, transposeB: true, m: outChannels, n: positions, k: patchLength,
                                     alpha: 1, a: w.baseAddress!, lda: patchLength, b: colsN, ldb: patchLength,
-                                    beta: b == nil ? 0 : 1, c: outN, ldc: positions)
+                                    beta: 0, c: outN, ldc: positions)
+                                if let b {
+                                    for o in 0..<outChannels {
+                                        let row = outN + o * positions, shift = b[o]
+                                        for q in 0..<positions { row[q] += shift }
+                                    }
+                                }
                             }
                         }
                         if let bias {
