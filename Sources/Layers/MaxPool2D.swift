@@ -157,6 +157,72 @@ public final class MaxPool2D: Layer {
         precondition(outputGradient.shape == [s[0], s[1], oh, ow],
                      "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
         let planes = s[0] * s[1]
+        let k = kernelSize, st = stride
+        if st == k {
+            // Non-overlapping windows: every input position gets at most one contribution,
+            // so each window is written in full (its maximum gets `g + 0`, the rest 0) and
+            // only the rows/columns no window covers are zeroed: one pass, no zero-fill
+            // followed by a scatter. `g + 0` keeps the bits of the former `0 + g` (−0 → +0).
+            var inputGradient = Tensor.uninitialized(shape: s)
+            outputGradient.withUnsafeBufferPointer { gb in
+                inputGradient.withUnsafeMutableBufferPointer { db in
+                    argmax.withUnsafeBufferPointer { ab in
+                        let g = gb.baseAddress!, d = db.baseAddress!, a = ab.baseAddress!
+                        if k == 2 && h == 2 && w == 2 {
+                            // One 2×2 window per plane: four planes per SIMD16, branch-free.
+                            let lane = SIMD16<Int32>(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
+                            let dr = UnsafeMutableRawPointer(d), gr = UnsafeRawPointer(g), ar = UnsafeRawPointer(a)
+                            var p = 0
+                            while p + 4 <= planes {
+                                let gv = gr.loadUnaligned(fromByteOffset: p &* 4, as: SIMD4<Float>.self) + 0
+                                let av = ar.loadUnaligned(fromByteOffset: p &* 4, as: SIMD4<Int32>.self)
+                                let g16 = SIMD16<Float>(
+                                    gv[0], gv[0], gv[0], gv[0], gv[1], gv[1], gv[1], gv[1],
+                                    gv[2], gv[2], gv[2], gv[2], gv[3], gv[3], gv[3], gv[3])
+                                let a16 = SIMD16<Int32>(
+                                    av[0], av[0], av[0], av[0], av[1], av[1], av[1], av[1],
+                                    av[2], av[2], av[2], av[2], av[3], av[3], av[3], av[3])
+                                let out = SIMD16<Float>(repeating: 0).replacing(with: g16, where: lane .== a16)
+                                dr.storeBytes(of: out, toByteOffset: p &* 16, as: SIMD16<Float>.self)
+                                p &+= 4
+                            }
+                            while p < planes {
+                                let gv = g[p] + 0, idx = Int(a[p])
+                                for i in 0..<4 { d[p * 4 + i] = i == idx ? gv : 0 }
+                                p += 1
+                            }
+                            return
+                        }
+                        let coveredH = oh * k, coveredW = ow * k
+                        for plane in 0..<planes {
+                            let dst = d + plane * h * w
+                            let base = plane * oh * ow
+                            for oy in 0..<oh {
+                                for ox in 0..<ow {
+                                    let start = oy * k * w + ox * k
+                                    let idx = Int(a[base + oy * ow + ox])
+                                    let gv = g[base + oy * ow + ox] + 0
+                                    for ky in 0..<k {
+                                        let row = start + ky * w
+                                        for kx in 0..<k { dst[row + kx] = row + kx == idx ? gv : 0 }
+                                    }
+                                }
+                                if coveredW < w {
+                                    for ky in 0..<k {
+                                        let row = dst + (oy * k + ky) * w
+                                        for x in coveredW..<w { row[x] = 0 }
+                                    }
+                                }
+                            }
+                            if coveredH < h {
+                                (dst + coveredH * w).update(repeating: 0, count: (h - coveredH) * w)
+                            }
+                        }
+                    }
+                }
+            }
+            return inputGradient
+        }
         var inputGradient = Tensor.zeros(s)
         outputGradient.withUnsafeBufferPointer { gb in
             inputGradient.withUnsafeMutableBufferPointer { db in

@@ -25,13 +25,23 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
 /// global seed. The state is four words, so it can be saved in a checkpoint and
 /// restored with ``init(state:)``.
 public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
+    // Four stored words rather than an array: `next()` then works on registers, with no
+    // bounds checks, uniqueness checks or heap indirection per draw.
+    @usableFromInline var s0: UInt64
+    @usableFromInline var s1: UInt64
+    @usableFromInline var s2: UInt64
+    @usableFromInline var s3: UInt64
+
     /// The four state words (never all zero).
-    public private(set) var state: [UInt64]
+    public var state: [UInt64] { [s0, s1, s2, s3] }
 
     /// A generator whose whole stream is determined by `seed`.
     public init(seed: UInt64) {
         var sm = SplitMix64(seed: seed)
-        state = [sm.next(), sm.next(), sm.next(), sm.next()]
+        s0 = sm.next()
+        s1 = sm.next()
+        s2 = sm.next()
+        s3 = sm.next()
     }
 
     /// Restores a generator from ``state``.
@@ -40,21 +50,25 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
             throw TensorError.invalidArgument(
                 name: "generator state", value: "\(state)", reason: "needs four words, not all zero")
         }
-        self.state = state
+        s0 = state[0]
+        s1 = state[1]
+        s2 = state[2]
+        s3 = state[3]
     }
 
     @inlinable
     static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
+    @inlinable
     public mutating func next() -> UInt64 {
-        let result = Self.rotl(state[1] &* 5, 7) &* 9
-        let t = state[1] << 17
-        state[2] ^= state[0]
-        state[3] ^= state[1]
-        state[1] ^= state[2]
-        state[0] ^= state[3]
-        state[2] ^= t
-        state[3] = Self.rotl(state[3], 45)
+        let result = Self.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = Self.rotl(s3, 45)
         return result
     }
 

@@ -36,6 +36,7 @@ final class Conv2DTests: XCTestCase {
     /// (kernel, stride, padding, height, width)
     private let configurations: [(Int, Int, Int, Int, Int)] = [
         (3, 1, 0, 5, 5), (3, 1, 1, 5, 4), (3, 2, 1, 6, 5), (2, 2, 0, 5, 5), (1, 1, 0, 3, 3), (6, 1, 0, 7, 7), (2, 1, 2, 3, 3),
+        (3, 1, 1, 8, 9),  // 72 output positions: the per-image GEMM path straight into NCHW
     ]
 
     private func makeConv(_ k: Int, _ s: Int, _ p: Int, c: Int = 2, o: Int = 3, seed: UInt64 = 1) throws -> Conv2D {
@@ -129,6 +130,53 @@ final class Conv2DTests: XCTestCase {
         for n in [4, 1, 3, 6] {
             let x = Tensor.uniform([n, 2, 5, 5], low: -1, high: 1, using: &rng)
             assertClose(conv.forward(x, mode: .training), naiveConvolution(x, conv))
+        }
+    }
+
+    /// The per-image forward (GEMM straight into NCHW, used for ≥ 64 output positions and a
+    /// small weight) equals one whole-batch GEMM followed by a transpose and the bias, bit
+    /// for bit, with a patch length (400) long enough for OpenBLAS to block the k-sum.
+    func testPerImageForwardIsBitIdenticalToWholeBatchGEMM() throws {
+        var rng = SeededGenerator(seed: 12)
+        let conv = try Conv2D(inputChannels: 16, outputChannels: 32, kernelSize: 5, padding: 2, using: &rng)
+        conv.bias!.value = .uniform([32], low: -0.5, high: 0.5, using: &rng)
+        let (n, c, h, w, o) = (2, 16, 12, 12, 32)
+        let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
+        let g = ConvGeometry(channels: c, height: h, width: w, kernel: (5, 5), stride: (1, 1), padding: (2, 2))
+        let p = g.outputPositions, l = g.patchLength
+        var cols = [Float](repeating: 0, count: n * p * l)
+        x.withUnsafeBufferPointer { xb in cols.withUnsafeMutableBufferPointer { Im2Col.im2row(xb.baseAddress!, batch: n, geometry: g, rows: $0.baseAddress!) } }
+        var product = [Float](repeating: 0, count: n * p * o)
+        let wt = conv.weight.value.scalars, b = conv.bias!.value.scalars
+        BLAS.gemm(transposeA: false, transposeB: true, m: n * p, n: o, k: l, alpha: 1, a: cols, lda: l, b: wt, ldb: l, beta: 0, c: &product, ldc: o)
+        var expected = [Float](repeating: 0, count: n * o * p)
+        for ni in 0..<n {
+            for oi in 0..<o {
+                for pi in 0..<p { expected[(ni * o + oi) * p + pi] = product[(ni * p + pi) * o + oi] + b[oi] }
+            }
+        }
+        for mode in [Mode.inference, .training] {
+            let y = conv.forward(x, mode: mode).scalars
+            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(mode)")
+        }
+    }
+
+    /// A batch large enough that backward forms the patch gradient in several chunks of
+    /// images must give, image by image, exactly the input gradient of that image alone.
+    func testChunkedInputGradientMatchesPerImageBitForBit() throws {
+        var rng = SeededGenerator(seed: 11)
+        let conv = try Conv2D(inputChannels: 16, outputChannels: 8, kernelSize: 5, padding: 2, using: &rng)
+        let n = 7, imageSize = 16 * 32 * 32, outSize = 8 * 32 * 32
+        let x = Tensor.uniform([n, 16, 32, 32], low: -1, high: 1, using: &rng)
+        let g = Tensor.uniform([n, 8, 32, 32], low: -1, high: 1, using: &rng)
+        _ = conv.forward(x, mode: .training)
+        let dx = conv.backward(g).scalars
+        for i in 0..<n {
+            let xi = try Tensor(shape: [1, 16, 32, 32], values: Array(x.scalars[(i * imageSize)..<((i + 1) * imageSize)]))
+            let gi = try Tensor(shape: [1, 8, 32, 32], values: Array(g.scalars[(i * outSize)..<((i + 1) * outSize)]))
+            _ = conv.forward(xi, mode: .training)
+            let dxi = conv.backward(gi).scalars
+            XCTAssertTrue(dxi == Array(dx[(i * imageSize)..<((i + 1) * imageSize)]), "image \(i)")
         }
     }
 

@@ -4,6 +4,42 @@ import TensorCore
 import XCTest
 
 final class MaxPool2DTests: XCTestCase {
+    /// The one-pass backward for non-overlapping windows (including the SIMD path for
+    /// 2×2 planes and a plane count that is not a multiple of four, and sizes with
+    /// uncovered rows/columns) gives exactly the zero-fill-then-scatter result, bit for
+    /// bit, including −0 gradients (0 + (−0) = +0).
+    func testNonOverlappingBackwardMatchesScatterBitForBit() throws {
+        for (shape, k) in [([3, 3, 2, 2], 2), ([2, 3, 5, 7], 2), ([1, 2, 7, 8], 3)] {
+            let pool = try MaxPool2D(kernelSize: k)
+            let x = distinctValues(shape, seed: UInt64(shape.reduce(0, +)))
+            let y = pool.forward(x, mode: .training)
+            var rng = SeededGenerator(seed: 3)
+            var gv = (0..<y.count).map { _ in rng.nextUniform(-1, 1) }
+            gv[0] = -0.0
+            let g = try Tensor(shape: y.shape, values: gv)
+            let dx = pool.backward(g).scalars
+            // Reference: zero-fill, then add each gradient at its window's maximum.
+            var expected = [Float](repeating: 0, count: x.count)
+            let (h, w, oh, ow) = (shape[2], shape[3], y.shape[2], y.shape[3])
+            let xs = x.scalars
+            for plane in 0..<(shape[0] * shape[1]) {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = -Float.infinity, at = 0
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let i = plane * h * w + (oy * k + ky) * w + ox * k + kx
+                                if xs[i] > best { best = xs[i]; at = i }
+                            }
+                        }
+                        expected[at] += gv[plane * oh * ow + oy * ow + ox]
+                    }
+                }
+            }
+            XCTAssertEqual(dx.map(\.bitPattern), expected.map(\.bitPattern), "\(shape) k\(k)")
+        }
+    }
+
     func testForwardAndBackwardRouteToTheArgmax() throws {
         let pool = try MaxPool2D(kernelSize: 2)
         // One 4×4 plane; window maxima at (0,1)=5, (1,2)=8, (3,0)=9, (2,3)=7.
