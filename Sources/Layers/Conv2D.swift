@@ -84,22 +84,8 @@ public final class Conv2D: Layer {
     }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        guard inputShape.count == 4 else {
-            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "expected rank 4 [N, C, H, W]")
-        }
-        guard inputShape.allSatisfy({ $0 >= 0 }), inputShape[2] > 0, inputShape[3] > 0 else {
-            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "dimensions must be positive")
-        }
-        guard inputShape[1] == inputChannels else {
-            throw LayerError.incompatibleInput(
-                layer: name, shape: inputShape, reason: "expected \(inputChannels) channels, got \(inputShape[1])")
-        }
-        let g = geometry(height: inputShape[2], width: inputShape[3])
-        guard g.isValid else {
-            throw LayerError.incompatibleInput(
-                layer: name, shape: inputShape,
-                reason: "kernel \(kernelSize) is larger than the padded input \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)")
-        }
+        let g = try ConvGeometry.validated(
+            layer: name, inputShape: inputShape, channels: inputChannels, kernel: kernelSize, stride: stride, padding: padding)
         return [inputShape[0], outputChannels, g.outputHeight, g.outputWidth]
     }
 

@@ -92,3 +92,32 @@ public enum LayerError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension ConvGeometry {
+    /// The geometry of a square window sliding over an `[N, C, H, W]` input, or the
+    /// ``LayerError`` that names `layer` and what does not fit (rank, sizes, channels, a
+    /// window larger than the padded input). Shared by the windowed layers' `outputShape`.
+    static func validated(
+        layer: String, inputShape: [Int], channels: Int, kernel: Int, stride: Int, padding: Int = 0
+    ) throws -> ConvGeometry {
+        guard inputShape.count == 4 else {
+            throw LayerError.incompatibleInput(layer: layer, shape: inputShape, reason: "expected rank 4 [N, C, H, W]")
+        }
+        guard inputShape.allSatisfy({ $0 >= 0 }), inputShape[2] > 0, inputShape[3] > 0 else {
+            throw LayerError.incompatibleInput(layer: layer, shape: inputShape, reason: "dimensions must be positive")
+        }
+        guard inputShape[1] == channels else {
+            throw LayerError.incompatibleInput(
+                layer: layer, shape: inputShape, reason: "expected \(channels) channels, got \(inputShape[1])")
+        }
+        let g = ConvGeometry(
+            channels: channels, height: inputShape[2], width: inputShape[3],
+            kernel: (kernel, kernel), stride: (stride, stride), padding: (padding, padding))
+        guard g.isValid else {
+            throw LayerError.incompatibleInput(
+                layer: layer, shape: inputShape,
+                reason: "kernel \(kernel) is larger than the padded input \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)")
+        }
+        return g
+    }
+}
