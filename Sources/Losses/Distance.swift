@@ -63,6 +63,21 @@ func gram(
         alpha: 1, a: a, lda: dimension, b: b, ldb: dimension, beta: 0, c: out, ldc: bCount)
 }
 
+/// The shared first half of the matrix distances: `out` ← a·bᵀ (one SGEMM), and `body`
+/// receives the squared norms of the `aCount` rows of `a` followed by those of `b`.
+@inline(__always)
+func withGramAndSquaredNorms(
+    _ a: UnsafePointer<Float>, count aCount: Int, _ b: UnsafePointer<Float>, count bCount: Int,
+    dimension: Int, into out: UnsafeMutablePointer<Float>, _ body: (UnsafeMutablePointer<Float>) -> Void
+) {
+    let norms = UnsafeMutablePointer<Float>.allocate(capacity: aCount + bCount)
+    defer { norms.deallocate() }
+    squaredNorms(a, count: aCount, dimension: dimension, into: norms)
+    squaredNorms(b, count: bCount, dimension: dimension, into: norms + aCount)
+    gram(a, count: aCount, b, count: bCount, dimension: dimension, into: out)
+    body(norms)
+}
+
 /// Cosine distance 1 − a·b / (‖a‖ ‖b‖), in [0, 2].
 ///
 /// Each norm is clamped below at ``epsilon`` (1e-8, as PyTorch's `cosine_similarity`), so a
@@ -110,15 +125,12 @@ public struct CosineDistance: Distance {
         dimension: Int, into out: UnsafeMutablePointer<Float>
     ) {
         guard aCount > 0, bCount > 0 else { return }
-        let norms = UnsafeMutablePointer<Float>.allocate(capacity: aCount + bCount)
-        defer { norms.deallocate() }
-        squaredNorms(a, count: aCount, dimension: dimension, into: norms)
-        squaredNorms(b, count: bCount, dimension: dimension, into: norms + aCount)
-        for i in 0..<(aCount + bCount) { norms[i] = 1 / Swift.max(norms[i].squareRoot(), Self.epsilon) }
-        gram(a, count: aCount, b, count: bCount, dimension: dimension, into: out)
-        for i in 0..<aCount {
-            let ia = norms[i]
-            for j in 0..<bCount { out[i * bCount + j] = 1 - out[i * bCount + j] * ia * norms[aCount + j] }
+        withGramAndSquaredNorms(a, count: aCount, b, count: bCount, dimension: dimension, into: out) { norms in
+            for i in 0..<(aCount + bCount) { norms[i] = 1 / Swift.max(norms[i].squareRoot(), Self.epsilon) }
+            for i in 0..<aCount {
+                let ia = norms[i]
+                for j in 0..<bCount { out[i * bCount + j] = 1 - out[i * bCount + j] * ia * norms[aCount + j] }
+            }
         }
     }
 }
@@ -187,15 +199,12 @@ public struct SquaredEuclideanDistance: Distance {
         dimension: Int, into out: UnsafeMutablePointer<Float>
     ) {
         guard aCount > 0, bCount > 0 else { return }
-        let norms = UnsafeMutablePointer<Float>.allocate(capacity: aCount + bCount)
-        defer { norms.deallocate() }
-        squaredNorms(a, count: aCount, dimension: dimension, into: norms)
-        squaredNorms(b, count: bCount, dimension: dimension, into: norms + aCount)
-        gram(a, count: aCount, b, count: bCount, dimension: dimension, into: out)
-        for i in 0..<aCount {
-            let na = norms[i]
-            for j in 0..<bCount {
-                out[i * bCount + j] = Swift.max(0, na + norms[aCount + j] - 2 * out[i * bCount + j])
+        withGramAndSquaredNorms(a, count: aCount, b, count: bCount, dimension: dimension, into: out) { norms in
+            for i in 0..<aCount {
+                let na = norms[i]
+                for j in 0..<bCount {
+                    out[i * bCount + j] = Swift.max(0, na + norms[aCount + j] - 2 * out[i * bCount + j])
+                }
             }
         }
     }
