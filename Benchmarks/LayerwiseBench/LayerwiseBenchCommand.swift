@@ -5,8 +5,18 @@ import Layerwise
 
 /// Which workload to time. l1, l2 and cnn are defined by the docstring of
 /// shared/peer/bench_torch.py; gemm by shared/peer/gemm_peak.py.
+///
+/// Two workloads have no counterpart in the reference: `convs` times each convolution of
+/// `cnn` alone (forward, weight gradient, input gradient) as a fraction of the SGEMM rate
+/// measured in the same process; `soak` trains l1 (sampling included) for `--soak-steps`
+/// steps and samples the resident memory ten times, to show it stays flat.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-    case l1, l2, cnn, gemm, all
+    case l1, l2, cnn, gemm, convs, soak, all
+}
+
+/// An on/off option.
+enum Toggle: String, CaseIterable, ExpressibleByArgument {
+    case on, off
 }
 
 /// Whether patch sampling is inside (`incl`) or outside (`excl`) the timed loop.
@@ -53,6 +63,8 @@ struct BenchOptions {
     var inferBatch: Int
     var inferSteps: Int
     var malloc: MallocPolicy
+    /// Crop l1/l2 patches to the window the network reads (``InputTrimming``).
+    var trim: Bool
     /// SGEMM GFLOP/s at `threads`, the denominator of `gemm_fraction`.
     var gemmPeakGFLOPS: Double
 }
@@ -69,7 +81,7 @@ struct LayerwiseBenchCommand: ParsableCommand {
             Build with -c release. See Benchmarks/README.md.
             """)
 
-    @Option(help: "Workload: l1 | l2 | cnn | gemm | all (all = l1 l2 cnn, as the reference).")
+    @Option(help: "Workload: l1 | l2 | cnn | gemm | convs | soak | all (all = l1 l2 cnn, as the reference).")
     var workload: Workload = .all
 
     @Option(help: "OpenBLAS threads (BLAS.threadCount).")
@@ -114,6 +126,12 @@ struct LayerwiseBenchCommand: ParsableCommand {
     @Option(help: "tuned: mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1) as the reference; glibc: allocator defaults.")
     var malloc: MallocPolicy = .tuned
 
+    @Option(help: "on: crop l1/l2 patches to the top-left window the network reads (l2: 13x13 of 16x16; same embeddings and gradients, less work); off: run the whole patch, as the reference.")
+    var trim: Toggle = .on
+
+    @Option(name: .customLong("soak-steps"), help: "Steps of the soak workload (l1 training with sampling, resident memory sampled 10 times).")
+    var soakSteps: Int = 10000
+
     @Option(name: .customLong("gemm-sizes"), parsing: .upToNextOption, help: "Matrix sizes of the gemm workload (gemm_peak.py's).")
     var gemmSizes: [Int] = [1024, 2048]
 
@@ -148,6 +166,7 @@ struct LayerwiseBenchCommand: ParsableCommand {
         try positive("infer-batch", inferBatch)
         try positive("infer-steps", inferSteps)
         try positive("gemm-min-reps", gemmMinReps)
+        try positive("soak-steps", soakSteps)
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
         guard cnnWarmup >= 0 else { throw ValidationError("--cnn-warmup must be ≥ 0, got \(cnnWarmup)") }
         guard imageCount >= 2 else {
@@ -196,7 +215,7 @@ struct LayerwiseBenchCommand: ParsableCommand {
             threads: threads, modes: modes, imageCount: imageCount, seed: seed, batch: batch,
             steps: steps, runs: runs, warmup: warmup, cnnBatch: cnnBatch, cnnSteps: cnnSteps,
             cnnWarmup: cnnWarmup, inferBatch: inferBatch, inferSteps: inferSteps, malloc: malloc,
-            gemmPeakGFLOPS: peak)
+            trim: trim == .on, gemmPeakGFLOPS: peak)
         // Normalisation happens once, outside timing, as in the reference.
         let images = BenchData.images(count: imageCount, seed: UInt64(seed))
         let workloads: [Workload] = workload == .all ? [.l1, .l2, .cnn] : [workload]
@@ -205,6 +224,8 @@ struct LayerwiseBenchCommand: ParsableCommand {
             switch w {
             case .l1, .l2: lines = try NeuralWorkloads.triplet(w, options: options, images: images)
             case .cnn: lines = try NeuralWorkloads.cnn(options: options, images: images)
+            case .convs: lines = try ConvLayerWorkload.run(options: options, images: images)
+            case .soak: lines = try SoakWorkload.run(options: options, images: images, steps: soakSteps)
             case .gemm, .all: lines = []
             }
             for var line in lines {

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Process-level measurements: wall clock, page faults, peak resident memory, and the
@@ -29,6 +30,15 @@ enum ProcessStats {
 
     /// Peak resident set size so far, in MiB (`ru_maxrss` is KiB on Linux; equals VmHWM).
     static func peakResidentMiB() -> Double { Double(usage().ru_maxrss) / 1024 }
+
+    /// Current resident set size in MiB, from `/proc/self/statm` (resident pages × page
+    /// size); `nan` when the file cannot be read.
+    static func residentMiB() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return .nan }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let resident = Double(fields[1]) else { return .nan }
+        return resident * Double(sysconf(Int32(_SC_PAGESIZE))) / (1024 * 1024)
+    }
 
     /// Tells glibc never to serve allocations by mmap and never to trim the heap, exactly
     /// what bench_torch.py's `tune_malloc()` does (mallopt(M_MMAP_MAX, 0) and

@@ -6,6 +6,14 @@ import Layerwise
 /// only) → trained stage forward → cosine triplet loss, margin 0.5, mean over the B
 /// triplets → backward → SGD(lr 0.01, momentum 0.9). Gradients are zeroed before the
 /// backward pass, as the reference's `zero_grad`.
+///
+/// With `--trim on` (the default) the batch is first cropped to the top-left window the
+/// network reads (``InputTrimming``): for l2 that is 13×13 of the 16×16 patches, because
+/// the floor-mode poolings drop the last conv rows and columns. The embedding and every
+/// parameter gradient are the same as on the whole patch (checked in
+/// `Tests/LayersTests/InputTrimmingTests.swift`); the crop is inside the timing. l1 reads
+/// its whole 7×7 patch, so trimming changes nothing there. `--trim off` runs the full
+/// patch, as the reference does.
 final class TripletWorkload {
     static let margin: Float = 0.5
     static let learningRate: Float = 0.01
@@ -21,6 +29,9 @@ final class TripletWorkload {
     let optimizer: SGD
     let layout: TripletLayout
     let parameters: [Parameter]
+    /// The top-left window of each patch that the network reads, when smaller than the patch
+    /// and trimming is on.
+    let readExtent: (height: Int, width: Int)?
     private(set) var lastLoss: Float = .nan
 
     init(name: String, patch: Int, frozen: Sequential?, trained: Sequential, flops: FlopModel, options: BenchOptions) throws {
@@ -43,10 +54,18 @@ final class TripletWorkload {
         guard embeddingShape.count == 2, embeddingShape[0] == layout.rowCount else {
             throw BenchError.failed(workload: name, reason: "embedding shape \(embeddingShape) is not [\(layout.rowCount), D]")
         }
+        let layers: [any Layer] = (frozen.map { [$0] } ?? []) + [trained]
+        if options.trim, let extent = try InputTrimming.readExtent(of: layers, inputShape: inputShape),
+           extent.height < patch || extent.width < patch {
+            readExtent = extent
+        } else {
+            readExtent = nil
+        }
     }
 
     /// One training step on a `[3B, 3, P, P]` batch.
-    func step(_ batch: Tensor) throws {
+    func step(_ patches: Tensor) throws {
+        let batch = readExtent.map { InputTrimming.crop(patches, height: $0.height, width: $0.width) } ?? patches
         let features = frozen?.forward(batch, mode: .inference) ?? batch
         let embeddings = trained.forward(features, mode: .training)
         let result = try loss.evaluate(TripletEmbeddings(embeddings, layout: layout))
@@ -92,13 +111,30 @@ final class TripletWorkload {
             line.set("achieved_gflops", gflops, places: 2)
             line.set("gemm_fraction", gflops / options.gemmPeakGFLOPS, places: 4)
             line.set("minflt_per_step", summary.minorFaultsPerStep, places: 1)
-        line.set("cpu_ms_per_step", summary.cpuMillisecondsPerStep, places: 3)
+            line.set("cpu_ms_per_step", summary.cpuMillisecondsPerStep, places: 3)
+            line.set("trim", options.trim ? "on" : "off")
+            line.set("input_read", "\(readExtent?.height ?? patch)x\(readExtent?.width ?? patch) of \(patch)x\(patch)")
+            if let executed = executedFlopPerItem {
+                line.set("executed_gflops", median * Double(executed) / 1e9, places: 2)
+            }
             line.set("malloc", options.malloc.rawValue)
             line.set("last_loss", Double(lastLoss), places: 5)
             line.set("peak_rss_mb", ProcessStats.peakResidentMiB(), places: 1)
             out.append(line)
         }
         return out
+    }
+}
+
+extension TripletWorkload {
+    /// FLOPs per triplet actually computed when the input is trimmed (the FLOP model's
+    /// conv terms at the trimmed sizes); `nil` when nothing is trimmed.
+    var executedFlopPerItem: Int? {
+        guard let e = readExtent, name == "l2" else { return nil }
+        let c1 = (e.height - 6 + 1), p1 = c1 / 2, c2 = p1 - 3 + 1
+        let l1f = FlopModel.convMACs(3, 64, 6, c1, c1)
+        let l2f = FlopModel.convMACs(64, 128, 3, c2, c2)
+        return 2 * 3 * (l1f + l2f + l2f)
     }
 }
 

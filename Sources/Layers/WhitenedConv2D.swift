@@ -21,6 +21,9 @@ public final class WhitenedConv2D: Layer {
     public let whiteningMatrix: Parameter
     private let folded: Conv2D
 
+    /// Window side.
+    public var kernelSize: Int { folded.kernelSize }
+
     /// Skips the input-gradient GEMM when nothing below the layer learns.
     public var needsInputGradient: Bool {
         get { folded.needsInputGradient }

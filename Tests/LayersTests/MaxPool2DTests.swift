@@ -72,6 +72,12 @@ final class MaxPool2DTests: XCTestCase {
         let pool = try MaxPool2D(kernelSize: 3, stride: 2)
         let x = distinctValues([2, 3, 7, 6], seed: 1)
         XCTAssertTrue(pool.forward(x, mode: .inference).isBitIdentical(to: pool.forward(x, mode: .training)))
+        // The SIMD 2×2 inference path: widths with and without a remainder, odd sizes (floor).
+        let pool2 = try MaxPool2D(kernelSize: 2)
+        for shape in [[2, 3, 8, 8], [1, 2, 11, 11], [2, 1, 5, 19], [1, 1, 2, 2], [3, 2, 9, 10]] {
+            let x = distinctValues(shape, seed: UInt64(shape.reduce(0, +)))
+            XCTAssertTrue(pool2.forward(x, mode: .inference).isBitIdentical(to: pool2.forward(x, mode: .training)), "\(shape)")
+        }
     }
 
     func testGradients() throws {
