@@ -12,7 +12,10 @@
 #                 exists, else <repo>/../.venv-torch/bin/python)
 #   PEER_DIR      folder with bench_torch.py and gemm_peak.py (default <repo>/../shared/peer,
 #                 else the first shared/peer found above the repo)
-#   WORKLOADS     default "l1 l2 cnn gemm"
+#   WORKLOADS     default "l1 l2 l2-full cnn gemm". l2 runs ours with its default --trim on
+#                 (the patch cropped to the 13x13 window the network reads: same embeddings
+#                 and gradients, less work); l2-full runs ours with --trim off, the whole
+#                 16x16 patch as the reference computes it. The reference runs l2 for both.
 #   THREADS       default "1 2"
 #   REPS          processes per program per (workload, threads); default 5 (≥ 5 recommended)
 #   INNER_RUNS    timed runs inside each process (--runs); default 1, so the spread comes
@@ -41,7 +44,7 @@ if [[ -z "${PEER_DIR:-}" ]]; then
         d="$(dirname "$d")"; PEER_DIR="$d/shared/peer"
     done
 fi
-WORKLOADS="${WORKLOADS:-l1 l2 cnn gemm}"
+WORKLOADS="${WORKLOADS:-l1 l2 l2-full cnn gemm}"
 THREADS="${THREADS:-1 2}"
 REPS="${REPS:-5}"
 INNER_RUNS="${INNER_RUNS:-1}"
@@ -56,7 +59,7 @@ die() { echo "run_benchmarks.sh: $*" >&2; exit 2; }
 [[ -f "$PEER_DIR/bench_torch.py" && -f "$PEER_DIR/gemm_peak.py" ]] || die "PEER_DIR=$PEER_DIR has no bench_torch.py / gemm_peak.py"
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "REPS=$REPS must be a positive integer"
 [[ "$INNER_RUNS" =~ ^[1-9][0-9]*$ ]] || die "INNER_RUNS=$INNER_RUNS must be a positive integer"
-for w in $WORKLOADS; do [[ "$w" =~ ^(l1|l2|cnn|gemm)$ ]] || die "WORKLOADS: unknown workload '$w' (l1 l2 cnn gemm)"; done
+for w in $WORKLOADS; do [[ "$w" =~ ^(l1|l2|l2-full|cnn|gemm)$ ]] || die "WORKLOADS: unknown workload '$w' (l1 l2 l2-full cnn gemm)"; done
 for t in $THREADS; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "THREADS: '$t' is not a positive integer"; done
 mkdir -p "$OUT_DIR"
 
@@ -121,15 +124,16 @@ def commands(w, t):
         return ([ours, "--workload", "gemm", "--threads", str(t), "--gemm-sizes", *sizes, "--gemm-min-time", mt],
                 [torch_py, os.path.join(peer, "gemm_peak.py"), "--threads", str(t), "--sizes", *sizes,
                  "--min-time", mt], None)
-    return ([ours, "--workload", w, "--threads", str(t), "--runs", inner] + ours_extra,
-            [torch_py, os.path.join(peer, "bench_torch.py"), "--workload", w, "--threads", str(t),
+    base, trim = ("l2", ["--trim", "off"]) if w == "l2-full" else (w, [])
+    return ([ours, "--workload", base, "--threads", str(t), "--runs", inner] + trim + ours_extra,
+            [torch_py, os.path.join(peer, "bench_torch.py"), "--workload", base, "--threads", str(t),
              "--runs", inner] + ref_extra, peer)
 
 
-def key(d):
+def key(d, w):
     if d.get("workload") == "gemm" or d.get("kind") == "gemm":
         return ("gemm", f"sgemm n={d['n']}", d["threads"])
-    return (d["workload"], d["mode"], d["threads"])
+    return (w, d["mode"], d["threads"])
 
 
 def metric(d):
@@ -162,7 +166,7 @@ for w in workloads:
                 for d in run_measured(tag, cmd, t, cwd):
                     if d.get("kind") not in (None, "gemm"):
                         continue
-                    results.setdefault(key(d), {"ours": [], "ref": []})[tag].append(d)
+                    results.setdefault(key(d, w), {"ours": [], "ref": []})[tag].append(d)
 
 
 def med(xs):

@@ -1,3 +1,4 @@
+import Dispatch
 import TensorCore
 
 /// A 2-D convolution over NCHW input with square kernels, one stride and one padding.
@@ -121,37 +122,75 @@ public final class Conv2D: Layer {
     /// pre-filled bias would join the first block, changing the rounding; added last, every
     /// output is bit-identical to the whole-batch path (tested). In inference only one
     /// image's patches are kept.
+    ///
+    /// With more than one BLAS thread the images are split across that many workers, each
+    /// running its GEMMs on one thread: OpenBLAS would otherwise wake its pool for every
+    /// small per-image GEMM (768 per l2 step), and measured at 2 threads that
+    /// synchronisation made whole processes run at half speed with twice the CPU time.
+    /// Each GEMM computes the same sums either way, so outputs are bit-identical (tested).
     private func forwardPerImage(_ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor) {
         let positions = g.outputPositions, patchLength = g.patchLength, outChannels = outputChannels
         let imageSize = inputChannels * g.height * g.width, imagePatches = positions * patchLength
-        patches.reserve((training ? batch : 1) * imagePatches)
+        let threads = BLAS.threadCount
+        let workers = Swift.min(threads, batch)
+        patches.reserve((training ? batch : workers) * imagePatches)
+        let biasValue = bias?.value
+        let shape = PerImageShape(
+            geometry: g, outChannels: outChannels, imageSize: imageSize, imagePatches: imagePatches, keepsPatches: training)
         input.withUnsafeBufferPointer { x in
             patches.withMutablePointer { cols in
                 weight.value.withUnsafeBufferPointer { w in
                     output.withUnsafeMutableBufferPointer { out in
-                        func run(_ b: UnsafePointer<Float>?) {
-                            for n in 0..<batch {
-                                let colsN = training ? cols + n * imagePatches : cols
-                                Im2Col.im2row(x.baseAddress! + n * imageSize, batch: 1, geometry: g, rows: colsN)
-                                let outN = out.baseAddress! + n * outChannels * positions
-                                BLAS.gemm(
-                                    transposeA: false, transposeB: true, m: outChannels, n: positions, k: patchLength,
-                                    alpha: 1, a: w.baseAddress!, lda: patchLength, b: colsN, ldb: patchLength,
-                                    beta: 0, c: outN, ldc: positions)
-                                if let b {
-                                    for o in 0..<outChannels {
-                                        let row = outN + o * positions, shift = b[o]
-                                        for q in 0..<positions { row[q] += shift }
-                                    }
-                                }
+                        func runAll(bias b: UnsafePointer<Float>?) {
+                            let p = PerImagePointers(x: x.baseAddress!, w: w.baseAddress!, out: out.baseAddress!, cols: cols, bias: b)
+                            guard workers > 1 else { return Self.forwardImages(0..<batch, slot: 0, p, shape) }
+                            BLAS.threadCount = 1
+                            defer { BLAS.threadCount = threads }
+                            DispatchQueue.concurrentPerform(iterations: workers) { k in
+                                Self.forwardImages(k * batch / workers..<(k + 1) * batch / workers, slot: k, p, shape)
                             }
                         }
-                        if let bias {
-                            bias.value.withUnsafeBufferPointer { run($0.baseAddress!) }
+                        if let biasValue {
+                            biasValue.withUnsafeBufferPointer { runAll(bias: $0.baseAddress!) }
                         } else {
-                            run(nil)
+                            runAll(bias: nil)
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Sizes of the per-image forward.
+    private struct PerImageShape: Sendable {
+        var geometry: ConvGeometry
+        var outChannels: Int, imageSize: Int, imagePatches: Int
+        var keepsPatches: Bool
+    }
+
+    /// The buffers of one per-image forward. `@unchecked`: workers write disjoint images
+    /// and patch slots, and the buffers outlive `concurrentPerform`.
+    private struct PerImagePointers: @unchecked Sendable {
+        var x: UnsafePointer<Float>, w: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+        var cols: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?
+    }
+
+    /// im2row, GEMM and bias for images `range`, using patch slot `slot` when the patches
+    /// are not kept for backward.
+    private static func forwardImages(_ range: Range<Int>, slot: Int, _ p: PerImagePointers, _ s: PerImageShape) {
+        let g = s.geometry, positions = g.outputPositions, patchLength = g.patchLength
+        for n in range {
+            let colsN = p.cols + (s.keepsPatches ? n : slot) * s.imagePatches
+            Im2Col.im2row(p.x + n * s.imageSize, batch: 1, geometry: g, rows: colsN)
+            let outN = p.out + n * s.outChannels * positions
+            BLAS.gemm(
+                transposeA: false, transposeB: true, m: s.outChannels, n: positions, k: patchLength,
+                alpha: 1, a: p.w, lda: patchLength, b: colsN, ldb: patchLength,
+                beta: 0, c: outN, ldc: positions)
+            if let b = p.bias {
+                for o in 0..<s.outChannels {
+                    let row = outN + o * positions, shift = b[o]
+                    for q in 0..<positions { row[q] += shift }
                 }
             }
         }

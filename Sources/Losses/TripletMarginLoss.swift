@@ -65,6 +65,9 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
         var hinge = [Float](repeating: 0, count: tripletCount)
         var sumAP = 0.0, sumAN = 0.0, sumLoss = 0.0
         var active = 0
+        // Finite embeddings can still overflow a distance (squared Euclidean of 1e20s);
+        // the loss then has no meaning, so it throws instead of returning a hinge of NaN.
+        var nonFiniteAnchor: Int?
 
         batch.embeddings.withUnsafeBufferPointer { eb in
             let e = eb.baseAddress!
@@ -82,8 +85,10 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
                             let x = dap - dan + margin
                             h[t] = x
                             if x > 0 { active += 1; sumLoss += Double(x) }
+                            if !x.isFinite && nonFiniteAnchor == nil { nonFiniteAnchor = i }
                         }
                     }
+                    if nonFiniteAnchor != nil { return }
                     // Pass 2: gradients of the active hinges; d(a, p) once per anchor.
                     let denominator = reduction == .mean ? tripletCount : active
                     guard active > 0, denominator > 0 else { return }
@@ -110,6 +115,7 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
             }
         }
 
+        if let row = nonFiniteAnchor { throw LossError.nonFinite(what: "triplet distance (overflow) at anchor", row: row) }
         let value: Double
         switch reduction {
         case .mean: value = sumLoss / Double(tripletCount)

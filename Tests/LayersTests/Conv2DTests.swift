@@ -159,6 +159,19 @@ final class Conv2DTests: XCTestCase {
             let y = conv.forward(x, mode: mode).scalars
             XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(mode)")
         }
+        // With two BLAS threads the images are split across two workers (odd batch: uneven
+        // halves); the result must not change by a bit, and the thread count is restored.
+        let saved = BLAS.threadCount
+        defer { BLAS.threadCount = saved }
+        BLAS.threadCount = 2
+        let x3 = Tensor.uniform([3, c, h, w], low: -1, high: 1, using: &rng)
+        BLAS.threadCount = 1
+        let single = conv.forward(x3, mode: .inference).scalars
+        BLAS.threadCount = 2
+        for mode in [Mode.inference, .training] {
+            XCTAssertEqual(conv.forward(x3, mode: mode).scalars.map(\.bitPattern), single.map(\.bitPattern), "\(mode), 2 threads")
+            XCTAssertEqual(BLAS.threadCount, 2)
+        }
     }
 
     /// A batch large enough that backward forms the patch gradient in several chunks of

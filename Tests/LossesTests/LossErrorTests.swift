@@ -43,6 +43,23 @@ final class LossErrorTests: XCTestCase {
         expect(.nonFinite(what: "embeddings", row: 5), TripletEmbeddings(x, layout: layout))
     }
 
+    /// Finite embeddings whose distance overflows: the triplet loss must throw, not
+    /// return a finite hinge computed from NaN distances.
+    func testOverflowingDistancesThrow() throws {
+        let layout = TripletLayout(batchSize: 2, negativesPerAnchor: 1)
+        var x = Tensor(shape: [6, 4], repeating: 1)
+        x[flat: 1 * 4] = 3e38    // anchor 1, its negative far on the other side
+        x[flat: 5 * 4] = -3e38
+        let loss = TripletMarginLoss(distance: SquaredEuclideanDistance(), margin: 1)
+        XCTAssertThrowsError(try loss.evaluate(TripletEmbeddings(x, layout: layout))) {
+            XCTAssertEqual($0 as? LossError, .nonFinite(what: "triplet distance (overflow) at anchor", row: 1))
+        }
+        // The same batch scaled down is fine.
+        x[flat: 1 * 4] = 3
+        x[flat: 5 * 4] = -3
+        XCTAssertNoThrow(try loss.evaluate(TripletEmbeddings(x, layout: layout)))
+    }
+
     func testWrongSourceImageCount() {
         let layout = TripletLayout(batchSize: 2, negativesPerAnchor: 1)
         expect(
