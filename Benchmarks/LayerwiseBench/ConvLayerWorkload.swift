@@ -76,30 +76,29 @@ enum ConvLayerWorkload {
             totalSeconds += fwdSeconds + bwdSeconds
             for (pass, seconds, flop) in [("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
                                           ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop)] {
-                var line = JSONLine()
-                line.set("workload", "convs")
-                line.set("mode", "\(spec.name)_\(pass)")
-                line.set("threads", options.threads)
-                line.set("batch", b)
-                line.set("ms_per_call", 1000 * seconds, places: 3)
-                line.set("achieved_gflops", flop / seconds / 1e9, places: 2)
-                line.set("gemm_fraction", flop / seconds / 1e9 / options.gemmPeakGFLOPS, places: 4)
+                var line = rateLine(mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, options: options)
                 line.set("sgemm_same_shape_gflops", gemmShapeGFLOPS, places: 2)
                 line.set("gemm_shape", "\(rows)x\(depth)x\(spec.outputChannels)")
                 line.set("sink", Double(sink.isFinite ? 0 : 1))
                 lines.append(line)
             }
         }
-        var line = JSONLine()
-        line.set("workload", "convs")
-        line.set("mode", "all_train")
-        line.set("threads", options.threads)
-        line.set("batch", b)
-        line.set("ms_per_call", 1000 * totalSeconds, places: 3)
-        line.set("achieved_gflops", totalFlop / totalSeconds / 1e9, places: 2)
-        line.set("gemm_fraction", totalFlop / totalSeconds / 1e9 / options.gemmPeakGFLOPS, places: 4)
+        var line = rateLine(mode: "all_train", seconds: totalSeconds, flop: totalFlop, options: options)
         line.set("peak_rss_mb", ProcessStats.peakResidentMiB(), places: 1)
         lines.append(line)
         return lines
+    }
+
+    /// The fields every `convs` line has: time per call, GFLOP/s and the fraction of SGEMM.
+    private static func rateLine(mode: String, seconds: Double, flop: Double, options: BenchOptions) -> JSONLine {
+        var line = JSONLine()
+        line.set("workload", "convs")
+        line.set("mode", mode)
+        line.set("threads", options.threads)
+        line.set("batch", options.cnnBatch)
+        line.set("ms_per_call", 1000 * seconds, places: 3)
+        line.set("achieved_gflops", flop / seconds / 1e9, places: 2)
+        line.set("gemm_fraction", flop / seconds / 1e9 / options.gemmPeakGFLOPS, places: 4)
+        return line
     }
 }
