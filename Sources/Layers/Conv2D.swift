@@ -196,6 +196,32 @@ public final class Conv2D: Layer {
         }
     }
 
+    /// Images unfolded by as many workers as BLAS has threads (each writes its own rows,
+    /// so the patch matrix is the same bit for bit).
+    private static func im2rowAcrossWorkers(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, rows: UnsafeMutablePointer<Float>) {
+        let workers = Swift.min(BLAS.threadCount, batch)
+        guard workers > 1 else { return Im2Col.im2row(x, batch: batch, geometry: g, rows: rows) }
+        let p = PerImagePointers(x: x, w: x, out: rows, cols: rows, bias: nil)
+        let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
+        DispatchQueue.concurrentPerform(iterations: workers) { k in
+            let first = k * batch / workers, end = (k + 1) * batch / workers
+            Im2Col.im2row(p.x + first * imageSize, batch: end - first, geometry: g, rows: p.cols + first * imageRows)
+        }
+    }
+
+    /// The adjoint of ``im2rowAcrossWorkers(_:batch:geometry:rows:)``: each worker folds
+    /// its own images' rows into its own images, so every sum keeps its order.
+    private static func row2imAcrossWorkers(_ rows: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, images: UnsafeMutablePointer<Float>) {
+        let workers = Swift.min(BLAS.threadCount, batch)
+        guard workers > 1 else { return Im2Col.row2imAdd(rows, batch: batch, geometry: g, images: images) }
+        let p = PerImagePointers(x: rows, w: rows, out: images, cols: images, bias: nil)
+        let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
+        DispatchQueue.concurrentPerform(iterations: workers) { k in
+            let first = k * batch / workers, end = (k + 1) * batch / workers
+            Im2Col.row2imAdd(p.x + first * imageRows, batch: end - first, geometry: g, images: p.out + first * imageSize)
+        }
+    }
+
     /// One GEMM for the whole batch into `[N·P, O]`, then a transpose to NCHW with the bias.
     private func forwardWholeBatch(_ input: Tensor, geometry g: ConvGeometry, batch: Int, into output: inout Tensor) {
         let positions = g.outputPositions, rows = batch * positions
@@ -204,7 +230,7 @@ public final class Conv2D: Layer {
         product.reserve(rows * outChannels)
         input.withUnsafeBufferPointer { x in
             patches.withMutablePointer { cols in
-                Im2Col.im2row(x.baseAddress!, batch: batch, geometry: g, rows: cols)
+                Self.im2rowAcrossWorkers(x.baseAddress!, batch: batch, geometry: g, rows: cols)
                 weight.value.withUnsafeBufferPointer { w in
                     product.withMutablePointer { y in
                         // [N·P, L] × [O, L]ᵀ = [N·P, O]
@@ -213,7 +239,18 @@ public final class Conv2D: Layer {
                             alpha: 1, a: cols, lda: patchLength, b: w.baseAddress!, ldb: patchLength,
                             beta: 0, c: y, ldc: outChannels)
                         output.withUnsafeMutableBufferPointer { out in
-                            Self.rowsToNCHW(y, batch: batch, positions: positions, channels: outChannels, into: out.baseAddress!, bias: bias?.value)
+                            let workers = Swift.min(BLAS.threadCount, batch), biasValue = bias?.value
+                            guard workers > 1 else {
+                                return Self.rowsToNCHW(y, batch: batch, positions: positions, channels: outChannels, into: out.baseAddress!, bias: biasValue)
+                            }
+                            // Disjoint images per worker, as im2row above.
+                            let p = PerImagePointers(x: y, w: y, out: out.baseAddress!, cols: y, bias: nil)
+                            let imageSize = positions * outChannels
+                            DispatchQueue.concurrentPerform(iterations: workers) { k in
+                                let first = k * batch / workers, end = (k + 1) * batch / workers
+                                Self.rowsToNCHW(p.x + first * imageSize, batch: end - first, positions: positions, channels: outChannels,
+                                                into: p.out + first * imageSize, bias: biasValue)
+                            }
                         }
                     }
                 }
@@ -381,7 +418,7 @@ public final class Conv2D: Layer {
                                     alpha: 1, a: dy + first * rowsPerImage * outChannels, lda: outChannels,
                                     b: w.baseAddress!, ldb: patchLength,
                                     beta: 0, c: dcols, ldc: patchLength)
-                                Im2Col.row2imAdd(dcols, batch: count, geometry: g, images: dx.baseAddress! + first * imageSize)
+                                Self.row2imAcrossWorkers(dcols, batch: count, geometry: g, images: dx.baseAddress! + first * imageSize)
                                 first += count
                             }
                         }

@@ -174,6 +174,29 @@ final class Conv2DTests: XCTestCase {
         }
     }
 
+    /// The whole-batch path (few positions per image) with two BLAS threads: im2row, the
+    /// NCHW transpose and the row2im fold run on two workers over disjoint images, so
+    /// output and gradients must equal the one-thread run bit for bit.
+    func testWholeBatchPathIsBitIdenticalAcrossThreadCounts() throws {
+        var rng = SeededGenerator(seed: 21)
+        let x = Tensor.uniform([5, 8, 6, 6], low: -1, high: 1, using: &rng)
+        let dy = Tensor.uniform([5, 12, 4, 4], low: -1, high: 1, using: &rng)
+        func run(threads: Int) throws -> [[UInt32]] {
+            var init_ = SeededGenerator(seed: 22)
+            let conv = try Conv2D(inputChannels: 8, outputChannels: 12, kernelSize: 3, using: &init_)
+            conv.bias!.value = .uniform([12], low: -0.5, high: 0.5, using: &init_)
+            let saved = BLAS.threadCount
+            defer { BLAS.threadCount = saved }
+            BLAS.threadCount = threads
+            let y = conv.forward(x, mode: .training)
+            let dx = conv.backward(dy)
+            return [y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars].map { $0.map(\.bitPattern) }
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        XCTAssertEqual(one, two)
+        XCTAssertFalse(one[1].allSatisfy { $0 == 0 })
+    }
+
     /// A batch large enough that backward forms the patch gradient in several chunks of
     /// images must give, image by image, exactly the input gradient of that image alone.
     func testChunkedInputGradientMatchesPerImageBitForBit() throws {
