@@ -129,6 +129,7 @@ struct Experiment {
 
         // The k-means baseline (Coates et al. 2011) first: it can initialise stage 1.
         let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
+        try SafeTensors.write(kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"], to: out + "/kmeans_stage1.safetensors")
 
         // 1. Layer-wise contrastive pretraining.
         let contrastive = try pretrainContrastive(
