@@ -78,6 +78,9 @@ struct Recipe {
     /// embedding is L2-normalised, so the filters' scale is free and decay only removes the
     /// part of the initial weights that no gradient keeps.
     var weightDecay: Float = 0
+    /// The contrastive stages' optimiser: Adam (per-coordinate steps) or SGD with momentum
+    /// 0.9 (steps along the gradient, which in whitened coordinates is well conditioned).
+    var optimizer: PretrainOptimizer = .adam
     /// How the stage-1 whitened conv starts (see ``Stage1Init``).
     var stage1Init: Stage1Init = .random
     /// Exemplar objective: surrogate classes and copies per class per step.
@@ -189,6 +192,26 @@ struct Recipe {
                 selection: .highGradient(candidatesPerSeed: 8), augmentation: augmentation,
                 normalization: normalization, using: &generator)
             return ExemplarObjective(surrogates: surrogates, copiesPerClass: copiesPerClass)
+        }
+    }
+}
+
+/// The optimiser of the contrastive stages.
+enum PretrainOptimizer: String, ExpressibleByArgument, CaseIterable {
+    case adam, sgd
+
+    /// Weight decay is decoupled for Adam (AdamW) and plain L2 for SGD, which shrinks the
+    /// weights by the same factor 1 − lr·wd per step.
+    func make(learningRate: Float, weightDecay: Float) throws -> any Optimizer {
+        switch self {
+        case .adam:
+            let adam = Adam(learningRate: learningRate, weightDecay: weightDecay, decoupledWeightDecay: true)
+            try adam.validate()
+            return adam
+        case .sgd:
+            let sgd = SGD(learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay)
+            try sgd.validate()
+            return sgd
         }
     }
 }

@@ -212,7 +212,7 @@ struct Experiment {
                 dataset: data.pretrain, normalization: normalization, patchSize: patch, using: &g)
             stages.append(Stage(
                 layers: stageLayers, objective: objective,
-                optimizer: Adam(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay, decoupledWeightDecay: true),
+                optimizer: try recipe.optimizer.make(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
                 schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,
                 budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch)))
         }

@@ -44,6 +44,15 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Decoupled (AdamW) weight decay of the contrastive stages. Default: the recipe's (0).")
     var weightDecay: Float?
 
+    @Option(help: "ZCA ε of the whitened stage-1 conv (layerwise recipe). Default: the recipe's (0.1).")
+    var whiteningEpsilon: Float?
+
+    @Option(help: "Learning rate of the contrastive stages. Default: the recipe's (1e-3).")
+    var pretrainLearningRate: Float?
+
+    @Option(help: "Optimiser of the contrastive stages: adam or sgd (momentum 0.9). Default: the recipe's (adam).")
+    var pretrainOptimizer: PretrainOptimizer?
+
     @Flag(help: "Skip supervised CIFAR-100 pretraining (with --probe-only: no supervised probe; saves most of the run time).")
     var skipSupervised = false
 
@@ -101,6 +110,12 @@ struct ReproducePaper: ParsableCommand {
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
             throw ValidationError("--weight-decay must be finite and ≥ 0, got \(weightDecay)")
         }
+        if let whiteningEpsilon, !(whiteningEpsilon > 0 && whiteningEpsilon.isFinite) {
+            throw ValidationError("--whitening-epsilon must be finite and > 0, got \(whiteningEpsilon)")
+        }
+        if let pretrainLearningRate, !(pretrainLearningRate > 0 && pretrainLearningRate.isFinite) {
+            throw ValidationError("--pretrain-learning-rate must be finite and > 0, got \(pretrainLearningRate)")
+        }
         if skipSupervised && !probeOnly { throw ValidationError("--skip-supervised needs --probe-only (the transfer arms use the supervised weights)") }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard validation >= 1 else { throw ValidationError("--validation must be ≥ 1, got \(validation)") }
@@ -125,6 +140,21 @@ struct ReproducePaper: ParsableCommand {
             if `init` != .random { recipe.name += "+init-\(`init`.rawValue)" }
         }
         if recipe.weightDecay > 0 { recipe.name += "+wd\(recipe.weightDecay)" }
+        if let whiteningEpsilon {
+            guard recipe.whiteningEpsilon != nil else {
+                throw ValidationError("--whitening-epsilon needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
+            }
+            if whiteningEpsilon != recipe.whiteningEpsilon { recipe.name += "+zca-eps\(whiteningEpsilon)" }
+            recipe.whiteningEpsilon = whiteningEpsilon
+        }
+        if let pretrainOptimizer, pretrainOptimizer != recipe.optimizer {
+            recipe.optimizer = pretrainOptimizer
+            recipe.name += "+\(pretrainOptimizer.rawValue)"
+        }
+        if let pretrainLearningRate, pretrainLearningRate != recipe.learningRate {
+            recipe.learningRate = pretrainLearningRate
+            recipe.name += "+lr\(pretrainLearningRate)"
+        }
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
             pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms, threads: threads,

@@ -19,6 +19,7 @@ for d in sys.argv[1:]:
     extra = ', '.join(f"{k} {v * 100:.2f}" for k, v in sorted(lp.items()) if k not in ('contrastive', 'kmeans', 'random'))
     kmcol = f"{kst['low']:.3f} / {kst['axis']:.2f}" if kst else '–'
     stage1 = pre.get('contrastive_stage1', {}).get('seconds', float('nan'))
+    loss = pre.get('contrastive_stage1', {}).get('final_loss', float('nan'))
     print(f"| {name} | {seed} | {lp['contrastive'] * 100:.2f} | {lp['kmeans'] * 100:.2f} | {lp['random'] * 100:.2f} | "
-          f"{stage1:.1f} | {st['low']:.3f} / {st['chroma']:.2f} / {st['spread']:.2f} / {st['axis']:.2f} | "
+          f"{stage1:.1f} | {float(loss):.3f} | {st['low']:.3f} / {st['chroma']:.2f} / {st['spread']:.2f} / {st['axis']:.2f} | "
           f"{kmcol} | {extra or '–'} |")
