@@ -13,7 +13,10 @@ for d in sys.argv[1:]:
     r = json.load(open(os.path.join(d, 'results.json')))
     lp, pre = r['linear_probe'], r['pretraining']
     name, seed = os.path.basename(d.rstrip('/')).rsplit('-s', 1)
-    st = stats(folded(load(os.path.join(d, 'contrastive_stage1.safetensors'))))
+    weights = os.path.join(d, 'contrastive_stage1.safetensors')
+    if not os.path.exists(weights):  # --layers 2
+        weights = os.path.join(d, 'contrastive_stages1-2.safetensors')
+    st = stats(folded(load(weights)))
     km = os.path.join(d, 'kmeans_stage1.safetensors')
     kst = stats(folded(load(km))) if os.path.exists(km) else None
     extra = ', '.join(f"{k} {v * 100:.2f}" for k, v in sorted(lp.items()) if k not in ('contrastive', 'kmeans', 'random'))
