@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Layerwise
 
@@ -73,6 +74,15 @@ struct Recipe {
     var negativesPerAnchor: Int
     var loss: Loss
     var learningRate: Float
+    /// Decoupled (AdamW) weight decay of the contrastive stages (0 = plain Adam). The
+    /// embedding is L2-normalised, so the filters' scale is free and decay only removes the
+    /// part of the initial weights that no gradient keeps.
+    var weightDecay: Float = 0
+    /// The contrastive stages' optimiser: Adam (per-coordinate steps) or SGD with momentum
+    /// 0.9 (steps along the gradient, which in whitened coordinates is well conditioned).
+    var optimizer: PretrainOptimizer = .adam
+    /// How the stage-1 whitened conv starts (see ``Stage1Init``).
+    var stage1Init: Stage1Init = .random
     /// Exemplar objective: surrogate classes and copies per class per step.
     var surrogateClasses: Int
     var copiesPerClass: Int
@@ -184,6 +194,40 @@ struct Recipe {
             return ExemplarObjective(surrogates: surrogates, copiesPerClass: copiesPerClass)
         }
     }
+}
+
+/// The optimiser of the contrastive stages.
+enum PretrainOptimizer: String, ExpressibleByArgument, CaseIterable {
+    case adam, sgd
+
+    /// Weight decay is decoupled for Adam (AdamW) and plain L2 for SGD, which shrinks the
+    /// weights by the same factor 1 − lr·wd per step.
+    func make(learningRate: Float, weightDecay: Float) throws -> any Optimizer {
+        switch self {
+        case .adam:
+            let adam = Adam(learningRate: learningRate, weightDecay: weightDecay, decoupledWeightDecay: true)
+            try adam.validate()
+            return adam
+        case .sgd:
+            let sgd = SGD(learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay)
+            try sgd.validate()
+            return sgd
+        }
+    }
+}
+
+/// The starting point of a whitened stage-1 conv.
+enum Stage1Init: String, ExpressibleByArgument, CaseIterable {
+    /// U(±1/√fanIn) in whitened coordinates (the recipe study's init).
+    case random
+    /// Exactly the k-means baseline's folded convolution, expressed in the whitened
+    /// coordinates (W = W_eff Z⁻¹, b = b_eff + W_eff μ): a data-dependent initialisation.
+    case kmeans
+    /// The same filters, all scaled by one positive constant so the mean filter norm in
+    /// whitened coordinates equals that of the random init (the same function up to one
+    /// scale, which the normalised embedding and the standardised probe do not see, but
+    /// Adam's fixed-size steps then move the filters as far as from a random start).
+    case kmeansMatched = "kmeans-matched"
 }
 
 enum ExperimentError: Error, CustomStringConvertible {

@@ -11,6 +11,7 @@ struct Experiment {
     var resume: Bool
     var pretrainOnly: Bool
     var probeOnly: Bool
+    var skipSupervised: Bool = false
     var kmeansArms: Bool
     var threads: Int
     var commandLine: String
@@ -21,14 +22,18 @@ struct Experiment {
 
     /// Pretraining stage `k` (1-based): the paper's encoder, conv → max-pool 2 → ReLU; with
     /// a whitening, stage 1's conv sees ZCA-whitened windows.
-    func pretrainingStageLayers(_ k: Int, whitening: ZCAWhitening?, using g: inout SeededGenerator) throws -> [any Layer] {
+    func pretrainingStageLayers(
+        _ k: Int, whitening: ZCAWhitening?, kmeans: KMeansBaseline?, using g: inout SeededGenerator
+    ) throws -> [any Layer] {
         if k == 1 {
             let conv: any Layer = if let whitening {
                 // The study's initialisation, U(±1/√fanIn) in whitened space: the learned
-                // filters stay close to it, so it is part of the recipe.
-                try WhitenedConv2D(
+                // filters stay close to it, so it is part of the recipe. It is drawn even when
+                // replaced below, so every variant gives stage 2 the same initial weights.
+                try initialize(WhitenedConv2D(
                     inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
-                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g)
+                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g),
+                    from: kmeans)
             } else {
                 try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
             }
@@ -36,6 +41,37 @@ struct Experiment {
         }
         return [try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g),
                 try MaxPool2D(kernelSize: 2), ReLU()]
+    }
+
+    /// Applies the recipe's stage-1 init to a freshly drawn whitened conv: k-means filters in
+    /// its whitened coordinates (``WhitenedConv2D/setFoldedParameters(weight:bias:scale:)``).
+    func initialize(_ layer: WhitenedConv2D, from kmeans: KMeansBaseline?) throws -> WhitenedConv2D {
+        let randomNorm = Self.meanRowNorm(layer.weight.value)
+        guard recipe.stage1Init != .random else { return layer }
+        guard let kmeans else { throw ExperimentError.data("--init \(recipe.stage1Init.rawValue) needs the k-means baseline") }
+        let (w, b) = kmeans.foldedFilters()
+        try layer.setFoldedParameters(weight: w, bias: b)
+        let kmeansNorm = Self.meanRowNorm(layer.weight.value)
+        if recipe.stage1Init == .kmeansMatched {
+            try layer.setFoldedParameters(weight: w, bias: b, scale: randomNorm / kmeansNorm)
+        }
+        log(String(format: "stage-1 init %@: k-means filters in whitened coordinates, mean filter norm %.4f (random init %.4f) → %.4f",
+                   recipe.stage1Init.rawValue, kmeansNorm, randomNorm, Self.meanRowNorm(layer.weight.value)))
+        return layer
+    }
+
+    /// Mean L2 norm of the rows (filters) of a weight tensor `[O, …]`.
+    static func meanRowNorm(_ w: Tensor) -> Float {
+        let o = w.shape[0], d = w.count / max(1, o)
+        var total: Float = 0
+        w.withUnsafeBufferPointer { b in
+            for r in 0..<o {
+                var s: Float = 0
+                for i in 0..<d { s += b[r * d + i] * b[r * d + i] }
+                total += s.squareRoot()
+            }
+        }
+        return total / Float(max(1, o))
     }
 
     /// The paper's classifier: conv6 → pool → BN → ReLU → conv3 → pool → BN → ReLU → FC →
@@ -91,8 +127,13 @@ struct Experiment {
             data: .init(pretrainImages: data.pretrain.count, trainImages: data.train.count, testImages: data.test.count,
                         testSource: data.testSource))
 
+        // The k-means baseline (Coates et al. 2011) first: it can initialise stage 1.
+        let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
+        try SafeTensors.write(kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"], to: out + "/kmeans_stage1.safetensors")
+
         // 1. Layer-wise contrastive pretraining.
-        let contrastive = try pretrainContrastive(data: data, normalization: pretrainNorm, endToEnd: false, results: &results)
+        let contrastive = try pretrainContrastive(
+            data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: false, results: &results)
         try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors")
         if pretrainOnly {
             try results.write(to: out)
@@ -101,16 +142,15 @@ struct Experiment {
         }
         // 2. End-to-end pretraining of the same stages (layer-wise vs end-to-end timing).
         if layers == 2 {
-            _ = try pretrainContrastive(data: data, normalization: pretrainNorm, endToEnd: true, results: &results)
+            _ = try pretrainContrastive(data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
         }
         let contrastiveWeights = Self.transferableWeights(contrastive.trainer)
 
         // 3. Supervised pretraining on CIFAR-100 labels.
-        let supervisedWeights = try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
+        let supervisedWeights = skipSupervised
+            ? [:] : try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
 
-        // 4. The k-means baseline (Coates et al. 2011) and linear probes on frozen
-        //    first-layer (and stage-2) features.
-        let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
+        // 4. Linear probes on frozen first-layer (and stage-2) features.
         try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer,
                          supervised: supervisedWeights, kmeans: kmeans, results: &results)
 
@@ -154,13 +194,14 @@ struct Experiment {
     }
 
     func pretrainContrastive(
-        data: DataSources, normalization: ChannelNormalization, endToEnd: Bool, results: inout Results
+        data: DataSources, normalization: ChannelNormalization, kmeans: KMeansBaseline?, endToEnd: Bool,
+        results: inout Results
     ) throws -> Pretrained {
         var g = SeededGenerator(seed: seed &+ 1000)
         let whitening = try recipe.whiteningEpsilon.map { try fitWhitening(data: data, normalization: normalization, epsilon: $0) }
         let stepsPerEpoch = max(budget.minimumPretrainStepsPerEpoch,
                                 (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
-        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, whitening: whitening, using: &g) }
+        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, whitening: whitening, kmeans: kmeans, using: &g) }
         let patchSizes = try ReceptiveField.patchSizes(stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
         var stages: [Stage] = []
         for k in 1...layers {
@@ -170,7 +211,8 @@ struct Experiment {
             let objective = try recipe.makeObjective(
                 dataset: data.pretrain, normalization: normalization, patchSize: patch, using: &g)
             stages.append(Stage(
-                layers: stageLayers, objective: objective, optimizer: Adam(learningRate: recipe.learningRate),
+                layers: stageLayers, objective: objective,
+                optimizer: try recipe.optimizer.make(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
                 schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,
                 budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch)))
         }
@@ -323,6 +365,8 @@ struct Experiment {
         let probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+        // Stage-2 control: an untrained stage-2 conv drawn like pretraining draws it.
+        let randomStage2 = try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
         let supervisedConv = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
         if let w = supervised["stage1.0.weight"] { supervisedConv.weight.value = w }
         if let b = supervised["stage1.0.bias"], let bias = supervisedConv.bias { bias.value = b }
@@ -330,18 +374,56 @@ struct Experiment {
         var extractors: [(String, FeatureExtractor)] = [
             ("random", FeatureExtractor(layers: [random])),
             ("contrastive", FeatureExtractor(layers: [contrastiveConv])),
-            ("supervised", FeatureExtractor(layers: [supervisedConv])),
             ("kmeans", FeatureExtractor(layers: [try kmeans.convolution()])),
         ]
+        if !supervised.isEmpty { extractors.insert(("supervised", FeatureExtractor(layers: [supervisedConv])), at: 2) }
         if layers == 2 {
             // Stage 1 (conv, pool, ReLU) then stage 2's conv: does the second stage add to the first?
             extractors.append(("contrastive_stages_1_2", FeatureExtractor(layers: contrastive.stages[0].layers + [contrastive.stages[1].layers[0]])))
+            extractors.append(("contrastive_stage1_random_stage2", FeatureExtractor(layers: contrastive.stages[0].layers + [randomStage2])))
         }
+        var pooled: [String: (train: Tensor, test: Tensor)] = [:]
+        var trainLabels: [Int] = [], testLabels: [Int] = []
         for (name, extractor) in extractors {
-            let r = try probe.evaluate(extractor, train: data.train, test: data.test, normalization: normalization)
+            let tr = try Evaluation.pooledFeatures(extractor, of: data.train, normalization: normalization)
+            let te = try Evaluation.pooledFeatures(extractor, of: data.test, normalization: normalization)
+            (trainLabels, testLabels) = (tr.labels, te.labels)
+            pooled[name] = (tr.features, te.features)
+            let r = try probe.evaluate(train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
+                                       classCount: data.train.classCount ?? 10)
             results.linearProbe[name] = Double(r.testAccuracy)
             log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
         }
+        if layers == 2, let s1 = pooled["contrastive"] {
+            // Concatenated stage-1 and stage-2 features: does stage 2 add information over stage 1
+            // alone? The control with an untrained stage 2 has the same feature count.
+            for (name, stage2) in [("contrastive_stage1_plus_stage2", "contrastive_stages_1_2"),
+                                   ("contrastive_stage1_plus_random_stage2", "contrastive_stage1_random_stage2")] {
+                guard let s2 = pooled[stage2] else { continue }
+                let train = Self.concatenateColumns(s1.train, s2.train), test = Self.concatenateColumns(s1.test, s2.test)
+                let r = try probe.evaluate(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels,
+                                           classCount: data.train.classCount ?? 10)
+                results.linearProbe[name] = Double(r.testAccuracy)
+                log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
+            }
+        }
+    }
+
+    /// `[N, A]` and `[N, B]` → `[N, A + B]`.
+    static func concatenateColumns(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let n = a.shape[0], wa = a.shape[1], wb = b.shape[1]
+        var out = Tensor.uninitialized(shape: [n, wa + wb])
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { o in
+                    for r in 0..<n {
+                        (o.baseAddress! + r * (wa + wb)).update(from: pa.baseAddress! + r * wa, count: wa)
+                        (o.baseAddress! + r * (wa + wb) + wa).update(from: pb.baseAddress! + r * wb, count: wb)
+                    }
+                }
+            }
+        }
+        return out
     }
 
     // MARK: - Figures
@@ -354,10 +436,9 @@ struct Experiment {
         let contrastiveWeights = Self.transferableWeights(contrastive)["stage1.0.weight"] ?? random.weight.value
         let figures: [(String, Tensor)] = [
             ("filters_contrastive.png", contrastiveWeights),
-            ("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value),
             ("filters_random.png", random.weight.value),
             ("filters_kmeans.png", try kmeans.convolution().weight.value),
-        ]
+        ] + (supervised.isEmpty ? [] : [("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value)])
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
         }

@@ -38,6 +38,24 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Stage objective: triplet, infonce or exemplar. Default: the recipe's.")
     var objective: ObjectiveName?
 
+    @Option(help: "Stage-1 init of the whitened conv: random, kmeans (exactly the k-means baseline's conv, in whitened coordinates) or kmeans-matched (the same, scaled to the random init's filter norm). Default: random.")
+    var `init`: Stage1Init?
+
+    @Option(help: "Decoupled (AdamW) weight decay of the contrastive stages. Default: the recipe's (0).")
+    var weightDecay: Float?
+
+    @Option(help: "ZCA ε of the whitened stage-1 conv (layerwise recipe). Default: the recipe's (0.1).")
+    var whiteningEpsilon: Float?
+
+    @Option(help: "Learning rate of the contrastive stages. Default: the recipe's (1e-3).")
+    var pretrainLearningRate: Float?
+
+    @Option(help: "Optimiser of the contrastive stages: adam or sgd (momentum 0.9). Default: the recipe's (adam).")
+    var pretrainOptimizer: PretrainOptimizer?
+
+    @Flag(help: "Skip supervised CIFAR-100 pretraining (with --probe-only: no supervised probe; saves most of the run time).")
+    var skipSupervised = false
+
     @Option(help: "Classifier training epochs per arm (overrides the preset).")
     var epochs: Int?
 
@@ -89,6 +107,16 @@ struct ReproducePaper: ParsableCommand {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
         if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }
         if let supervisedEpochs, supervisedEpochs < 1 { throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)") }
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
+            throw ValidationError("--weight-decay must be finite and ≥ 0, got \(weightDecay)")
+        }
+        if let whiteningEpsilon, !(whiteningEpsilon > 0 && whiteningEpsilon.isFinite) {
+            throw ValidationError("--whitening-epsilon must be finite and > 0, got \(whiteningEpsilon)")
+        }
+        if let pretrainLearningRate, !(pretrainLearningRate > 0 && pretrainLearningRate.isFinite) {
+            throw ValidationError("--pretrain-learning-rate must be finite and > 0, got \(pretrainLearningRate)")
+        }
+        if skipSupervised && !probeOnly { throw ValidationError("--skip-supervised needs --probe-only (the transfer arms use the supervised weights)") }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard validation >= 1 else { throw ValidationError("--validation must be ≥ 1, got \(validation)") }
         guard limitPretrain >= 0, limitTrain >= 0 else { throw ValidationError("--limit-pretrain and --limit-train must be ≥ 0") }
@@ -102,10 +130,34 @@ struct ReproducePaper: ParsableCommand {
         if let supervisedEpochs { budget.supervisedEpochs = supervisedEpochs }
         if let seeds { budget.seeds = seeds }
         if let probeEpochs { budget.probeEpochs = probeEpochs }
-        let recipe = Recipe.named(recipe, objective: objective)
+        var recipe = Recipe.named(recipe, objective: objective)
+        if let weightDecay { recipe.weightDecay = weightDecay }
+        if let `init` {
+            guard recipe.whiteningEpsilon != nil || `init` == .random else {
+                throw ValidationError("--init \(`init`.rawValue) needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
+            }
+            recipe.stage1Init = `init`
+            if `init` != .random { recipe.name += "+init-\(`init`.rawValue)" }
+        }
+        if recipe.weightDecay > 0 { recipe.name += "+wd\(recipe.weightDecay)" }
+        if let whiteningEpsilon {
+            guard recipe.whiteningEpsilon != nil else {
+                throw ValidationError("--whitening-epsilon needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
+            }
+            if whiteningEpsilon != recipe.whiteningEpsilon { recipe.name += "+zca-eps\(whiteningEpsilon)" }
+            recipe.whiteningEpsilon = whiteningEpsilon
+        }
+        if let pretrainOptimizer, pretrainOptimizer != recipe.optimizer {
+            recipe.optimizer = pretrainOptimizer
+            recipe.name += "+\(pretrainOptimizer.rawValue)"
+        }
+        if let pretrainLearningRate, pretrainLearningRate != recipe.learningRate {
+            recipe.learningRate = pretrainLearningRate
+            recipe.name += "+lr\(pretrainLearningRate)"
+        }
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
-            pretrainOnly: pretrainOnly, probeOnly: probeOnly, kmeansArms: kmeansArms, threads: threads,
+            pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms, threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         do {
             let data = try DataSources.load(

@@ -90,6 +90,86 @@ public final class WhitenedConv2D: Layer {
         return (w, b)
     }
 
+    /// Sets the learnable W and b so that the layer computes exactly the plain convolution
+    /// with `weight` `[O, C, k, k]` and `bias` `[O]` (times `scale`): the inverse of
+    /// ``foldedParameters()``, W = scale · W_eff Z⁻¹ and b = scale · (b_eff + W_eff μ).
+    ///
+    /// This is a data-dependent initialisation (Krähenbühl et al. 2016): start the whitened
+    /// layer from filters found by another method — e.g. the k-means baseline's folded
+    /// convolution — and let training refine them in whitened coordinates. A positive
+    /// `scale` multiplies every output by the same constant, which an L2-normalised
+    /// embedding and a standardised probe do not see, but which sets how far an optimiser's
+    /// fixed-size steps move the filters.
+    ///
+    /// Z is solved against by a Cholesky factorisation in Double, so it must be symmetric
+    /// positive definite (a ZCA matrix with ε > 0 is).
+    /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when the shapes
+    ///   differ from the layer's, `scale` is not positive and finite, a value is not finite,
+    ///   or Z is not positive definite.
+    public func setFoldedParameters(weight foldedWeight: Tensor, bias foldedBias: Tensor, scale: Float = 1) throws {
+        let o = weight.value.shape[0], d = whiteningMean.value.count
+        guard foldedWeight.count == o * d, foldedWeight.shape.first == o else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "weight", value: "shape \(foldedWeight.shape)",
+                reason: "must be \(weight.value.shape) (\(o) filters of \(d) values)")
+        }
+        guard foldedBias.shape == [o] else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "bias", value: "shape \(foldedBias.shape)", reason: "must be [\(o)]")
+        }
+        guard scale > 0, scale.isFinite else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "scale", value: "\(scale)", reason: "must be positive and finite")
+        }
+        guard foldedWeight.isFinite, foldedBias.isFinite else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "weight/bias", value: "non-finite values", reason: "must be finite")
+        }
+        // Cholesky Z = L Lᵀ (Double); each row w of W solves Z wᵀ = w_effᵀ (Z is symmetric).
+        let z = whiteningMatrix.value.scalars.map(Double.init)
+        var l = [Double](repeating: 0, count: d * d)
+        for i in 0..<d {
+            for j in 0...i {
+                var s = z[i * d + j]
+                for k in 0..<j { s -= l[i * d + k] * l[j * d + k] }
+                if i == j {
+                    guard s > 0, s.isFinite else {
+                        throw LayerError.invalidConfiguration(
+                            layer: "WhitenedConv2D", option: "whiteningMatrix", value: "pivot \(s) at \(i)",
+                            reason: "must be symmetric positive definite to express filters in whitened coordinates")
+                    }
+                    l[i * d + i] = s.squareRoot()
+                } else {
+                    l[i * d + j] = s / l[j * d + j]
+                }
+            }
+        }
+        let weff = foldedWeight.scalars, beff = foldedBias.scalars, mu = whiteningMean.value.scalars
+        var w = [Float](repeating: 0, count: o * d)
+        var b = [Float](repeating: 0, count: o)
+        var y = [Double](repeating: 0, count: d)
+        for r in 0..<o {
+            for i in 0..<d {  // forward: L y = w_eff
+                var s = Double(weff[r * d + i])
+                for k in 0..<i { s -= l[i * d + k] * y[k] }
+                y[i] = s / l[i * d + i]
+            }
+            for i in stride(from: d - 1, through: 0, by: -1) {  // backward: Lᵀ x = y
+                var s = y[i]
+                for k in (i + 1)..<max(i + 1, d) { s -= l[k * d + i] * y[k] }
+                y[i] = s / l[i * d + i]
+            }
+            var dot = 0.0
+            for i in 0..<d {
+                w[r * d + i] = Float(Double(scale) * y[i])
+                dot += Double(weff[r * d + i]) * Double(mu[i])
+            }
+            b[r] = Float(Double(scale) * (Double(beff[r]) + dot))
+        }
+        weight.value = try Tensor(shape: weight.value.shape, values: w)
+        bias.value = try Tensor(shape: [o], values: b)
+    }
+
     /// A plain ``Conv2D`` with the folded filters (for transfer and export).
     public func foldedConvolution() throws -> Conv2D {
         var g = SplitMix64(seed: 0)  // weights are overwritten below; the draw is irrelevant

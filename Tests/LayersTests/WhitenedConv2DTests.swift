@@ -41,6 +41,39 @@ final class WhitenedConv2DTests: XCTestCase {
         for i in 0..<y.count { XCTAssertEqual(y[flat: i], yPlain[flat: i], accuracy: 1e-5) }
     }
 
+    func testSetFoldedParametersInvertsFolding() throws {
+        let (mu, z) = whitening(d: 2 * 3 * 3, seed: 7)
+        var g = SeededGenerator(seed: 8)
+        let layer = try WhitenedConv2D(inputChannels: 2, outputChannels: 4, kernelSize: 3, whiteningMean: mu, whiteningMatrix: z, using: &g)
+        let weff = Tensor.uniform([4, 2, 3, 3], low: -1, high: 1, using: &g)
+        let beff = Tensor.uniform([4], low: -0.5, high: 0.5, using: &g)
+        try layer.setFoldedParameters(weight: weff, bias: beff)
+        let (w, b) = layer.foldedParameters()
+        for i in 0..<w.count { XCTAssertEqual(w[flat: i], weff[flat: i], accuracy: 1e-4) }
+        for i in 0..<b.count { XCTAssertEqual(b[flat: i], beff[flat: i], accuracy: 1e-4) }
+        // Same outputs as the plain convolution with those filters.
+        let plain = try Conv2D(inputChannels: 2, outputChannels: 4, kernelSize: 3, using: &g)
+        plain.weight.value = weff
+        plain.bias?.value = beff
+        let x = Tensor.uniform([2, 2, 5, 6], low: -1, high: 1, using: &g)
+        let y = layer.forward(x, mode: .inference), yPlain = plain.forward(x, mode: .inference)
+        for i in 0..<y.count { XCTAssertEqual(y[flat: i], yPlain[flat: i], accuracy: 1e-4) }
+        // A scale multiplies every output.
+        try layer.setFoldedParameters(weight: weff, bias: beff, scale: 3)
+        let y3 = layer.forward(x, mode: .inference)
+        for i in 0..<y.count { XCTAssertEqual(y3[flat: i], 3 * yPlain[flat: i], accuracy: 1e-3) }
+        // Bad input is a typed error.
+        XCTAssertThrowsError(try layer.setFoldedParameters(weight: Tensor.zeros([3, 18]), bias: beff))
+        XCTAssertThrowsError(try layer.setFoldedParameters(weight: weff, bias: Tensor.zeros([5])))
+        XCTAssertThrowsError(try layer.setFoldedParameters(weight: weff, bias: beff, scale: -1))
+        var notPD = z
+        notPD[flat: 0] = -5
+        let bad = try WhitenedConv2D(inputChannels: 2, outputChannels: 4, kernelSize: 3, whiteningMean: mu, whiteningMatrix: notPD, using: &g)
+        XCTAssertThrowsError(try bad.setFoldedParameters(weight: weff, bias: beff)) { error in
+            XCTAssertTrue("\(error)".contains("positive definite"), "\(error)")
+        }
+    }
+
     func testGradientCheck() throws {
         let (mu, z) = whitening(d: 2 * 2 * 2, seed: 3)
         var g = SeededGenerator(seed: 4)

@@ -271,6 +271,35 @@ final class KMeansBaselineTests: XCTestCase {
         }
     }
 
+    func testWhitenedConvolutionComputesTheKMeansConvolutionUnderAnotherWhitening() throws {
+        // The k-means initialisation of a contrastive WhitenedConv2D: expressed in the
+        // coordinates of a different ZCA (fitted on other patches, another ε), the layer must
+        // compute exactly the folded k-means convolution on any input.
+        let dataset = try syntheticDataset(count: 20, size: 9, seed: 22)
+        var rng = SeededGenerator(seed: 23)
+        let baseline = try KMeansBaseline.fit(dataset: dataset, filters: 6, kernelSize: 3, patches: 1_000, using: &rng)
+        let other = try ZCAWhitening.fit(
+            patches: try PatchExtraction.extractRandomPatches(from: dataset, count: 800, size: 3, using: &rng), epsilon: 0.05)
+        let conv = try baseline.convolution()
+        let x = Tensor.uniform([2, 3, 9, 8], low: -2, high: 2, using: &rng)
+        let expected = conv.forward(x, mode: .inference)
+        let scale = Swift.max(1, expected.scalars.map(abs).max() ?? 1)
+        for s: Float in [1, 0.25] {
+            let layer = try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: s)
+            let y = layer.forward(x, mode: .inference)
+            XCTAssertEqual(y.shape, expected.shape)
+            for i in 0..<y.count { XCTAssertEqual(y[flat: i], s * expected[flat: i], accuracy: 1e-3 * scale, "scale \(s), index \(i)") }
+            // The learnable weight lives in the other whitening's coordinates, not k-means'.
+            XCTAssertFalse(layer.weight.value.isBitIdentical(to: conv.weight.value))
+        }
+        XCTAssertThrowsError(try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: 0))
+        XCTAssertThrowsError(try baseline.whitenedConvolution(whiteningMean: Tensor.zeros([5]), whiteningMatrix: Tensor.zeros([5, 5])))
+        // A whitening that is not positive definite cannot express the filters.
+        var singular = other.matrix
+        for i in 0..<27 { singular[flat: i * 27 + i] = -1 }
+        XCTAssertThrowsError(try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: singular))
+    }
+
     func testEncoderMatchesThePipelineOnAWindow() throws {
         // The TriangleEncoder applies exactly the fit's preprocessing: contrast normalisation
         // with the same ε, then the whitening, then distances to the centroids.

@@ -187,6 +187,23 @@ public struct KMeansBaseline: Sendable {
         return conv
     }
 
+    /// A ``WhitenedConv2D`` over another whitening (`whiteningMean`, `whiteningMatrix`, e.g.
+    /// the contrastive recipe's ZCA) that computes exactly ``convolution()`` (times a positive
+    /// `scale`): the k-means filters expressed in that layer's whitened coordinates,
+    /// W = scale · W_eff Z⁻¹, b = scale · (b_eff + W_eff μ). Use it as a data-dependent
+    /// initialisation of contrastive training (Krähenbühl et al. 2016).
+    /// - Throws: ``LayerError`` when the whitening does not have this baseline's window
+    ///   dimension, is not positive definite, or `scale` is not positive.
+    public func whitenedConvolution(whiteningMean: Tensor, whiteningMatrix: Tensor, scale: Float = 1) throws -> WhitenedConv2D {
+        var unused = SeededGenerator(seed: 0)  // the initial draw is overwritten
+        let layer = try WhitenedConv2D(
+            inputChannels: channels, outputChannels: filters, kernelSize: kernelSize, whiteningMean: whiteningMean,
+            whiteningMatrix: whiteningMatrix, using: &unused)
+        let (weight, bias) = foldedFilters()
+        try layer.setFoldedParameters(weight: weight, bias: bias, scale: scale)
+        return layer
+    }
+
     /// The folded convolution's tensors under the names a pretrained stage uses
     /// (`"<prefix>.weight"`, `"<prefix>.bias"`), for `TransferClassifier`'s `pretrained`
     /// argument when the stage's first layer is a matching `Conv2D` (default `"stage1.0"`).
