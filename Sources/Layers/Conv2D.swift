@@ -146,9 +146,7 @@ public final class Conv2D: Layer {
                             guard workers > 1 else { return Self.forwardImages(0..<batch, slot: 0, p, shape) }
                             BLAS.threadCount = 1
                             defer { BLAS.threadCount = threads }
-                            DispatchQueue.concurrentPerform(iterations: workers) { k in
-                                Self.forwardImages(k * batch / workers..<(k + 1) * batch / workers, slot: k, p, shape)
-                            }
+                            Self.forEachWorker(batch: batch, threads: workers) { k, r in Self.forwardImages(r, slot: k, p, shape) }
                         }
                         if let biasValue {
                             biasValue.withUnsafeBufferPointer { runAll(bias: $0.baseAddress!) }
@@ -196,29 +194,35 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// Images unfolded by as many workers as BLAS has threads (each writes its own rows,
-    /// so the patch matrix is the same bit for bit).
-    private static func im2rowAcrossWorkers(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, rows: UnsafeMutablePointer<Float>) {
-        let workers = Swift.min(BLAS.threadCount, batch)
-        guard workers > 1 else { return Im2Col.im2row(x, batch: batch, geometry: g, rows: rows) }
-        let p = PerImagePointers(x: x, w: x, out: rows, cols: rows, bias: nil)
-        let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
+    /// Calls `body(worker, images)` for disjoint ranges of the batch, one per BLAS thread,
+    /// on that many workers (just once, inline, with one thread). Loops whose images are
+    /// independent give the same bits either way.
+    private static func forEachWorker(
+        batch: Int, threads: Int = BLAS.threadCount, _ body: @Sendable (_ worker: Int, _ images: Range<Int>) -> Void
+    ) {
+        let workers = Swift.min(threads, batch)
+        guard workers > 1 else { return body(0, 0..<batch) }
         DispatchQueue.concurrentPerform(iterations: workers) { k in
-            let first = k * batch / workers, end = (k + 1) * batch / workers
-            Im2Col.im2row(p.x + first * imageSize, batch: end - first, geometry: g, rows: p.cols + first * imageRows)
+            body(k, k * batch / workers..<(k + 1) * batch / workers)
         }
     }
 
-    /// The adjoint of ``im2rowAcrossWorkers(_:batch:geometry:rows:)``: each worker folds
-    /// its own images' rows into its own images, so every sum keeps its order.
+    /// im2row of the batch, images split across workers (each writes its own rows).
+    private static func im2rowAcrossWorkers(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, rows: UnsafeMutablePointer<Float>) {
+        let p = PerImagePointers(x: x, w: x, out: rows, cols: rows, bias: nil)
+        let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
+        forEachWorker(batch: batch) { _, r in
+            Im2Col.im2row(p.x + r.lowerBound * imageSize, batch: r.count, geometry: g, rows: p.cols + r.lowerBound * imageRows)
+        }
+    }
+
+    /// The adjoint: each worker folds its own images' rows into its own images, so every
+    /// sum keeps its order.
     private static func row2imAcrossWorkers(_ rows: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, images: UnsafeMutablePointer<Float>) {
-        let workers = Swift.min(BLAS.threadCount, batch)
-        guard workers > 1 else { return Im2Col.row2imAdd(rows, batch: batch, geometry: g, images: images) }
         let p = PerImagePointers(x: rows, w: rows, out: images, cols: images, bias: nil)
         let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
-        DispatchQueue.concurrentPerform(iterations: workers) { k in
-            let first = k * batch / workers, end = (k + 1) * batch / workers
-            Im2Col.row2imAdd(p.x + first * imageRows, batch: end - first, geometry: g, images: p.out + first * imageSize)
+        forEachWorker(batch: batch) { _, r in
+            Im2Col.row2imAdd(p.x + r.lowerBound * imageRows, batch: r.count, geometry: g, images: p.out + r.lowerBound * imageSize)
         }
     }
 
@@ -239,17 +243,12 @@ public final class Conv2D: Layer {
                             alpha: 1, a: cols, lda: patchLength, b: w.baseAddress!, ldb: patchLength,
                             beta: 0, c: y, ldc: outChannels)
                         output.withUnsafeMutableBufferPointer { out in
-                            let workers = Swift.min(BLAS.threadCount, batch), biasValue = bias?.value
-                            guard workers > 1 else {
-                                return Self.rowsToNCHW(y, batch: batch, positions: positions, channels: outChannels, into: out.baseAddress!, bias: biasValue)
-                            }
                             // Disjoint images per worker, as im2row above.
                             let p = PerImagePointers(x: y, w: y, out: out.baseAddress!, cols: y, bias: nil)
-                            let imageSize = positions * outChannels
-                            DispatchQueue.concurrentPerform(iterations: workers) { k in
-                                let first = k * batch / workers, end = (k + 1) * batch / workers
-                                Self.rowsToNCHW(p.x + first * imageSize, batch: end - first, positions: positions, channels: outChannels,
-                                                into: p.out + first * imageSize, bias: biasValue)
+                            let imageSize = positions * outChannels, biasValue = bias?.value
+                            Self.forEachWorker(batch: batch) { _, r in
+                                Self.rowsToNCHW(p.x + r.lowerBound * imageSize, batch: r.count, positions: positions, channels: outChannels,
+                                                into: p.out + r.lowerBound * imageSize, bias: biasValue)
                             }
                         }
                     }
