@@ -58,16 +58,16 @@ public enum InputTrimming {
     public static func readExtent(of layers: [any Layer], inputShape: [Int]) throws -> (height: Int, width: Int)? {
         let flat = flatten(layers)
         guard inputShape.count == 4 else { return nil }
-        // Shapes along the stack; `lastSpatial` is the last layer whose output is rank 4.
-        var shape = inputShape
+        // `lastSpatial` is the last layer whose output is rank 4, `outputShape` that output.
+        var shape = inputShape, outputShape = inputShape
         var lastSpatial = -1
         for (index, layer) in flat.enumerated() {
             shape = try layer.outputShape(for: shape)
-            if shape.count == 4 { lastSpatial = index } else { break }
+            guard shape.count == 4 else { break }
+            lastSpatial = index
+            outputShape = shape
         }
         guard lastSpatial >= 0 else { return nil }
-        var outputShape = inputShape
-        for layer in flat[...lastSpatial] { outputShape = try layer.outputShape(for: outputShape) }
         var height = outputShape[2], width = outputShape[3]
         for layer in flat[...lastSpatial].reversed() {
             guard let anchored = layer as? any TopLeftAnchored,
