@@ -13,10 +13,13 @@ struct Experiment {
     var probeOnly: Bool
     var skipSupervised: Bool = false
     var kmeansArms: Bool
+    /// Arms to train (nil = ``arms`` plus the k-means arms when ``kmeansArms``).
+    var selectedArms: [String]? = nil
     var threads: Int
     var commandLine: String
 
     static let arms = ["scratch", "contrastive_frozen", "contrastive_finetuned", "supervised_frozen", "supervised_finetuned"]
+    static let kmeansArmNames = ["kmeans_frozen", "kmeans_finetuned"]
 
     // MARK: - Layers
 
@@ -163,8 +166,8 @@ struct Experiment {
         }
 
         // 5. Transfer arms.
-        let extraArms = kmeansArms && layers == 1 ? ["kmeans_frozen", "kmeans_finetuned"] : []
-        for arm in Self.arms + extraArms {
+        let extraArms = kmeansArms && layers == 1 ? Self.kmeansArmNames : []
+        for arm in selectedArms ?? (Self.arms + extraArms) {
             let (mode, weights): (TransferMode, [String: Tensor]?) = switch arm {
             case "kmeans_frozen": (.frozen, kmeans.convolutionState(prefix: "stage1.0"))
             case "kmeans_finetuned": (.fineTuned, kmeans.convolutionState(prefix: "stage1.0"))

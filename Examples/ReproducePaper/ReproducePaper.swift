@@ -53,8 +53,13 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Optimiser of the contrastive stages: adam or sgd (momentum 0.9). Default: the recipe's (adam).")
     var pretrainOptimizer: PretrainOptimizer?
 
-    @Flag(help: "Skip supervised CIFAR-100 pretraining (with --probe-only: no supervised probe; saves most of the run time).")
+    @Flag(help: "Skip supervised CIFAR-100 pretraining and its probe (needs --probe-only, or --arms without supervised arms).")
     var skipSupervised = false
+
+    @Option(help: ArgumentHelp(
+        "Comma-separated transfer arms to train (default: all five, plus the k-means arms with --kmeans-arms).",
+        valueName: "arm,arm,…"))
+    var arms: String?
 
     @Option(help: "Classifier training epochs per arm (overrides the preset).")
     var epochs: Int?
@@ -101,6 +106,11 @@ struct ReproducePaper: ParsableCommand {
     @Flag(help: "Also transfer k-means (Coates et al. 2011) filters as arms kmeans_frozen / kmeans_finetuned.")
     var kmeansArms = false
 
+    /// The `--arms` list, split and trimmed (nil = every arm).
+    var selectedArms: [String]? {
+        arms.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
     func validate() throws {
         guard layers == 1 || layers == 2 else { throw ValidationError("--layers must be 1 or 2, got \(layers)") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
@@ -116,7 +126,18 @@ struct ReproducePaper: ParsableCommand {
         if let pretrainLearningRate, !(pretrainLearningRate > 0 && pretrainLearningRate.isFinite) {
             throw ValidationError("--pretrain-learning-rate must be finite and > 0, got \(pretrainLearningRate)")
         }
-        if skipSupervised && !probeOnly { throw ValidationError("--skip-supervised needs --probe-only (the transfer arms use the supervised weights)") }
+        let known = Experiment.arms + Experiment.kmeansArmNames
+        for arm in selectedArms ?? [] where !known.contains(arm) {
+            throw ValidationError("--arms: unknown arm '\(arm)'; known arms: \(known.joined(separator: ", "))")
+        }
+        if let selectedArms, selectedArms.isEmpty { throw ValidationError("--arms names no arm") }
+        if layers == 2, (selectedArms ?? []).contains(where: Experiment.kmeansArmNames.contains) {
+            throw ValidationError("--arms: the k-means arms transfer one stage; they need --layers 1")
+        }
+        let runsSupervisedArm = !probeOnly && (selectedArms ?? Experiment.arms).contains { $0.hasPrefix("supervised") }
+        if skipSupervised && runsSupervisedArm {
+            throw ValidationError("--skip-supervised: the supervised transfer arms need the supervised weights (use --probe-only or --arms without them)")
+        }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard validation >= 1 else { throw ValidationError("--validation must be ≥ 1, got \(validation)") }
         guard limitPretrain >= 0, limitTrain >= 0 else { throw ValidationError("--limit-pretrain and --limit-train must be ≥ 0") }
@@ -157,7 +178,8 @@ struct ReproducePaper: ParsableCommand {
         }
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
-            pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms, threads: threads,
+            pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms,
+            selectedArms: selectedArms, threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         do {
             let data = try DataSources.load(
