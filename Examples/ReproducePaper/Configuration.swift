@@ -70,6 +70,10 @@ struct Recipe {
     /// ZCA whitening of stage-1 input windows with this ε (nil = none): the stage-1 conv
     /// is a `WhitenedConv2D`, transferred as its folded plain convolution.
     var whiteningEpsilon: Float? = nil
+    /// ZCA whitening of the input windows of stages 2+ (nil = none), fitted to the frozen
+    /// stages' output right before the stage trains (`InputWhitening`), with ε relative to
+    /// the mean window variance.
+    var upperWhiteningEpsilon: Float? = nil
     var sameImageNegatives: Bool
     var negativesPerAnchor: Int
     var loss: Loss

@@ -42,8 +42,23 @@ struct Experiment {
             }
             return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
         }
-        return [try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g),
-                try MaxPool2D(kernelSize: 2), ReLU()]
+        let inputs = budget.conv1Filters
+        let conv: any Layer = if recipe.upperWhiteningEpsilon != nil {
+            // Identity whitening until InputWhitening fits it to stage 1's trained output.
+            try WhitenedConv2D(
+                inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3,
+                whiteningMean: Tensor.zeros([inputs * 9]), whiteningMatrix: Self.identity(inputs * 9),
+                initializer: .fanInUniform, using: &g)
+        } else {
+            try Conv2D(inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
+        }
+        return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
+    }
+
+    static func identity(_ n: Int) -> Tensor {
+        var t = Tensor.zeros([n, n])
+        t.withUnsafeMutableBufferPointer { for i in 0..<n { $0[i * n + i] = 1 } }
+        return t
     }
 
     /// Applies the recipe's stage-1 init to a freshly drawn whitened conv: k-means filters in
@@ -217,7 +232,10 @@ struct Experiment {
                 layers: stageLayers, objective: objective,
                 optimizer: try recipe.optimizer.make(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
                 schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,
-                budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch)))
+                budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch),
+                preparation: try k > 1 ? recipe.upperWhiteningEpsilon.map {
+                    try InputWhitening(dataset: data.pretrain, normalization: normalization, relativeEpsilon: $0)
+                } : nil))
         }
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: recipe.patchSize, seed: seed)
         if !endToEnd {
@@ -274,14 +292,15 @@ struct Experiment {
         return try ZCAWhitening.fit(patches: patches, epsilon: epsilon)
     }
 
-    /// Stage weights for transfer: a whitened stage-1 conv is exported as its folded plain
+    /// Stage weights for transfer: a whitened conv is exported as its folded plain
     /// convolution, which is what a classifier's `Conv2D` loads.
     static func transferableWeights(_ trainer: LayerwiseTrainer) -> [String: Tensor] {
         var weights = trainer.stateTensors()
-        if let whitened = trainer.stages.first?.layers.first as? WhitenedConv2D {
+        for (k, stage) in trainer.stages.enumerated() {
+            guard let whitened = stage.layers.first as? WhitenedConv2D else { continue }
             let (w, b) = whitened.foldedParameters()
-            weights["stage1.0.weight"] = w
-            weights["stage1.0.bias"] = b
+            weights["stage\(k + 1).0.weight"] = w
+            weights["stage\(k + 1).0.bias"] = b
         }
         return weights
     }

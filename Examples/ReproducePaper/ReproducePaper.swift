@@ -61,6 +61,11 @@ struct ReproducePaper: ParsableCommand {
         valueName: "arm,arm,…"))
     var arms: String?
 
+    @Option(help: ArgumentHelp(
+        "ZCA-whiten stage 2's input windows, fitted to stage 1's trained output, with this ε relative to the mean window variance (layerwise recipe; 0 = off).",
+        valueName: "eps"))
+    var stage2Whitening: Float?
+
     @Option(help: "Classifier training epochs per arm (overrides the preset).")
     var epochs: Int?
 
@@ -123,6 +128,9 @@ struct ReproducePaper: ParsableCommand {
         if let whiteningEpsilon, !(whiteningEpsilon > 0 && whiteningEpsilon.isFinite) {
             throw ValidationError("--whitening-epsilon must be finite and > 0, got \(whiteningEpsilon)")
         }
+        if let stage2Whitening, !(stage2Whitening >= 0 && stage2Whitening.isFinite) {
+            throw ValidationError("--stage2-whitening must be finite and ≥ 0, got \(stage2Whitening)")
+        }
         if let pretrainLearningRate, !(pretrainLearningRate > 0 && pretrainLearningRate.isFinite) {
             throw ValidationError("--pretrain-learning-rate must be finite and > 0, got \(pretrainLearningRate)")
         }
@@ -167,6 +175,14 @@ struct ReproducePaper: ParsableCommand {
             }
             if whiteningEpsilon != recipe.whiteningEpsilon { recipe.name += "+zca-eps\(whiteningEpsilon)" }
             recipe.whiteningEpsilon = whiteningEpsilon
+        }
+        if let stage2Whitening {
+            guard recipe.whiteningEpsilon != nil else {
+                throw ValidationError("--stage2-whitening needs the layerwise recipe (its stage 1 is whitened too)")
+            }
+            let eps: Float? = stage2Whitening > 0 ? stage2Whitening : nil
+            if eps != recipe.upperWhiteningEpsilon { recipe.name += eps.map { "+stage2-zca\($0)" } ?? "+no-stage2-zca" }
+            recipe.upperWhiteningEpsilon = eps
         }
         if let pretrainOptimizer, pretrainOptimizer != recipe.optimizer {
             recipe.optimizer = pretrainOptimizer

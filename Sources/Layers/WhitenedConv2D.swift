@@ -170,6 +170,29 @@ public final class WhitenedConv2D: Layer {
         bias.value = try Tensor(shape: [o], values: b)
     }
 
+    /// Replaces the whitening (μ, Z) and leaves W and b as they are, so the layer's filters
+    /// keep their meaning in the new whitened coordinates. Used to fit the whitening to
+    /// data after the layer was built, e.g. to the output of frozen stages below it.
+    /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when the
+    ///   shapes are not [C·k·k] and [C·k·k, C·k·k] or a value is not finite.
+    public func setWhitening(mean: Tensor, matrix: Tensor) throws {
+        let d = whiteningMean.value.count
+        guard mean.shape == [d] else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "whiteningMean", value: "shape \(mean.shape)", reason: "must be [\(d)]")
+        }
+        guard matrix.shape == [d, d] else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "whiteningMatrix", value: "shape \(matrix.shape)", reason: "must be [\(d), \(d)]")
+        }
+        guard mean.isFinite, matrix.isFinite else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "whitening", value: "non-finite values", reason: "must be finite")
+        }
+        whiteningMean.value = mean
+        whiteningMatrix.value = matrix
+    }
+
     /// A plain ``Conv2D`` with the folded filters (for transfer and export).
     public func foldedConvolution() throws -> Conv2D {
         var g = SplitMix64(seed: 0)  // weights are overwritten below; the draw is irrelevant

@@ -304,6 +304,22 @@ public final class LayerwiseTrainer {
         return try run([phase], mode: .endToEnd, resume: resume, events: events)
     }
 
+    /// Runs the ``Stage/preparation`` of the stage a phase trains (layer-wise) or of every
+    /// stage in order on top of the untrained ones below it (end to end). On resume the
+    /// checkpoint loaded afterwards restores the prepared buffers exactly.
+    func prepareStages(of phase: Phase, mode: PretrainingReport.Mode) throws {
+        if mode == .layerwise {
+            try phase.config.preparation?.prepare(
+                stage: phase.stage, layers: phase.trainable, below: FrozenStack(layers: phase.frozen), using: &generator)
+            return
+        }
+        for k in stages.indices {
+            try stages[k].preparation?.prepare(
+                stage: k + 1, layers: stages[k].layers, below: FrozenStack(layers: stages[..<k].flatMap(\.layers)),
+                using: &generator)
+        }
+    }
+
     /// Where a run stands, as saved in checkpoints.
     struct Position: Equatable {
         var mode: PretrainingReport.Mode
@@ -362,6 +378,7 @@ public final class LayerwiseTrainer {
             for s in stages { for l in s.layers { l.setFrozen(true) } }
             for l in phase.trainable { l.setFrozen(false) }
             phase.head?.setFrozen(false)
+            try prepareStages(of: phase, mode: mode)
             try config.objective.prepare(embeddingFeatures: phase.embeddingFeatures, using: &generator)
             for p in config.objective.auxiliaryParameters { p.isFrozen = false }
             if isResumedPhase, let path = resumedFrom {

@@ -76,6 +76,9 @@ public struct Stage {
     public var batchSize: Int
     /// How many steps the stage trains.
     public var budget: TrainingBudget
+    /// Run once before the stage trains, with the frozen stages below it (e.g.
+    /// ``InputWhitening``); nil for none.
+    public var preparation: (any StagePreparation)?
 
     public init(
         name: String? = nil,
@@ -85,7 +88,8 @@ public struct Stage {
         optimizer: any Optimizer,
         schedule: any LearningRateSchedule,
         batchSize: Int,
-        budget: TrainingBudget
+        budget: TrainingBudget,
+        preparation: (any StagePreparation)? = nil
     ) {
         self.name = name
         self.layers = layers
@@ -95,6 +99,7 @@ public struct Stage {
         self.schedule = schedule
         self.batchSize = batchSize
         self.budget = budget
+        self.preparation = preparation
     }
 
     /// Every learnable parameter of the stage's layers (not the head), in order.

@@ -100,4 +100,36 @@ final class WhitenedConv2DTests: XCTestCase {
         XCTAssertThrowsError(try WhitenedConv2D(
             inputChannels: 1, outputChannels: 2, kernelSize: 2, whiteningMean: mu, whiteningMatrix: Tensor.zeros([4, 3]), using: &g))
     }
+
+    func testSetWhiteningReplacesMuAndZAndKeepsW() throws {
+        let (mu, z) = whitening(d: 2 * 2 * 2, seed: 11)
+        let (mu2, z2) = whitening(d: 2 * 2 * 2, seed: 12)
+        var g = SeededGenerator(seed: 13)
+        let layer = try WhitenedConv2D(inputChannels: 2, outputChannels: 3, kernelSize: 2, whiteningMean: mu, whiteningMatrix: z, using: &g)
+        let w = layer.weight.value
+        let x = Tensor.uniform([2, 2, 4, 4], low: -1, high: 1, using: &g)
+        let before = layer.forward(x, mode: .inference)
+        try layer.setWhitening(mean: mu2, matrix: z2)
+        XCTAssertTrue(layer.weight.value.isBitIdentical(to: w))
+        XCTAssertTrue(layer.whiteningMean.value.isBitIdentical(to: mu2))
+        // The output is that of a fresh layer built with the new whitening and the same W, b.
+        var g2 = SeededGenerator(seed: 14)
+        let reference = try WhitenedConv2D(inputChannels: 2, outputChannels: 3, kernelSize: 2, whiteningMean: mu2, whiteningMatrix: z2, using: &g2)
+        reference.weight.value = w
+        reference.bias.value = layer.bias.value
+        let after = layer.forward(x, mode: .inference), expected = reference.forward(x, mode: .inference)
+        XCTAssertFalse(after.isBitIdentical(to: before))
+        for i in 0..<after.count { XCTAssertEqual(after[flat: i], expected[flat: i], accuracy: 1e-6) }
+        // Wrong shapes and non-finite values are named; the layer keeps its whitening.
+        XCTAssertThrowsError(try layer.setWhitening(mean: Tensor.zeros([7]), matrix: z2)) { error in
+            XCTAssertTrue("\(error)".contains("whiteningMean"), "\(error)")
+        }
+        XCTAssertThrowsError(try layer.setWhitening(mean: mu2, matrix: Tensor.zeros([8, 7]))) { error in
+            XCTAssertTrue("\(error)".contains("whiteningMatrix"), "\(error)")
+        }
+        var bad = mu2
+        bad[flat: 3] = .nan
+        XCTAssertThrowsError(try layer.setWhitening(mean: bad, matrix: z2))
+        XCTAssertTrue(layer.whiteningMean.value.isBitIdentical(to: mu2))
+    }
 }

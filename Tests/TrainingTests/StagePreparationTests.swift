@@ -1,0 +1,122 @@
+import Foundation
+import Layerwise
+import XCTest
+
+@testable import Training
+
+final class StagePreparationTests: XCTestCase {
+    override func setUp() {
+        BLAS.threadCount = 1
+    }
+
+    /// A frozen "stage 1" (conv 3x3, 3 → 4, ReLU) whose outputs are strongly correlated.
+    func frozenStage(seed: UInt64 = 3) throws -> [any Layer] {
+        var g = SeededGenerator(seed: seed)
+        return [try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g), ReLU()]
+    }
+
+    func whitenedStage(kernel: Int = 2) throws -> WhitenedConv2D {
+        var g = SeededGenerator(seed: 4)
+        let d = 4 * kernel * kernel
+        var identity = Tensor.zeros([d, d])
+        for i in 0..<d { identity[flat: i * d + i] = 1 }
+        return try WhitenedConv2D(
+            inputChannels: 4, outputChannels: 5, kernelSize: kernel, whiteningMean: Tensor.zeros([d]),
+            whiteningMatrix: identity, using: &g)
+    }
+
+    func testInputWhiteningWhitensWhatTheFrozenStagesOutput() throws {
+        let data = SyntheticImages(count: 24, seed: 1)
+        let norm = ChannelNormalization.fit(data)
+        let frozen = FrozenStack(layers: try frozenStage())
+        let layer = try whitenedStage()
+        let weight = layer.weight.value
+        let prep = try InputWhitening(dataset: data, normalization: norm, imageCount: 24, windowCount: 3_000, relativeEpsilon: 1e-4)
+        var g = SeededGenerator(seed: 5)
+        try prep.prepare(stage: 2, layers: [layer], below: frozen, using: &g)
+        XCTAssertTrue(layer.weight.value.isBitIdentical(to: weight), "preparation must not touch W")
+
+        // The same draws give the same windows: whitened, they have (nearly) identity covariance.
+        var again = SeededGenerator(seed: 5)
+        let windows = try prep.sampleWindows(kernel: 2, below: frozen, stage: 2, using: &again)
+        XCTAssertEqual(windows.shape, [3_000, 16])
+        var white = windows
+        try ZCAWhitening(mean: layer.whiteningMean.value, matrix: layer.whiteningMatrix.value).apply(to: &white)
+        let n = white.shape[0], d = white.shape[1]
+        for i in 0..<d {
+            var mean = 0.0
+            for r in 0..<n { mean += Double(white[flat: r * d + i]) }
+            XCTAssertEqual(mean / Double(n), 0, accuracy: 1e-3)
+            for j in i..<d {
+                var c = 0.0
+                for r in 0..<n { c += Double(white[flat: r * d + i]) * Double(white[flat: r * d + j]) }
+                XCTAssertEqual(c / Double(n), i == j ? 1 : 0, accuracy: 0.03, "covariance[\(i), \(j)]")
+            }
+        }
+        // Before preparation the windows were far from white (the test can fail).
+        var raw = 0.0
+        for r in 0..<n { raw += Double(windows[flat: r * d]) * Double(windows[flat: r * d + 1]) }
+        XCTAssertGreaterThan(abs(raw / Double(n)), 0.03)
+    }
+
+    func testInputWhiteningErrorsNameTheProblem() throws {
+        let data = SyntheticImages(count: 4, seed: 1)
+        let norm = ChannelNormalization.fit(data)
+        let prep = try InputWhitening(dataset: data, normalization: norm, imageCount: 4, windowCount: 100)
+        var g = SeededGenerator(seed: 1)
+        var plain = SeededGenerator(seed: 2)
+        XCTAssertThrowsError(try prep.prepare(
+            stage: 2, layers: [try Conv2D(inputChannels: 4, outputChannels: 2, kernelSize: 2, using: &plain)],
+            below: FrozenStack(layers: try frozenStage()), using: &g)) { error in
+            XCTAssertTrue("\(error)".contains("stage 2"), "\(error)")
+            XCTAssertTrue("\(error)".contains("WhitenedConv2D"), "\(error)")
+        }
+        // A frozen stack that leaves less than one window.
+        let shrink: [any Layer] = try frozenStage() + [try MaxPool2D(kernelSize: 8)]
+        XCTAssertThrowsError(try prep.prepare(stage: 3, layers: [try whitenedStage()], below: FrozenStack(layers: shrink), using: &g)) { error in
+            XCTAssertTrue("\(error)".contains("stage 3"), "\(error)")
+            XCTAssertTrue("\(error)".contains("too small"), "\(error)")
+        }
+        XCTAssertThrowsError(try InputWhitening(dataset: data, normalization: norm, relativeEpsilon: 0))
+        XCTAssertThrowsError(try InputWhitening(dataset: data, normalization: norm, imageCount: 0))
+        XCTAssertThrowsError(try InputWhitening(dataset: data, normalization: norm, windowCount: 1))
+    }
+
+    /// Records every call: the stage number, how many frozen layers it got, and what the
+    /// first frozen layer's weights were at that moment.
+    final class RecordingPreparation: StagePreparation {
+        var calls: [(stage: Int, frozenLayers: Int, frozenWeights: [Tensor])] = []
+        func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+            calls.append((stage, below.layers.count, below.layers.flatMap(\.parameters).map(\.value)))
+        }
+    }
+
+    func testTrainerPreparesAStageOnTopOfItsTrainedFrozenStages() throws {
+        var f = TwoStageFixture(steps: 6, stepsPerEpoch: 3)
+        let first = RecordingPreparation(), second = RecordingPreparation()
+        f.stages[0].preparation = first
+        f.stages[1].preparation = second
+        let initialStage1 = snapshot(f.stages[0].parameters)
+        try f.trainer().pretrain()
+        XCTAssertEqual(first.calls.map(\.stage), [1])
+        XCTAssertEqual(first.calls.map(\.frozenLayers), [0])
+        XCTAssertEqual(second.calls.map(\.stage), [2])
+        XCTAssertEqual(second.calls.map(\.frozenLayers), [f.stages[0].layers.count])
+        // Stage 2 was prepared with stage 1 as trained, not as initialised.
+        let seen = try XCTUnwrap(second.calls.first).frozenWeights
+        XCTAssertTrue(bitIdentical(seen, snapshot(f.stages[0].parameters)))
+        XCTAssertFalse(bitIdentical(seen, initialStage1))
+    }
+
+    func testEndToEndPreparesEveryStageInOrder() throws {
+        var f = TwoStageFixture(steps: 2, stepsPerEpoch: 2)
+        let shared = RecordingPreparation()
+        f.stages[0].preparation = shared
+        f.stages[1].preparation = shared
+        let initialStage1 = snapshot(f.stages[0].parameters)
+        try f.trainer().pretrainEndToEnd()
+        XCTAssertEqual(shared.calls.map(\.stage), [1, 2])
+        XCTAssertEqual(shared.calls.map(\.frozenLayers), [0, f.stages[0].layers.count])
+        XCTAssertTrue(bitIdentical(shared.calls[1].frozenWeights, initialStage1), "end to end, stage 1 is not trained yet")
+    }
+}
