@@ -159,9 +159,9 @@ struct Experiment {
             return
         }
         // 2. End-to-end pretraining of the same stages (layer-wise vs end-to-end timing).
-        if layers == 2 {
-            _ = try pretrainContrastive(data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
-        }
+        let endToEnd = layers == 2
+            ? try pretrainContrastive(data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
+            : nil
         let contrastiveWeights = Self.transferableWeights(contrastive.trainer)
 
         // 3. Supervised pretraining on CIFAR-100 labels.
@@ -169,7 +169,7 @@ struct Experiment {
             ? [:] : try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
 
         // 4. Linear probes on frozen first-layer (and stage-2) features.
-        try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer,
+        try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer, endToEnd: endToEnd?.trainer,
                          supervised: supervisedWeights, kmeans: kmeans, results: &results)
 
         if probeOnly {
@@ -381,8 +381,8 @@ struct Experiment {
     }
 
     func linearProbes(
-        data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, supervised: [String: Tensor],
-        kmeans: KMeansBaseline, results: inout Results
+        data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, endToEnd: LayerwiseTrainer?,
+        supervised: [String: Tensor], kmeans: KMeansBaseline, results: inout Results
     ) throws {
         let probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
         var g = SeededGenerator(seed: seed &+ 3000)
@@ -404,6 +404,11 @@ struct Experiment {
             extractors.append(("contrastive_stages_1_2", FeatureExtractor(layers: contrastive.stages[0].layers + [contrastive.stages[1].layers[0]])))
             extractors.append(("contrastive_stage1_random_stage2", FeatureExtractor(layers: contrastive.stages[0].layers + [randomStage2])))
         }
+        if let endToEnd, endToEnd.stages.count == 2 {
+            // The same stack pretrained end to end with the same budget: which features are better?
+            extractors.append(("end_to_end_stage1", FeatureExtractor(layers: [endToEnd.stages[0].layers[0]])))
+            extractors.append(("end_to_end_stages_1_2", FeatureExtractor(layers: endToEnd.stages[0].layers + [endToEnd.stages[1].layers[0]])))
+        }
         var pooled: [String: (train: Tensor, test: Tensor)] = [:]
         var trainLabels: [Int] = [], testLabels: [Int] = []
         for (name, extractor) in extractors {
@@ -416,12 +421,15 @@ struct Experiment {
             results.linearProbe[name] = Double(r.testAccuracy)
             log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
         }
-        if layers == 2, let s1 = pooled["contrastive"] {
+        if layers == 2 {
             // Concatenated stage-1 and stage-2 features: does stage 2 add information over stage 1
             // alone? The control with an untrained stage 2 has the same feature count.
-            for (name, stage2) in [("contrastive_stage1_plus_stage2", "contrastive_stages_1_2"),
-                                   ("contrastive_stage1_plus_random_stage2", "contrastive_stage1_random_stage2")] {
-                guard let s2 = pooled[stage2] else { continue }
+            for (name, stage1, stage2) in [
+                ("contrastive_stage1_plus_stage2", "contrastive", "contrastive_stages_1_2"),
+                ("contrastive_stage1_plus_random_stage2", "contrastive", "contrastive_stage1_random_stage2"),
+                ("end_to_end_stage1_plus_stage2", "end_to_end_stage1", "end_to_end_stages_1_2"),
+            ] {
+                guard let s1 = pooled[stage1], let s2 = pooled[stage2] else { continue }
                 let train = Self.concatenateColumns(s1.train, s2.train), test = Self.concatenateColumns(s1.test, s2.test)
                 let r = try probe.evaluate(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels,
                                            classCount: data.train.classCount ?? 10)

@@ -18,7 +18,7 @@ import TensorCore
 ///
 /// `forward` and `backward` treat shapes as an internal invariant (they `precondition`):
 /// callers validate with ``outputShape(for:)`` first, which throws typed errors.
-public final class Conv2D: Layer {
+public final class Conv2D: InputGradientSkipping {
     public let inputChannels: Int
     public let outputChannels: Int
     public let kernelSize: Int

@@ -59,6 +59,14 @@ public protocol Layer: AnyObject {
     func backward(_ outputGradient: Tensor) -> Tensor
 }
 
+/// A layer that can skip computing ∂L/∂input. The trainer turns it off for the first
+/// trainable layer of a stage, whose input comes from frozen stages (or raw data) and so
+/// needs no gradient — a GEMM and a fold saved per step.
+public protocol InputGradientSkipping: Layer {
+    /// When `false`, `backward(_:)` returns zeros for the input gradient without computing it.
+    var needsInputGradient: Bool { get set }
+}
+
 extension Layer {
     public var buffers: [Parameter] { [] }
 

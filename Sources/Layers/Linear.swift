@@ -5,7 +5,7 @@ import TensorCore
 /// Parameters use PyTorch's layout: `"weight"` `[outputFeatures, inputFeatures]`,
 /// `"bias"` `[outputFeatures]`. Higher-rank input is rejected by ``outputShape(for:)``:
 /// put a ``Flatten`` in front. `forward` treats shapes as an internal invariant.
-public final class Linear: Layer {
+public final class Linear: InputGradientSkipping {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let weight: Parameter

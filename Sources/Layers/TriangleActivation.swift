@@ -22,7 +22,7 @@ import TensorCore
 /// Backward is one SGEMM by `Bᵀ` plus the contrast-normalisation adjoint and row2im.
 /// In inference mode the batch is processed in chunks of at most ``maxRowsPerChunk`` windows
 /// so memory stays bounded on full images (32×32 images give 729 windows each).
-public final class TriangleEncoder: Layer {
+public final class TriangleEncoder: InputGradientSkipping {
     public let inputChannels: Int
     public let kernelSize: Int
     public let stride: Int

@@ -10,7 +10,7 @@ import TensorCore
 /// layer transfers into any classifier as an ordinary ``Conv2D``. The learnable weight
 /// lives in whitened space, which is what makes the optimisation different from training
 /// the folded filters directly.
-public final class WhitenedConv2D: Layer {
+public final class WhitenedConv2D: InputGradientSkipping {
     /// Filters in whitened space, [O, C, k, k].
     public let weight: Parameter
     /// Bias, [O].

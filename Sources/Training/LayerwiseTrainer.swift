@@ -533,10 +533,7 @@ public final class LayerwiseTrainer {
     static func configureInputGradients(_ layers: [any Layer]) -> [(layer: any Layer, needsInputGradient: Bool)] {
         var saved: [(layer: any Layer, needsInputGradient: Bool)] = []
         for (i, l) in leaves(layers).enumerated() {
-            if let c = l as? Conv2D {
-                saved.append((c, c.needsInputGradient))
-                c.needsInputGradient = i > 0
-            } else if let c = l as? Linear {
+            if let c = l as? any InputGradientSkipping {
                 saved.append((c, c.needsInputGradient))
                 c.needsInputGradient = i > 0
             }
@@ -546,8 +543,7 @@ public final class LayerwiseTrainer {
 
     static func restoreInputGradients(_ saved: [(layer: any Layer, needsInputGradient: Bool)]) {
         for (l, flag) in saved {
-            if let c = l as? Conv2D { c.needsInputGradient = flag }
-            if let c = l as? Linear { c.needsInputGradient = flag }
+            if let c = l as? any InputGradientSkipping { c.needsInputGradient = flag }
         }
     }
 

@@ -119,4 +119,14 @@ final class StagePreparationTests: XCTestCase {
         XCTAssertEqual(shared.calls.map(\.frozenLayers), [0, f.stages[0].layers.count])
         XCTAssertTrue(bitIdentical(shared.calls[1].frozenWeights, initialStage1), "end to end, stage 1 is not trained yet")
     }
+
+    func testAWhitenedFirstLayerSkipsItsInputGradientOnlyWhileItsStageTrains() throws {
+        let whitened = try whitenedStage()
+        let layers: [any Layer] = [whitened, ReLU(), try whitenedStage()]
+        let saved = LayerwiseTrainer.configureInputGradients(layers)
+        XCTAssertFalse(whitened.needsInputGradient, "nothing below the first layer learns")
+        XCTAssertTrue((layers[2] as! WhitenedConv2D).needsInputGradient)
+        LayerwiseTrainer.restoreInputGradients(saved)
+        XCTAssertTrue(whitened.needsInputGradient)
+    }
 }
