@@ -102,11 +102,12 @@ struct Recipe {
     /// The library's default, the winner of the recipe study (Docs/RecipeStudy.md):
     /// ZCA-whitened input windows, InfoNCE (τ = 0.1) with in-batch negatives, positives a
     /// second 7x7 patch up to 4 px away in the same (identically mirrored) image, and
-    /// strong colour jitter plus random grayscale on every view.
+    /// strong colour jitter plus random grayscale on every view. Stage 2 (with `--layers 2`)
+    /// sees its input whitened too, fitted to stage 1's trained output (ε 0.01 relative).
     static let layerwise = Recipe(
         name: "layerwise", objective: .infonce, patchSize: 7, maxOffset: 4, positiveJitter: 0, positiveRotation: 0,
         viewJitter: 0.8, viewJitterProbability: 0.8, viewGrayscale: 0.5, flipsImages: true, whiteningEpsilon: 0.1,
-        sameImageNegatives: false, negativesPerAnchor: 1, loss: .infoNCE(temperature: 0.1),
+        upperWhiteningEpsilon: 0.01, sameImageNegatives: false, negativesPerAnchor: 1, loss: .infoNCE(temperature: 0.1),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
     static func named(_ name: RecipeName, objective: ObjectiveName?) -> Recipe {

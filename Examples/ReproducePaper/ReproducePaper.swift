@@ -62,7 +62,7 @@ struct ReproducePaper: ParsableCommand {
     var arms: String?
 
     @Option(help: ArgumentHelp(
-        "ZCA-whiten stage 2's input windows, fitted to stage 1's trained output, with this ε relative to the mean window variance (layerwise recipe; 0 = off).",
+        "ZCA-whiten stage 2's input windows, fitted to stage 1's trained output, with this ε relative to the mean window variance (layerwise recipe; default 0.01; 0 = off).",
         valueName: "eps"))
     var stage2Whitening: Float?
 
