@@ -25,6 +25,60 @@ final class ZCAWhiteningTests: XCTestCase {
         XCTAssertThrowsError(try SymmetricEigen.decompose([1, 2, 3], n: 2))
     }
 
+    /// Above `jacobiLimit` the Householder + QL path runs: same contract, and the same
+    /// eigenvalues as Jacobi rotations on the same matrix.
+    func testLargeMatricesUseTridiagonalQLWithTheSameResults() throws {
+        var g = SeededGenerator(seed: 9)
+        let n = SymmetricEigen.jacobiLimit + 22
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in i..<n { let v = Double(g.nextNormal()); a[i * n + j] = v; a[j * n + i] = v } }
+        // An exactly zero row and column exercises the degenerate (scale = 0) branch.
+        for j in 0..<n { a[5 * n + j] = 0; a[j * n + 5] = 0 }
+        let (values, vectors) = try SymmetricEigen.decompose(a, n: n)
+        XCTAssertEqual(values, values.sorted(by: >))
+        for i in 0..<n {
+            for j in 0..<n {
+                var r = 0.0, orth = 0.0
+                for k in 0..<n {
+                    r += vectors[i * n + k] * values[k] * vectors[j * n + k]
+                    orth += vectors[k * n + i] * vectors[k * n + j]
+                }
+                XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9, "reconstruction [\(i), \(j)]")
+                XCTAssertEqual(orth, i == j ? 1 : 0, accuracy: 1e-9, "orthonormality [\(i), \(j)]")
+            }
+        }
+        // Jacobi rotations (forced on the same matrix) agree on the spectrum.
+        let jacobi = try jacobiValues(a, n: n)
+        for (x, y) in zip(values, jacobi) { XCTAssertEqual(x, y, accuracy: 1e-9) }
+        XCTAssertTrue(values.contains { abs($0) < 1e-9 }, "the zero row gives a zero eigenvalue")
+    }
+
+    /// Eigenvalues by Jacobi rotations regardless of size: the sum of squares of the
+    /// off-diagonal is driven to zero; the diagonal is the spectrum.
+    func jacobiValues(_ matrix: [Double], n: Int) throws -> [Double] {
+        var a = matrix
+        for _ in 0..<30 {
+            for p in 0..<(n - 1) {
+                for q in (p + 1)..<n where abs(a[p * n + q]) > 1e-300 {
+                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
+                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<n {
+                        let akp = a[k * n + p], akq = a[k * n + q]
+                        a[k * n + p] = c * akp - s * akq
+                        a[k * n + q] = s * akp + c * akq
+                    }
+                    for k in 0..<n {
+                        let apk = a[p * n + k], aqk = a[q * n + k]
+                        a[p * n + k] = c * apk - s * aqk
+                        a[q * n + k] = s * apk + c * aqk
+                    }
+                }
+            }
+        }
+        return (0..<n).map { a[$0 * n + $0] }.sorted(by: >)
+    }
+
     /// The paper-sized case: 6×6×3 = 108-dimensional patches from the embedded real sample.
     func testFitsRealSizedPatchesAndWhitensThem() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
