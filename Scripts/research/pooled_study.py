@@ -49,6 +49,17 @@ def jitter(v, g, j, jp, grayp):
     return v
 
 
+def nt_xent(e, tau):
+    """NT-Xent over 2B embeddings: rows i and i + B are each other's positive."""
+    B = e.shape[0] // 2
+    zn = F.normalize(e, dim=1)
+    sim = zn @ zn.t() / tau
+    eye = torch.arange(2 * B)
+    sim[eye, eye] = float("-inf")
+    tgt = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
+    return F.cross_entropy(sim, tgt)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/data")
@@ -103,12 +114,7 @@ def main():
                 e = h.amax((2, 3))
             else:
                 e = ps.quadrants(h) / (h.shape[2] * h.shape[3] / 4)
-            zn = F.normalize(e, dim=1)
-            sim = zn @ zn.t() / a.tau
-            eye = torch.arange(2 * B)
-            sim[eye, eye] = float("-inf")
-            tgt = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
-            loss = F.cross_entropy(sim, tgt)
+            loss = nt_xent(e, a.tau)
             opt.zero_grad(); loss.backward(); opt.step()
             ls.append(loss.item())
         ps.log(f"{a.name} ep {ep + 1} loss {np.mean(ls):.4f}")

@@ -13,7 +13,7 @@ Probe (screening, as probe_study.py): stage1 map (13x13) → conv2 → ReLU (11x
 import argparse, json, sys, os, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import probe_study as ps
-from pooled_study import crops, jitter
+from pooled_study import crops, jitter, nt_xent
 import torch, torch.nn.functional as F, numpy as np
 
 
@@ -85,12 +85,7 @@ def main():
             wf = W @ z
             y = F.conv2d(h, wf.view(128, 64, 3, 3), b - wf @ mu)    # 2x2
             e = F.relu(y.amax((2, 3)))
-            zn = F.normalize(e, dim=1)
-            sim = zn @ zn.t() / a.tau
-            eye = torch.arange(2 * B)
-            sim[eye, eye] = float("-inf")
-            tgt = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
-            loss = F.cross_entropy(sim, tgt)
+            loss = nt_xent(e, a.tau)
             opt.zero_grad(); loss.backward(); opt.step()
             ls.append(loss.item())
         loss_v = float(np.mean(ls))

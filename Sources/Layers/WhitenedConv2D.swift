@@ -39,15 +39,7 @@ public final class WhitenedConv2D: InputGradientSkipping {
         folded = try Conv2D(
             inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
             initializer: initializer, using: &generator)
-        let d = inputChannels * kernelSize * kernelSize
-        guard whiteningMean.shape == [d] else {
-            throw LayerError.invalidConfiguration(
-                layer: "WhitenedConv2D", option: "whiteningMean", value: "shape \(whiteningMean.shape)", reason: "must be [\(d)]")
-        }
-        guard whiteningMatrix.shape == [d, d] else {
-            throw LayerError.invalidConfiguration(
-                layer: "WhitenedConv2D", option: "whiteningMatrix", value: "shape \(whiteningMatrix.shape)", reason: "must be [\(d), \(d)]")
-        }
+        try Self.validateWhitening(mean: whiteningMean, matrix: whiteningMatrix, dimension: inputChannels * kernelSize * kernelSize)
         weight = Parameter(name: "weight", value: folded.weight.value)
         bias = Parameter(name: "bias", value: Tensor.zeros([outputChannels]))
         self.whiteningMean = Parameter(name: "whiteningMean", value: whiteningMean, isFrozen: true)
@@ -176,7 +168,17 @@ public final class WhitenedConv2D: InputGradientSkipping {
     /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when the
     ///   shapes are not [C·k·k] and [C·k·k, C·k·k] or a value is not finite.
     public func setWhitening(mean: Tensor, matrix: Tensor) throws {
-        let d = whiteningMean.value.count
+        try Self.validateWhitening(mean: mean, matrix: matrix, dimension: whiteningMean.value.count)
+        guard mean.isFinite, matrix.isFinite else {
+            throw LayerError.invalidConfiguration(
+                layer: "WhitenedConv2D", option: "whitening", value: "non-finite values", reason: "must be finite")
+        }
+        whiteningMean.value = mean
+        whiteningMatrix.value = matrix
+    }
+
+    /// Throws unless μ is [d] and Z is [d, d].
+    static func validateWhitening(mean: Tensor, matrix: Tensor, dimension d: Int) throws {
         guard mean.shape == [d] else {
             throw LayerError.invalidConfiguration(
                 layer: "WhitenedConv2D", option: "whiteningMean", value: "shape \(mean.shape)", reason: "must be [\(d)]")
@@ -185,12 +187,6 @@ public final class WhitenedConv2D: InputGradientSkipping {
             throw LayerError.invalidConfiguration(
                 layer: "WhitenedConv2D", option: "whiteningMatrix", value: "shape \(matrix.shape)", reason: "must be [\(d), \(d)]")
         }
-        guard mean.isFinite, matrix.isFinite else {
-            throw LayerError.invalidConfiguration(
-                layer: "WhitenedConv2D", option: "whitening", value: "non-finite values", reason: "must be finite")
-        }
-        whiteningMean.value = mean
-        whiteningMatrix.value = matrix
     }
 
     /// A plain ``Conv2D`` with the folded filters (for transfer and export).

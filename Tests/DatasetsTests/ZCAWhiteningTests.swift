@@ -10,18 +10,7 @@ final class ZCAWhiteningTests: XCTestCase {
         var a = [Double](repeating: 0, count: n * n)
         for i in 0..<n { for j in i..<n { let v = Double(g.nextNormal()); a[i * n + j] = v; a[j * n + i] = v } }
         let (values, vectors) = try SymmetricEigen.decompose(a, n: n)
-        XCTAssertEqual(values, values.sorted(by: >))
-        for i in 0..<n {
-            for j in 0..<n {
-                var r = 0.0, orth = 0.0
-                for k in 0..<n {
-                    r += vectors[i * n + k] * values[k] * vectors[j * n + k]
-                    orth += vectors[k * n + i] * vectors[k * n + j]
-                }
-                XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9)
-                XCTAssertEqual(orth, i == j ? 1 : 0, accuracy: 1e-9)
-            }
-        }
+        assertDecomposes(a, n: n, values: values, vectors: vectors)
         XCTAssertThrowsError(try SymmetricEigen.decompose([1, 2, 3], n: 2))
     }
 
@@ -35,7 +24,16 @@ final class ZCAWhiteningTests: XCTestCase {
         // An exactly zero row and column exercises the degenerate (scale = 0) branch.
         for j in 0..<n { a[5 * n + j] = 0; a[j * n + 5] = 0 }
         let (values, vectors) = try SymmetricEigen.decompose(a, n: n)
-        XCTAssertEqual(values, values.sorted(by: >))
+        assertDecomposes(a, n: n, values: values, vectors: vectors)
+        // Jacobi rotations (forced on the same matrix) agree on the spectrum.
+        let jacobi = try jacobiValues(a, n: n)
+        for (x, y) in zip(values, jacobi) { XCTAssertEqual(x, y, accuracy: 1e-9) }
+        XCTAssertTrue(values.contains { abs($0) < 1e-9 }, "the zero row gives a zero eigenvalue")
+    }
+
+    /// Values descend, V is orthonormal and V diag(λ) Vᵀ rebuilds `a`.
+    func assertDecomposes(_ a: [Double], n: Int, values: [Double], vectors: [Double], line: UInt = #line) {
+        XCTAssertEqual(values, values.sorted(by: >), line: line)
         for i in 0..<n {
             for j in 0..<n {
                 var r = 0.0, orth = 0.0
@@ -43,14 +41,10 @@ final class ZCAWhiteningTests: XCTestCase {
                     r += vectors[i * n + k] * values[k] * vectors[j * n + k]
                     orth += vectors[k * n + i] * vectors[k * n + j]
                 }
-                XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9, "reconstruction [\(i), \(j)]")
-                XCTAssertEqual(orth, i == j ? 1 : 0, accuracy: 1e-9, "orthonormality [\(i), \(j)]")
+                XCTAssertEqual(r, a[i * n + j], accuracy: 1e-9, "reconstruction [\(i), \(j)]", line: line)
+                XCTAssertEqual(orth, i == j ? 1 : 0, accuracy: 1e-9, "orthonormality [\(i), \(j)]", line: line)
             }
         }
-        // Jacobi rotations (forced on the same matrix) agree on the spectrum.
-        let jacobi = try jacobiValues(a, n: n)
-        for (x, y) in zip(values, jacobi) { XCTAssertEqual(x, y, accuracy: 1e-9) }
-        XCTAssertTrue(values.contains { abs($0) < 1e-9 }, "the zero row gives a zero eigenvalue")
     }
 
     /// Eigenvalues by Jacobi rotations regardless of size: the sum of squares of the
