@@ -216,6 +216,7 @@ class Layer1(nn.Module):
         self.register_buffer("mu", mu)
         self.register_buffer("z", z)
         self.cn_eps = cn_eps
+        self.embed = "relu"
 
     def effective(self):
         """(W_eff (w1,3,6,6), b_eff): the preprocessing folded in (only valid without cn)."""
@@ -230,7 +231,13 @@ class Layer1(nn.Module):
         else:
             we, be = self.effective()
             h = p @ we.view(we.shape[0], -1).t() + be
-        return F.relu(h.max(1).values)
+        m = h.max(1).values
+        if self.embed == "linear":  # no ReLU: signed responses (third pass, issue 9)
+            return m
+        if self.embed == "center":  # ReLU, then each feature centred over the batch
+            r = F.relu(m)
+            return r - r.mean(0, keepdim=True)
+        return F.relu(m)
 
 
 def make_head(kind, w1, hid):
@@ -351,6 +358,7 @@ def pretrain(a, c100u8, seed):
             mu = p.mean(0)
     torch.manual_seed(seed)
     L = Layer1(a.w1, mu, z, a.cn)
+    L.embed = a.embed
     if a.init_scale != 1.0:
         with torch.no_grad():
             L.weight.mul_(a.init_scale)
@@ -534,6 +542,8 @@ def main():
     ap.add_argument("--mining", choices=["random", "semihard", "hardest"], default="random")
     ap.add_argument("--margin", type=float, default=0.5)
     ap.add_argument("--tau", type=float, default=0.1)
+    ap.add_argument("--embed", choices=["relu", "linear", "center"], default="relu",
+                    help="pretraining embedding: ReLU(max) (the recipe), max without ReLU, or ReLU centred per batch")
     ap.add_argument("--head", choices=["none", "linear", "mlp"], default="none")
     ap.add_argument("--head-hid", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=10)
