@@ -217,10 +217,14 @@ class Layer1(nn.Module):
         self.register_buffer("z", z)
         self.cn_eps = cn_eps
         self.embed = "relu"
+        self.unit_filters = False
 
     def effective(self):
         """(W_eff (w1,3,6,6), b_eff): the preprocessing folded in (only valid without cn)."""
-        we = self.weight @ self.z
+        w = self.weight
+        if self.unit_filters:  # every filter unit-norm in whitened space (like spherical k-means)
+            w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        we = w @ self.z
         return we.view(-1, 3, 6, 6), self.bias - we @ self.mu
 
     def embed_views(self, v):  # (B,3,7,7) normalised -> (B, w1) = ReLU(maxpool(conv)) with preprocessing
@@ -237,6 +241,8 @@ class Layer1(nn.Module):
         if self.embed == "center":  # ReLU, then each feature centred over the batch
             r = F.relu(m)
             return r - r.mean(0, keepdim=True)
+        if self.embed == "compete":  # only responses above the patch's mean response (triangle-like)
+            return F.relu(m - m.mean(1, keepdim=True))
         return F.relu(m)
 
 
@@ -359,6 +365,7 @@ def pretrain(a, c100u8, seed):
     torch.manual_seed(seed)
     L = Layer1(a.w1, mu, z, a.cn)
     L.embed = a.embed
+    L.unit_filters = a.unit_filters
     if a.init_scale != 1.0:
         with torch.no_grad():
             L.weight.mul_(a.init_scale)
@@ -542,8 +549,10 @@ def main():
     ap.add_argument("--mining", choices=["random", "semihard", "hardest"], default="random")
     ap.add_argument("--margin", type=float, default=0.5)
     ap.add_argument("--tau", type=float, default=0.1)
-    ap.add_argument("--embed", choices=["relu", "linear", "center"], default="relu",
-                    help="pretraining embedding: ReLU(max) (the recipe), max without ReLU, or ReLU centred per batch")
+    ap.add_argument("--embed", choices=["relu", "linear", "center", "compete"], default="relu",
+                    help="pretraining embedding: ReLU(max) (the recipe), max without ReLU, ReLU centred per batch, "
+                         "or ReLU of the responses above the patch's mean response")
+    ap.add_argument("--unit-filters", action="store_true", help="normalise each whitened-space filter to norm 1")
     ap.add_argument("--head", choices=["none", "linear", "mlp"], default="none")
     ap.add_argument("--head-hid", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=10)
