@@ -6,7 +6,7 @@ import TensorCore
 /// The layer owns its ``generator`` (seeded at construction), so runs are reproducible.
 /// For gradient checks set ``reusesMask`` to `true`: a training forward then reuses the
 /// last mask whenever the input shape is unchanged, making the layer a fixed linear map.
-public final class Dropout: Layer {
+public final class Dropout: Layer, GeneratorOwning {
     public let probability: Float
     /// The generator that draws masks; save and restore it to resume a run exactly.
     public var generator: SeededGenerator

@@ -62,8 +62,12 @@ public protocol ContrastiveLoss {
     func evaluate(_ batch: TripletEmbeddings) throws -> LossResult
     /// Validates hyper-parameters (margin ≥ 0, temperature > 0 …) before training.
     func validate() throws
+    /// Components that draw from generators of their own (e.g. a random miner), by a
+    /// stable name; the trainer checkpoints them. Empty by default.
+    var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { get }
 }
 
 extension ContrastiveLoss {
     public func validate() throws {}
+    public var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { [] }
 }

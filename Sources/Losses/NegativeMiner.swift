@@ -134,13 +134,20 @@ public struct SemiHardNegativeMiner: NegativeMiner {
 /// generator advances with every call, so successive batches get fresh choices). A class
 /// so the loss can stay a value; the generator is guarded by a lock, so one miner may be
 /// shared across threads (the order of concurrent calls then decides who gets which draws).
-public final class RandomNegativeMiner: NegativeMiner, @unchecked Sendable {
-    // @unchecked: `generator` is only touched while holding `lock`.
+public final class RandomNegativeMiner: NegativeMiner, GeneratorOwning, @unchecked Sendable {
+    // @unchecked: `stream` is only touched while holding `lock`.
     private let lock = NSLock()
-    private var generator: SeededGenerator
+    private var stream: SeededGenerator
 
-    public init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
-    public init(generator: SeededGenerator) { self.generator = generator }
+    public init(seed: UInt64) { stream = SeededGenerator(seed: seed) }
+    public init(generator: SeededGenerator) { stream = generator }
+
+    /// The miner's own generator (checkpointed by the trainer, so a resumed run picks the
+    /// same negatives).
+    public var generator: SeededGenerator {
+        get { lock.lock(); defer { lock.unlock() }; return stream }
+        set { lock.lock(); defer { lock.unlock() }; stream = newValue }
+    }
 
     public func selectNegatives(_ problem: MiningProblem) -> [Int?] {
         lock.lock()
@@ -149,7 +156,7 @@ public final class RandomNegativeMiner: NegativeMiner, @unchecked Sendable {
             var count = 0
             for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) { count += 1 }
             guard count > 0 else { return nil }
-            var k = generator.nextInt(below: count)
+            var k = stream.nextInt(below: count)
             for c in 0..<problem.candidateCount where problem.isAllowed(anchor: i, candidate: c) {
                 if k == 0 { return c }
                 k -= 1

@@ -27,6 +27,11 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
     public let reduction: TripletReduction
     public let miner: (any NegativeMiner)?
 
+    /// The miner's generator, when it owns one.
+    public var ownedGenerators: [(name: String, owner: any GeneratorOwning)] {
+        (miner as? any GeneratorOwning).map { [("miner", $0)] } ?? []
+    }
+
     public init(
         distance: any Distance = CosineDistance(), margin: Float = 0.5,
         reduction: TripletReduction = .mean, miner: (any NegativeMiner)? = nil

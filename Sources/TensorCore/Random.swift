@@ -132,3 +132,12 @@ extension Tensor {
         return t
     }
 }
+
+/// A component that draws from a generator of its own (a dropout layer's masks, a
+/// negative miner's picks) rather than the one it is handed. Its state is part of a
+/// training run: the trainer saves and restores it in checkpoints, so a resumed run
+/// continues the same random stream.
+public protocol GeneratorOwning: AnyObject {
+    /// The component's own generator; setting it replaces the stream.
+    var generator: SeededGenerator { get set }
+}

@@ -162,8 +162,8 @@ extension LayerwiseTrainer {
             "patchSizes": patchSizes.map(String.init).joined(separator: ","),
             "architecture": architecture,
         ]
-        for (name, d) in dropoutLayers() {
-            metadata["generator.\(name)"] = d.generator.state.map { String($0, radix: 16) }.joined(separator: ",")
+        for (name, owner) in generatorOwners(phase) {
+            metadata["generator.\(name)"] = owner.generator.state.map { String($0, radix: 16) }.joined(separator: ",")
         }
         let path = (dir as NSString).appendingPathComponent(
             checkpointName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
@@ -261,15 +261,16 @@ extension LayerwiseTrainer {
             }
             stepCount = s
         }
-        var dropoutGenerators: [(Dropout, SeededGenerator)] = []
+        var ownedGenerators: [(any GeneratorOwning, SeededGenerator)] = []
         if restoreTrainingState {
-            for (name, d) in dropoutLayers() {
+            for (name, owner) in generatorOwners(phase) {
                 let key = "generator.\(name)"
                 let words = (file.metadata[key] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
                 guard let g = try? SeededGenerator(state: words) else {
-                    throw TrainerError.checkpoint(path: path, reason: "metadata field \"\(key)\" (dropout generator) is missing or malformed")
+                    throw TrainerError.checkpoint(
+                        path: path, reason: "metadata field \"\(key)\" (the generator of \(type(of: owner))) is missing or malformed")
                 }
-                dropoutGenerators.append((d, g))
+                ownedGenerators.append((owner, g))
             }
         }
         let trainable = trainableParameters(phase)
@@ -303,7 +304,7 @@ extension LayerwiseTrainer {
             optimizer.importState(file.tensors, for: named)
             optimizer.stepCount = stepCount
             generator = restoredGenerator
-            for (d, g) in dropoutGenerators { d.generator = g }
+            for (owner, g) in ownedGenerators { owner.generator = g }
         }
     }
 

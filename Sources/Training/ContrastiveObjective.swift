@@ -29,6 +29,11 @@ public final class ContrastiveObjective: StageObjective {
 
     public func validate() throws { try loss.validate() }
 
+    /// The loss's own generators (e.g. a random miner's), as `"loss.<name>"`.
+    public var ownedGenerators: [(name: String, owner: any GeneratorOwning)] {
+        loss.ownedGenerators.map { ("loss.\($0.name)", $0.owner) }
+    }
+
     /// Draws one triplet from a copy of the sampler with a throwaway generator: the
     /// sampler's own checks (patch plus offsets larger than the images …) run before
     /// training, and neither the sampler nor the trainer's generator changes.

@@ -549,6 +549,14 @@ public final class LayerwiseTrainer {
 
     /// Every ``Dropout`` in the stages and heads (looking inside ``Sequential``), by
     /// qualified name: their generators are part of a run's state.
+    /// Every component with a generator of its own that a checkpoint of `phase` carries:
+    /// dropout layers of all stages and heads, and the phase objective's own generators
+    /// (as `"stage<k>.objective.<name>"`).
+    func generatorOwners(_ phase: Phase) -> [(name: String, owner: any GeneratorOwning)] {
+        dropoutLayers().map { ($0.name, $0.layer as any GeneratorOwning) }
+            + phase.config.objective.ownedGenerators.map { ("stage\(phase.index + 1).objective.\($0.name)", $0.owner) }
+    }
+
     func dropoutLayers() -> [(name: String, layer: Dropout)] {
         var out: [(name: String, layer: Dropout)] = []
         func walk(_ layer: any Layer, _ name: String) {

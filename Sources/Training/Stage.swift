@@ -236,6 +236,9 @@ public protocol StageObjective: AnyObject {
     var inputChannels: Int? { get }
     /// Extra trainable parameters the objective owns (empty by default).
     var auxiliaryParameters: [Parameter] { get }
+    /// Components drawing from generators of their own, by stable name; the trainer saves
+    /// and restores them in checkpoints (empty by default).
+    var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { get }
     /// Validates hyper-parameters (margins, temperatures …) before training.
     func validate() throws
     /// Checks, before training, that the objective can supply data for `patchSize`
@@ -256,6 +259,7 @@ public protocol StageObjective: AnyObject {
 extension StageObjective {
     public var inputChannels: Int? { nil }
     public var auxiliaryParameters: [Parameter] { [] }
+    public var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { [] }
     public func validate() throws {}
     public func validate(patchSize: Int, batchSize: Int) throws {}
     public func prepare(embeddingFeatures: Int, using generator: inout SeededGenerator) throws {}

@@ -68,6 +68,35 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// A loss whose miner draws from its own generator: the checkpoint carries that
+    /// generator, so the resumed run picks the same negatives as the uninterrupted one.
+    func testResumeRestoresTheMinersOwnGenerator() throws {
+        func fixture(minerSeed: UInt64, weightsSeed: UInt64 = 1) -> TwoStageFixture {
+            var f = TwoStageFixture(seed: weightsSeed, momentum: 0.9, steps: 10, stepsPerEpoch: 5, stage2: false)
+            f.stages[0].objective = ContrastiveObjective(
+                sampler: neighborSampler(f.data),
+                loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5, miner: RandomNegativeMiner(seed: minerSeed)))
+            return f
+        }
+        let full = try fixture(minerSeed: 5).trainer(seed: 11)
+        try full.pretrain()
+        // The miner matters: another miner seed trains other weights.
+        let other = try fixture(minerSeed: 6).trainer(seed: 11)
+        try other.pretrain()
+        XCTAssertFalse(bitIdentical(state(full), state(other)))
+
+        let dir = try temporaryDirectory()
+        let first = try fixture(minerSeed: 5).trainer(seed: 11)
+        first.checkpointDirectory = dir
+        first.checkpointEvery = 3
+        XCTAssertThrowsError(try first.pretrain { e in if case let .step(s) = e, s.step == 6 { first.requestStop() } })
+        // A new process whose miner starts from another seed: the checkpoint restores it.
+        let resumed = try fixture(minerSeed: 99, weightsSeed: 123).trainer(seed: 999)
+        resumed.checkpointDirectory = dir
+        try resumed.pretrain(resume: true)
+        XCTAssertTrue(bitIdentical(state(full), state(resumed)), "the resumed run drew other negatives")
+    }
+
     func testResumeWithAuxiliaryObjectiveParameters() throws {
         func make(seed: UInt64) -> [Stage] {
             let data = SyntheticImages(count: 24, seed: 99)
