@@ -70,8 +70,8 @@ print(f"stage {meta['stage']} step {meta['stepsDone']}/{meta['totalSteps']}, {le
 PY
 }
 
-latest_checkpoint() {
-    ls "$1"/checkpoints/layerwise-stage*-step*.safetensors 2>/dev/null | sort | tail -1
+latest_checkpoint() {  # empty when there is none yet (ls fails; pipefail must not end the script)
+    { ls "$1"/checkpoints/layerwise-stage*-step*.safetensors 2>/dev/null || true; } | sort | tail -1
 }
 
 echo "== reference run (uninterrupted, $EPOCHS pretraining epochs)"
