@@ -46,20 +46,13 @@ struct Experiment {
         let conv: any Layer = if recipe.upperWhiteningEpsilon != nil {
             // Identity whitening until InputWhitening fits it to stage 1's trained output.
             try WhitenedConv2D(
-                inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3,
-                whiteningMean: Tensor.zeros([inputs * 9]), whiteningMatrix: Self.identity(inputs * 9),
-                initializer: .fanInUniform, using: &g)
+                inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, initializer: .fanInUniform, using: &g)
         } else {
             try Conv2D(inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
         }
         return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
     }
 
-    static func identity(_ n: Int) -> Tensor {
-        var t = Tensor.zeros([n, n])
-        t.withUnsafeMutableBufferPointer { for i in 0..<n { $0[i * n + i] = 1 } }
-        return t
-    }
 
     /// Applies the recipe's stage-1 init to a freshly drawn whitened conv: k-means filters in
     /// its whitened coordinates (``WhitenedConv2D/setFoldedParameters(weight:bias:scale:)``).

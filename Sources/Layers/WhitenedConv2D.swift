@@ -46,6 +46,21 @@ public final class WhitenedConv2D: InputGradientSkipping {
         self.whiteningMatrix = Parameter(name: "whiteningMatrix", value: whiteningMatrix, isFrozen: true)
     }
 
+    /// A layer whose whitening is still the identity (μ = 0, Z = I), to be fitted later
+    /// with ``setWhitening(mean:matrix:)`` — e.g. by `InputWhitening`, once the stages
+    /// below it are trained.
+    public convenience init<G: RandomNumberGenerator>(
+        inputChannels: Int, outputChannels: Int, kernelSize: Int,
+        initializer: WeightInitializer = .kaimingUniform, using generator: inout G
+    ) throws {
+        let d = max(0, inputChannels * kernelSize * kernelSize)
+        var identity = Tensor.zeros([d, d])
+        identity.withUnsafeMutableBufferPointer { for i in 0..<d { $0[i * d + i] = 1 } }
+        try self.init(
+            inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
+            whiteningMean: Tensor.zeros([d]), whiteningMatrix: identity, initializer: initializer, using: &generator)
+    }
+
     public var parameters: [Parameter] { [weight, bias] }
     public var buffers: [Parameter] { [whiteningMean, whiteningMatrix] }
 

@@ -17,12 +17,12 @@ final class StagePreparationTests: XCTestCase {
 
     func whitenedStage(kernel: Int = 2) throws -> WhitenedConv2D {
         var g = SeededGenerator(seed: 4)
-        let d = 4 * kernel * kernel
-        var identity = Tensor.zeros([d, d])
-        for i in 0..<d { identity[flat: i * d + i] = 1 }
-        return try WhitenedConv2D(
-            inputChannels: 4, outputChannels: 5, kernelSize: kernel, whiteningMean: Tensor.zeros([d]),
-            whiteningMatrix: identity, using: &g)
+        let layer = try WhitenedConv2D(inputChannels: 4, outputChannels: 5, kernelSize: kernel, using: &g)
+        // Unfitted: the identity whitening.
+        XCTAssertEqual(layer.whiteningMean.value.scalars, [Float](repeating: 0, count: 4 * kernel * kernel))
+        XCTAssertEqual(layer.whiteningMatrix.value[flat: 0], 1)
+        XCTAssertEqual(layer.whiteningMatrix.value[flat: 1], 0)
+        return layer
     }
 
     func testInputWhiteningWhitensWhatTheFrozenStagesOutput() throws {
