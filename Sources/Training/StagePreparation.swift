@@ -96,9 +96,10 @@ public struct InputWhitening: StagePreparation {
     /// output on `imageCount` random images.
     func sampleWindows(kernel k: Int, below: FrozenStack, stage: Int, using g: inout SeededGenerator) throws -> Tensor {
         let chunk = 256
+        // ⌈windowCount / imageCount⌉ windows per image fill exactly windowCount rows.
         let perImage = (windowCount + imageCount - 1) / imageCount
-        var rows: [Float] = []
-        var d = 0
+        var out: Tensor?
+        var filled = 0
         var done = 0
         while done < imageCount {
             let n = min(chunk, imageCount - done)
@@ -111,23 +112,29 @@ public struct InputWhitening: StagePreparation {
                     reason: "the frozen stages turn \(images.shape) images into \(maps.shape), too small for \(k)x\(k) windows")
             }
             let (c, h, w) = (maps.shape[1], maps.shape[2], maps.shape[3])
-            d = c * k * k
-            rows.reserveCapacity(windowCount * d)
+            let d = c * k * k
+            var rows = out ?? Tensor.uninitialized(shape: [windowCount, d])
+            out = nil  // keep the storage uniquely referenced while writing
             maps.withUnsafeBufferPointer { m in
-                for i in 0..<n {
-                    for _ in 0..<perImage where rows.count < windowCount * d {
-                        let y = g.nextInt(below: h - k + 1), x = g.nextInt(below: w - k + 1)
-                        for ch in 0..<c {
-                            for dy in 0..<k {
-                                let base = ((i * c + ch) * h + y + dy) * w + x
-                                for dx in 0..<k { rows.append(m[base + dx]) }
+                rows.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        for _ in 0..<perImage where filled < windowCount {
+                            let y = g.nextInt(below: h - k + 1), x = g.nextInt(below: w - k + 1)
+                            var to = dst.baseAddress! + filled * d
+                            for ch in 0..<c {
+                                for dy in 0..<k {
+                                    to.update(from: m.baseAddress! + ((i * c + ch) * h + y + dy) * w + x, count: k)
+                                    to += k
+                                }
                             }
+                            filled += 1
                         }
                     }
                 }
             }
+            out = rows
             done += n
         }
-        return try Tensor(shape: [rows.count / d, d], values: rows)
+        return out!
     }
 }
