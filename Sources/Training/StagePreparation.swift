@@ -30,6 +30,7 @@ public protocol StagePreparation {
 public struct InputWhitening: StagePreparation {
     /// Images whose stage input is sampled (normalised with ``normalization``).
     public var dataset: any ImageDataset
+    /// The per-channel normalisation the stage's patches get during training.
     public var normalization: ChannelNormalization
     /// Images pushed through the frozen stages.
     public var imageCount: Int
