@@ -129,4 +129,32 @@ final class StagePreparationTests: XCTestCase {
         LayerwiseTrainer.restoreInputGradients(saved)
         XCTAssertTrue(whitened.needsInputGradient)
     }
+
+    /// A whitened stage 2 interrupted mid-way and resumed in a new process ends
+    /// bit-identical to the uninterrupted run (the fitted whitening is in the checkpoint).
+    func testResumeInsideAWhitenedStageEqualsTheUninterruptedRun() throws {
+        func fixture(seed: UInt64) throws -> TwoStageFixture {
+            var f = TwoStageFixture(seed: seed, momentum: 0.9, steps: 8, stepsPerEpoch: 4)
+            var g = SeededGenerator(seed: seed &+ 50)
+            f.stages[1].layers[0] = try WhitenedConv2D(inputChannels: 8, outputChannels: 8, kernelSize: 2, using: &g)
+            f.stages[1].preparation = try InputWhitening(
+                dataset: f.data, normalization: ChannelNormalization.fit(f.data), imageCount: 12, windowCount: 400)
+            return f
+        }
+        func state(_ t: LayerwiseTrainer) -> [Tensor] { t.namedState().map(\.parameter.value) }
+        let full = try fixture(seed: 1).trainer(seed: 11)
+        try full.pretrain()
+        let whitening = try XCTUnwrap(full.stages[1].layers[0] as? WhitenedConv2D).whiteningMatrix.value
+        XCTAssertNotEqual(whitening[flat: 1], 0, "the whitening was fitted")
+
+        let dir = try temporaryDirectory()
+        let first = try fixture(seed: 1).trainer(seed: 11)
+        first.checkpointDirectory = dir
+        first.checkpointEvery = 3
+        XCTAssertThrowsError(try first.pretrain { e in if case let .step(s) = e, s.stage == 2, s.step == 5 { first.requestStop() } })
+        let resumed = try fixture(seed: 77).trainer(seed: 999)
+        resumed.checkpointDirectory = dir
+        try resumed.pretrain(resume: true)
+        XCTAssertTrue(bitIdentical(state(full), state(resumed)), "resume inside the whitened stage differs")
+    }
 }
