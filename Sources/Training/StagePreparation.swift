@@ -74,15 +74,17 @@ public struct InputWhitening: StagePreparation {
         let windows = try sampleWindows(kernel: conv.kernelSize, below: below, stage: stage, using: &generator)
         let d = windows.shape[1]
         // Mean variance of a window value = the mean eigenvalue of the covariance.
-        var meanVariance = 0.0
+        // One pass over contiguous rows; each column is still summed in row order.
+        let n = windows.shape[0]
+        var sum = [Double](repeating: 0, count: d), sumSquares = [Double](repeating: 0, count: d)
         windows.withUnsafeBufferPointer { x in
-            let n = windows.shape[0]
-            for j in 0..<d {
-                var s = 0.0, s2 = 0.0
-                for r in 0..<n { let v = Double(x[r * d + j]); s += v; s2 += v * v }
-                meanVariance += s2 / Double(n) - (s / Double(n)) * (s / Double(n))
+            for r in 0..<n {
+                let row = x.baseAddress! + r * d
+                for j in 0..<d { let v = Double(row[j]); sum[j] += v; sumSquares[j] += v * v }
             }
         }
+        var meanVariance = 0.0
+        for j in 0..<d { meanVariance += sumSquares[j] / Double(n) - (sum[j] / Double(n)) * (sum[j] / Double(n)) }
         meanVariance /= Double(d)
         guard meanVariance > 0, meanVariance.isFinite else {
             throw TrainerError.invalidOption(
