@@ -85,6 +85,8 @@ struct Recipe {
     /// The contrastive stages' optimiser: Adam (per-coordinate steps) or SGD with momentum
     /// 0.9 (steps along the gradient, which in whitened coordinates is well conditioned).
     var optimizer: PretrainOptimizer = .adam
+    /// The contrastive stages' learning-rate schedule over each stage's budget.
+    var schedule: PretrainSchedule = .constant
     /// How the stage-1 whitened conv starts (see ``Stage1Init``).
     var stage1Init: Stage1Init = .random
     /// Exemplar objective: surrogate classes and copies per class per step.
@@ -217,6 +219,24 @@ enum PretrainOptimizer: String, ExpressibleByArgument, CaseIterable {
             let sgd = SGD(learningRate: learningRate, momentum: 0.9, weightDecay: weightDecay)
             try sgd.validate()
             return sgd
+        }
+    }
+}
+
+/// The learning-rate schedule of the contrastive stages.
+enum PretrainSchedule: String, ExpressibleByArgument, CaseIterable {
+    /// The recipe's constant rate.
+    case constant
+    /// Cosine decay from the rate to 0 over each stage's steps (no warm-up).
+    case cosine
+
+    func make(learningRate: Float) throws -> any LearningRateSchedule {
+        switch self {
+        case .constant: return ConstantSchedule(learningRate)
+        case .cosine:
+            let schedule = CosineSchedule(initial: learningRate)
+            try schedule.validate()
+            return schedule
         }
     }
 }

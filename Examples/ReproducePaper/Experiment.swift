@@ -224,7 +224,7 @@ struct Experiment {
             stages.append(Stage(
                 layers: stageLayers, objective: objective,
                 optimizer: try recipe.optimizer.make(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
-                schedule: ConstantSchedule(recipe.learningRate), batchSize: budget.pretrainBatchSize,
+                schedule: try recipe.schedule.make(learningRate: recipe.learningRate), batchSize: budget.pretrainBatchSize,
                 budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch),
                 preparation: try k > 1 ? recipe.upperWhiteningEpsilon.map {
                     try InputWhitening(dataset: data.pretrain, normalization: normalization, relativeEpsilon: $0)

@@ -53,6 +53,9 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Optimiser of the contrastive stages: adam or sgd (momentum 0.9). Default: the recipe's (adam).")
     var pretrainOptimizer: PretrainOptimizer?
 
+    @Option(help: "Learning-rate schedule of the contrastive stages: constant or cosine (decay to 0 over each stage's steps). Default: the recipe's (constant).")
+    var pretrainSchedule: PretrainSchedule?
+
     @Flag(help: "Skip supervised CIFAR-100 pretraining and its probe (needs --probe-only, or --arms without supervised arms).")
     var skipSupervised = false
 
@@ -191,6 +194,10 @@ struct ReproducePaper: ParsableCommand {
         if let pretrainLearningRate, pretrainLearningRate != recipe.learningRate {
             recipe.learningRate = pretrainLearningRate
             recipe.name += "+lr\(pretrainLearningRate)"
+        }
+        if let pretrainSchedule, pretrainSchedule != recipe.schedule {
+            recipe.schedule = pretrainSchedule
+            recipe.name += "+\(pretrainSchedule.rawValue)"
         }
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,

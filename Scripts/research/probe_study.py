@@ -30,6 +30,14 @@ Losses:
   triplet-euclid  : d = squared Euclidean, margin --margin, --mining semihard|hardest|random
   infonce         : NT-Xent, L2-normalised embeddings (after head), temperature --tau, all 2B-2 in-batch
                     views (+ same-image views) are negatives, symmetric.
+  barlow          : Barlow Twins (cross-correlation of batch-standardised embeddings -> identity, off-diagonal
+                    weight --bt-lambda).
+  vicreg          : VICReg (invariance MSE 25, variance hinge 25, covariance 1).
+  swav            : swapped prediction of Sinkhorn codes (--swav-eps) with the filters as prototypes
+                    (use with --embed proto --unit-filters: cosine of window and filter, max over windows).
+Fourth-pass levers (issue 9, 2026-11-29 night): --blur-p/--blur-max (per-view Gaussian blur), --noise (per-view
+pixel noise), --smooth L (penalty L x mean roughness of the folded filters: spatial-difference energy over energy),
+--bias-quantiles (probe again with each filter's bias reset to a response quantile).
 Probe (same as ../shared/peer/paper_ref.py with --probe-l2 0,1e-5,1e-4,1e-3,1e-2,1e-1 --probe-iters 1000;
 the cheap screening default is a fixed L2 = 1e-4 (what paper_ref's grid picks for random filters) and 300
 L-BFGS iterations, which gave identical validation accuracy to 1000 iterations in a check): ReLU(conv1(x)) on full 32x32 CIFAR-10 images normalised by
@@ -160,6 +168,19 @@ class ViewSampler:
             gr = (0.299 * v[:, 0:1] + 0.587 * v[:, 1:2] + 0.114 * v[:, 2:3])
             v = (v - gr) * f() + gr                                        # saturation
             v = v.clamp(0, 1)
+        if a.blur_p > 0:  # Gaussian blur per view, sigma ~ U(0.1, blur_max), radius 2, reflect padding
+            on = torch.rand(b, generator=g) < a.blur_p
+            sig = 0.1 + torch.rand(b, generator=g) * (a.blur_max - 0.1)
+            t = torch.arange(-2, 3).float()
+            k = torch.exp(-t.view(1, -1) ** 2 / (2 * sig.view(-1, 1) ** 2))
+            k = k / k.sum(1, keepdim=True)
+            k = torch.where(on.view(-1, 1), k, torch.tensor([0, 0, 1.0, 0, 0]))
+            kk = k.repeat_interleave(3, 0)  # (3b, 5)
+            u = F.pad(v.reshape(1, 3 * b, 7, 7), (2, 2, 2, 2), mode="reflect")
+            u = F.conv2d(u, kk.view(3 * b, 1, 5, 1), groups=3 * b)
+            v = F.conv2d(u, kk.view(3 * b, 1, 1, 5), groups=3 * b).view(b, 3, 7, 7)
+        if a.noise > 0:
+            v = (v + torch.randn(v.shape, generator=g) * a.noise).clamp(0, 1)
         if a.gray_p > 0:
             gsel = (torch.rand(b, 1, 1, 1, generator=g) < a.gray_p).float()
             gr = (0.299 * v[:, 0:1] + 0.587 * v[:, 1:2] + 0.114 * v[:, 2:3]).expand_as(v)
@@ -235,6 +256,10 @@ class Layer1(nn.Module):
         else:
             we, be = self.effective()
             h = p @ we.view(we.shape[0], -1).t() + be
+        if self.embed == "proto":  # cosine of each window with each unit-norm filter (prototype), max over windows
+            pw = (p - self.mu) @ self.z if self.cn_eps <= 0 else (p - self.mu) @ self.z
+            c = F.normalize(pw, dim=-1) @ F.normalize(self.weight, dim=1).t()
+            return c.max(1).values
         m = h.max(1).values
         if self.embed == "linear":  # no ReLU: signed responses (third pass, issue 9)
             return m
@@ -262,6 +287,36 @@ def sqdist(a, b):
 def loss_fn(a, anc, pos, negx, g):
     """anc,pos (B,D) matched rows; negx optional (B,D) same-image negatives (row i belongs to anchor i)."""
     B = anc.shape[0]
+    if a.loss == "barlow":  # Barlow Twins: cross-correlation of batch-standardised embeddings -> identity
+        z1 = (anc - anc.mean(0)) / (anc.std(0) + 1e-4)
+        z2 = (pos - pos.mean(0)) / (pos.std(0) + 1e-4)
+        c = z1.t() @ z2 / B
+        on = (torch.diagonal(c) - 1).pow(2).sum()
+        off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+        return on + a.bt_lambda * off, torch.diagonal(c).mean().item()
+    if a.loss == "vicreg":  # VICReg: invariance (MSE) + variance hinge + covariance, weights 25/25/1
+        inv = F.mse_loss(anc, pos)
+        var = sum(F.relu(1 - (z.var(0) + 1e-4).sqrt()).mean() for z in (anc, pos))
+        cov = 0.0
+        for z in (anc, pos):
+            zc = z - z.mean(0)
+            cz = zc.t() @ zc / (B - 1)
+            cov = cov + (cz - torch.diag(torch.diagonal(cz))).pow(2).sum() / z.shape[1]
+        return 25 * inv + 25 * var + cov, inv.item()
+    if a.loss == "swav":  # swapped prediction of Sinkhorn cluster codes (Caron et al. 2020); anc/pos = cosines
+        with torch.no_grad():
+            qs = []
+            for sc in (anc, pos):
+                q = torch.exp(sc / a.swav_eps).t()  # (K, B)
+                q /= q.sum()
+                K, Bq = q.shape
+                for _ in range(3):
+                    q /= q.sum(1, keepdim=True); q /= K
+                    q /= q.sum(0, keepdim=True); q /= Bq
+                qs.append((q * Bq).t())
+        l = -0.5 * ((qs[0] * F.log_softmax(pos / a.tau, 1)).sum(1).mean()
+                    + (qs[1] * F.log_softmax(anc / a.tau, 1)).sum(1).mean())
+        return l, (qs[0].argmax(1) == pos.argmax(1)).float().mean().item()
     if a.loss == "infonce":
         z1, z2 = F.normalize(anc, dim=1), F.normalize(pos, dim=1)
         zs = [z1, z2] + ([F.normalize(negx, dim=1)] if negx is not None else [])
@@ -365,6 +420,10 @@ def pretrain(a, c100u8, seed):
     torch.manual_seed(seed)
     L = Layer1(a.w1, mu, z, a.cn)
     L.embed = a.embed
+    if a.embed == "proto":  # prototypes carry no bias: transfer as c Z, -c Z mu like the k-means conv
+        with torch.no_grad():
+            L.bias.zero_()
+        L.bias.requires_grad_(False)
     L.unit_filters = a.unit_filters
     if a.init_scale != 1.0:
         with torch.no_grad():
@@ -400,6 +459,11 @@ def pretrain(a, c100u8, seed):
                 anc, pos = e[:B], e[B:2 * B]
                 negx = e[2 * B:] if a.same_neg else None
                 loss, acc = loss_fn(a, anc, pos, negx, g)
+            if a.smooth > 0:  # roughness of the folded filters: spatial-difference energy over filter energy
+                we, _ = L.effective()
+                dx = (we[..., 1:] - we[..., :-1]).pow(2).flatten(1).sum(1)
+                dy = (we[..., 1:, :] - we[..., :-1, :]).pow(2).flatten(1).sum(1)
+                loss = loss + a.smooth * ((dx + dy) / we.pow(2).flatten(1).sum(1).clamp_min(1e-12)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -543,13 +607,19 @@ def main():
     ap.add_argument("--jit", type=float, default=0.0)
     ap.add_argument("--jit-p", type=float, default=0.8)
     ap.add_argument("--gray-p", type=float, default=0.0)
+    ap.add_argument("--blur-p", type=float, default=0.0, help="per-view Gaussian blur probability")
+    ap.add_argument("--blur-max", type=float, default=1.5, help="blur sigma ~ U(0.1, blur-max) pixels")
+    ap.add_argument("--smooth", type=float, default=0.0, help="weight of a roughness penalty on the folded filters")
+    ap.add_argument("--noise", type=float, default=0.0, help="per-view additive Gaussian pixel noise std ([0,1] units)")
     ap.add_argument("--same-neg", action="store_true")
     ap.add_argument("--same-min", type=int, default=8)
-    ap.add_argument("--loss", choices=["triplet-cos", "triplet-euclid", "infonce"], default="triplet-cos")
+    ap.add_argument("--loss", choices=["triplet-cos", "triplet-euclid", "infonce", "barlow", "vicreg", "swav"], default="triplet-cos")
     ap.add_argument("--mining", choices=["random", "semihard", "hardest"], default="random")
     ap.add_argument("--margin", type=float, default=0.5)
     ap.add_argument("--tau", type=float, default=0.1)
-    ap.add_argument("--embed", choices=["relu", "linear", "center", "compete"], default="relu",
+    ap.add_argument("--swav-eps", type=float, default=0.05, help="Sinkhorn entropy weight (swav)")
+    ap.add_argument("--bt-lambda", type=float, default=0.02, help="Barlow Twins off-diagonal weight")
+    ap.add_argument("--embed", choices=["relu", "linear", "center", "compete", "proto"], default="relu",
                     help="pretraining embedding: ReLU(max) (the recipe), max without ReLU, ReLU centred per batch, "
                          "or ReLU of the responses above the patch's mean response")
     ap.add_argument("--unit-filters", action="store_true", help="normalise each whitened-space filter to norm 1")
@@ -565,6 +635,9 @@ def main():
     ap.add_argument("--probe-l2", default="1e-4", help="one value = fixed; several = paper_ref grid selection")
     ap.add_argument("--probe-iters", type=int, default=300)
     ap.add_argument("--save-conv1", default="", help="save {'weight','bias'} (folded) to this .pt path")
+    ap.add_argument("--bias-quantiles", default="",
+                    help="comma list q: also probe with each filter's bias reset so that a fraction q of its "
+                         "responses on 1,000 probe-training images is <= 0 (conv modes only)")
     ap.add_argument("--out", default="probe_study.jsonl")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -624,6 +697,21 @@ def main():
             torch.save({"weight": r["w"], "bias": r["b"], "args": vars(a)}, a.save_conv1)
     t1 = time.perf_counter()
     l2s = [float(v) for v in a.probe_l2.split(",") if v]
+    if a.bias_quantiles and mode == "conv-relu":
+        w_c, b_c = (r["w"], r["b"]) if a.baseline == "none" else (w, b)
+        with torch.no_grad():
+            pre = F.conv2d(x_tr[:1000], w_c, None).transpose(0, 1).reshape(w_c.shape[0], -1)
+            act = (pre + b_c.view(-1, 1) > 0).float().mean().item()
+            rec["active_fraction"] = act
+            log(f"learned bias: active fraction {act:.3f}")
+            qs = {}
+            for q in [float(v) for v in a.bias_quantiles.split(",")]:
+                bq = -torch.quantile(pre[:, ::7], q, dim=1)
+                te_q, _, _, _ = probe(conv_features(w_c, bq, x_tr), y_tr, conv_features(w_c, bq, x_te), y_te, l2s,
+                                      a.probe_iters)
+                qs[str(q)] = te_q
+                log(f"bias quantile {q}: probe {100 * te_q:.2f}%")
+            rec["bias_quantile_probe"] = qs
     te, l2, tr, grid = probe(f_tr, y_tr, f_te, y_te, l2s, a.probe_iters)
     dead = int((f_tr.abs().sum(0).view(4, -1).sum(0) == 0).sum().item())
     rec.update({"probe_mode": mode, "probe_acc": te, "probe_train_acc": tr, "l2": l2, "pretrain_s": t_pre,
