@@ -104,13 +104,16 @@ struct Recipe {
     /// The library's default, the winner of the recipe study (Docs/RecipeStudy.md):
     /// ZCA-whitened input windows, InfoNCE (τ = 0.1) with in-batch negatives, positives a
     /// second 7x7 patch up to 4 px away in the same (identically mirrored) image, and
-    /// strong colour jitter plus random grayscale on every view. Stage 2 (with `--layers 2`)
-    /// sees its input whitened too, fitted to stage 1's trained output (ε 0.01 relative).
+    /// strong colour jitter plus random grayscale on every view. Stage 1 starts from the
+    /// k-means baseline's filters (Coates et al. 2011), which the contrastive training then
+    /// refines: that start probes and transfers better than a random one (fourth pass of
+    /// the study). Stage 2 (with `--layers 2`) sees its input whitened too, fitted to
+    /// stage 1's trained output (ε 0.01 relative).
     static let layerwise = Recipe(
         name: "layerwise", objective: .infonce, patchSize: 7, maxOffset: 4, positiveJitter: 0, positiveRotation: 0,
         viewJitter: 0.8, viewJitterProbability: 0.8, viewGrayscale: 0.5, flipsImages: true, whiteningEpsilon: 0.1,
         upperWhiteningEpsilon: 0.01, sameImageNegatives: false, negativesPerAnchor: 1, loss: .infoNCE(temperature: 0.1),
-        learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
+        learningRate: 1e-3, stage1Init: .kmeans, surrogateClasses: 0, copiesPerClass: 0)
 
     static func named(_ name: RecipeName, objective: ObjectiveName?) -> Recipe {
         var recipe = name == .paper ? Recipe.paper : Recipe.layerwise
@@ -243,10 +246,12 @@ enum PretrainSchedule: String, ExpressibleByArgument, CaseIterable {
 
 /// The starting point of a whitened stage-1 conv.
 enum Stage1Init: String, ExpressibleByArgument, CaseIterable {
-    /// U(±1/√fanIn) in whitened coordinates (the recipe study's init).
+    /// U(±1/√fanIn) in whitened coordinates (the layerwise recipe's start until the fourth
+    /// pass of the recipe study).
     case random
     /// Exactly the k-means baseline's folded convolution, expressed in the whitened
-    /// coordinates (W = W_eff Z⁻¹, b = b_eff + W_eff μ): a data-dependent initialisation.
+    /// coordinates (W = W_eff Z⁻¹, b = b_eff + W_eff μ): a data-dependent initialisation,
+    /// and the layerwise recipe's default (it probes and transfers best).
     case kmeans
     /// The same filters, all scaled by one positive constant so the mean filter norm in
     /// whitened coordinates equals that of the random init (the same function up to one

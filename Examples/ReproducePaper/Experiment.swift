@@ -30,9 +30,9 @@ struct Experiment {
     ) throws -> [any Layer] {
         if k == 1 {
             let conv: any Layer = if let whitening {
-                // The study's initialisation, U(±1/√fanIn) in whitened space: the learned
-                // filters stay close to it, so it is part of the recipe. It is drawn even when
-                // replaced below, so every variant gives stage 2 the same initial weights.
+                // U(±1/√fanIn) in whitened space, the `--init random` start; the default
+                // recipe replaces it below with the k-means filters. It is drawn even when
+                // replaced, so every variant gives stage 2 the same initial weights.
                 try initialize(WhitenedConv2D(
                     inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
                     whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g),

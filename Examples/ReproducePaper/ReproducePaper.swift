@@ -38,7 +38,7 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Stage objective: triplet, infonce or exemplar. Default: the recipe's.")
     var objective: ObjectiveName?
 
-    @Option(help: "Stage-1 init of the whitened conv: random, kmeans (exactly the k-means baseline's conv, in whitened coordinates) or kmeans-matched (the same, scaled to the random init's filter norm). Default: random.")
+    @Option(help: "Stage-1 init of the whitened conv: random, kmeans (exactly the k-means baseline's conv, in whitened coordinates) or kmeans-matched (the same, scaled to the random init's filter norm). Default: the recipe's (kmeans for layerwise; the paper recipe has no whitened conv and starts at random).")
     var `init`: Stage1Init?
 
     @Option(help: "Decoupled (AdamW) weight decay of the contrastive stages. Default: the recipe's (0).")
@@ -168,8 +168,8 @@ struct ReproducePaper: ParsableCommand {
             guard recipe.whiteningEpsilon != nil || `init` == .random else {
                 throw ValidationError("--init \(`init`.rawValue) needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
             }
+            if `init` != recipe.stage1Init { recipe.name += "+init-\(`init`.rawValue)" }
             recipe.stage1Init = `init`
-            if `init` != .random { recipe.name += "+init-\(`init`.rawValue)" }
         }
         if recipe.weightDecay > 0 { recipe.name += "+wd\(recipe.weightDecay)" }
         if let whiteningEpsilon {
