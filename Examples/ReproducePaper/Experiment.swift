@@ -55,16 +55,18 @@ struct Experiment {
 
 
     /// Applies the recipe's stage-1 init to a freshly drawn whitened conv: k-means filters in
-    /// its whitened coordinates (``WhitenedConv2D/setFoldedParameters(weight:bias:scale:)``).
+    /// its whitened coordinates (`KMeansStart`, applied right away: the stage-1 whitening is
+    /// fitted before the trainer is built).
     func initialize(_ layer: WhitenedConv2D, from kmeans: KMeansBaseline?) throws -> WhitenedConv2D {
         let randomNorm = Self.meanRowNorm(layer.weight.value)
         guard recipe.stage1Init != .random else { return layer }
         guard let kmeans else { throw ExperimentError.data("--init \(recipe.stage1Init.rawValue) needs the k-means baseline") }
-        let (w, b) = kmeans.foldedFilters()
-        try layer.setFoldedParameters(weight: w, bias: b)
+        var unused = SeededGenerator(seed: 0)  // KMeansStart draws nothing
+        try KMeansStart(baseline: kmeans).prepare(stage: 1, layers: [layer], below: FrozenStack(layers: []), using: &unused)
         let kmeansNorm = Self.meanRowNorm(layer.weight.value)
         if recipe.stage1Init == .kmeansMatched {
-            try layer.setFoldedParameters(weight: w, bias: b, scale: randomNorm / kmeansNorm)
+            try KMeansStart(baseline: kmeans, scale: randomNorm / kmeansNorm)
+                .prepare(stage: 1, layers: [layer], below: FrozenStack(layers: []), using: &unused)
         }
         log(String(format: "stage-1 init %@: k-means filters in whitened coordinates, mean filter norm %.4f (random init %.4f) → %.4f",
                    recipe.stage1Init.rawValue, kmeansNorm, randomNorm, Self.meanRowNorm(layer.weight.value)))

@@ -82,6 +82,97 @@ final class StagePreparationTests: XCTestCase {
         XCTAssertThrowsError(try InputWhitening(dataset: data, normalization: norm, windowCount: 1))
     }
 
+    func testKMeansStartPutsTheBaselinesFiltersIntoAWhitenedStage1() throws {
+        let data = SyntheticImages(count: 24, seed: 1)
+        let norm = ChannelNormalization.fit(data)
+        var g = SeededGenerator(seed: 7)
+        let baseline = try KMeansBaseline.fit(dataset: data, filters: 5, kernelSize: 3, patches: 600, normalization: norm, using: &g)
+        let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, using: &g)
+        // Stage 1's own whitening first (fitted on the normalised images), then the start.
+        try InputWhitening(dataset: data, normalization: norm, imageCount: 24, windowCount: 2_000)
+            .prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
+        let input = Tensor.normal([2, 3, 8, 8], using: &g)
+        let expected = try baseline.convolution().forward(input, mode: .inference)
+        let before = conv.forward(input, mode: .inference)
+        var differenceBefore: Float = 0
+        for i in 0..<before.count { differenceBefore = max(differenceBefore, abs(before[flat: i] - expected[flat: i])) }
+        XCTAssertGreaterThan(differenceBefore, 0.1, "the random start must differ from k-means, or the test cannot fail")
+
+        try KMeansStart(baseline: baseline).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
+        // The layer now computes the baseline's folded convolution.
+        let got = conv.forward(input, mode: .inference)
+        XCTAssertEqual(got.shape, expected.shape)
+        var worst: Float = 0, scale: Float = 0
+        for i in 0..<got.count {
+            worst = max(worst, abs(got[flat: i] - expected[flat: i]))
+            scale = max(scale, abs(expected[flat: i]))
+        }
+        XCTAssertLessThan(worst, 1e-3 * max(1, scale), "largest difference \(worst)")
+
+        // A scale multiplies every output by the same constant.
+        try KMeansStart(baseline: baseline, scale: 0.25).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
+        let scaled = conv.forward(input, mode: .inference)
+        for i in 0..<got.count { XCTAssertEqual(scaled[flat: i], 0.25 * expected[flat: i], accuracy: 1e-3 * max(1, scale)) }
+    }
+
+    /// The GettingStarted recipe: `KMeansStart` as stage 1's preparation. With a zero
+    /// learning rate the trained stage must be exactly the baseline's convolution, so the
+    /// trainer ran the preparation before the stage trained.
+    func testTrainerStartsStage1FromKMeansThroughItsPreparation() throws {
+        let data = SyntheticImages(count: 24, seed: 2)
+        let norm = ChannelNormalization.fit(data)
+        var g = SeededGenerator(seed: 9)
+        let baseline = try KMeansBaseline.fit(dataset: data, filters: 4, kernelSize: 3, patches: 400, normalization: norm, using: &g)
+        let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)  // identity whitening
+        let stage = Stage(
+            layers: [conv, try MaxPool2D(kernelSize: 2), ReLU()],
+            objective: ContrastiveObjective(
+                sampler: try NeighborPatchSampler(dataset: data, maxOffset: 1, normalization: norm),
+                loss: InfoNCELoss(temperature: 0.1)),
+            optimizer: SGD(learningRate: 0), schedule: ConstantSchedule(0),
+            batchSize: 8, budget: .epochs(1, stepsPerEpoch: 2),
+            preparation: try KMeansStart(baseline: baseline))
+        let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 4, seed: 1)
+        let (expected, _) = baseline.foldedFilters()
+        var before: Float = 0
+        let initial = conv.foldedParameters().weight
+        for i in 0..<expected.count { before = max(before, abs(initial[flat: i] - expected[flat: i])) }
+        XCTAssertGreaterThan(before, 0.05, "the random start must differ from k-means, or the test cannot fail")
+        try trainer.pretrain()
+        let trained = conv.foldedParameters().weight
+        for i in 0..<expected.count { XCTAssertEqual(trained[flat: i], expected[flat: i], accuracy: 1e-4) }
+    }
+
+    func testKMeansStartErrorsNameTheStageAndTheProblem() throws {
+        let data = SyntheticImages(count: 8, seed: 1)
+        var g = SeededGenerator(seed: 7)
+        let baseline = try KMeansBaseline.fit(dataset: data, filters: 5, kernelSize: 3, patches: 200, using: &g)
+        let start = try KMeansStart(baseline: baseline)
+        // Not the images: frozen layers below.
+        XCTAssertThrowsError(try start.prepare(
+            stage: 2, layers: [try WhitenedConv2D(inputChannels: 4, outputChannels: 5, kernelSize: 3, using: &g)],
+            below: FrozenStack(layers: try frozenStage()), using: &g)) { error in
+            XCTAssertTrue("\(error)".contains("stage 2"), "\(error)")
+            XCTAssertTrue("\(error)".contains("image windows"), "\(error)")
+        }
+        // Not a whitened conv.
+        XCTAssertThrowsError(try start.prepare(
+            stage: 1, layers: [try Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, using: &g)],
+            below: FrozenStack(layers: []), using: &g)) { error in
+            XCTAssertTrue("\(error)".contains("WhitenedConv2D"), "\(error)")
+        }
+        // Another filter count than the baseline's: the layer is left as it was.
+        let four = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)
+        let weight = four.weight.value
+        XCTAssertThrowsError(try start.prepare(stage: 1, layers: [four], below: FrozenStack(layers: []), using: &g)) { error in
+            XCTAssertTrue("\(error)".contains("stage 1"), "\(error)")
+            XCTAssertTrue("\(error)".contains("5 filters"), "\(error)")
+        }
+        XCTAssertTrue(four.weight.value.isBitIdentical(to: weight))
+        XCTAssertThrowsError(try KMeansStart(baseline: baseline, scale: 0))
+        XCTAssertThrowsError(try KMeansStart(baseline: baseline, scale: .nan))
+    }
+
     /// Records every call: the stage number, how many frozen layers it got, and what the
     /// first frozen layer's weights were at that moment.
     final class RecordingPreparation: StagePreparation {
