@@ -257,8 +257,7 @@ class Layer1(nn.Module):
             we, be = self.effective()
             h = p @ we.view(we.shape[0], -1).t() + be
         if self.embed == "proto":  # cosine of each window with each unit-norm filter (prototype), max over windows
-            pw = (p - self.mu) @ self.z if self.cn_eps <= 0 else (p - self.mu) @ self.z
-            c = F.normalize(pw, dim=-1) @ F.normalize(self.weight, dim=1).t()
+            c = F.normalize((p - self.mu) @ self.z, dim=-1) @ F.normalize(self.weight, dim=1).t()
             return c.max(1).values
         m = h.max(1).values
         if self.embed == "linear":  # no ReLU: signed responses (third pass, issue 9)

@@ -82,6 +82,11 @@ final class StagePreparationTests: XCTestCase {
         XCTAssertThrowsError(try InputWhitening(dataset: data, normalization: norm, windowCount: 1))
     }
 
+    /// max |a − b| over the elements (same element count).
+    func largestDifference(_ a: Tensor, _ b: Tensor) -> Float {
+        (0..<a.count).reduce(Float(0)) { max($0, abs(a[flat: $1] - b[flat: $1])) }
+    }
+
     func testKMeansStartPutsTheBaselinesFiltersIntoAWhitenedStage1() throws {
         let data = SyntheticImages(count: 24, seed: 1)
         let norm = ChannelNormalization.fit(data)
@@ -94,19 +99,13 @@ final class StagePreparationTests: XCTestCase {
         let input = Tensor.normal([2, 3, 8, 8], using: &g)
         let expected = try baseline.convolution().forward(input, mode: .inference)
         let before = conv.forward(input, mode: .inference)
-        var differenceBefore: Float = 0
-        for i in 0..<before.count { differenceBefore = max(differenceBefore, abs(before[flat: i] - expected[flat: i])) }
-        XCTAssertGreaterThan(differenceBefore, 0.1, "the random start must differ from k-means, or the test cannot fail")
+        XCTAssertGreaterThan(largestDifference(before, expected), 0.1, "the random start must differ from k-means, or the test cannot fail")
 
         try KMeansStart(baseline: baseline).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
         // The layer now computes the baseline's folded convolution.
         let got = conv.forward(input, mode: .inference)
         XCTAssertEqual(got.shape, expected.shape)
-        var worst: Float = 0, scale: Float = 0
-        for i in 0..<got.count {
-            worst = max(worst, abs(got[flat: i] - expected[flat: i]))
-            scale = max(scale, abs(expected[flat: i]))
-        }
+        let worst = largestDifference(got, expected), scale = largestDifference(expected, Tensor.zeros(expected.shape))
         XCTAssertLessThan(worst, 1e-3 * max(1, scale), "largest difference \(worst)")
 
         // A scale multiplies every output by the same constant.
@@ -134,10 +133,7 @@ final class StagePreparationTests: XCTestCase {
             preparation: try KMeansStart(baseline: baseline))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 4, seed: 1)
         let (expected, _) = baseline.foldedFilters()
-        var before: Float = 0
-        let initial = conv.foldedParameters().weight
-        for i in 0..<expected.count { before = max(before, abs(initial[flat: i] - expected[flat: i])) }
-        XCTAssertGreaterThan(before, 0.05, "the random start must differ from k-means, or the test cannot fail")
+        XCTAssertGreaterThan(largestDifference(conv.foldedParameters().weight, expected), 0.05, "the random start must differ from k-means, or the test cannot fail")
         try trainer.pretrain()
         let trained = conv.foldedParameters().weight
         for i in 0..<expected.count { XCTAssertEqual(trained[flat: i], expected[flat: i], accuracy: 1e-4) }
