@@ -134,9 +134,12 @@ final class Conv2DTests: XCTestCase {
     }
 
     /// The per-image forward (GEMM straight into NCHW, used for ≥ 64 output positions and a
-    /// small weight) equals one whole-batch GEMM followed by a transpose and the bias, bit
-    /// for bit, with a patch length (400) long enough for OpenBLAS to block the k-sum.
-    func testPerImageForwardIsBitIdenticalToWholeBatchGEMM() throws {
+    /// small weight) equals one whole-batch GEMM followed by a transpose and the bias, with a
+    /// patch length (400) long enough for OpenBLAS to block the k-sum. GEMMs of different
+    /// shapes may round differently (OpenBLAS picks edge kernels by shape, and which ones
+    /// depends on the CPU kernel set), so the two agree to a tolerance; the same shapes on
+    /// one or two threads agree bit for bit.
+    func testPerImageForwardMatchesWholeBatchGEMM() throws {
         var rng = SeededGenerator(seed: 12)
         let conv = try Conv2D(inputChannels: 16, outputChannels: 32, kernelSize: 5, padding: 2, using: &rng)
         conv.bias!.value = .uniform([32], low: -0.5, high: 0.5, using: &rng)
@@ -156,8 +159,8 @@ final class Conv2DTests: XCTestCase {
             }
         }
         for mode in [Mode.inference, .training] {
-            let y = conv.forward(x, mode: mode).scalars
-            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(mode)")
+            let y = conv.forward(x, mode: mode)
+            assertClose(y, try Tensor(shape: y.shape, values: expected), tolerance: 1e-5)
         }
         // With two BLAS threads the images are split across two workers (odd batch: uneven
         // halves); the result must not change by a bit, and the thread count is restored.
@@ -198,8 +201,9 @@ final class Conv2DTests: XCTestCase {
     }
 
     /// A batch large enough that backward forms the patch gradient in several chunks of
-    /// images must give, image by image, exactly the input gradient of that image alone.
-    func testChunkedInputGradientMatchesPerImageBitForBit() throws {
+    /// images must give, image by image, the input gradient of that image alone (to a
+    /// tolerance: the chunk's GEMM has another shape than one image's).
+    func testChunkedInputGradientMatchesPerImage() throws {
         var rng = SeededGenerator(seed: 11)
         let conv = try Conv2D(inputChannels: 16, outputChannels: 8, kernelSize: 5, padding: 2, using: &rng)
         let n = 7, imageSize = 16 * 32 * 32, outSize = 8 * 32 * 32
@@ -211,8 +215,9 @@ final class Conv2DTests: XCTestCase {
             let xi = try Tensor(shape: [1, 16, 32, 32], values: Array(x.scalars[(i * imageSize)..<((i + 1) * imageSize)]))
             let gi = try Tensor(shape: [1, 8, 32, 32], values: Array(g.scalars[(i * outSize)..<((i + 1) * outSize)]))
             _ = conv.forward(xi, mode: .training)
-            let dxi = conv.backward(gi).scalars
-            XCTAssertTrue(dxi == Array(dx[(i * imageSize)..<((i + 1) * imageSize)]), "image \(i)")
+            let dxi = conv.backward(gi)
+            let slice = try Tensor(shape: dxi.shape, values: Array(dx[(i * imageSize)..<((i + 1) * imageSize)]))
+            assertClose(dxi, slice, tolerance: 1e-5)
         }
     }
 

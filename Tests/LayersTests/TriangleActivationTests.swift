@@ -86,7 +86,8 @@ final class TriangleActivationTests: XCTestCase {
         let whole = e.forward(x, mode: .training)
         e.maxRowsPerChunk = 10  // 9 windows per image: one image per chunk
         let chunked = e.forward(x, mode: .inference)
-        XCTAssertTrue(chunked.isBitIdentical(to: whole))
+        // Chunks run GEMMs of another shape, which may round differently.
+        assertClose(chunked, whole, tolerance: 1e-5)
     }
 
     func testGradientCheck() throws {
