@@ -1,0 +1,109 @@
+import Foundation
+import Layerwise
+
+/// `--layers 3`: a wide three-stage stack (96 → 384 → 1,536, SoftHebb's block form),
+/// pretrained stage by stage without labels on the CIFAR-10 training images, then a
+/// linear probe of every stage's own features and of each stage's calibrated untrained
+/// control (random weights, batch-norm statistics fitted by the same data pass).
+struct DeepExperiment {
+    var out: String
+    var seed: UInt64
+    var probeEpochs: Int
+    var threads: Int
+    var commandLine: String
+    /// Per-stage width multiplier (1 = 96/384/1,536); for quick runs.
+    var widthScale: Double = 1
+
+    var specs: [WideStageSpec] {
+        WideStack.softHebbCIFAR.map { s in
+            var s = s
+            s.width = max(4, Int((Double(s.width) * widthScale).rounded()))
+            return s
+        }
+    }
+
+    func run(data: DataSources) throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let started = Date(), cpuStart = Self.cpuSeconds()
+        log("Layerwise reproduce-paper │ deep stack \(specs.map(\.width)) │ threads \(threads)")
+        log("pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
+            + "evaluation: \(data.test.count) images — \(data.testSource)")
+        var results = Results(
+            preset: "deep", recipe: "softhebb", command: commandLine,
+            data: .init(pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
+                        testSource: data.testSource))
+        var g = SeededGenerator(seed: seed)
+        let layers = try WideStack.layers(specs, inputChannels: 3, using: &g)
+        let stages = try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
+        let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
+        let probe = WideProbe(epochs: probeEpochs, seed: seed)
+        for k in 1...layers.count {  // fail before training if a probe cannot run
+            _ = try probe.validate(stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
+                                   rows: data.train.count + data.test.count)
+        }
+        let report = try trainer.pretrain { event in
+            switch event {
+            case let .stageFinished(stage, seconds, loss):
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; mean |‖W‖ − 1| \(loss)")
+            case let .step(e) where e.step % 200 == 0:
+                status("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)", final: false)
+            default: break
+            }
+        }
+        for r in report.stages {
+            results.pretraining["stage\(r.stage)"] = .init(
+                seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
+        }
+        log("pretraining: \(String(format: "%.0f", report.totalSeconds)) s wall, "
+            + "\(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU")
+        try trainer.saveWeights(to: out + "/deep_stages.safetensors")
+        try writeFilters(layers)
+
+        for k in 1...layers.count {
+            let r = try probe.evaluate(stages: layers, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
+            results.linearProbe["stage\(k)"] = Double(r.testAccuracy)
+            log("probe stage\(k): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features; "
+                + "features \(Int(r.featureSeconds)) s, classifier \(Int(r.trainingSeconds)) s)")
+            try results.write(to: out)
+        }
+        // Untrained controls: the same initial weights (same seed), statistics calibrated.
+        var fresh = SeededGenerator(seed: seed)
+        let initial = try WideStack.layers(specs, inputChannels: 3, using: &fresh)
+        for k in 2...layers.count {
+            var calibration = SeededGenerator(seed: seed &+ UInt64(k))
+            let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
+            try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
+            let control = Array(layers[..<(k - 1)]) + [initial[k - 1]]
+            let r = try probe.evaluate(stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
+            results.linearProbe["stage\(k)_untrained"] = Double(r.testAccuracy)
+            log("probe stage\(k)_untrained: \(percent(Double(r.testAccuracy)))")
+            try results.write(to: out)
+        }
+        results.totalSeconds = Date().timeIntervalSince(started)
+        try results.write(to: out)
+        log("done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json")
+    }
+
+    /// Filter images of every stage: stage 1 in colour; deeper stages show each filter's
+    /// first input channel (their inputs are feature maps, not colours). 96 filters each.
+    func writeFilters(_ layers: [[any Layer]]) throws {
+        for (k, stage) in layers.enumerated() {
+            guard let conv = WideStack.convolution(of: stage) else { continue }
+            let w = conv.weight.value, s = w.shape, shown = min(96, s[0]), c = s[1] == 3 ? 3 : 1
+            var values: [Float] = []
+            let plane = s[2] * s[3]
+            for f in 0..<shown {
+                for ch in 0..<c { for i in 0..<plane { values.append(w[flat: (f * s[1] + ch) * plane + i]) } }
+            }
+            let png = try FilterGrid.png(try Tensor(shape: [shown, c, s[2], s[3]], values: values))
+            try AtomicFile.write(Data(png), to: out + "/filters_stage\(k + 1).png")
+        }
+    }
+
+    static func cpuSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+}
