@@ -173,7 +173,7 @@ public struct WideProbe: Sendable {
 
     /// Average-pools each image of `map` to `grid × grid` cells (or copies it) into rows
     /// of `dst` `rowStride` apart, channel-major (c, gy, gx) like a flattened NCHW map.
-    static func pool(_ map: Tensor, grid: Int?, into dst: UnsafeMutablePointer<Float>, rowStride: Int) {
+    public static func pool(_ map: Tensor, grid: Int?, into dst: UnsafeMutablePointer<Float>, rowStride: Int) {
         let s = map.shape, n = s[0], per = map.count / max(1, n)
         map.withUnsafeBufferPointer { src in
             guard s.count == 4, let g = grid, g != s[2] || g != s[3] else {
