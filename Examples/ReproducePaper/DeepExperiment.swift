@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Layerwise
 
@@ -13,6 +14,8 @@ struct DeepExperiment {
     var commandLine: String
     /// Per-stage width multiplier (1 = 96/384/1,536); for quick runs.
     var widthScale: Double = 1
+    /// How every stage learns.
+    var objective: DeepObjective = .softhebb
 
     var specs: [WideStageSpec] {
         WideStack.softHebbCIFAR.map { s in
@@ -29,35 +32,29 @@ struct DeepExperiment {
         log("pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
             + "evaluation: \(data.test.count) images — \(data.testSource)")
         var results = Results(
-            preset: "deep", recipe: "softhebb", command: commandLine,
+            preset: "deep", recipe: objective.rawValue, command: commandLine,
             data: .init(pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
                         testSource: data.testSource))
         var g = SeededGenerator(seed: seed)
         let layers = try WideStack.layers(specs, inputChannels: 3, using: &g)
-        let stages = try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
-        let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
-        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
         let probe = WideProbe(epochs: probeEpochs, seed: seed)
         for k in 1...layers.count {  // fail before training if a probe cannot run
             _ = try probe.validate(stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
                                    rows: data.train.count + data.test.count)
         }
-        let report = try trainer.pretrain { event in
-            switch event {
-            case let .stageFinished(stage, seconds, loss):
-                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; mean |‖W‖ − 1| \(loss)")
-            case let .step(e) where e.step % 200 == 0:
-                status("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)", final: false)
-            default: break
-            }
-        }
+        let report = try pretrain(layers, data: data)
         for r in report.stages {
             results.pretraining["stage\(r.stage)"] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
         log("pretraining: \(String(format: "%.0f", report.totalSeconds)) s wall, "
             + "\(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU")
-        try trainer.saveWeights(to: out + "/deep_stages.safetensors")
+        var weights: [String: Tensor] = [:]
+        for (k, stage) in layers.enumerated() {
+            for (i, l) in stage.enumerated() { for p in l.parameters + l.buffers { weights["stage\(k + 1).\(i).\(p.name)"] = p.value } }
+        }
+        try SafeTensors.write(weights, metadata: ["kind": "deep-stack", "objective": objective.rawValue],
+                              to: out + "/deep_stages.safetensors")
         try writeFilters(layers)
 
         for k in 1...layers.count {
@@ -70,7 +67,7 @@ struct DeepExperiment {
         // Untrained controls: the same initial weights (same seed), statistics calibrated.
         var fresh = SeededGenerator(seed: seed)
         let initial = try WideStack.layers(specs, inputChannels: 3, using: &fresh)
-        for k in 2...layers.count {
+        for k in 1...layers.count {
             var calibration = SeededGenerator(seed: seed &+ UInt64(k))
             let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
             try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
@@ -83,6 +80,52 @@ struct DeepExperiment {
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
         log("done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json")
+    }
+
+    /// Trains the stages bottom-up with ``objective``.
+    func pretrain(_ layers: [[any Layer]], data: DataSources) throws -> (stages: [StageTime], totalSeconds: Double) {
+        let begin = Date()
+        if objective == .kmeans {
+            var stages: [StageTime] = []
+            var g = SeededGenerator(seed: seed)
+            let start = try DeepKMeansStart(dataset: data.train)
+            for k in layers.indices {
+                let t = Date()
+                try start.fit(stage: k + 1, layers: layers[k], below: FrozenStack(layers: layers[..<k].flatMap { $0 }), using: &g)
+                let seconds = Date().timeIntervalSince(t)
+                log("stage \(k + 1): k-means fitted in \(String(format: "%.1f", seconds)) s")
+                stages.append(StageTime(stage: k + 1, seconds: seconds, finalLoss: .nan, epochLosses: []))
+            }
+            return (stages, Date().timeIntervalSince(begin))
+        }
+        var stages = try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
+        if objective == .kmeansSofthebb {
+            let start = try DeepKMeansStart(dataset: data.train)
+            for k in stages.indices { stages[k].preparation = start }
+        }
+        let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
+        let report = try trainer.pretrain { event in
+            switch event {
+            case let .stageFinished(stage, seconds, loss):
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; mean |‖W‖ − 1| \(loss)")
+            case let .step(e) where e.step % 400 == 0:
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)")
+            default: break
+            }
+        }
+        let times = report.stages.map {
+            StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
+        }
+        return (times, Date().timeIntervalSince(begin))
+    }
+
+    /// What one stage's pretraining took.
+    struct StageTime {
+        var stage: Int
+        var seconds: Double
+        var finalLoss: Float
+        var epochLosses: [Float]
     }
 
     /// Filter images of every stage: stage 1 in colour; deeper stages show each filter's
@@ -106,4 +149,14 @@ struct DeepExperiment {
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
+}
+
+/// How the stages of `--layers 3` learn.
+enum DeepObjective: String, ExpressibleByArgument, CaseIterable {
+    /// SoftHebb (soft winner-take-all Hebbian), one epoch per stage.
+    case softhebb
+    /// k-means of whitened windows at every stage (Coates & Ng 2011).
+    case kmeans
+    /// k-means start, then one SoftHebb epoch.
+    case kmeansSofthebb = "kmeans-softhebb"
 }

@@ -87,6 +87,9 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
     var widthScale: Double = 1
 
+    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
+    var deepObjective: DeepObjective = .softhebb
+
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
 
@@ -219,7 +222,8 @@ struct ReproducePaper: ParsableCommand {
             if layers == 3 {
                 let deep = DeepExperiment(
                     out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
-                    commandLine: experiment.commandLine, widthScale: widthScale)
+                    commandLine: experiment.commandLine, widthScale: widthScale,
+                    objective: deepObjective)
                 return try deep.run(data: data)
             }
             try experiment.run(data: data)
