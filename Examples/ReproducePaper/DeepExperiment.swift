@@ -29,39 +29,48 @@ struct DeepExperiment {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let started = Date(), cpuStart = Self.cpuSeconds()
         log("Layerwise reproduce-paper │ deep stack \(specs.map(\.width)) │ threads \(threads)")
-        log("pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
-            + "evaluation: \(data.test.count) images — \(data.testSource)")
+        log(
+            "pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
+                + "evaluation: \(data.test.count) images — \(data.testSource)")
         var results = Results(
             preset: "deep", recipe: objective.rawValue, command: commandLine,
-            data: .init(pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
-                        testSource: data.testSource))
+            data: .init(
+                pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
+                testSource: data.testSource))
         var g = SeededGenerator(seed: seed)
         let layers = try WideStack.layers(specs, inputChannels: 3, using: &g)
         let probe = WideProbe(epochs: probeEpochs, seed: seed)
         for k in 1...layers.count {  // fail before training if a probe cannot run
-            _ = try probe.validate(stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
-                                   rows: data.train.count + data.test.count)
+            _ = try probe.validate(
+                stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
+                rows: data.train.count + data.test.count)
         }
         let report = try pretrain(layers, data: data)
         for r in report.stages {
             results.pretraining["stage\(r.stage)"] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
-        log("pretraining: \(String(format: "%.0f", report.totalSeconds)) s wall, "
-            + "\(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU")
+        log(
+            "pretraining: \(String(format: "%.0f", report.totalSeconds)) s wall, "
+                + "\(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU")
         var weights: [String: Tensor] = [:]
         for (k, stage) in layers.enumerated() {
-            for (i, l) in stage.enumerated() { for p in l.parameters + l.buffers { weights["stage\(k + 1).\(i).\(p.name)"] = p.value } }
+            for (i, l) in stage.enumerated() {
+                for p in l.parameters + l.buffers { weights["stage\(k + 1).\(i).\(p.name)"] = p.value }
+            }
         }
-        try SafeTensors.write(weights, metadata: ["kind": "deep-stack", "objective": objective.rawValue],
-                              to: out + "/deep_stages.safetensors")
+        try SafeTensors.write(
+            weights, metadata: ["kind": "deep-stack", "objective": objective.rawValue],
+            to: out + "/deep_stages.safetensors")
         try writeFilters(layers)
 
         for k in 1...layers.count {
-            let r = try probe.evaluate(stages: layers, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
+            let r = try probe.evaluate(
+                stages: layers, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
             results.linearProbe["stage\(k)"] = Double(r.testAccuracy)
-            log("probe stage\(k): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features; "
-                + "features \(Int(r.featureSeconds)) s, classifier \(Int(r.trainingSeconds)) s)")
+            log(
+                "probe stage\(k): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features; "
+                    + "features \(Int(r.featureSeconds)) s, classifier \(Int(r.trainingSeconds)) s)")
             try results.write(to: out)
         }
         // Untrained controls: the same initial weights (same seed), statistics calibrated.
@@ -72,14 +81,17 @@ struct DeepExperiment {
             let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
             try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
             let control = Array(layers[..<(k - 1)]) + [initial[k - 1]]
-            let r = try probe.evaluate(stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
+            let r = try probe.evaluate(
+                stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
             results.linearProbe["stage\(k)_untrained"] = Double(r.testAccuracy)
             log("probe stage\(k)_untrained: \(percent(Double(r.testAccuracy)))")
             try results.write(to: out)
         }
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
-        log("done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json")
+        log(
+            "done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json"
+        )
     }
 
     /// Trains the stages bottom-up with ``objective``.
@@ -91,7 +103,8 @@ struct DeepExperiment {
             let start = try DeepKMeansStart(dataset: data.train)
             for k in layers.indices {
                 let t = Date()
-                try start.fit(stage: k + 1, layers: layers[k], below: FrozenStack(layers: layers[..<k].flatMap { $0 }), using: &g)
+                try start.fit(
+                    stage: k + 1, layers: layers[k], below: FrozenStack(layers: layers[..<k].flatMap { $0 }), using: &g)
                 let seconds = Date().timeIntervalSince(t)
                 log("stage \(k + 1): k-means fitted in \(String(format: "%.1f", seconds)) s")
                 stages.append(StageTime(stage: k + 1, seconds: seconds, finalLoss: .nan, epochLosses: []))

@@ -81,7 +81,11 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Seeds per arm.")
     var seeds: Int?
 
-    @Option(help: "Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 training images without labels and probed stage by stage (needs --probe-only --skip-supervised).")
+    @Option(help: """
+        Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages \
+        is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 \
+        training images without labels and probed stage by stage (needs --probe-only --skip-supervised).
+        """)
     var layers: Int = 1
 
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
@@ -131,7 +135,9 @@ struct ReproducePaper: ParsableCommand {
             throw ValidationError("--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
                 + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
         }
-        guard widthScale > 0, widthScale.isFinite else { throw ValidationError("--width-scale must be > 0, got \(widthScale)") }
+        guard widthScale > 0, widthScale.isFinite else {
+            throw ValidationError("--width-scale must be > 0, got \(widthScale)")
+        }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
         if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }

@@ -80,7 +80,8 @@ enum Validate {
     static func poolPadding(_ padding: Int, kernelSize: Int, layer: String) throws {
         guard padding >= 0, padding <= kernelSize / 2 else {
             throw LayerError.invalidConfiguration(
-                layer: layer, option: "padding", value: "\(padding)", reason: "must be in 0…\(kernelSize / 2) (half the kernel)")
+                layer: layer, option: "padding", value: "\(padding)",
+                reason: "must be in 0…\(kernelSize / 2) (half the kernel)")
         }
     }
 

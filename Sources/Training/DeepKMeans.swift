@@ -31,12 +31,14 @@ public struct DeepKMeansStart: StagePreparation {
     ) throws {
         guard imageCount >= 1, windowCount >= 2, iterations >= 1 else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "DeepKMeansStart", value: "images \(imageCount), windows \(windowCount), iterations \(iterations)",
+                stage: nil, option: "DeepKMeansStart",
+                value: "images \(imageCount), windows \(windowCount), iterations \(iterations)",
                 reason: "needs ≥ 1 image, ≥ 2 windows and ≥ 1 iteration")
         }
         guard relativeEpsilon > 0, relativeEpsilon.isFinite else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "DeepKMeansStart.relativeEpsilon", value: "\(relativeEpsilon)", reason: "must be positive and finite")
+                stage: nil, option: "DeepKMeansStart.relativeEpsilon", value: "\(relativeEpsilon)",
+                reason: "must be positive and finite")
         }
         self.dataset = dataset
         self.normalization = normalization
@@ -46,14 +48,18 @@ public struct DeepKMeansStart: StagePreparation {
         self.iterations = iterations
     }
 
-    public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+    public func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator
+    ) throws {
         try fit(stage: stage, layers: layers, below: below, using: &generator)
     }
 
     /// Calibrates the stage's batch norm, clusters whitened windows and sets the filters.
-    public func fit(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+    public func fit(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws
+    {
         guard let index = layers.firstIndex(where: { $0 is Conv2D }), let conv = layers[index] as? Conv2D else {
-            throw TrainerError.invalidOption(stage: stage, option: "DeepKMeansStart", value: "no Conv2D", reason: "the stage needs a Conv2D")
+            throw TrainerError.invalidOption(
+                stage: stage, option: "DeepKMeansStart", value: "no Conv2D", reason: "the stage needs a Conv2D")
         }
         guard conv.stride == 1, conv.padding == 0 else {
             throw TrainerError.invalidOption(
@@ -65,15 +71,18 @@ public struct DeepKMeansStart: StagePreparation {
         let reader = FrozenStack(layers: below.layers + layers[..<index])
         let sampler = try InputWhitening(
             dataset: dataset,
-            normalization: try normalization ?? ChannelNormalization(
-                mean: Array(repeating: 0, count: dataset.imageShape.channels), std: Array(repeating: 1, count: dataset.imageShape.channels)),
+            normalization: try normalization
+                ?? ChannelNormalization(
+                    mean: Array(repeating: 0, count: dataset.imageShape.channels),
+                    std: Array(repeating: 1, count: dataset.imageShape.channels)),
             imageCount: imageCount, windowCount: windowCount, relativeEpsilon: relativeEpsilon)
         let windows = try sampler.sampleWindows(kernel: conv.kernelSize, below: reader, stage: stage, using: &generator)
         let zca = try ZCAWhitening.fit(patches: windows, epsilon: relativeEpsilon * Self.meanVariance(windows))
         var whitened = windows
         try zca.apply(to: &whitened)
         let result = try KMeans(clusters: conv.outputChannels, iterations: iterations).fit(whitened, using: &generator)
-        conv.weight.value = try Self.foldedUnitFilters(result.centroids, whitening: zca.matrix, shape: conv.weight.value.shape)
+        conv.weight.value = try Self.foldedUnitFilters(
+            result.centroids, whitening: zca.matrix, shape: conv.weight.value.shape)
     }
 
     static func meanVariance(_ x: Tensor) -> Float {
@@ -104,8 +113,9 @@ public struct DeepKMeansStart: StagePreparation {
         unit.withUnsafeBufferPointer { c in
             z.withUnsafeBufferPointer { w in
                 out.withUnsafeMutableBufferPointer { o in
-                    BLAS.gemm(transposeA: false, transposeB: false, m: k, n: d, k: d, alpha: 1, a: c.baseAddress!, lda: d,
-                              b: w.baseAddress!, ldb: d, beta: 0, c: o.baseAddress!, ldc: d)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: false, m: k, n: d, k: d, alpha: 1, a: c.baseAddress!, lda: d,
+                        b: w.baseAddress!, ldb: d, beta: 0, c: o.baseAddress!, ldc: d)
                 }
             }
         }

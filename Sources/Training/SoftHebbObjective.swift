@@ -37,22 +37,25 @@ public enum SoftHebbRule {
             patches.withUnsafeBufferPointer { x in
                 u.withUnsafeMutableBufferPointer { ub in
                     // u = x · Wᵀ: [R, L] × [O, L]ᵀ.
-                    BLAS.gemm(transposeA: false, transposeB: true, m: r, n: o, k: l, alpha: 1,
-                              a: x.baseAddress!, lda: l, b: w.baseAddress!, ldb: l, beta: 0, c: ub.baseAddress!, ldc: o)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: true, m: r, n: o, k: l, alpha: 1,
+                        a: x.baseAddress!, lda: l, b: w.baseAddress!, ldb: l, beta: 0, c: ub.baseAddress!, ldc: o)
                     // u is overwritten row by row with y (its Σ y·u is taken first).
                     var scratch = [Float](repeating: 0, count: o)
                     scratch.withUnsafeMutableBufferPointer { e in
                         for row in 0..<r {
-                            competeRow(ub.baseAddress! + row * o, count: o, inverseTemperature: inverseTemperature,
-                                       scratch: e.baseAddress!, wins: &wins, yu: &yu)
+                            competeRow(
+                                ub.baseAddress! + row * o, count: o, inverseTemperature: inverseTemperature,
+                                scratch: e.baseAddress!, wins: &wins, yu: &yu)
                         }
                     }
                 }
                 u.withUnsafeBufferPointer { yb in
                     delta.withUnsafeMutableBufferPointer { d in
                         // yᵀ · x: [O, R] × [R, L].
-                        BLAS.gemm(transposeA: true, transposeB: false, m: o, n: l, k: r, alpha: 1,
-                                  a: yb.baseAddress!, lda: o, b: x.baseAddress!, ldb: l, beta: 0, c: d.baseAddress!, ldc: l)
+                        BLAS.gemm(
+                            transposeA: true, transposeB: false, m: o, n: l, k: r, alpha: 1,
+                            a: yb.baseAddress!, lda: o, b: x.baseAddress!, ldb: l, beta: 0, c: d.baseAddress!, ldc: l)
                     }
                 }
                 delta.withUnsafeMutableBufferPointer { d in
@@ -67,7 +70,8 @@ public enum SoftHebbRule {
                     }
                     let scale = 1 / (largest + 1e-30)
                     for i in 0..<o {
-                        let rate = learningRate * filterRateFactor(w.baseAddress! + i * l, count: l, power: learningRatePower)
+                        let rate =
+                            learningRate * filterRateFactor(w.baseAddress! + i * l, count: l, power: learningRatePower)
                         for j in 0..<l { d[i * l + j] = d[i * l + j] * scale * rate }
                     }
                 }
@@ -148,17 +152,21 @@ public final class SoftHebbObjective: StageObjective {
         conv: Conv2D, dataset: any ImageDataset, normalization: ChannelNormalization? = nil,
         temperature: Float, learningRate: Float, learningRatePower: Float = 0.5
     ) throws {
-        for (option, value) in [("temperature", temperature), ("learningRate", learningRate),
-                                ("learningRatePower", learningRatePower)] where !(value > 0 && value.isFinite) {
+        for (option, value) in [
+            ("temperature", temperature), ("learningRate", learningRate),
+            ("learningRatePower", learningRatePower),
+        ] where !(value > 0 && value.isFinite) {
             throw TrainerError.invalidOption(
                 stage: nil, option: "SoftHebb.\(option)", value: "\(value)", reason: "must be positive and finite")
         }
         guard conv.bias == nil else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "SoftHebb.conv", value: "a Conv2D with a bias", reason: "the rule trains bias-free convolutions")
+                stage: nil, option: "SoftHebb.conv", value: "a Conv2D with a bias",
+                reason: "the rule trains bias-free convolutions")
         }
         guard dataset.count > 0 else {
-            throw TrainerError.invalidOption(stage: nil, option: "SoftHebb.dataset", value: "0 images", reason: "needs images")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "SoftHebb.dataset", value: "0 images", reason: "needs images")
         }
         self.conv = conv
         self.dataset = dataset
@@ -205,8 +213,9 @@ public final class SoftHebbObjective: StageObjective {
                 reason: "pass the stage's own Conv2D to the objective")
         }
         let n = min(context.batchSize, dataset.count)
-        let (images, _) = try makeBatch(from: dataset, indices: nextIndices(n, using: &generator),
-                                        normalization: normalization, using: &generator)
+        let (images, _) = try makeBatch(
+            from: dataset, indices: nextIndices(n, using: &generator),
+            normalization: normalization, using: &generator)
         var x = context.frozen(images)
         for layer in layers[..<index] { x = layer.forward(x, mode: .training) }
         guard x.isFinite else { throw NonFiniteValue(what: "SoftHebb input") }

@@ -102,30 +102,38 @@ public struct WideProbe: Sendable {
     public func validate(stages: [[any Layer]], taps: [ProbeTap], imageShape: ImageShape, rows: Int) throws -> Int {
         guard epochs >= 1, batchSize >= 1, chunkSize >= 1 else {
             throw ProbeError.invalidOption(
-                option: "epochs/batchSize/chunkSize", value: "\(epochs)/\(batchSize)/\(chunkSize)", reason: "must be ≥ 1")
+                option: "epochs/batchSize/chunkSize", value: "\(epochs)/\(batchSize)/\(chunkSize)",
+                reason: "must be ≥ 1")
         }
         guard learningRate > 0, learningRate.isFinite else {
-            throw ProbeError.invalidOption(option: "learningRate", value: "\(learningRate)", reason: "must be positive and finite")
+            throw ProbeError.invalidOption(
+                option: "learningRate", value: "\(learningRate)", reason: "must be positive and finite")
         }
         guard dropout >= 0, dropout < 1 else {
             throw ProbeError.invalidOption(option: "dropout", value: "\(dropout)", reason: "must be in [0, 1)")
         }
-        guard !taps.isEmpty else { throw ProbeError.invalidOption(option: "taps", value: "[]", reason: "tap at least one stage") }
+        guard !taps.isEmpty else {
+            throw ProbeError.invalidOption(option: "taps", value: "[]", reason: "tap at least one stage")
+        }
         var width = 0
         for tap in taps {
             guard tap.stage >= 1, tap.stage <= stages.count else {
-                throw ProbeError.invalidOption(option: "tap", value: "stage \(tap.stage)", reason: "the stack has \(stages.count) stages")
+                throw ProbeError.invalidOption(
+                    option: "tap", value: "stage \(tap.stage)", reason: "the stack has \(stages.count) stages")
             }
             var shape = [1, imageShape.channels, imageShape.height, imageShape.width]
             for layer in stages[..<tap.stage].joined() {
                 do { shape = try layer.outputShape(for: shape) } catch {
-                    throw ProbeError.invalidOption(option: "tap", value: tap.label, reason: "the stack rejects the images: \(error)")
+                    throw ProbeError.invalidOption(
+                        option: "tap", value: tap.label, reason: "the stack rejects the images: \(error)")
                 }
             }
             width += try Self.pooledWidth(tap: tap, map: shape)
         }
         let bytes = rows * width * MemoryLayout<Float>.size
-        guard bytes <= memoryLimitBytes else { throw ProbeError.featureCacheTooLarge(bytes: bytes, limit: memoryLimitBytes) }
+        guard bytes <= memoryLimitBytes else {
+            throw ProbeError.featureCacheTooLarge(bytes: bytes, limit: memoryLimitBytes)
+        }
         return width
     }
 
@@ -134,7 +142,9 @@ public struct WideProbe: Sendable {
         guard let g = tap.grid else { return map[1] * map[2] * map[3] }
         guard g >= 1 else { throw ProbeError.invalidOption(option: "grid", value: "\(g)", reason: "must be ≥ 1") }
         guard g <= map[2], g <= map[3] else { throw ProbeError.gridLargerThanMap(tap: tap.label, grid: g, map: map) }
-        guard map[2] % g == 0, map[3] % g == 0 else { throw ProbeError.mapCannotReachGrid(tap: tap.label, grid: g, map: map) }
+        guard map[2] % g == 0, map[3] % g == 0 else {
+            throw ProbeError.mapCannotReachGrid(tap: tap.label, grid: g, map: map)
+        }
         return map[1] * g * g
     }
 
@@ -205,15 +215,17 @@ public struct WideProbe: Sendable {
         stages: [[any Layer]], taps: [ProbeTap], train: any ImageDataset, test: any ImageDataset,
         normalization: ChannelNormalization? = nil, log: (String) -> Void = { _ in }
     ) throws -> Result {
-        let width = try validate(stages: stages, taps: taps, imageShape: train.imageShape, rows: train.count + test.count)
+        let width = try validate(
+            stages: stages, taps: taps, imageShape: train.imageShape, rows: train.count + test.count)
         let clock = ContinuousClock(), start = clock.now
         let tr = try features(stages: stages, taps: taps, of: train, normalization: normalization)
         let te = try features(stages: stages, taps: taps, of: test, normalization: normalization)
         let featureSeconds = LayerwiseTrainer.seconds(clock.now - start)
         log("probe \(taps.map(\.label).joined(separator: "+")): \(width) features in \(Int(featureSeconds)) s")
         let classes = max(train.classCount ?? 0, (tr.labels.max() ?? 0) + 1)
-        var result = try self.train(train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
-                                    classCount: classes, log: log)
+        var result = try self.train(
+            train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
+            classCount: classes, log: log)
         result.featureSeconds = featureSeconds
         return result
     }
@@ -224,16 +236,19 @@ public struct WideProbe: Sendable {
         log: (String) -> Void = { _ in }
     ) throws -> Result {
         guard xs.shape.count == 2, xt.shape.count == 2, xs.shape[1] == xt.shape[1], xs.shape[0] == trainLabels.count,
-              xt.shape[0] == testLabels.count, xs.shape[0] > 0, classCount >= 1 else {
+            xt.shape[0] == testLabels.count, xs.shape[0] > 0, classCount >= 1
+        else {
             throw ProbeError.invalidOption(
-                option: "features", value: "train \(xs.shape), test \(xt.shape)", reason: "need [N, D] matrices of equal width, one label per row")
+                option: "features", value: "train \(xs.shape), test \(xt.shape)",
+                reason: "need [N, D] matrices of equal width, one label per row")
         }
         let clock = ContinuousClock(), start = clock.now
         var xs = xs, xt = xt
         if standardize { Self.standardize(&xs, &xt) }
         let n = xs.shape[0], d = xs.shape[1]
         var generator = SeededGenerator(seed: seed)
-        let layer = try Linear(inputFeatures: d, outputFeatures: classCount, initializer: .fanInUniform, using: &generator)
+        let layer = try Linear(
+            inputFeatures: d, outputFeatures: classCount, initializer: .fanInUniform, using: &generator)
         layer.needsInputGradient = false
         let adam = try LinearProbe.makeAdam(learningRate: learningRate, weightDecay: 0)
         let loss = SoftmaxCrossEntropy()
@@ -268,7 +283,8 @@ public struct WideProbe: Sendable {
         }
         return Result(
             trainAccuracy: Self.accuracy(layer, xs, trainLabels), testAccuracy: perEpoch.last!, featureCount: d,
-            testAccuracyPerEpoch: perEpoch, featureSeconds: 0, trainingSeconds: LayerwiseTrainer.seconds(clock.now - start))
+            testAccuracyPerEpoch: perEpoch, featureSeconds: 0,
+            trainingSeconds: LayerwiseTrainer.seconds(clock.now - start))
     }
 
     static func accuracy(_ layer: Linear, _ x: Tensor, _ labels: [Int]) -> Float {
@@ -278,7 +294,9 @@ public struct WideProbe: Sendable {
             let rows = min(chunk, n - first)
             var part = Tensor.uninitialized(shape: [rows, d])
             x.withUnsafeBufferPointer { src in
-                part.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: src.baseAddress! + first * d, count: rows * d) }
+                part.withUnsafeMutableBufferPointer {
+                    $0.baseAddress!.update(from: src.baseAddress! + first * d, count: rows * d)
+                }
             }
             let p = Evaluation.predictions(logits: layer.forward(part, mode: .inference))
             for r in 0..<rows where p[r] == labels[first + r] { correct += 1 }
@@ -294,7 +312,9 @@ public struct WideProbe: Sendable {
             for r in 0..<n { for j in 0..<d { let v = Double(b[r * d + j]); mean[j] += v; sq[j] += v * v } }
         }
         let mu = mean.map { Float($0 / Double(n)) }
-        let inv = (0..<d).map { j in 1 / Float(max((sq[j] / Double(n) - (mean[j] / Double(n)) * (mean[j] / Double(n))).squareRoot(), 1e-6)) }
+        let inv = (0..<d).map { j in
+            1 / Float(max((sq[j] / Double(n) - (mean[j] / Double(n)) * (mean[j] / Double(n))).squareRoot(), 1e-6))
+        }
         for k in 0..<2 {
             func apply(_ t: inout Tensor) {
                 let rows = t.shape[0]

@@ -45,12 +45,15 @@ public enum WideStack {
     /// → 1,536 (3x3), max pooling 4x4 s2 p1 after stages 1 and 2, 2x2 average pooling last,
     /// so a 32x32 image gives 1,536 x 4 x 4 = 24,576 features.
     public static let softHebbCIFAR: [WideStageSpec] = [
-        WideStageSpec(width: 96, kernel: 5, padding: 2, pooling: .max(kernel: 4, stride: 2, padding: 1),
-                      trianglePower: 0.7, temperature: 1, learningRate: 0.08),
-        WideStageSpec(width: 384, kernel: 3, padding: 1, pooling: .max(kernel: 4, stride: 2, padding: 1),
-                      trianglePower: 1.4, temperature: 1 / 0.65, learningRate: 0.005),
-        WideStageSpec(width: 1536, kernel: 3, padding: 1, pooling: .average(kernel: 2, stride: 2, padding: 0),
-                      trianglePower: 1, temperature: 1 / 0.25, learningRate: 0.01),
+        WideStageSpec(
+            width: 96, kernel: 5, padding: 2, pooling: .max(kernel: 4, stride: 2, padding: 1),
+            trianglePower: 0.7, temperature: 1, learningRate: 0.08),
+        WideStageSpec(
+            width: 384, kernel: 3, padding: 1, pooling: .max(kernel: 4, stride: 2, padding: 1),
+            trianglePower: 1.4, temperature: 1 / 0.65, learningRate: 0.005),
+        WideStageSpec(
+            width: 1536, kernel: 3, padding: 1, pooling: .average(kernel: 2, stride: 2, padding: 0),
+            trianglePower: 1, temperature: 1 / 0.25, learningRate: 0.01),
     ]
 
     /// SoftHebb's initial filter norm: weights are N(0, 1) · radius / √fan-in.
@@ -60,7 +63,8 @@ public enum WideStack {
     ///
     /// - Throws: ``LayerError`` for sizes a layer rejects.
     public static func layers(
-        _ specs: [WideStageSpec], inputChannels: Int, radius: Float = initialRadius, using generator: inout SeededGenerator
+        _ specs: [WideStageSpec], inputChannels: Int, radius: Float = initialRadius,
+        using generator: inout SeededGenerator
     ) throws -> [[any Layer]] {
         var channels = inputChannels
         return try specs.map { spec in
@@ -73,17 +77,21 @@ public enum WideStack {
     public static func stageLayers(
         _ spec: WideStageSpec, inputChannels: Int, radius: Float = initialRadius, using generator: inout SeededGenerator
     ) throws -> [any Layer] {
-        let conv = try Conv2D(inputChannels: inputChannels, outputChannels: spec.width, kernelSize: spec.kernel,
-                              bias: false, using: &generator)
+        let conv = try Conv2D(
+            inputChannels: inputChannels, outputChannels: spec.width, kernelSize: spec.kernel,
+            bias: false, using: &generator)
         let fanIn = Float(inputChannels * spec.kernel * spec.kernel)
-        conv.weight.value = .normal(conv.weight.value.shape, standardDeviation: radius / fanIn.squareRoot(), using: &generator)
+        conv.weight.value = .normal(
+            conv.weight.value.shape, standardDeviation: radius / fanIn.squareRoot(), using: &generator)
         let pool: any Layer
         switch spec.pooling {
         case let .max(k, s, p): pool = try MaxPool2D(kernelSize: k, stride: s, padding: p)
         case let .average(k, s, p): pool = try AvgPool2D(kernelSize: k, stride: s, padding: p)
         }
-        return [try BatchNorm(features: inputChannels, affine: false), try ReflectionPad2D(padding: spec.padding), conv,
-                try TriangleActivation(power: spec.trianglePower), pool]
+        return [
+            try BatchNorm(features: inputChannels, affine: false), try ReflectionPad2D(padding: spec.padding), conv,
+            try TriangleActivation(power: spec.trianglePower), pool,
+        ]
     }
 
     /// The convolution of a stage built by ``stageLayers(_:inputChannels:radius:using:)``.
@@ -99,18 +107,21 @@ public enum WideStack {
     ) throws -> [Stage] {
         guard layers.count == specs.count else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "WideStack.specs", value: "\(specs.count)", reason: "one spec per stage (\(layers.count))")
+                stage: nil, option: "WideStack.specs", value: "\(specs.count)",
+                reason: "one spec per stage (\(layers.count))")
         }
         let steps = max(1, (dataset.count + batchSize - 1) / batchSize)
         return try zip(layers, specs).enumerated().map { k, pair in
             guard let conv = convolution(of: pair.0) else {
-                throw TrainerError.invalidOption(stage: k + 1, option: "layers", value: "no Conv2D", reason: "SoftHebb trains a Conv2D")
+                throw TrainerError.invalidOption(
+                    stage: k + 1, option: "layers", value: "no Conv2D", reason: "SoftHebb trains a Conv2D")
             }
             let objective = try SoftHebbObjective(
                 conv: conv, dataset: dataset, normalization: normalization, temperature: pair.1.temperature,
                 learningRate: pair.1.learningRate, learningRatePower: pair.1.learningRatePower)
-            return Stage(layers: pair.0, objective: objective, optimizer: SoftHebbObjective.makeOptimizer(),
-                         schedule: ConstantSchedule(1), batchSize: batchSize, budget: .epochs(epochs, stepsPerEpoch: steps))
+            return Stage(
+                layers: pair.0, objective: objective, optimizer: SoftHebbObjective.makeOptimizer(),
+                schedule: ConstantSchedule(1), batchSize: batchSize, budget: .epochs(epochs, stepsPerEpoch: steps))
         }
     }
 }
@@ -125,7 +136,8 @@ public enum StatisticsCalibration {
     /// - Throws: ``TrainerError/invalidOption(stage:option:value:reason:)`` for a batch size
     ///   below 1 or an empty dataset; dataset errors.
     public static func calibrate(
-        _ layers: [any Layer], below: FrozenStack, dataset: any ImageDataset, normalization: ChannelNormalization? = nil,
+        _ layers: [any Layer], below: FrozenStack, dataset: any ImageDataset,
+        normalization: ChannelNormalization? = nil,
         batchSize: Int = 10, using generator: inout SeededGenerator
     ) throws {
         guard batchSize >= 1, dataset.count > 0 else {
@@ -138,7 +150,8 @@ public enum StatisticsCalibration {
         order.shuffle(using: &generator)
         for first in stride(from: 0, to: order.count, by: batchSize) {
             let indices = order[first..<min(order.count, first + batchSize)]
-            var x = try makeBatch(from: dataset, indices: indices, normalization: normalization, using: &generator).images
+            var x = try makeBatch(from: dataset, indices: indices, normalization: normalization, using: &generator)
+                .images
             x = below(x)
             for layer in layers[...last] { x = layer.forward(x, mode: .training) }
         }

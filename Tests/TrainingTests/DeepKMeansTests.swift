@@ -4,7 +4,9 @@ import XCTest
 
 final class DeepKMeansTests: XCTestCase {
     private func narrowStack() throws -> [[any Layer]] {
-        let specs = WideStack.softHebbCIFAR.prefix(2).map { s -> WideStageSpec in var s = s; s.width /= 24; return s }
+        let specs = WideStack.softHebbCIFAR.prefix(2).map { s -> WideStageSpec in
+            var s = s; s.width /= 24; return s
+        }
         var g = SeededGenerator(seed: 1)
         return try WideStack.layers(Array(specs), inputChannels: 3, using: &g)
     }

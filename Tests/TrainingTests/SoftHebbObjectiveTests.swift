@@ -12,15 +12,19 @@ final class SoftHebbObjectiveTests: XCTestCase {
         let pad = try ReflectionPad2D(padding: 1)
         var g = SeededGenerator(seed: 0)
         let conv = try Conv2D(inputChannels: 2, outputChannels: 4, kernelSize: 3, bias: false, using: &g)
-        conv.weight.value = try Tensor(shape: [4, 2, 3, 3], values: (0..<72).map { Float(cos(0.71 * Double($0)) * 0.5) })
+        conv.weight.value = try Tensor(
+            shape: [4, 2, 3, 3], values: (0..<72).map { Float(cos(0.71 * Double($0)) * 0.5) })
         var wins = [Int](repeating: 0, count: 4)
         for b in 0..<2 {
-            let x = try Tensor(shape: [3, 2, 5, 5], values: (0..<150).map { Float(sin(0.37 * Double($0) + 0.1 * Double(b)) + 0.2 * Double(b)) })
+            let x = try Tensor(
+                shape: [3, 2, 5, 5],
+                values: (0..<150).map { Float(sin(0.37 * Double($0) + 0.1 * Double(b)) + 0.2 * Double(b)) })
             let xp = pad.forward(bn.forward(x, mode: .training), mode: .inference)
             let (delta, w) = SoftHebbRule.update(
                 weight: conv.weight.value, patches: SoftHebbObjective.patches(of: xp, conv: conv),
                 inverseTemperature: 0.65, learningRate: 0.05, learningRatePower: 0.5)
-            conv.weight.value = try Tensor(shape: delta.shape, values: zip(conv.weight.value.scalars, delta.scalars).map { $0 + $1 })
+            conv.weight.value = try Tensor(
+                shape: delta.shape, values: zip(conv.weight.value.scalars, delta.scalars).map { $0 + $1 })
             for i in 0..<4 { wins[i] += w[i] }
         }
         let expected: [Float] = [
@@ -68,10 +72,13 @@ final class SoftHebbObjectiveTests: XCTestCase {
             let conv = try Conv2D(inputChannels: 3, outputChannels: 6, kernelSize: 3, bias: false, using: &g)
             conv.weight.value = .normal([6, 3, 3, 3], standardDeviation: 25 / Float(27).squareRoot(), using: &g)
             let objective = try SoftHebbObjective(conv: conv, dataset: data, temperature: 1, learningRate: 0.08)
-            let layers: [any Layer] = [try BatchNorm(features: 3, affine: false), try ReflectionPad2D(padding: 1), conv,
-                                       try TriangleActivation(power: 0.7), try MaxPool2D(kernelSize: 4, stride: 2, padding: 1)]
-            let stage = Stage(layers: layers, objective: objective, optimizer: SoftHebbObjective.makeOptimizer(),
-                              schedule: ConstantSchedule(1), batchSize: 4, budget: .epochs(3, stepsPerEpoch: 6))
+            let layers: [any Layer] = [
+                try BatchNorm(features: 3, affine: false), try ReflectionPad2D(padding: 1), conv,
+                try TriangleActivation(power: 0.7), try MaxPool2D(kernelSize: 4, stride: 2, padding: 1),
+            ]
+            let stage = Stage(
+                layers: layers, objective: objective, optimizer: SoftHebbObjective.makeOptimizer(),
+                schedule: ConstantSchedule(1), batchSize: 4, budget: .epochs(3, stepsPerEpoch: 6))
             let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 3, seed: 5)
             let report = try trainer.pretrain()
             return (conv.weight.value, report.stages[0].epochLosses, objective.winCounts)
@@ -89,8 +96,10 @@ final class SoftHebbObjectiveTests: XCTestCase {
         var g = SeededGenerator(seed: 0)
         let conv = try Conv2D(inputChannels: 3, outputChannels: 2, kernelSize: 3, bias: false, using: &g)
         XCTAssertThrowsError(try SoftHebbObjective(conv: conv, dataset: data, temperature: 0, learningRate: 0.1)) {
-            XCTAssertEqual($0 as? TrainerError, .invalidOption(
-                stage: nil, option: "SoftHebb.temperature", value: "0.0", reason: "must be positive and finite"))
+            XCTAssertEqual(
+                $0 as? TrainerError,
+                .invalidOption(
+                    stage: nil, option: "SoftHebb.temperature", value: "0.0", reason: "must be positive and finite"))
         }
         XCTAssertThrowsError(try SoftHebbObjective(conv: conv, dataset: data, temperature: -1, learningRate: 0.1))
         XCTAssertThrowsError(try SoftHebbObjective(conv: conv, dataset: data, temperature: 1, learningRate: .nan))

@@ -33,7 +33,9 @@ final class WideStackTests: XCTestCase {
     /// every stage's filters.
     func testNarrowStackTrainsEveryStage() throws {
         let data = SyntheticImages(count: 12, seed: 4)
-        let specs = WideStack.softHebbCIFAR.map { s -> WideStageSpec in var s = s; s.width /= 24; return s }
+        let specs = WideStack.softHebbCIFAR.map { s -> WideStageSpec in
+            var s = s; s.width /= 24; return s
+        }
         var g = SeededGenerator(seed: 2)
         let layers = try WideStack.layers(specs, inputChannels: 3, using: &g)
         let before = layers.map { WideStack.convolution(of: $0)!.weight.value }
@@ -43,7 +45,8 @@ final class WideStackTests: XCTestCase {
         let report = try trainer.pretrain()
         XCTAssertEqual(report.stages.map(\.steps), [3, 3, 3])
         for (k, stage) in layers.enumerated() {
-            XCTAssertFalse(WideStack.convolution(of: stage)!.weight.value.isBitIdentical(to: before[k]), "stage \(k + 1)")
+            XCTAssertFalse(
+                WideStack.convolution(of: stage)!.weight.value.isBitIdentical(to: before[k]), "stage \(k + 1)")
         }
     }
 
@@ -54,18 +57,22 @@ final class WideStackTests: XCTestCase {
         let bn = stage[0] as! BatchNorm
         let weight = WideStack.convolution(of: stage)!.weight.value
         var c = SeededGenerator(seed: 2)
-        try StatisticsCalibration.calibrate(stage, below: FrozenStack(layers: []), dataset: data, batchSize: 5, using: &c)
+        try StatisticsCalibration.calibrate(
+            stage, below: FrozenStack(layers: []), dataset: data, batchSize: 5, using: &c)
         XCTAssertTrue(WideStack.convolution(of: stage)!.weight.value.isBitIdentical(to: weight))
         XCTAssertNotEqual(bn.runningMean.value.scalars, [0, 0, 0])
         XCTAssertNotEqual(bn.runningVar.value.scalars, [1, 1, 1])
-        XCTAssertThrowsError(try StatisticsCalibration.calibrate(
-            stage, below: FrozenStack(layers: []), dataset: data, batchSize: 0, using: &c))
+        XCTAssertThrowsError(
+            try StatisticsCalibration.calibrate(
+                stage, below: FrozenStack(layers: []), dataset: data, batchSize: 0, using: &c))
     }
 }
 
 final class WideProbeTests: XCTestCase {
     private func stack() throws -> [[any Layer]] {
-        let specs = WideStack.softHebbCIFAR.map { s -> WideStageSpec in var s = s; s.width /= 48; return s }
+        let specs = WideStack.softHebbCIFAR.map { s -> WideStageSpec in
+            var s = s; s.width /= 48; return s
+        }
         var g = SeededGenerator(seed: 1)
         return try WideStack.layers(specs, inputChannels: 3, using: &g)
     }
@@ -74,21 +81,31 @@ final class WideProbeTests: XCTestCase {
         let layers = try stack()  // 16x16 images: maps 8x8, 4x4, 2x2
         let shape = ImageShape(channels: 3, height: 16, width: 16)
         let probe = WideProbe(epochs: 1)
-        XCTAssertThrowsError(try probe.validate(stages: layers, taps: [ProbeTap(stage: 3, grid: 4)], imageShape: shape, rows: 10)) {
+        XCTAssertThrowsError(
+            try probe.validate(stages: layers, taps: [ProbeTap(stage: 3, grid: 4)], imageShape: shape, rows: 10)
+        ) {
             XCTAssertEqual($0 as? ProbeError, .gridLargerThanMap(tap: "stage3@4x4", grid: 4, map: [1, 32, 2, 2]))
         }
-        XCTAssertThrowsError(try probe.validate(stages: layers, taps: [ProbeTap(stage: 1, grid: 3)], imageShape: shape, rows: 10)) {
+        XCTAssertThrowsError(
+            try probe.validate(stages: layers, taps: [ProbeTap(stage: 1, grid: 3)], imageShape: shape, rows: 10)
+        ) {
             XCTAssertEqual($0 as? ProbeError, .mapCannotReachGrid(tap: "stage1@3x3", grid: 3, map: [1, 2, 8, 8]))
         }
         let small = WideProbe(epochs: 1, memoryLimitBytes: 1_000)
-        XCTAssertThrowsError(try small.validate(stages: layers, taps: [ProbeTap(stage: 1)], imageShape: shape, rows: 10)) {
+        XCTAssertThrowsError(
+            try small.validate(stages: layers, taps: [ProbeTap(stage: 1)], imageShape: shape, rows: 10)
+        ) {
             XCTAssertEqual($0 as? ProbeError, .featureCacheTooLarge(bytes: 10 * 128 * 4, limit: 1_000))
         }
-        XCTAssertThrowsError(try probe.validate(stages: layers, taps: [ProbeTap(stage: 4)], imageShape: shape, rows: 10))
-        XCTAssertThrowsError(try WideProbe(dropout: 1).validate(stages: layers, taps: [ProbeTap(stage: 1)], imageShape: shape, rows: 1))
+        XCTAssertThrowsError(
+            try probe.validate(stages: layers, taps: [ProbeTap(stage: 4)], imageShape: shape, rows: 10))
+        XCTAssertThrowsError(
+            try WideProbe(dropout: 1).validate(stages: layers, taps: [ProbeTap(stage: 1)], imageShape: shape, rows: 1))
         // Stage 2 pooled to quadrants, concatenated with stage 3's map: 8·2·2 + 32·2·2.
-        XCTAssertEqual(try probe.validate(stages: layers, taps: [ProbeTap(stage: 2, grid: 2), ProbeTap(stage: 3)],
-                                          imageShape: shape, rows: 10), 32 + 128)
+        XCTAssertEqual(
+            try probe.validate(
+                stages: layers, taps: [ProbeTap(stage: 2, grid: 2), ProbeTap(stage: 3)],
+                imageShape: shape, rows: 10), 32 + 128)
     }
 
     func testGridPoolingAveragesEqualCells() throws {
