@@ -166,7 +166,7 @@ public struct WideProbe: Sendable {
             var column = 0
             var maps: [Int: Tensor] = [:]
             for k in 0..<deepest {
-                x = LayerChain.forward(stages[k], x, mode: .inference)
+                for layer in stages[k] { x = layer.forward(x, mode: .inference) }
                 maps[k + 1] = x
             }
             for tap in taps {
@@ -220,7 +220,7 @@ public struct WideProbe: Sendable {
         let clock = ContinuousClock(), start = clock.now
         let tr = try features(stages: stages, taps: taps, of: train, normalization: normalization)
         let te = try features(stages: stages, taps: taps, of: test, normalization: normalization)
-        let featureSeconds = LayerwiseTrainer.seconds(clock.now - start)
+        let featureSeconds = Self.seconds(clock.now - start)
         log("probe \(taps.map(\.label).joined(separator: "+")): \(width) features in \(Int(featureSeconds)) s")
         let classes = max(train.classCount ?? 0, (tr.labels.max() ?? 0) + 1)
         var result = try self.train(
@@ -250,14 +250,15 @@ public struct WideProbe: Sendable {
         let layer = try Linear(
             inputFeatures: d, outputFeatures: classCount, initializer: .fanInUniform, using: &generator)
         layer.needsInputGradient = false
-        let adam = try LinearProbe.makeAdam(learningRate: learningRate, weightDecay: 0)
+        let adam = Adam(learningRate: learningRate)
+        try adam.validate()
         let loss = SoftmaxCrossEntropy()
         let halvings = Set(halvingFractions.map { Int(Double(epochs) * $0) })
         var order = Array(0..<n)
         var perEpoch: [Float] = []
         let keep = 1 - dropout, scale = 1 / keep
         for epoch in 1...epochs {
-            ClassifierTrainer.shuffle(&order, using: &generator)
+            order.shuffle(using: &generator)
             for first in stride(from: 0, to: n, by: batchSize) {
                 let rows = min(batchSize, n - first)
                 var batch = Tensor.uninitialized(shape: [rows, d])
@@ -284,7 +285,7 @@ public struct WideProbe: Sendable {
         return Result(
             trainAccuracy: Self.accuracy(layer, xs, trainLabels), testAccuracy: perEpoch.last!, featureCount: d,
             testAccuracyPerEpoch: perEpoch, featureSeconds: 0,
-            trainingSeconds: LayerwiseTrainer.seconds(clock.now - start))
+            trainingSeconds: Self.seconds(clock.now - start))
     }
 
     static func accuracy(_ layer: Linear, _ x: Tensor, _ labels: [Int]) -> Float {
@@ -298,10 +299,21 @@ public struct WideProbe: Sendable {
                     $0.baseAddress!.update(from: src.baseAddress! + first * d, count: rows * d)
                 }
             }
-            let p = Evaluation.predictions(logits: layer.forward(part, mode: .inference))
-            for r in 0..<rows where p[r] == labels[first + r] { correct += 1 }
+            let logits = layer.forward(part, mode: .inference)
+            let classes = logits.shape[1]
+            logits.withUnsafeBufferPointer { l in
+                for r in 0..<rows {
+                    var best = 0
+                    for c in 1..<classes where l[r * classes + c] > l[r * classes + best] { best = c }
+                    if best == labels[first + r] { correct += 1 }
+                }
+            }
         }
         return Float(correct) / Float(max(1, n))
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
     /// Standardises both matrices in place with the training columns' mean and deviation.
