@@ -16,6 +16,8 @@ struct DeepExperiment {
     var widthScale: Double = 1
     /// How every stage learns.
     var objective: DeepObjective = .softhebb
+    /// A `deep_stages.safetensors` of an earlier run: load it instead of pretraining.
+    var weightsPath: String?
 
     var specs: [WideStageSpec] {
         WideStack.softHebbCIFAR.map { s in
@@ -45,7 +47,7 @@ struct DeepExperiment {
                 stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
                 rows: data.train.count + data.test.count)
         }
-        let report = try pretrain(layers, data: data)
+        let report = try weightsPath.map { try load($0, into: layers) } ?? pretrain(layers, data: data)
         for r in report.stages {
             results.pretraining["stage\(r.stage)"] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
@@ -59,8 +61,10 @@ struct DeepExperiment {
                 for p in l.parameters + l.buffers { weights["stage\(k + 1).\(i).\(p.name)"] = p.value }
             }
         }
+        var metadata = ["kind": "deep-stack", "objective": objective.rawValue]
+        for r in report.stages { metadata["stage\(r.stage)_seconds"] = "\(r.seconds)" }
         try SafeTensors.write(
-            weights, metadata: ["kind": "deep-stack", "objective": objective.rawValue],
+            weights, metadata: metadata,
             to: out + "/deep_stages.safetensors")
         try writeFilters(layers)
 
@@ -92,6 +96,30 @@ struct DeepExperiment {
         log(
             "done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json"
         )
+    }
+
+    /// Loads the stage weights and statistics of an earlier run (and the pretraining
+    /// seconds it recorded).
+    func load(_ path: String, into layers: [[any Layer]]) throws -> (stages: [StageTime], totalSeconds: Double) {
+        let file = try SafeTensors.read(path: path)
+        for (k, stage) in layers.enumerated() {
+            for (i, l) in stage.enumerated() {
+                for p in l.parameters + l.buffers {
+                    let name = "stage\(k + 1).\(i).\(p.name)"
+                    guard let t = file.tensors[name], t.shape == p.value.shape else {
+                        throw ExperimentError.data("\(path): no tensor \(name) of shape \(p.value.shape)")
+                    }
+                    p.value = t
+                }
+            }
+        }
+        log("loaded the stage weights of \(path) (objective \(file.metadata["objective"] ?? "?"))")
+        let stages = layers.indices.compactMap { k -> StageTime? in
+            file.metadata["stage\(k + 1)_seconds"].flatMap(Double.init).map {
+                StageTime(stage: k + 1, seconds: $0, finalLoss: .nan, epochLosses: [])
+            }
+        }
+        return (stages, stages.reduce(0) { $0 + $1.seconds })
     }
 
     /// Trains the stages bottom-up with ``objective``.

@@ -94,6 +94,9 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
     var deepObjective: DeepObjective = .softhebb
 
+    @Option(help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
+    var deepWeights: String?
+
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
 
@@ -229,7 +232,7 @@ struct ReproducePaper: ParsableCommand {
                 let deep = DeepExperiment(
                     out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
                     commandLine: experiment.commandLine, widthScale: widthScale,
-                    objective: deepObjective)
+                    objective: deepObjective, weightsPath: deepWeights)
                 return try deep.run(data: data)
             }
             try experiment.run(data: data)
