@@ -68,7 +68,11 @@ struct DeepExperiment {
             to: out + "/deep_stages.safetensors")
         try writeFilters(layers)
 
-        for k in 1...layers.count {
+        // Each stage, then its untrained control: the same initial weights (same seed), with
+        // statistics calibrated. The deepest stage first: it is the one the study is about.
+        var fresh = SeededGenerator(seed: seed)
+        let initial = try WideStack.layers(specs, inputChannels: 3, using: &fresh)
+        for k in (1...layers.count).reversed() {
             let r = try probe.evaluate(
                 stages: layers, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
             results.linearProbe["stage\(k)"] = Double(r.testAccuracy)
@@ -76,19 +80,14 @@ struct DeepExperiment {
                 "probe stage\(k): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features; "
                     + "features \(Int(r.featureSeconds)) s, classifier \(Int(r.trainingSeconds)) s)")
             try results.write(to: out)
-        }
-        // Untrained controls: the same initial weights (same seed), statistics calibrated.
-        var fresh = SeededGenerator(seed: seed)
-        let initial = try WideStack.layers(specs, inputChannels: 3, using: &fresh)
-        for k in 1...layers.count {
             var calibration = SeededGenerator(seed: seed &+ UInt64(k))
             let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
             try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
             let control = Array(layers[..<(k - 1)]) + [initial[k - 1]]
-            let r = try probe.evaluate(
+            let c = try probe.evaluate(
                 stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
-            results.linearProbe["stage\(k)_untrained"] = Double(r.testAccuracy)
-            log("probe stage\(k)_untrained: \(percent(Double(r.testAccuracy)))")
+            results.linearProbe["stage\(k)_untrained"] = Double(c.testAccuracy)
+            log("probe stage\(k)_untrained: \(percent(Double(c.testAccuracy)))")
             try results.write(to: out)
         }
         results.totalSeconds = Date().timeIntervalSince(started)
