@@ -1,3 +1,4 @@
+import Baselines
 import Datasets
 import Layers
 import TensorCore
