@@ -6,7 +6,7 @@ import PackageDescription
 /// and is re-exported by the `Layerwise` umbrella.
 let concernModules = [
     "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations",
-    "Datasets", "PatchSamplers", "Figures", "Baselines", "Training", "Probes", "Experiments",
+    "Datasets", "PatchSamplers", "Figures", "Training", "Baselines", "Probes", "Experiments",
 ]
 
 let package = Package(
@@ -40,13 +40,11 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["TensorCore", "Augmentations"]),
         .target(name: "PatchSamplers", dependencies: ["TensorCore", "Augmentations", "Datasets"]),
         .target(name: "Figures", dependencies: ["TensorCore"]),
-        .target(name: "Baselines", dependencies: ["TensorCore", "Layers", "Datasets"]),
         .target(
             name: "Training",
-            dependencies: [
-                "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers", "Baselines",
-            ]
+            dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
         ),
+        .target(name: "Baselines", dependencies: ["TensorCore", "Layers", "Datasets", "Training"]),
         .target(name: "Probes", dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Datasets", "Training"]),
         .target(
             name: "Experiments",
