@@ -25,29 +25,37 @@ public struct KMeansStart: StagePreparation {
     ///   not positive and finite.
     public init(baseline: KMeansBaseline, scale: Float = 1) throws {
         guard scale > 0, scale.isFinite else {
-            throw TrainerError.invalidOption(stage: nil, option: "KMeansStart.scale", value: "\(scale)", reason: "must be positive and finite")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "KMeansStart.scale", value: "\(scale)", reason: "must be positive and finite")
         }
         self.baseline = baseline
         self.scale = scale
     }
 
-    public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+    public func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator
+    ) throws {
         guard below.layers.isEmpty else {
             throw TrainerError.invalidOption(
                 stage: stage, option: "KMeansStart", value: "\(below.layers.count) frozen layers below",
-                reason: "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it")
+                reason:
+                    "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it"
+            )
         }
         guard let conv = layers.first as? WhitenedConv2D else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
-                stage: stage, option: "KMeansStart", value: found, reason: "the stage's first layer must be a WhitenedConv2D")
+                stage: stage, option: "KMeansStart", value: found,
+                reason: "the stage's first layer must be a WhitenedConv2D")
         }
         let (weight, bias) = baseline.foldedFilters()
         do {
             try conv.setFoldedParameters(weight: weight, bias: bias, scale: scale)
         } catch {
             throw TrainerError.invalidOption(
-                stage: stage, option: "KMeansStart", value: "\(baseline.filters) filters of \(baseline.channels)×\(baseline.kernelSize)×\(baseline.kernelSize)",
+                stage: stage, option: "KMeansStart",
+                value:
+                    "\(baseline.filters) filters of \(baseline.channels)×\(baseline.kernelSize)×\(baseline.kernelSize)",
                 reason: "does not fit the stage's WhitenedConv2D: \(error)")
         }
     }

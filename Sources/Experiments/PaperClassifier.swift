@@ -72,7 +72,8 @@ public struct PaperClassifier: Sendable, Equatable {
         var weights: [String: Tensor]?
         if let source = arm.source {
             guard let pretrained else { throw PaperSetupError.missingPretrainedWeights(arm: arm.rawValue) }
-            weights = source.carriesClassifierNames
+            weights =
+                source.carriesClassifierNames
                 ? pretrained : Self.classifierWeights(fromPretrained: pretrained, stages: stages)
         }
         return try TransferClassifier(

@@ -124,9 +124,10 @@ extension Evaluation {
             b.withUnsafeBufferPointer { bb in
                 a.withUnsafeBufferPointer { ab in
                     sims.withUnsafeMutableBufferPointer { sb in
-                        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: nTrain, k: d, alpha: 1,
-                                  a: bb.baseAddress! + start * d, lda: d, b: ab.baseAddress!, ldb: d,
-                                  beta: 0, c: sb.baseAddress!, ldc: nTrain)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: rows, n: nTrain, k: d, alpha: 1,
+                            a: bb.baseAddress! + start * d, lda: d, b: ab.baseAddress!, ldb: d,
+                            beta: 0, c: sb.baseAddress!, ldc: nTrain)
                     }
                 }
             }

@@ -13,8 +13,10 @@ final class NamedChoiceTests: XCTestCase {
 
     func testUnknownTransferArmNamesItAndTheValidArms() {
         XCTAssertThrowsError(try TransferArm.list("scratch,contrastive")) { error in
-            XCTAssertEqual(error as? PaperSetupError, .unknownName(
-                kind: "transfer arm", value: "contrastive", valid: TransferArm.allCases.map(\.rawValue)))
+            XCTAssertEqual(
+                error as? PaperSetupError,
+                .unknownName(
+                    kind: "transfer arm", value: "contrastive", valid: TransferArm.allCases.map(\.rawValue)))
             let text = "\(error)"
             XCTAssertTrue(text.contains("\"contrastive\""), text)
             XCTAssertTrue(text.contains("contrastive_frozen, contrastive_finetuned"), text)
@@ -42,13 +44,17 @@ final class NamedChoiceTests: XCTestCase {
     /// An unknown distance used to fall back silently to cosine.
     func testUnknownDistanceIsAnErrorNotCosine() {
         XCTAssertThrowsError(try DistanceName(named: "manhattan")) { error in
-            XCTAssertEqual(error as? PaperSetupError, .unknownName(
-                kind: "distance", value: "manhattan", valid: ["cosine", "euclidean", "squared-euclidean"]))
+            XCTAssertEqual(
+                error as? PaperSetupError,
+                .unknownName(
+                    kind: "distance", value: "manhattan", valid: ["cosine", "euclidean", "squared-euclidean"]))
             XCTAssertEqual("\(error)", "unknown distance \"manhattan\"; valid: cosine, euclidean, squared-euclidean")
         }
         XCTAssertThrowsError(try MinerName(named: "semihard")) { error in
-            XCTAssertEqual(error as? PaperSetupError, .unknownName(
-                kind: "negative miner", value: "semihard", valid: ["semi-hard", "hardest"]))
+            XCTAssertEqual(
+                error as? PaperSetupError,
+                .unknownName(
+                    kind: "negative miner", value: "semihard", valid: ["semi-hard", "hardest"]))
         }
     }
 
@@ -61,8 +67,10 @@ final class NamedChoiceTests: XCTestCase {
             try PaperClassifier(conv1Filters: 2, conv2Filters: 4, hiddenUnits: 8, transferredStages: 3))
         let paper = try PaperClassifier(conv1Filters: 2, conv2Filters: 4, hiddenUnits: 8)
         let shape = ImageShape(channels: 3, height: 32, width: 32)
-        XCTAssertThrowsError(try paper.transferClassifier(
-            .contrastiveFrozen, classes: 10, pretrained: nil, inputShape: shape, seed: 1)) {
+        XCTAssertThrowsError(
+            try paper.transferClassifier(
+                .contrastiveFrozen, classes: 10, pretrained: nil, inputShape: shape, seed: 1)
+        ) {
             XCTAssertEqual($0 as? PaperSetupError, .missingPretrainedWeights(arm: "contrastive_frozen"))
         }
         // Pretraining names "stage1.0.*" land in the classifier's conv1; the pool has no state.

@@ -27,15 +27,27 @@ final class EvaluationTests: XCTestCase {
         // Train: two clusters by direction. Test points near each.
         let train = try Tensor(shape: [4, 2], values: [1, 0, 2, 0.1, 0, 1, 0.1, 3])
         let test = try Tensor(shape: [3, 2], values: [5, 0.5, 0.2, 1, 1, 0.9])
-        XCTAssertEqual(try Evaluation.knnAccuracy(train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 1, classCount: 2), 1)
-        XCTAssertEqual(try Evaluation.knnAccuracy(train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [1, 1, 1], k: 1, classCount: 2), 1.0 / 3.0)
+        XCTAssertEqual(
+            try Evaluation.knnAccuracy(
+                train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 1, classCount: 2), 1)
+        XCTAssertEqual(
+            try Evaluation.knnAccuracy(
+                train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [1, 1, 1], k: 1, classCount: 2),
+            1.0 / 3.0)
         // k = 3 on the diagonal point: neighbours by cosine are (1,0.9)·… → two of class 0? compute: sims to
         // (1,0)=.74, (2,.1)=.78, (0,1)=.67, (.1,3)=.71 → top-3: 0,0,1 → class 0.
-        XCTAssertEqual(try Evaluation.knnAccuracy(train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 3, classCount: 2), 1)
-        XCTAssertThrowsError(try Evaluation.knnAccuracy(train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 0, classCount: 2)) {
+        XCTAssertEqual(
+            try Evaluation.knnAccuracy(
+                train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 3, classCount: 2), 1)
+        XCTAssertThrowsError(
+            try Evaluation.knnAccuracy(
+                train: train, trainLabels: [0, 0, 1, 1], test: test, testLabels: [0, 1, 0], k: 0, classCount: 2)
+        ) {
             guard case TrainerError.invalidOption(_, "k", _, _) = $0 else { return XCTFail("\($0)") }
         }
-        XCTAssertThrowsError(try Evaluation.knnAccuracy(train: train, trainLabels: [0, 0, 1], test: test, testLabels: [0, 1, 0], k: 1, classCount: 2))
+        XCTAssertThrowsError(
+            try Evaluation.knnAccuracy(
+                train: train, trainLabels: [0, 0, 1], test: test, testLabels: [0, 1, 0], k: 1, classCount: 2))
     }
 
     /// A random (untrained) conv stage keeps where the bright blob is; quadrant pooling
@@ -43,12 +55,14 @@ final class EvaluationTests: XCTestCase {
     func testLinearProbeBeatsChanceOnAnEasyTask() throws {
         var g = SeededGenerator(seed: 3)
         let layers: [any Layer] = [
-            try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g), try MaxPool2D(kernelSize: 2), ReLU(),
+            try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g), try MaxPool2D(kernelSize: 2),
+            ReLU(),
         ]
         let extractor = FeatureExtractor(layers: layers)
         let before = layers.flatMap(\.parameters).map(\.value)
         let train = blobDataset(count: 120, seed: 41), test = blobDataset(count: 80, seed: 42)
-        let result = try LinearProbe(epochs: 20, learningRate: 0.01, batchSize: 32, seed: 1).evaluate(extractor, train: train, test: test)
+        let result = try LinearProbe(epochs: 20, learningRate: 0.01, batchSize: 32, seed: 1).evaluate(
+            extractor, train: train, test: test)
         XCTAssertEqual(result.featureCount, 32)  // 16 → 13 → 6: 8 channels × 4 quadrants
         XCTAssertGreaterThan(result.testAccuracy, 0.8, "chance is 0.25: \(result)")
         let after = layers.flatMap(\.parameters).map(\.value)

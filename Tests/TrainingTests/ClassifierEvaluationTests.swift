@@ -17,7 +17,8 @@ final class ClassifierEvaluationTests: XCTestCase {
         XCTAssertEqual(m.perClassAccuracy[1], 0.5)
         XCTAssertEqual(m.perClassAccuracy[2], 2.0 / 3.0)
         XCTAssertTrue(m.perClassAccuracy[3].isNaN)
-        XCTAssertEqual(Evaluation.predictions(logits: try! Tensor(shape: [2, 3], values: [0, 2, 1, 5, -1, 4])), [1, 0])
+        XCTAssertEqual(
+            Evaluation.predictions(logits: try! Tensor(shape: [2, 3], values: [0, 2, 1, 5, -1, 4])), [1, 0])
     }
 
     func testProbeAsTrainerEvaluationHook() throws {
