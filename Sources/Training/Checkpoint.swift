@@ -106,7 +106,8 @@ extension LayerwiseTrainer {
 
     /// The objective's auxiliary parameters of `phase` under their checkpoint names.
     func objectiveState(_ phase: Phase) -> [(name: String, parameter: Parameter)] {
-        StateKey.prefixed(phase.config.objective.auxiliaryParameters, prefix: StateKey.objective(stage: phase.index + 1))
+        let prefix = StateKey.objective(stage: phase.index + 1)
+        return StateKey.prefixed(phase.config.objective.auxiliaryParameters, prefix: prefix)
     }
 
     /// The trainable parameters of `phase` under their optimizer-state names.
@@ -171,16 +172,19 @@ extension LayerwiseTrainer {
 
     /// Slots are per-element moments (the parameter's shape) or per-parameter scalars such
     /// as Adam's step count (shape [1]), and finite.
-    func checkOptimizerState(_ tensors: [String: Tensor], named: [(name: String, parameter: Parameter)], path: String) throws {
+    func checkOptimizerState(
+        _ tensors: [String: Tensor], named: [(name: String, parameter: Parameter)], path: String
+    ) throws {
         for (name, p) in named {
             var slot = 0
             while let t = tensors["\(name).\(slot)"] {
+                let what = "optimizer state \(name).\(slot)"
                 guard t.shape == p.value.shape || t.shape == [1] else {
                     throw TrainerError.checkpoint(
-                        path: path, reason: "optimizer state \(name).\(slot) has shape \(t.shape), expected \(p.value.shape) or [1]")
+                        path: path, reason: "\(what) has shape \(t.shape), expected \(p.value.shape) or [1]")
                 }
                 guard t.isFinite else {
-                    throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name).\(slot) holds NaN or infinite values")
+                    throw TrainerError.checkpoint(path: path, reason: "\(what) holds NaN or infinite values")
                 }
                 slot += 1
             }

@@ -361,11 +361,11 @@ public final class LayerwiseTrainer {
         var reports: [StageReport] = []
         for number in (resumePoint?.position.phase ?? 0)..<phases.count {
             let resumed = resumePoint.flatMap { $0.position.phase == number ? $0 : nil }
-            if let report = try train(phases[number], number: number, mode: mode, resumingFrom: resumed, events: events) {
-                reports.append(report)
-            }
+            let report = try train(phases[number], number: number, mode: mode, resumingFrom: resumed, events: events)
+            if let report { reports.append(report) }
         }
-        return PretrainingReport(mode: mode, stages: reports, totalSeconds: Self.seconds(ContinuousClock.now - runStart))
+        let seconds = Self.seconds(ContinuousClock.now - runStart)
+        return PretrainingReport(mode: mode, stages: reports, totalSeconds: seconds)
     }
 
     /// An unusable checkpoint directory must fail now, not when the first checkpoint is due.
@@ -415,8 +415,10 @@ public final class LayerwiseTrainer {
         let named = trainableParameters(phase)
         let context = StageStepContext(
             stage: phase.stage, patchSize: phase.patchSize, batchSize: phase.config.batchSize,
-            frozen: FrozenStack(layers: phase.frozen), trainable: TrainableBlock(layers: phase.trainable, head: phase.head))
-        var progress = PhaseProgress(start: ContinuousClock.now, firstStep: position.stepsDone, isResumed: resumed != nil)
+            frozen: FrozenStack(layers: phase.frozen),
+            trainable: TrainableBlock(layers: phase.trainable, head: phase.head))
+        var progress = PhaseProgress(
+            start: ContinuousClock.now, firstStep: position.stepsDone, isResumed: resumed != nil)
         for step in progress.firstStep..<total {
             let stats = try trainStep(step, of: phase, context: context, parameters: named)
             position.stepsDone = step + 1
@@ -446,7 +448,8 @@ public final class LayerwiseTrainer {
     /// One optimizer step (0-based `step`): schedule, zeroed gradients, the objective's
     /// step, the non-finite checks, the update. A non-finite value stops before the update.
     func trainStep(
-        _ step: Int, of phase: Phase, context: StageStepContext, parameters named: [(name: String, parameter: Parameter)]
+        _ step: Int, of phase: Phase, context: StageStepContext,
+        parameters named: [(name: String, parameter: Parameter)]
     ) throws -> StepStatistics {
         let config = phase.config
         let epoch = step / config.budget.stepsPerEpoch + 1
@@ -482,8 +485,8 @@ public final class LayerwiseTrainer {
         return StepEvent(
             stage: phase.stage, epoch: step / phase.config.budget.stepsPerEpoch + 1, step: step + 1, totalSteps: total,
             loss: stats.loss, statistics: stats, samplesPerSecond: elapsed > 0 ? Double(progress.samples) / elapsed : 0,
-            sampleUnit: phase.config.objective.sampleUnit, etaSeconds: elapsed / Double(done) * Double(total - step - 1),
-            learningRate: phase.config.optimizer.learningRate)
+            sampleUnit: phase.config.objective.sampleUnit,
+            etaSeconds: elapsed / Double(done) * Double(total - step - 1), learningRate: phase.config.optimizer.learningRate)
     }
 
     /// Closes the epoch that `step` ended: its mean loss, the evaluation when due, the event.
@@ -553,8 +556,8 @@ public final class LayerwiseTrainer {
     /// learns) and every later layer compute it (gradients must reach the first). Layers
     /// inside composites (``Layer/children``) count in tree order.
     /// Returns the previous flags for ``restoreInputGradients(_:)``.
-    static func configureInputGradients(_ layers: [any Layer]) -> [(layer: any InputGradientSkipping, needsInputGradient: Bool)] {
-        var saved: [(layer: any InputGradientSkipping, needsInputGradient: Bool)] = []
+    static func configureInputGradients(_ layers: [any Layer]) -> [InputGradientFlag] {
+        var saved: [InputGradientFlag] = []
         for (i, l) in LayerTree.leaves(layers).enumerated() {
             if let c = l as? any InputGradientSkipping {
                 saved.append((c, c.needsInputGradient))
@@ -564,7 +567,10 @@ public final class LayerwiseTrainer {
         return saved
     }
 
-    static func restoreInputGradients(_ saved: [(layer: any InputGradientSkipping, needsInputGradient: Bool)]) {
+    /// A layer and the input-gradient flag it had before ``configureInputGradients(_:)``.
+    typealias InputGradientFlag = (layer: any InputGradientSkipping, needsInputGradient: Bool)
+
+    static func restoreInputGradients(_ saved: [InputGradientFlag]) {
         for (l, flag) in saved { l.needsInputGradient = flag }
     }
 

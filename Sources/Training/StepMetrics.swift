@@ -31,7 +31,8 @@ enum StandardMetrics {
     static func metrics(diagnostics d: LossDiagnostics?, accuracy: Float?) -> [StepMetric] {
         var out: [StepMetric] = []
         if let d {
-            out.append(StepMetric(name: "activeFraction", value: Double(d.activeFraction), divergenceLabel: distancesLabel))
+            out.append(StepMetric(
+                name: "activeFraction", value: Double(d.activeFraction), divergenceLabel: distancesLabel))
             out.append(StepMetric(
                 name: "meanPositiveDistance", value: Double(d.meanPositiveDistance), divergenceLabel: distancesLabel))
             out.append(StepMetric(

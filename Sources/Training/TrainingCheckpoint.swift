@@ -78,7 +78,8 @@ struct TrainingCheckpoint {
                 path: path, reason: "metadata format is \(file.metadata["format"] ?? "missing"), expected \(format)")
         }
         if let arch = file.metadata["architecture"], arch != architecture {
-            throw TrainerError.checkpoint(path: path, reason: "written for stages [\(arch)], this trainer has [\(architecture)]")
+            throw TrainerError.checkpoint(
+                path: path, reason: "written for stages [\(arch)], this trainer has [\(architecture)]")
         }
         return TrainingCheckpoint(tensors: file.tensors, metadata: file.metadata, path: path)
     }
@@ -86,8 +87,8 @@ struct TrainingCheckpoint {
     /// `<mode>-stage<k>-step<steps, 9 digits>.safetensors`.
     static func fileName(mode: PretrainingReport.Mode, stage: Int, stepsDone: Int) -> String {
         let digits = String(stepsDone)
-        return "\(mode.rawValue)-\(StateKey.stage(stage))-step\(String(repeating: "0", count: max(0, 9 - digits.count)))"
-            + digits + fileExtension
+        let padding = String(repeating: "0", count: max(0, 9 - digits.count))
+        return "\(mode.rawValue)-\(StateKey.stage(stage))-step\(padding)\(digits)\(fileExtension)"
     }
 
     /// Parses ``fileName(mode:stage:stepsDone:)`` into (stage, steps).
@@ -111,7 +112,8 @@ struct TrainingCheckpoint {
 
     private func count(_ key: String) throws -> Int {
         guard let v = Int(try field(key)), v >= 0 else {
-            throw TrainerError.checkpoint(path: path, reason: "metadata field \"\(key)\" = \(metadata[key] ?? "") is not a count")
+            throw TrainerError.checkpoint(
+                path: path, reason: "metadata field \"\(key)\" = \(metadata[key] ?? "") is not a count")
         }
         return v
     }
@@ -123,18 +125,21 @@ struct TrainingCheckpoint {
             throw TrainerError.checkpoint(path: path, reason: "holds weights only, not a training position")
         }
         guard try field("mode") == mode.rawValue else {
-            throw TrainerError.checkpoint(path: path, reason: "was written by \(metadata["mode"] ?? "") training, not \(mode.rawValue)")
+            throw TrainerError.checkpoint(
+                path: path, reason: "was written by \(metadata["mode"] ?? "") training, not \(mode.rawValue)")
         }
         let phase = try count("phase")
         guard phase < totalSteps.count else {
-            throw TrainerError.checkpoint(path: path, reason: "phase \(phase) does not exist (this run has \(totalSteps.count))")
+            throw TrainerError.checkpoint(
+                path: path, reason: "phase \(phase) does not exist (this run has \(totalSteps.count))")
         }
         let steps = try count("stepsDone")
         let total = totalSteps[phase]
         guard steps <= total, try count("totalSteps") == total else {
             throw TrainerError.checkpoint(
                 path: path,
-                reason: "position \(steps)/\(metadata["totalSteps"] ?? "?") does not match the stage's budget of \(total) steps")
+                reason: "position \(steps)/\(metadata["totalSteps"] ?? "?") does not match "
+                    + "the stage's budget of \(total) steps")
         }
         guard let sumBits = UInt64(try field("epochLossSum"), radix: 16) else {
             throw TrainerError.checkpoint(path: path, reason: "metadata field \"epochLossSum\" is malformed")
@@ -156,7 +161,8 @@ struct TrainingCheckpoint {
     /// The optimizer's step count.
     func optimizerStepCount() throws -> Int {
         guard let s = Int(metadata["optimizerStepCount"] ?? ""), s >= 0 else {
-            throw TrainerError.checkpoint(path: path, reason: "metadata field \"optimizerStepCount\" is missing or malformed")
+            throw TrainerError.checkpoint(
+                path: path, reason: "metadata field \"optimizerStepCount\" is missing or malformed")
         }
         return s
     }

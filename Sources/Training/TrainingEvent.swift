@@ -52,7 +52,8 @@ public struct StepEvent: Sendable, Equatable {
         tripletsPerSecond: Double, etaSeconds: Double, learningRate: Float
     ) {
         let diagnostics = zip3(meanPositiveDistance, meanNegativeDistance, activeFraction).map {
-            LossDiagnostics(meanPositiveDistance: $0, meanNegativeDistance: $1, activeFraction: $2, isCollapsed: isCollapsed)
+            LossDiagnostics(
+                meanPositiveDistance: $0, meanNegativeDistance: $1, activeFraction: $2, isCollapsed: isCollapsed)
         }
         self.init(
             stage: stage, epoch: epoch, step: step, totalSteps: totalSteps, loss: loss,

@@ -27,7 +27,8 @@ final class CheckpointFormatTests: XCTestCase {
             layers: [block, try MaxPool2D(kernelSize: 2, stride: 2), ReLU()], projectionHead: head,
             objective: ContrastiveObjective(
                 sampler: neighborSampler(data),
-                loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5, miner: RandomNegativeMiner(seed: seed))),
+                loss: TripletMarginLoss(
+                    distance: CosineDistance(), margin: 0.5, miner: RandomNegativeMiner(seed: seed))),
             optimizer: SGD(learningRate: 0.01, momentum: 0.9), schedule: ConstantSchedule(0.01),
             batchSize: 8, budget: .epochs(2, stepsPerEpoch: 2))
         let stage2 = Stage(
@@ -40,7 +41,8 @@ final class CheckpointFormatTests: XCTestCase {
     }
 
     func checkpoint(stoppingAt stop: (stage: Int, step: Int)) throws -> SafeTensorsFile {
-        let trainer = try LayerwiseTrainer(stages: try makeStages(seed: 1), inputChannels: 3, firstPatchSize: 5, seed: 3)
+        let stages = try makeStages(seed: 1)
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: 5, seed: 3)
         trainer.checkpointDirectory = try temporaryDirectory("format\(stop.stage)x\(stop.step)")
         var saved: [String] = []
         XCTAssertThrowsError(try trainer.pretrain { e in

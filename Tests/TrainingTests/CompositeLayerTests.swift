@@ -72,7 +72,8 @@ final class CompositeLayerTests: XCTestCase {
     func state(_ t: LayerwiseTrainer) -> [Tensor] { t.namedState().map(\.parameter.value) }
 
     func testTheTreeNamesTheBlocksState() throws {
-        XCTAssertEqual(try trainer().namedState().map(\.name), ["stage1.0.gain", "stage1.0.conv.weight", "stage1.0.conv.bias"])
+        XCTAssertEqual(
+            try trainer().namedState().map(\.name), ["stage1.0.gain", "stage1.0.conv.weight", "stage1.0.conv.bias"])
     }
 
     func testTheFirstConvolutionInsideTheBlockSkipsItsInputGradient() throws {
@@ -118,7 +119,8 @@ final class CompositeLayerTests: XCTestCase {
         block.dropout.reusesMask = true
         block.gain.value[flat: 0] = 0.7
         var rng = SeededGenerator(seed: 2)
-        let report = GradientCheck.check(layer: block, input: Tensor.uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng))
+        let input = Tensor.uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng)
+        let report = GradientCheck.check(layer: block, input: input)
         XCTAssertTrue(report.passes(), "\(report)")
         XCTAssertGreaterThan(report.checked, 0)
     }

@@ -67,6 +67,7 @@ final class ExemplarObjectiveTests: XCTestCase {
         XCTAssertGreaterThan(lastEpochAccuracy, 0.4, "chance is 1/8; accuracies \(accuracies)")
         // Every step processed 8 classes × 2 copies.
         XCTAssertGreaterThan(steps.last!.samplesPerSecond, 0)
+        XCTAssertEqual(steps.last!.sampleUnit, "img", "exemplar steps count images, not triplets")
     }
 
     func testGradientMatchesFiniteDifferencesThroughClassifierAndStage() throws {
