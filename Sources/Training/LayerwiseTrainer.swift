@@ -486,7 +486,8 @@ public final class LayerwiseTrainer {
             stage: phase.stage, epoch: step / phase.config.budget.stepsPerEpoch + 1, step: step + 1, totalSteps: total,
             loss: stats.loss, statistics: stats, samplesPerSecond: elapsed > 0 ? Double(progress.samples) / elapsed : 0,
             sampleUnit: phase.config.objective.sampleUnit,
-            etaSeconds: elapsed / Double(done) * Double(total - step - 1), learningRate: phase.config.optimizer.learningRate)
+            etaSeconds: elapsed / Double(done) * Double(total - step - 1),
+            learningRate: phase.config.optimizer.learningRate)
     }
 
     /// Closes the epoch that `step` ended: its mean loss, the evaluation when due, the event.

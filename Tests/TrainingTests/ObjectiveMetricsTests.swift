@@ -38,7 +38,8 @@ final class ObjectiveMetricsTests: XCTestCase {
         var steps: [StepEvent] = []
         try t.pretrain { e in if case let .step(s) = e { steps.append(s) } }
         let last = try XCTUnwrap(steps.last)
-        XCTAssertEqual(last.metrics.map(\.name), ["activeFraction", "meanPositiveDistance", "meanNegativeDistance", "spread"])
+        XCTAssertEqual(
+            last.metrics.map(\.name), ["activeFraction", "meanPositiveDistance", "meanNegativeDistance", "spread"])
         XCTAssertEqual(last.sampleUnit, "pair")
         let line = ProgressLine().render(last)
         XCTAssertTrue(line.contains("│ spread 0.25 │"), line)
