@@ -147,3 +147,28 @@ extension LayerTree {
         }
     }
 }
+
+extension LayerTree {
+    /// A layer and the input-gradient flag it had before ``configureInputGradients(_:)``.
+    public typealias InputGradientFlag = (layer: any InputGradientSkipping, needsInputGradient: Bool)
+
+    /// Makes the first leaf of a trained chain skip its input gradient (nothing below it
+    /// learns) and every later ``InputGradientSkipping`` leaf compute it (gradients must
+    /// reach the first). Leaves inside composites count in tree order.
+    /// Returns the previous flags for ``restoreInputGradients(_:)``.
+    public static func configureInputGradients(_ layers: [any Layer]) -> [InputGradientFlag] {
+        var saved: [InputGradientFlag] = []
+        for (i, l) in leaves(layers).enumerated() {
+            if let c = l as? any InputGradientSkipping {
+                saved.append((c, c.needsInputGradient))
+                c.needsInputGradient = i > 0
+            }
+        }
+        return saved
+    }
+
+    /// Restores flags saved by ``configureInputGradients(_:)``.
+    public static func restoreInputGradients(_ saved: [InputGradientFlag]) {
+        for (l, flag) in saved { l.needsInputGradient = flag }
+    }
+}

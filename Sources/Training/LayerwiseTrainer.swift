@@ -553,26 +553,13 @@ public final class LayerwiseTrainer {
         return out + objectiveState(phase)
     }
 
-    /// Makes the first layer of a trained chain skip its input gradient (nothing below it
-    /// learns) and every later layer compute it (gradients must reach the first). Layers
-    /// inside composites (``Layer/children``) count in tree order.
-    /// Returns the previous flags for ``restoreInputGradients(_:)``.
-    static func configureInputGradients(_ layers: [any Layer]) -> [InputGradientFlag] {
-        var saved: [InputGradientFlag] = []
-        for (i, l) in LayerTree.leaves(layers).enumerated() {
-            if let c = l as? any InputGradientSkipping {
-                saved.append((c, c.needsInputGradient))
-                c.needsInputGradient = i > 0
-            }
-        }
-        return saved
+    /// ``LayerTree/configureInputGradients(_:)``: the first trained leaf skips its input gradient.
+    static func configureInputGradients(_ layers: [any Layer]) -> [LayerTree.InputGradientFlag] {
+        LayerTree.configureInputGradients(layers)
     }
 
-    /// A layer and the input-gradient flag it had before ``configureInputGradients(_:)``.
-    typealias InputGradientFlag = (layer: any InputGradientSkipping, needsInputGradient: Bool)
-
-    static func restoreInputGradients(_ saved: [InputGradientFlag]) {
-        for (l, flag) in saved { l.needsInputGradient = flag }
+    static func restoreInputGradients(_ saved: [LayerTree.InputGradientFlag]) {
+        LayerTree.restoreInputGradients(saved)
     }
 
     /// Every component with a generator of its own that a checkpoint of `phase` carries:

@@ -128,7 +128,7 @@ public final class TransferClassifier {
         trainedLayers = stages.dropFirst(frozenCount).flatMap { $0 } + head
         // Nothing below the first trained layer learns: it skips its input gradient, and
         // every later layer computes one (whatever an earlier use of the layers set).
-        _ = LayerwiseTrainer.configureInputGradients(trainedLayers)
+        _ = LayerTree.configureInputGradients(trainedLayers)
     }
 
     /// Convenience: the same mode for every stage.
