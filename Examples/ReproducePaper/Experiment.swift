@@ -146,7 +146,7 @@ struct Experiment {
         let extraArms = kmeansArms && layers == 1 ? TransferArm.kmeansArms : []
         for arm in selectedArms ?? (TransferArm.paperArms + extraArms) {
             let weights: [String: Tensor]? = switch arm.source {
-            case .kmeans: kmeans.convolutionState(prefix: "stage1.0")
+            case .kmeans: kmeans.convolutionState()
             case .contrastive: contrastiveWeights
             case .supervised: supervisedWeights
             case nil: nil
@@ -269,8 +269,9 @@ struct Experiment {
         results.pretraining["supervised"] = .init(
             seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan, secondsToLayerwiseLoss: nil,
             lossPerEpoch: report.epochs.map(\.trainingLoss))
-        try SafeTensors.write(weights.filter { $0.key.hasPrefix("stage") }, metadata: ["kind": "supervised-stages"],
-                              to: out + "/supervised_stages.safetensors")
+        try SafeTensors.write(
+            weights.filter { $0.key.hasPrefix(StateKey.stagePrefix) }, metadata: ["kind": "supervised-stages"],
+            to: out + "/supervised_stages.safetensors")
         return weights
     }
 
@@ -330,8 +331,8 @@ struct Experiment {
         // Stage-2 control: an untrained stage-2 conv drawn like pretraining draws it.
         let randomStage2 = try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
         let supervisedConv = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        if let w = supervised["stage1.0.weight"] { supervisedConv.weight.value = w }
-        if let b = supervised["stage1.0.bias"], let bias = supervisedConv.bias { bias.value = b }
+        if let w = supervised[PaperClassifier.conv1Weight] { supervisedConv.weight.value = w }
+        if let b = supervised[PaperClassifier.conv1Bias], let bias = supervisedConv.bias { bias.value = b }
         let contrastiveConv = contrastive.stages[0].layers[0]
         var extractors: [(String, FeatureExtractor)] = [
             ("random", FeatureExtractor(layers: [random])),
@@ -403,13 +404,14 @@ struct Experiment {
     ) throws {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive)["stage1.0.weight"]
+        let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive)[PaperClassifier.conv1Weight]
             ?? random.weight.value
         let figures: [(String, Tensor)] = [
             ("filters_contrastive.png", contrastiveWeights),
             ("filters_random.png", random.weight.value),
             ("filters_kmeans.png", try kmeans.convolution().weight.value),
-        ] + (supervised.isEmpty ? [] : [("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value)])
+        ] + (supervised.isEmpty
+            ? [] : [("filters_supervised.png", supervised[PaperClassifier.conv1Weight] ?? random.weight.value)])
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
         }

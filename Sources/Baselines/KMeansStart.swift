@@ -42,7 +42,7 @@ public struct KMeansStart: StagePreparation {
                     "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it"
             )
         }
-        guard let conv = layers.first as? WhitenedConv2D else {
+        guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
                 stage: stage, option: "KMeansStart", value: found,

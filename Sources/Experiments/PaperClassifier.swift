@@ -59,6 +59,11 @@ public struct PaperClassifier: Sendable, Equatable {
         return transferredStages == 1 ? ([stage1], block2 + top) : ([stage1, block2], top)
     }
 
+    /// The name of conv1's weight, in pretrained and classifier state alike (`"stage1.0.weight"`).
+    public static let conv1Weight = LayerTree.join(StateKey.layer(stage: 1, index: 0), "weight")
+    /// The name of conv1's bias (`"stage1.0.bias"`).
+    public static let conv1Bias = LayerTree.join(StateKey.layer(stage: 1, index: 0), "bias")
+
     /// A ``TransferClassifier`` for `arm`: fresh layers from `seed`, with `pretrained`
     /// weights (mapped onto the classifier's names unless they already carry them) in the
     /// transferred stages. `pretrained` is ignored by ``TransferArm/scratch``.
@@ -89,10 +94,11 @@ public struct PaperClassifier: Sendable, Equatable {
     ) -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (k, layers) in stages.enumerated() {
+            let pretrainedConv = StateKey.layer(stage: k + 1, index: 0)
             for (i, layer) in layers.enumerated() {
                 for p in layer.parameters + layer.buffers {
-                    let name = "stage\(k + 1).\(i).\(p.name)"
-                    if layer is Conv2D, let t = weights["stage\(k + 1).0.\(p.name)"] {
+                    let name = LayerTree.join(StateKey.layer(stage: k + 1, index: i), p.name)
+                    if layer is Conv2D, let t = weights[LayerTree.join(pretrainedConv, p.name)] {
                         out[name] = t
                     } else {
                         out[name] = p.value
@@ -111,8 +117,9 @@ public struct PaperClassifier: Sendable, Equatable {
         for (k, stage) in trainer.stages.enumerated() {
             guard let whitened = stage.layers.first as? WhitenedConv2D else { continue }
             let (w, b) = whitened.foldedParameters()
-            weights["stage\(k + 1).0.weight"] = w
-            weights["stage\(k + 1).0.bias"] = b
+            let conv = StateKey.layer(stage: k + 1, index: 0)
+            weights[LayerTree.join(conv, "weight")] = w
+            weights[LayerTree.join(conv, "bias")] = b
         }
         return weights
     }
