@@ -1,4 +1,5 @@
 import Datasets
+import Training
 import Layers
 import TensorCore
 
