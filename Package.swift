@@ -18,6 +18,8 @@ let package = Package(
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "custom-components", targets: ["CustomComponents"]),
         .executable(name: "layerwise-bench", targets: ["LayerwiseBench"]),
+        // Optional: PNG/JPEG folders through libpng and libjpeg-turbo (the core needs only OpenBLAS).
+        .library(name: "LayerwiseImages", targets: ["LayerwiseImages"]),
     ] + concernModules.map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +46,14 @@ let package = Package(
             dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
         ),
         .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
+
+        // Image folders (optional product): libpng and libjpeg-turbo behind a C shim that keeps
+        // their longjmp error paths inside C.
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(
+            name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
+        .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"]),
+        .target(name: "LayerwiseImages", dependencies: ["TensorCore", "Datasets", "CImageCodecs"]),
 
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.
@@ -75,6 +85,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "LayerwiseTestSupport"]),
         .testTarget(name: "PatchSamplersTests", dependencies: ["PatchSamplers", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
