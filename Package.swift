@@ -20,6 +20,8 @@ let package = Package(
         .executable(name: "layerwise-bench", targets: ["LayerwiseBench"]),
         // Optional: PNG/JPEG folders through libpng and libjpeg-turbo (the core needs only OpenBLAS).
         .library(name: "LayerwiseImages", targets: ["LayerwiseImages"]),
+        // TensorBoard event files from training events (pure Swift).
+        .library(name: "LayerwiseTensorBoard", targets: ["LayerwiseTensorBoard"]),
     ] + concernModules.map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,6 +56,7 @@ let package = Package(
             name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"]),
         .target(name: "LayerwiseImages", dependencies: ["TensorCore", "Datasets", "CImageCodecs"]),
+        .target(name: "LayerwiseTensorBoard", dependencies: ["TensorCore", "Layers", "Training"]),
 
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.
@@ -86,6 +89,8 @@ let package = Package(
         .testTarget(name: "PatchSamplersTests", dependencies: ["PatchSamplers", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(
+            name: "LayerwiseTensorBoardTests", dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
