@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "LayerwiseImages", targets: ["LayerwiseImages"]),
         // TensorBoard event files from training events (pure Swift).
         .library(name: "LayerwiseTensorBoard", targets: ["LayerwiseTensorBoard"]),
+        // The `layerwise` command-line tool (pretrain, features, probe, inspect, recipe).
+        .executable(name: "layerwise", targets: ["LayerwiseTool"]),
     ] + concernModules.map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,6 +59,13 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"]),
         .target(name: "LayerwiseImages", dependencies: ["TensorCore", "Datasets", "CImageCodecs"]),
         .target(name: "LayerwiseTensorBoard", dependencies: ["TensorCore", "Layers", "Training"]),
+        .target(
+            name: "LayerwiseCLI",
+            dependencies: [
+                "Layerwise", "LayerwiseImages", "LayerwiseTensorBoard",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "LayerwiseTool", dependencies: ["LayerwiseCLI"]),
 
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.
@@ -91,6 +100,7 @@ let package = Package(
         .testTarget(name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(
             name: "LayerwiseTensorBoardTests", dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayerwiseCLITests", dependencies: ["LayerwiseCLI", "LayerwiseImages", "Layerwise"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
