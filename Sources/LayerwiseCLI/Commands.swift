@@ -44,7 +44,10 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-func say(_ line: String) { print(line) }
+/// A result line on standard output, flushed so it keeps its place among the progress lines.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -87,11 +90,19 @@ struct Pretrain: ParsableCommand {
 
     func run() throws {
         let recipe = try PretrainRecipe.load(path: self.recipe)
-        let loaded = try dataOptions.load(data, size: recipe.inputSize)
-        let images = loaded.dataset
-        say("data: \(loaded.summary)")
+        let images: InMemoryImageDataset, summary: String, clips: (any SequenceDataset)?
+        if recipe.positives == .framePair {
+            let loaded = try LoadedClips.load(data, size: recipe.inputSize)
+            (images, summary, clips) = (loaded.frames, loaded.summary, loaded.clips)
+        } else {
+            let loaded = try dataOptions.load(data, size: recipe.inputSize)
+            (images, summary, clips) = (loaded.dataset, loaded.summary, nil)
+        }
+        say("data: \(summary)")
         let normalization = ChannelNormalization.fit(images)
-        let trainer = try RecipeBuilder.trainer(recipe: recipe, dataset: images, normalization: normalization)
+        let sampler = try clips.map { try FramePairSampler(clips: $0, normalization: normalization) }
+        let trainer = try RecipeBuilder.trainer(
+            recipe: recipe, dataset: images, normalization: normalization, sampler: sampler)
         if resume || checkpointDir != nil {
             trainer.checkpointDirectory = checkpointDir ?? out + ".checkpoints"
             trainer.checkpointEvery = trainer.stages[0].budget.stepsPerEpoch
@@ -110,7 +121,7 @@ struct Pretrain: ParsableCommand {
         }
         try logger?.close()
         let training = [
-            "data": loaded.summary, "images": "\(images.count)",
+            "data": summary, "images": "\(images.count)",
             "seconds": String(format: "%.1f", report.totalSeconds),
             "finalLosses": report.stages.map { String(format: "%.4f", $0.finalLoss) }.joined(separator: ","),
             "steps": report.stages.map { "\($0.steps)" }.joined(separator: ","),

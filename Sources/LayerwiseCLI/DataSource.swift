@@ -56,3 +56,40 @@ public enum DataSource {
         d.classCount.map { ", \($0) classes" } ?? ", unlabelled"
     }
 }
+
+/// Clips for frame-pair positives: a folder of frame folders or a (N, T, H, W, C) `.npy`.
+public struct LoadedClips {
+    public var clips: any SequenceDataset
+    /// Every frame as an image (for fitting the normalisation, whitening and k-means start).
+    public var frames: InMemoryImageDataset
+    public var summary: String
+
+    public static func load(_ path: String, size: Int) throws -> LoadedClips {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CommandLineError.missingFile(path: path, what: "data")
+        }
+        if isDirectory.boolValue {
+            let d = try ClipFolderDataset(root: path, size: size)
+            return LoadedClips(
+                clips: d, frames: d.frames,
+                summary: "\(d.count) clips of \(d.framesPerClip) frames from \(path), resized to \(size)x\(size)")
+        }
+        guard path.lowercased().hasSuffix(".npy") else {
+            throw CommandLineError.unknownData(path: path, reason: "clips must be a folder of frame folders or a .npy file")
+        }
+        let d = try NPY.loadClips(path: path)
+        let s = d.frameShape
+        var pixels = [UInt8](repeating: 0, count: d.count * d.framesPerClip * s.elementCount)
+        var buffer = [Float](repeating: 0, count: s.elementCount)
+        for clip in 0..<d.count {
+            for frame in 0..<d.framesPerClip {
+                buffer.withUnsafeMutableBufferPointer { d.copyPixels(ofClip: clip, frame: frame, into: $0) }
+                let base = (clip * d.framesPerClip + frame) * s.elementCount
+                for i in 0..<s.elementCount { pixels[base + i] = UInt8((buffer[i] * 255).rounded()) }
+            }
+        }
+        let frames = try InMemoryImageDataset(pixels: pixels, shape: s)
+        return LoadedClips(clips: d, frames: frames, summary: "\(d.count) clips of \(d.framesPerClip) frames \(s) from \(path)")
+    }
+}

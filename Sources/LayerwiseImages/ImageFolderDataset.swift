@@ -86,7 +86,8 @@ public struct ImageFolderDataset: ImageDataset {
     }
 
     /// Decodes and fits every file in parallel; returns the kept images' bytes in order.
-    static func decode(_ paths: [String], options: ImageFolderOptions) throws
+    /// A random crop of file i draws from the generator of `cropIndices[i]` (default i).
+    static func decode(_ paths: [String], options: ImageFolderOptions, cropIndices: [Int]? = nil) throws
         -> (pixels: [UInt8], keptIndices: [Int], skipped: [(file: String, reason: String)])
     {
         let per = 3 * options.size * options.size
@@ -98,7 +99,7 @@ public struct ImageFolderDataset: ImageDataset {
                 DispatchQueue.concurrentPerform(iterations: paths.count) { i in
                     do {
                         let image = try ImageCodec.decodeFile(paths[i])
-                        ImageFitting.fit(image, size: options.size, crop: options.crop, index: i,
+                        ImageFitting.fit(image, size: options.size, crop: options.crop, index: cropIndices?[i] ?? i,
                                          into: px.value.baseAddress! + i * per)
                     } catch let error as ImageFolderError {
                         fail.value[i] = error

@@ -35,7 +35,7 @@ public final class TensorBoardLogger {
     private var lastGlobalStep = 0
 
     public init(
-        writer: TensorBoardWriter, trainer: LayerwiseTrainer? = nil, filterScale: Int = 8, histograms: Bool = false
+        writer: TensorBoardWriter, trainer: LayerwiseTrainer? = nil, filterScale: Int = 4, histograms: Bool = false
     ) {
         self.writer = writer
         self.trainer = trainer
@@ -45,7 +45,7 @@ public final class TensorBoardLogger {
 
     /// Opens a new event file in `logDirectory`.
     public convenience init(
-        logDirectory: String, trainer: LayerwiseTrainer? = nil, filterScale: Int = 8, histograms: Bool = false
+        logDirectory: String, trainer: LayerwiseTrainer? = nil, filterScale: Int = 4, histograms: Bool = false
     ) throws {
         self.init(writer: try TensorBoardWriter(logDirectory: logDirectory), trainer: trainer,
                   filterScale: filterScale, histograms: histograms)
