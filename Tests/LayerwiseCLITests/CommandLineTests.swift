@@ -183,3 +183,37 @@ final class CommandLineTests: XCTestCase {
         }
     }
 }
+
+extension CommandLineTests {
+    /// `positives: framePair` reads the data as clips (here a 5-D .npy of drifting frames).
+    func testFramePairRecipeTrainsOnNPYClips() throws {
+        let (n, t, h, w) = (4, 3, 16, 16)
+        var payload: [UInt8] = []
+        for clip in 0..<n {
+            for f in 0..<t {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        for c in 0..<3 {
+                            let v: Int = ((x + f + clip * 5) * 9 % 256) ^ (y * 7 + c)
+                            payload.append(UInt8(v & 0xFF))
+                        }
+                    }
+                }
+            }
+        }
+        let clips = "\(root)/clips.npy"
+        try Data(NPY.encode(descr: "|u1", shape: [n, t, h, w, 3], payload: payload)).write(to: URL(fileURLWithPath: clips))
+        var r = PretrainRecipe()
+        r.inputSize = 16
+        r.positives = .framePair
+        r.stages = [StageRecipe(filters: 4, kernelSize: 3, pool: 2, whitening: nil, start: .random, batchSize: 8, epochs: 1,
+                                stepsPerEpoch: 3)]
+        let recipe = "\(root)/clips.json"
+        try r.json().write(toFile: recipe, atomically: true, encoding: .utf8)
+        try run(["pretrain", "--data", clips, "--recipe", recipe, "--out", "\(root)/clips.safetensors"])
+        let model = try ModelFile.read(path: "\(root)/clips.safetensors")
+        XCTAssertEqual(model.training["images"], "\(n * t)")
+        XCTAssertTrue(failure(["pretrain", "--data", "\(root)/nothing.npy", "--recipe", recipe, "--out", "\(root)/c.safetensors"])
+            .contains("no such data file"))
+    }
+}
