@@ -74,7 +74,7 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Continue from the newest checkpoint in the checkpoint folder (starts fresh when there is none).")
     var resume = false
 
-    @Option(help: "With labelled data: a linear probe on a held-out fifth every N epochs (0 = never).")
+    @Option(help: "With labelled data: a linear probe (every fifth image held out) every N epochs (0 = never).")
     var probeEvery: Int = 0
 
     @OptionGroup var dataOptions: DataOptions
@@ -137,7 +137,10 @@ struct Pretrain: ParsableCommand {
             throw CommandLineError.badOption(
                 name: "--probe-every", value: "\(probeEvery)", reason: "needs labelled data with at least 10 images")
         }
-        let (train, test) = try images.split(validationCount: images.count / 5)
+        // Every fifth image held out: image folders are sorted by class, so a tail split would
+        // hold out the last classes only.
+        let test = try images.subset(Array(stride(from: 4, to: images.count, by: 5)))
+        let train = try images.subset((0..<images.count).filter { $0 % 5 != 4 })
         trainer.evaluateEvery = probeEvery
         trainer.evaluation = LinearProbe(epochs: 50, seed: 1).hook(train: train, test: test, normalization: normalization)
     }
