@@ -8,12 +8,16 @@ extension NPY {
         let size = try FileReading.regularFileSize(path)
         let header = try readHeader(path: path, fileSize: size)
         guard ["|u1", "<u1", ">u1", "u1"].contains(header.descr) else {
-            throw DatasetError.badHeader(file: path, reason: "clips must be uint8 ('|u1'), found descr '\(header.descr)'")
+            throw DatasetError.badHeader(
+                file: path, reason: "clips must be uint8 ('|u1'), found descr '\(header.descr)'")
         }
         guard header.shape.count == 5 else {
-            throw DatasetError.badHeader(file: path, reason: "clips must be a 5-D array (N, T, H, W, C), found shape \(header.shape)")
+            throw DatasetError.badHeader(
+                file: path, reason: "clips must be a 5-D array (N, T, H, W, C), found shape \(header.shape)")
         }
-        guard !header.fortranOrder else { throw DatasetError.badHeader(file: path, reason: "Fortran order is not supported") }
+        guard !header.fortranOrder else {
+            throw DatasetError.badHeader(file: path, reason: "Fortran order is not supported")
+        }
         let (n, t, h, w, c) = (header.shape[0], header.shape[1], header.shape[2], header.shape[3], header.shape[4])
         guard header.shape.allSatisfy({ $0 > 0 }) else {
             throw DatasetError.badHeader(file: path, reason: "shape \(header.shape) has a zero dimension")

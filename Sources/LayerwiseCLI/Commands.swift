@@ -39,7 +39,9 @@ struct DataOptions: ParsableArguments {
     func load(_ path: String, size: Int, split override: CIFARSplit? = nil) throws -> LoadedImages {
         let loaded = try DataSource.images(
             path, size: size, split: override ?? cifarSplit(), labelsPath: labels, skipUnreadable: skipUnreadable)
-        for (file, reason) in loaded.skipped { FileHandle.standardError.write(Data("skipped \(file): \(reason)\n".utf8)) }
+        for (file, reason) in loaded.skipped {
+            FileHandle.standardError.write(Data("skipped \(file): \(reason)\n".utf8))
+        }
         return loaded
     }
 }
@@ -81,7 +83,8 @@ struct Pretrain: ParsableCommand {
 
     func validate() throws {
         guard out.lowercased().hasSuffix(".safetensors") else {
-            throw CommandLineError.badOption(name: "--out", value: out, reason: "the model file must end in .safetensors")
+            throw CommandLineError.badOption(
+                name: "--out", value: out, reason: "the model file must end in .safetensors")
         }
         guard probeEvery >= 0 else {
             throw CommandLineError.badOption(name: "--probe-every", value: "\(probeEvery)", reason: "must be ≥ 0")
@@ -132,7 +135,9 @@ struct Pretrain: ParsableCommand {
         if let logDir { say("TensorBoard: tensorboard --logdir \(logDir)") }
     }
 
-    func attachProbe(_ trainer: LayerwiseTrainer, images: InMemoryImageDataset, normalization: ChannelNormalization) throws {
+    func attachProbe(
+        _ trainer: LayerwiseTrainer, images: InMemoryImageDataset, normalization: ChannelNormalization
+    ) throws {
         guard images.labels != nil, images.count >= 10 else {
             throw CommandLineError.badOption(
                 name: "--probe-every", value: "\(probeEvery)", reason: "needs labelled data with at least 10 images")
@@ -142,7 +147,8 @@ struct Pretrain: ParsableCommand {
         let test = try images.subset(Array(stride(from: 4, to: images.count, by: 5)))
         let train = try images.subset((0..<images.count).filter { $0 % 5 != 4 })
         trainer.evaluateEvery = probeEvery
-        trainer.evaluation = LinearProbe(epochs: 50, seed: 1).hook(train: train, test: test, normalization: normalization)
+        trainer.evaluation = LinearProbe(epochs: 50, seed: 1).hook(
+            train: train, test: test, normalization: normalization)
     }
 }
 
@@ -218,7 +224,9 @@ struct Probe: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
 
     func validate() throws {
-        guard epochs >= 1 else { throw CommandLineError.badOption(name: "--epochs", value: "\(epochs)", reason: "must be ≥ 1") }
+        guard epochs >= 1 else {
+            throw CommandLineError.badOption(name: "--epochs", value: "\(epochs)", reason: "must be ≥ 1")
+        }
     }
 
     func run() throws {
@@ -227,15 +235,18 @@ struct Probe: ParsableCommand {
         let test = try dataOptions.load(self.test, size: model.recipe.inputSize, split: .test)
         for (name, d) in [("--train", train), ("--test", test)] {
             guard d.dataset.labels != nil else {
-                throw CommandLineError.badOption(name: name, value: d.summary, reason: "the probe needs labelled images")
+                throw CommandLineError.badOption(
+                    name: name, value: d.summary, reason: "the probe needs labelled images")
             }
             try checkChannels(d.dataset, model)
         }
         let result = try LinearProbe(epochs: epochs, seed: 1).evaluate(
             try model.featureExtractor(), train: train.dataset, test: test.dataset, normalization: model.normalization)
-        say(String(format: "linear probe: test accuracy %.2f%% (train %.2f%%), %d features, %d train / %d test images",
-                   Double(result.testAccuracy * 100), Double(result.trainAccuracy * 100), result.featureCount,
-                   train.dataset.count, test.dataset.count))
+        say(
+            String(
+                format: "linear probe: test accuracy %.2f%% (train %.2f%%), %d features, %d train / %d test images",
+                Double(result.testAccuracy * 100), Double(result.trainAccuracy * 100), result.featureCount,
+                train.dataset.count, test.dataset.count))
     }
 }
 

@@ -34,9 +34,12 @@ public enum DataSource {
             return LoadedImages(dataset: d, summary: "\(d.count) images \(d.imageShape) from \(path)\(classes(d))")
         }
         if labelsPath != nil {
-            throw CommandLineError.badOption(name: "--labels", value: labelsPath!, reason: "only a .npy --data takes labels")
+            throw CommandLineError.badOption(
+                name: "--labels", value: labelsPath!, reason: "only a .npy --data takes labels")
         }
-        let has = { (name: String) in FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+        let has = { (name: String) in
+            FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name))
+        }
         if has("data_batch_1.bin") || has("test_batch.bin") {
             let d = try CIFAR.loadCIFAR10(directory: path, split: split)
             return LoadedImages(dataset: d, summary: "\(d.count) CIFAR-10 \(split.rawValue) images\(classes(d))")
@@ -46,8 +49,10 @@ public enum DataSource {
             let d = try CIFAR.loadCIFAR100(file: file)
             return LoadedImages(dataset: d, summary: "\(d.count) CIFAR-100 \(split.rawValue) images\(classes(d))")
         }
-        let folder = try ImageFolderDataset(root: path, options: ImageFolderOptions(size: size, skipUnreadable: skipUnreadable))
-        var summary = "\(folder.count) images from the image folder \(path), resized to \(size)x\(size)\(classes(folder.images))"
+        let folder = try ImageFolderDataset(
+            root: path, options: ImageFolderOptions(size: size, skipUnreadable: skipUnreadable))
+        var summary =
+            "\(folder.count) images from the image folder \(path), resized to \(size)x\(size)\(classes(folder.images))"
         if !folder.report.skipped.isEmpty { summary += ", \(folder.report.skipped.count) unreadable files skipped" }
         return LoadedImages(dataset: folder.images, summary: summary, skipped: folder.report.skipped)
     }
@@ -76,7 +81,8 @@ public struct LoadedClips {
                 summary: "\(d.count) clips of \(d.framesPerClip) frames from \(path), resized to \(size)x\(size)")
         }
         guard path.lowercased().hasSuffix(".npy") else {
-            throw CommandLineError.unknownData(path: path, reason: "clips must be a folder of frame folders or a .npy file")
+            throw CommandLineError.unknownData(
+                path: path, reason: "clips must be a folder of frame folders or a .npy file")
         }
         let d = try NPY.loadClips(path: path)
         let s = d.frameShape
@@ -90,6 +96,7 @@ public struct LoadedClips {
             }
         }
         let frames = try InMemoryImageDataset(pixels: pixels, shape: s)
-        return LoadedClips(clips: d, frames: frames, summary: "\(d.count) clips of \(d.framesPerClip) frames \(s) from \(path)")
+        return LoadedClips(
+            clips: d, frames: frames, summary: "\(d.count) clips of \(d.framesPerClip) frames \(s) from \(path)")
     }
 }

@@ -18,7 +18,9 @@ struct Inspect: ParsableCommand {
     var repeats: Int = 1
 
     func validate() throws {
-        guard repeats >= 1 else { throw CommandLineError.badOption(name: "--repeats", value: "\(repeats)", reason: "must be ≥ 1") }
+        guard repeats >= 1 else {
+            throw CommandLineError.badOption(name: "--repeats", value: "\(repeats)", reason: "must be ≥ 1")
+        }
         guard (1...4096).contains(size) else {
             throw CommandLineError.badOption(name: "--size", value: "\(size)", reason: "must lie in 1...4096")
         }
@@ -51,8 +53,9 @@ struct Inspect: ParsableCommand {
             for (k, w) in model.weights.enumerated() {
                 print("  stage\(k + 1).weight \(w.weight.shape), stage\(k + 1).bias \(w.bias.shape)")
             }
-            print("  input: \(model.inputChannels) channels, \(model.recipe.inputSize)x\(model.recipe.inputSize); "
-                  + "normalization mean \(model.normalization.mean) std \(model.normalization.std)")
+            print(
+                "  input: \(model.inputChannels) channels, \(model.recipe.inputSize)x\(model.recipe.inputSize); "
+                    + "normalization mean \(model.normalization.mean) std \(model.normalization.std)")
             for key in model.training.keys.sorted() where key != "stages" { print("  \(key): \(model.training[key]!)") }
             return
         }
@@ -72,7 +75,9 @@ struct Inspect: ParsableCommand {
         }
         guard let loaded else { return }
         print("\(path): \(loaded.summary)")
-        print(String(format: "  loaded in %.3f s (%.0f images/s on %d cores%@)", best, Double(loaded.dataset.count) / best,
-                     ProcessInfo.processInfo.activeProcessorCount, repeats > 1 ? ", best of \(repeats)" : ""))
+        print(
+            String(
+                format: "  loaded in %.3f s (%.0f images/s on %d cores%@)", best, Double(loaded.dataset.count) / best,
+                ProcessInfo.processInfo.activeProcessorCount, repeats > 1 ? ", best of \(repeats)" : ""))
     }
 }

@@ -42,8 +42,9 @@ public struct ModelFile {
                 throw CommandLineError.badModel(file: "<trainer>", reason: "a stage does not start with a convolution")
             }
         }
-        self.init(recipe: recipe, normalization: normalization, inputChannels: trainer.inputChannels,
-                  weights: weights, training: training)
+        self.init(
+            recipe: recipe, normalization: normalization, inputChannels: trainer.inputChannels,
+            weights: weights, training: training)
     }
 
     /// Writes the file atomically.
@@ -66,7 +67,9 @@ public struct ModelFile {
     /// Reads a file written by ``write(to:)``.
     /// - Throws: ``CommandLineError/badModel(file:reason:)`` naming what is missing or wrong.
     public static func read(path: String) throws -> ModelFile {
-        guard FileManager.default.fileExists(atPath: path) else { throw CommandLineError.missingFile(path: path, what: "model") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CommandLineError.missingFile(path: path, what: "model")
+        }
         let file = try SafeTensors.read(path: path)
         let m = file.metadata
         guard m["format"] == format else {
@@ -75,7 +78,7 @@ public struct ModelFile {
                 file: path, reason: "not a layerwise model (\(found)); models come from `layerwise pretrain`")
         }
         guard let json = m["recipe"]?.data(using: .utf8),
-              let recipe = try? JSONDecoder().decode(PretrainRecipe.self, from: json)
+            let recipe = try? JSONDecoder().decode(PretrainRecipe.self, from: json)
         else { throw CommandLineError.badModel(file: path, reason: "missing or unreadable recipe metadata") }
         func floats(_ key: String) throws -> [Float] {
             guard let v = m[key].map({ $0.split(separator: ",").compactMap { Float($0) } }), !v.isEmpty else {
@@ -85,7 +88,8 @@ public struct ModelFile {
         }
         let normalization: ChannelNormalization
         do {
-            normalization = try ChannelNormalization(mean: try floats("normalization.mean"), std: try floats("normalization.std"))
+            normalization = try ChannelNormalization(
+                mean: try floats("normalization.mean"), std: try floats("normalization.std"))
         } catch let error as CommandLineError {
             throw error
         } catch {
@@ -102,15 +106,19 @@ public struct ModelFile {
             }
             guard w.shape == [s.filters, inputs, s.kernelSize, s.kernelSize], b.shape == [s.filters] else {
                 throw CommandLineError.badModel(
-                    file: path, reason: "stage\(k + 1): weight \(w.shape), bias \(b.shape) do not match the recipe "
+                    file: path,
+                    reason: "stage\(k + 1): weight \(w.shape), bias \(b.shape) do not match the recipe "
                         + "([\(s.filters), \(inputs), \(s.kernelSize), \(s.kernelSize)], [\(s.filters)])")
             }
             weights.append((w, b))
             inputs = s.filters
         }
-        let training = m.filter { !["format", "recipe", "normalization.mean", "normalization.std", "inputChannels"].contains($0.key) }
-        return ModelFile(recipe: recipe, normalization: normalization, inputChannels: channels, weights: weights,
-                         training: training)
+        let training = m.filter {
+            !["format", "recipe", "normalization.mean", "normalization.std", "inputChannels"].contains($0.key)
+        }
+        return ModelFile(
+            recipe: recipe, normalization: normalization, inputChannels: channels, weights: weights,
+            training: training)
     }
 
     /// The inference stack: per stage conv → max-pool → ReLU with the saved weights.

@@ -34,7 +34,8 @@ public final class ProgressReporter {
         let cells = 24, filled = Int((fraction * Double(cells)).rounded(.down))
         let percent = String(format: "%3d%%", Int(fraction * 100))
         let label = e.stage == 0 ? "end-to-end" : "stage \(e.stage)"
-        let line = "\(label) [" + String(repeating: "█", count: filled) + String(repeating: "░", count: cells - filled)
+        let line =
+            "\(label) [" + String(repeating: "█", count: filled) + String(repeating: "░", count: cells - filled)
             + "] \(percent) \(e.step)/\(e.totalSteps) │ loss " + String(format: "%.4f", Double(e.loss))
             + " │ " + String(format: "%.0f", e.tripletsPerSecond) + " trip/s │ ETA " + Self.duration(e.etaSeconds)
         return String(line.prefix(max(20, width - 1)))
@@ -43,7 +44,8 @@ public final class ProgressReporter {
     static func duration(_ seconds: Double) -> String {
         guard seconds.isFinite, seconds >= 0 else { return "?" }
         let t = Int(seconds.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+        return t >= 3600
+            ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }
 
     private func write(_ s: String) {

@@ -90,18 +90,26 @@ public struct PretrainRecipe: Codable, Equatable, Sendable {
         for (i, s) in stages.enumerated() {
             let key = "stages[\(i)]"
             guard (1...4096).contains(s.filters) else { throw bad("\(key).filters", s.filters, "must lie in 1...4096") }
-            guard (1...64).contains(s.kernelSize) else { throw bad("\(key).kernelSize", s.kernelSize, "must lie in 1...64") }
+            guard (1...64).contains(s.kernelSize) else {
+                throw bad("\(key).kernelSize", s.kernelSize, "must lie in 1...64")
+            }
             guard (1...16).contains(s.pool) else { throw bad("\(key).pool", s.pool, "must lie in 1...16") }
             guard s.learningRate > 0, s.learningRate.isFinite else {
                 throw bad("\(key).learningRate", s.learningRate, "must be positive")
             }
-            guard (1...65_536).contains(s.batchSize) else { throw bad("\(key).batchSize", s.batchSize, "must lie in 1...65536") }
+            guard (1...65_536).contains(s.batchSize) else {
+                throw bad("\(key).batchSize", s.batchSize, "must lie in 1...65536")
+            }
             guard s.epochs >= 1 else { throw bad("\(key).epochs", s.epochs, "must be ≥ 1") }
-            if let n = s.stepsPerEpoch, n < 1 { throw bad("\(key).stepsPerEpoch", n, "must be ≥ 1 (or null: automatic)") }
+            if let n = s.stepsPerEpoch, n < 1 {
+                throw bad("\(key).stepsPerEpoch", n, "must be ≥ 1 (or null: automatic)")
+            }
             guard s.minimumStepsPerEpoch >= 1 else {
                 throw bad("\(key).minimumStepsPerEpoch", s.minimumStepsPerEpoch, "must be ≥ 1")
             }
-            if let e = s.whitening, !(e > 0 && e.isFinite) { throw bad("\(key).whitening", e, "must be positive (or null: none)") }
+            if let e = s.whitening, !(e > 0 && e.isFinite) {
+                throw bad("\(key).whitening", e, "must be positive (or null: none)")
+            }
             if s.start == .kmeans && (i > 0 || s.whitening == nil) {
                 throw bad("\(key).start", "kmeans", "the k-means start needs stage 1 with whitening set")
             }
@@ -147,13 +155,16 @@ public struct ObjectiveRecipe: Codable, Equatable, Sendable {
         margin = try c.decodeIfPresent(Float.self, forKey: .margin) ?? d.margin
         maxOffset = try c.decodeIfPresent(Int.self, forKey: .maxOffset) ?? d.maxOffset
         viewJitter = try c.decodeIfPresent(Float.self, forKey: .viewJitter) ?? d.viewJitter
-        viewJitterProbability = try c.decodeIfPresent(Float.self, forKey: .viewJitterProbability) ?? d.viewJitterProbability
+        viewJitterProbability =
+            try c.decodeIfPresent(Float.self, forKey: .viewJitterProbability) ?? d.viewJitterProbability
         viewGrayscale = try c.decodeIfPresent(Float.self, forKey: .viewGrayscale) ?? d.viewGrayscale
         flips = try c.decodeIfPresent(Bool.self, forKey: .flips) ?? d.flips
     }
 
     func validate(_ bad: (String, Any, String) -> CommandLineError) throws {
-        guard temperature > 0, temperature.isFinite else { throw bad("objective.temperature", temperature, "must be positive") }
+        guard temperature > 0, temperature.isFinite else {
+            throw bad("objective.temperature", temperature, "must be positive")
+        }
         guard margin >= 0, margin.isFinite else { throw bad("objective.margin", margin, "must be ≥ 0") }
         guard maxOffset >= 0 else { throw bad("objective.maxOffset", maxOffset, "must be ≥ 0") }
         guard (0...1).contains(viewJitter) else { throw bad("objective.viewJitter", viewJitter, "must lie in 0...1") }
@@ -259,9 +270,11 @@ enum RecipeKeys {
         let known = Set(K.allCases.map(\.stringValue))
         let c = try decoder.container(keyedBy: AnyKey.self)
         if let unknown = c.allKeys.first(where: { !known.contains($0.stringValue) }) {
-            throw DecodingError.dataCorrupted(.init(
-                codingPath: decoder.codingPath + [unknown],
-                debugDescription: "unknown key '\(unknown.stringValue)' (known: \(known.sorted().joined(separator: ", ")))"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath + [unknown],
+                    debugDescription:
+                        "unknown key '\(unknown.stringValue)' (known: \(known.sorted().joined(separator: ", ")))"))
         }
     }
 

@@ -21,13 +21,15 @@ public enum RecipeBuilder {
             if s.pool > 1 { layers.append(try MaxPool2D(kernelSize: s.pool)) }
             layers.append(ReLU())
             let objective = ContrastiveObjective(
-                sampler: try sampler ?? neighborSampler(recipe.objective, dataset: dataset, normalization: normalization),
+                sampler: try sampler
+                    ?? neighborSampler(recipe.objective, dataset: dataset, normalization: normalization),
                 loss: try loss(recipe.objective))
-            stages.append(Stage(
-                name: "stage\(i + 1)", layers: layers, objective: objective,
-                optimizer: Adam(learningRate: s.learningRate), schedule: ConstantSchedule(s.learningRate),
-                batchSize: s.batchSize, budget: .epochs(s.epochs, stepsPerEpoch: s.steps(forImages: dataset.count)),
-                preparation: preparation))
+            stages.append(
+                Stage(
+                    name: "stage\(i + 1)", layers: layers, objective: objective,
+                    optimizer: Adam(learningRate: s.learningRate), schedule: ConstantSchedule(s.learningRate),
+                    batchSize: s.batchSize, budget: .epochs(s.epochs, stepsPerEpoch: s.steps(forImages: dataset.count)),
+                    preparation: preparation))
             channels = s.filters
         }
         return try LayerwiseTrainer(
@@ -41,18 +43,26 @@ public enum RecipeBuilder {
         normalization: ChannelNormalization, using g: inout G
     ) throws -> (any Layer, (any StagePreparation)?) {
         guard let epsilon = s.whitening else {
-            return (try Conv2D(inputChannels: inputChannels, outputChannels: s.filters, kernelSize: s.kernelSize, using: &g), nil)
+            return (
+                try Conv2D(
+                    inputChannels: inputChannels, outputChannels: s.filters, kernelSize: s.kernelSize, using: &g), nil
+            )
         }
         if index > 0 {
             let conv = try WhitenedConv2D(
                 inputChannels: inputChannels, outputChannels: s.filters, kernelSize: s.kernelSize,
                 initializer: .fanInUniform, using: &g)
             let count = dataset.count
-            return (conv, try InputWhitening(
-                dataset: dataset, normalization: normalization, imageCount: min(2_000, count), relativeEpsilon: epsilon))
+            return (
+                conv,
+                try InputWhitening(
+                    dataset: dataset, normalization: normalization, imageCount: min(2_000, count),
+                    relativeEpsilon: epsilon)
+            )
         }
-        let whitening = try fitWhitening(dataset, kernelSize: s.kernelSize, normalization: normalization, epsilon: epsilon,
-                                         using: &g)
+        let whitening = try fitWhitening(
+            dataset, kernelSize: s.kernelSize, normalization: normalization, epsilon: epsilon,
+            using: &g)
         let conv = try WhitenedConv2D(
             inputChannels: inputChannels, outputChannels: s.filters, kernelSize: s.kernelSize,
             whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g)
@@ -61,8 +71,9 @@ public enum RecipeBuilder {
                 dataset: dataset, filters: s.filters, kernelSize: s.kernelSize,
                 patches: min(50_000, max(2 * s.filters, dataset.count * 20)), normalization: normalization, using: &g)
             var unused = SeededGenerator(seed: 0)  // KMeansStart draws nothing
-            try KMeansStart(baseline: baseline).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []),
-                                                        using: &unused)
+            try KMeansStart(baseline: baseline).prepare(
+                stage: 1, layers: [conv], below: FrozenStack(layers: []),
+                using: &unused)
         }
         return (conv, nil)
     }
@@ -91,7 +102,8 @@ public enum RecipeBuilder {
     ) throws -> NeighborPatchSampler {
         var parts: [any Augmentation] = []
         if o.viewJitter > 0 && o.viewJitterProbability > 0 {
-            let jitter = try ColorJitter(brightness: o.viewJitter, contrast: o.viewJitter, saturation: o.viewJitter, hue: 0)
+            let jitter = try ColorJitter(
+                brightness: o.viewJitter, contrast: o.viewJitter, saturation: o.viewJitter, hue: 0)
             parts.append(try RandomApply(jitter, probability: o.viewJitterProbability))
         }
         if o.viewGrayscale > 0 { parts.append(try RandomGrayscale(probability: o.viewGrayscale)) }

@@ -39,7 +39,8 @@ public struct ClipFolderDataset: SequenceDataset {
         let shortest = frameFiles.map(\.count).min() ?? 0
         let t = framesPerClip ?? shortest
         guard t >= 2 else {
-            throw ImageFolderError.invalidOption(name: "framesPerClip", value: "\(t)", reason: "clips need at least 2 frames")
+            throw ImageFolderError.invalidOption(
+                name: "framesPerClip", value: "\(t)", reason: "clips need at least 2 frames")
         }
         if let (i, files) = frameFiles.enumerated().first(where: { $0.element.count < t }) {
             throw ImageFolderError.inconsistentClips(
@@ -52,7 +53,8 @@ public struct ClipFolderDataset: SequenceDataset {
             kept.map { (root as NSString).appendingPathComponent($0) },
             options: ImageFolderOptions(size: size, crop: crop), cropIndices: cropIndices)
         let shape = ImageShape(channels: 3, height: size, width: size)
-        clips = try InMemorySequenceDataset(pixels: decoded.pixels, clipCount: names.count, framesPerClip: t, frameShape: shape)
+        clips = try InMemorySequenceDataset(
+            pixels: decoded.pixels, clipCount: names.count, framesPerClip: t, frameShape: shape)
         frames = try InMemoryImageDataset(pixels: decoded.pixels, shape: shape)
         clipNames = names
     }

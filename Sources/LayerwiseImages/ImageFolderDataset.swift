@@ -72,8 +72,9 @@ public struct ImageFolderDataset: ImageDataset {
             throw ImageFolderError.invalidOption(name: "size", value: "\(options.size)", reason: "must lie in 1...4096")
         }
         let listing = try ImageFolderListing(root: root)
-        let decoded = try Self.decode(listing.files.map { (root as NSString).appendingPathComponent($0) },
-                                      options: options)
+        let decoded = try Self.decode(
+            listing.files.map { (root as NSString).appendingPathComponent($0) },
+            options: options)
         let kept = decoded.keptIndices
         let labels = listing.labels.map { all in kept.map { all[$0] } }
         guard !kept.isEmpty else { throw ImageFolderError.noImages(path: root) }
@@ -87,7 +88,9 @@ public struct ImageFolderDataset: ImageDataset {
 
     /// Decodes and fits every file in parallel; returns the kept images' bytes in order.
     /// A random crop of file i draws from the generator of `cropIndices[i]` (default i).
-    static func decode(_ paths: [String], options: ImageFolderOptions, cropIndices: [Int]? = nil) throws
+    static func decode(
+        _ paths: [String], options: ImageFolderOptions, cropIndices: [Int]? = nil
+    ) throws
         -> (pixels: [UInt8], keptIndices: [Int], skipped: [(file: String, reason: String)])
     {
         let per = 3 * options.size * options.size
@@ -99,8 +102,9 @@ public struct ImageFolderDataset: ImageDataset {
                 DispatchQueue.concurrentPerform(iterations: paths.count) { i in
                     do {
                         let image = try ImageCodec.decodeFile(paths[i])
-                        ImageFitting.fit(image, size: options.size, crop: options.crop, index: cropIndices?[i] ?? i,
-                                         into: px.value.baseAddress! + i * per)
+                        ImageFitting.fit(
+                            image, size: options.size, crop: options.crop, index: cropIndices?[i] ?? i,
+                            into: px.value.baseAddress! + i * per)
                     } catch let error as ImageFolderError {
                         fail.value[i] = error
                     } catch {

@@ -4,7 +4,10 @@ struct ProtobufWriter {
     private(set) var bytes: [UInt8] = []
 
     enum WireType: UInt64 {
-        case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5
+        case varint = 0
+        case fixed64 = 1
+        case lengthDelimited = 2
+        case fixed32 = 5
     }
 
     mutating func varint(_ value: UInt64) {

@@ -47,8 +47,9 @@ public final class TensorBoardLogger {
     public convenience init(
         logDirectory: String, trainer: LayerwiseTrainer? = nil, filterScale: Int = 4, histograms: Bool = false
     ) throws {
-        self.init(writer: try TensorBoardWriter(logDirectory: logDirectory), trainer: trainer,
-                  filterScale: filterScale, histograms: histograms)
+        self.init(
+            writer: try TensorBoardWriter(logDirectory: logDirectory), trainer: trainer,
+            filterScale: filterScale, histograms: histograms)
     }
 
     /// Records one training event.
@@ -110,8 +111,9 @@ public final class TensorBoardLogger {
             if let weights = Self.firstFilters(layers) {
                 do {
                     let (rgb, w, h) = try FilterGrid.render(Self.displayable(weights), scale: filterScale)
-                    writer.addImage("stage\(k + 1)/filters", png: try PNGEncoder.encode(rgb: rgb, width: w, height: h),
-                                    width: w, height: h, step: step)
+                    writer.addImage(
+                        "stage\(k + 1)/filters", png: try PNGEncoder.encode(rgb: rgb, width: w, height: h),
+                        width: w, height: h, step: step)
                 } catch {
                     if firstError == nil { firstError = error }
                 }

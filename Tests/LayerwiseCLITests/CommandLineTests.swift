@@ -3,6 +3,7 @@ import Foundation
 import Layerwise
 import LayerwiseImages
 import XCTest
+
 @testable import LayerwiseCLI
 
 final class CommandLineTests: XCTestCase {
@@ -21,12 +22,15 @@ final class CommandLineTests: XCTestCase {
         for i in 0..<24 {
             let (w, h) = i % 3 == 0 ? (24, 20) : (16, 16)
             var px: [UInt8] = []
-            for y in 0..<h { for x in 0..<w { px += [UInt8((x * 11 + i * 7) % 256), UInt8((y * 13) % 256), UInt8(i * 9 % 256)] } }
+            for y in 0..<h {
+                for x in 0..<w { px += [UInt8((x * 11 + i * 7) % 256), UInt8((y * 13) % 256), UInt8(i * 9 % 256)] }
+            }
             let image = RGBImage(width: w, height: h, pixels: px)
             let name = "\(folder)/\(i % 2 == 0 ? "cats" : "dogs")/\(i).\(i % 4 < 2 ? "png" : "jpg")"
             try FileManager.default.createDirectory(
                 atPath: (name as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let bytes = i % 4 < 2 ? try PNGEncoder.encode(rgb: px, width: w, height: h) : try ImageCodec.encodeJPEG(image)
+            let bytes =
+                i % 4 < 2 ? try PNGEncoder.encode(rgb: px, width: w, height: h) : try ImageCodec.encodeJPEG(image)
             try Data(bytes).write(to: URL(fileURLWithPath: name))
         }
         return folder
@@ -35,8 +39,11 @@ final class CommandLineTests: XCTestCase {
     func tinyRecipe() throws -> String {
         var r = PretrainRecipe()
         r.inputSize = 16
-        r.stages = [StageRecipe(filters: 4, kernelSize: 3, pool: 2, whitening: 0.1, start: .kmeans,
-                                batchSize: 16, epochs: 2, stepsPerEpoch: 2)]
+        r.stages = [
+            StageRecipe(
+                filters: 4, kernelSize: 3, pool: 2, whitening: 0.1, start: .kmeans,
+                batchSize: 16, epochs: 2, stepsPerEpoch: 2)
+        ]
         let path = "\(root)/recipe.json"
         try r.json().write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -66,24 +73,30 @@ final class CommandLineTests: XCTestCase {
     func testPretrainFeaturesProbeAndInspectOnAnImageFolder() throws {
         let folder = try makeFolder(), recipe = try tinyRecipe()
         let model = "\(root)/model.safetensors", logs = "\(root)/logs"
-        try run(["pretrain", "--data", folder, "--recipe", recipe, "--out", model, "--log-dir", logs,
-                 "--checkpoint-dir", "\(root)/ckpt"])
+        try run([
+            "pretrain", "--data", folder, "--recipe", recipe, "--out", model, "--log-dir", logs,
+            "--checkpoint-dir", "\(root)/ckpt",
+        ])
         XCTAssertTrue(FileManager.default.fileExists(atPath: model))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasPrefix("events.out") }.count, 1)
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasPrefix("events.out") }.count, 1)
         try run(["features", "--model", model, "--data", folder, "--out", "\(root)/f.npy"])
         let f = try npyShape("\(root)/f.npy")
         XCTAssertEqual(f.descr, "<f4")
         XCTAssertEqual(f.shape, [24, 16], "24 images × 4 quadrants × 4 filters")
-        XCTAssertEqual(try NPY.loadLabels(path: "\(root)/f.labels.npy"),
-                       try ImageFolderDataset(root: folder, options: .init(size: 16)).images.labels)
+        XCTAssertEqual(
+            try NPY.loadLabels(path: "\(root)/f.labels.npy"),
+            try ImageFolderDataset(root: folder, options: .init(size: 16)).images.labels)
         try run(["probe", "--model", model, "--train", folder, "--test", folder, "--epochs", "2"])
         try run(["inspect", model])
         try run(["inspect", folder])
         try run(["inspect", "\(root)/f.npy"])
         // Resuming a finished run trains nothing more and writes the same model.
         let before = try Data(contentsOf: URL(fileURLWithPath: model))
-        try run(["pretrain", "--data", folder, "--recipe", recipe, "--out", "\(root)/again.safetensors", "--resume",
-                 "--checkpoint-dir", "\(root)/ckpt"])
+        try run([
+            "pretrain", "--data", folder, "--recipe", recipe, "--out", "\(root)/again.safetensors", "--resume",
+            "--checkpoint-dir", "\(root)/ckpt",
+        ])
         let again = try SafeTensors.read(path: "\(root)/again.safetensors")
         let first = try SafeTensors.read(path: model)
         XCTAssertTrue(first.tensors.keys.sorted() == again.tensors.keys.sorted())
@@ -96,9 +109,12 @@ final class CommandLineTests: XCTestCase {
         let folder = try makeFolder()
         var recipe = PretrainRecipe()
         recipe.inputSize = 16
-        recipe.stages = [StageRecipe(filters: 4, kernelSize: 3, batchSize: 8, epochs: 1, stepsPerEpoch: 2),
-                         StageRecipe(filters: 5, kernelSize: 2, pool: 1, whitening: 0.01, start: .random, batchSize: 8,
-                                     epochs: 1, stepsPerEpoch: 2)]
+        recipe.stages = [
+            StageRecipe(filters: 4, kernelSize: 3, batchSize: 8, epochs: 1, stepsPerEpoch: 2),
+            StageRecipe(
+                filters: 5, kernelSize: 2, pool: 1, whitening: 0.01, start: .random, batchSize: 8,
+                epochs: 1, stepsPerEpoch: 2),
+        ]
         let images = try ImageFolderDataset(root: folder, options: .init(size: 16)).images
         let normalization = ChannelNormalization.fit(images)
         let trainer = try RecipeBuilder.trainer(recipe: recipe, dataset: images, normalization: normalization)
@@ -114,7 +130,9 @@ final class CommandLineTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4)
     }
 
-    func makeBatch(from d: any ImageDataset, indices: Range<Int>, normalization: ChannelNormalization) throws
+    func makeBatch(
+        from d: any ImageDataset, indices: Range<Int>, normalization: ChannelNormalization
+    ) throws
         -> (images: Tensor, labels: [Int])
     {
         let s = d.imageShape
@@ -161,17 +179,26 @@ final class CommandLineTests: XCTestCase {
         try Data("hello".utf8).write(to: URL(fileURLWithPath: "\(root)/notes.txt"))
         let cases: [([String], String)] = [
             (["pretrain", "--data", folder, "--out", "m.bin"], "must end in .safetensors"),
-            (["pretrain", "--data", "\(root)/nope", "--out", "\(root)/m.safetensors"], "no such data file: \(root)/nope"),
-            (["pretrain", "--data", folder, "--recipe", "\(root)/missing.json", "--out", "\(root)/m.safetensors"],
-             "no such recipe file"),
-            (["pretrain", "--data", folder, "--recipe", recipe, "--out", "\(root)/m.safetensors", "--split", "val"],
-             "invalid --split val"),
+            (
+                ["pretrain", "--data", "\(root)/nope", "--out", "\(root)/m.safetensors"],
+                "no such data file: \(root)/nope"
+            ),
+            (
+                ["pretrain", "--data", folder, "--recipe", "\(root)/missing.json", "--out", "\(root)/m.safetensors"],
+                "no such recipe file"
+            ),
+            (
+                ["pretrain", "--data", folder, "--recipe", recipe, "--out", "\(root)/m.safetensors", "--split", "val"],
+                "invalid --split val"
+            ),
             (["pretrain", "--data", "\(root)/notes.txt", "--out", "\(root)/m.safetensors"], "expected a folder"),
             (["pretrain", "--data", folder, "--out", "\(root)/m.safetensors", "--probe-every", "-1"], "--probe-every"),
             (["pretrain", "--data", folder, "--out", "\(root)/m.safetensors", "--bogus"], "Unknown option '--bogus'"),
             (["features", "--model", notModel, "--data", folder, "--out", "\(root)/f.npy"], "not a layerwise model"),
-            (["features", "--model", "\(root)/none.safetensors", "--data", folder, "--out", "\(root)/f.npy"],
-             "no such model file"),
+            (
+                ["features", "--model", "\(root)/none.safetensors", "--data", folder, "--out", "\(root)/f.npy"],
+                "no such model file"
+            ),
             (["features", "--model", notModel, "--data", folder, "--out", "\(root)/f.csv"], "must end in .npy"),
             (["probe", "--model", notModel, "--train", folder, "--test", folder, "--epochs", "0"], "--epochs"),
             (["recipe", "--print", "fancy"], "known recipes: default, two-stage"),
@@ -202,18 +229,23 @@ extension CommandLineTests {
             }
         }
         let clips = "\(root)/clips.npy"
-        try Data(NPY.encode(descr: "|u1", shape: [n, t, h, w, 3], payload: payload)).write(to: URL(fileURLWithPath: clips))
+        try Data(NPY.encode(descr: "|u1", shape: [n, t, h, w, 3], payload: payload)).write(
+            to: URL(fileURLWithPath: clips))
         var r = PretrainRecipe()
         r.inputSize = 16
         r.positives = .framePair
-        r.stages = [StageRecipe(filters: 4, kernelSize: 3, pool: 2, whitening: nil, start: .random, batchSize: 8, epochs: 1,
-                                stepsPerEpoch: 3)]
+        r.stages = [
+            StageRecipe(
+                filters: 4, kernelSize: 3, pool: 2, whitening: nil, start: .random, batchSize: 8, epochs: 1,
+                stepsPerEpoch: 3)
+        ]
         let recipe = "\(root)/clips.json"
         try r.json().write(toFile: recipe, atomically: true, encoding: .utf8)
         try run(["pretrain", "--data", clips, "--recipe", recipe, "--out", "\(root)/clips.safetensors"])
         let model = try ModelFile.read(path: "\(root)/clips.safetensors")
         XCTAssertEqual(model.training["images"], "\(n * t)")
-        XCTAssertTrue(failure(["pretrain", "--data", "\(root)/nothing.npy", "--recipe", recipe, "--out", "\(root)/c.safetensors"])
-            .contains("no such data file"))
+        XCTAssertTrue(
+            failure(["pretrain", "--data", "\(root)/nothing.npy", "--recipe", recipe, "--out", "\(root)/c.safetensors"])
+                .contains("no such data file"))
     }
 }

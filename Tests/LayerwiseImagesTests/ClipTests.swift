@@ -1,6 +1,7 @@
 import Foundation
 import Layerwise
 import XCTest
+
 @testable import LayerwiseImages
 
 /// Clips from disk: frame folders (a camera pan across an image, written as PNG frames the
@@ -10,8 +11,10 @@ final class ClipTests: XCTestCase {
     func scene(width: Int, height: Int, seed: UInt64) -> [UInt8] {
         var g = SeededGenerator(seed: seed)
         let blobs = (0..<6).map { _ in
-            (Double.random(in: 0..<Double(width), using: &g), Double.random(in: 0..<Double(height), using: &g),
-             (0..<3).map { _ in Double.random(in: 0...255, using: &g) })
+            (
+                Double.random(in: 0..<Double(width), using: &g), Double.random(in: 0..<Double(height), using: &g),
+                (0..<3).map { _ in Double.random(in: 0...255, using: &g) }
+            )
         }
         var px = [UInt8](repeating: 0, count: width * height * 3)
         for y in 0..<height {
@@ -63,8 +66,10 @@ final class ClipTests: XCTestCase {
         let normalization = ChannelNormalization.fit(clips.frames)
         var g = SeededGenerator(seed: 11)
         let stage = Stage(
-            layers: [try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g), try MaxPool2D(kernelSize: 2),
-                     ReLU()],
+            layers: [
+                try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g), try MaxPool2D(kernelSize: 2),
+                ReLU(),
+            ],
             objective: ContrastiveObjective(
                 sampler: try FramePairSampler(clips: clips, normalization: normalization),
                 loss: InfoNCELoss(temperature: 0.2)),
@@ -88,7 +93,9 @@ final class ClipTests: XCTestCase {
         let clipsRoot = try ImageFixtures.folder()
         try writePanClips(root: clipsRoot, clips: 2, frames: 1)
         XCTAssertThrowsError(try ClipFolderDataset(root: clipsRoot)) {
-            guard case .invalidOption(name: "framesPerClip", _, _) = $0 as? ImageFolderError else { return XCTFail("\($0)") }
+            guard case .invalidOption(name: "framesPerClip", _, _) = $0 as? ImageFolderError else {
+                return XCTFail("\($0)")
+            }
         }
     }
 
@@ -106,7 +113,8 @@ final class ClipTests: XCTestCase {
         let (y, x, ch) = (3, 1, 2)
         let expected = payload[(((1 * t + 2) * h + y) * w + x) * c + ch]
         XCTAssertEqual(frame[ch * h * w + y * w + x], Float(expected) / 255)
-        try ImageFixtures.write(NPY.encode(descr: "|u1", shape: [2, 4, 5, 3], payload: [UInt8](repeating: 0, count: 120)), path)
+        try ImageFixtures.write(
+            NPY.encode(descr: "|u1", shape: [2, 4, 5, 3], payload: [UInt8](repeating: 0, count: 120)), path)
         XCTAssertThrowsError(try NPY.loadClips(path: path)) { error in
             XCTAssertTrue("\(error)".contains("5-D"), "\(error)")
         }

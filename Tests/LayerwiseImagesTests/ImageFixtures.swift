@@ -14,7 +14,10 @@ enum ImageFixtures {
         var offset = 0
         repeat {
             let n = min(65_535, raw.count - offset)
-            zlib += [offset + n == raw.count ? 1 : 0, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)]
+            zlib += [
+                offset + n == raw.count ? 1 : 0, UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF),
+                UInt8((~n >> 8) & 0xFF),
+            ]
             zlib += raw[offset..<(offset + n)]
             offset += n
         } while offset < raw.count
@@ -38,7 +41,9 @@ enum ImageFixtures {
         return RGBImage(width: width, height: height, pixels: px)
     }
 
-    static func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    static func be(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+    }
 
     static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
         let body = Array(type.utf8) + data

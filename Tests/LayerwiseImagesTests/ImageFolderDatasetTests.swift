@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import LayerwiseImages
 
 final class ImageFolderDatasetTests: XCTestCase {
@@ -32,7 +33,9 @@ final class ImageFolderDatasetTests: XCTestCase {
 
     func testFlatFolderIsUnlabelled() throws {
         let root = try F.folder()
-        for i in 0..<3 { try F.write(F.png(F.image(width: 5, height: 5) { _, _ in (UInt8(i), 0, 0) }), "\(root)/\(i).png") }
+        for i in 0..<3 {
+            try F.write(F.png(F.image(width: 5, height: 5) { _, _ in (UInt8(i), 0, 0) }), "\(root)/\(i).png")
+        }
         let d = try ImageFolderDataset(root: root, options: .init(size: 4))
         XCTAssertNil(d.classNames)
         XCTAssertNil(d.classCount)
@@ -56,7 +59,8 @@ final class ImageFolderDatasetTests: XCTestCase {
     /// A 2x downscale averages pixel pairs, as an antialiased (not a point-sampled) resize must.
     func testDownscaleAverages() throws {
         let root = try F.folder()
-        try F.write(F.png(F.image(width: 8, height: 8) { x, _ in x % 2 == 0 ? (0, 0, 0) : (200, 200, 200) }), "\(root)/a.png")
+        try F.write(
+            F.png(F.image(width: 8, height: 8) { x, _ in x % 2 == 0 ? (0, 0, 0) : (200, 200, 200) }), "\(root)/a.png")
         let d = try ImageFolderDataset(root: root, options: .init(size: 4))
         XCTAssertEqual(pixel(d, 0, x: 1, y: 1), [100, 100, 100])
     }
@@ -64,7 +68,8 @@ final class ImageFolderDatasetTests: XCTestCase {
     func testRandomCropIsSeededAndVaries() throws {
         let root = try F.folder()
         for i in 0..<8 {
-            try F.write(F.png(F.image(width: 96, height: 32) { x, _ in (UInt8(x * 2), UInt8(i), 0) }), "\(root)/\(i).png")
+            try F.write(
+                F.png(F.image(width: 96, height: 32) { x, _ in (UInt8(x * 2), UInt8(i), 0) }), "\(root)/\(i).png")
         }
         let a = try ImageFolderDataset(root: root, options: .init(crop: .random(seed: 1)))
         let b = try ImageFolderDataset(root: root, options: .init(crop: .random(seed: 1)))
@@ -77,14 +82,18 @@ final class ImageFolderDatasetTests: XCTestCase {
 
     func testGrayscaleRGBAAnd16BitPNGsBecomeRGB8() throws {
         let root = try F.folder()
-        try F.write(F.png(width: 2, height: 2, colorType: 0, bitDepth: 8, samples: [90, 90, 90, 90]), "\(root)/gray.png")
-        try F.write(F.png(width: 2, height: 2, colorType: 6, bitDepth: 8,
-                          samples: [UInt8](repeating: 0, count: 16).enumerated().map { [1, 2, 3, 7][$0.offset % 4] }),
-                    "\(root)/rgba.png")
+        try F.write(
+            F.png(width: 2, height: 2, colorType: 0, bitDepth: 8, samples: [90, 90, 90, 90]), "\(root)/gray.png")
+        try F.write(
+            F.png(
+                width: 2, height: 2, colorType: 6, bitDepth: 8,
+                samples: [UInt8](repeating: 0, count: 16).enumerated().map { [1, 2, 3, 7][$0.offset % 4] }),
+            "\(root)/rgba.png")
         let sixteen: [UInt8] = (0..<4).flatMap { _ in [0xAB, 0xCD, 0x12, 0x34, 0x00, 0xFF] }
         try F.write(F.png(width: 2, height: 2, colorType: 2, bitDepth: 16, samples: sixteen), "\(root)/rgb16.png")
-        try F.write(F.png(width: 2, height: 2, colorType: 4, bitDepth: 16, samples: [UInt8](repeating: 0x40, count: 16)),
-                    "\(root)/grayalpha16.png")
+        try F.write(
+            F.png(width: 2, height: 2, colorType: 4, bitDepth: 16, samples: [UInt8](repeating: 0x40, count: 16)),
+            "\(root)/grayalpha16.png")
         let d = try ImageFolderDataset(root: root, options: .init(size: 2))
         XCTAssertEqual(d.files, ["gray.png", "grayalpha16.png", "rgb16.png", "rgba.png"])
         XCTAssertEqual(pixel(d, 0, x: 1, y: 1), [90, 90, 90])
@@ -106,14 +115,17 @@ final class ImageFolderDatasetTests: XCTestCase {
         corrupt[40] ^= 0xFF  // inside IDAT: the CRC check fails
         try F.write(corrupt, "\(root)/flipped.png")
         XCTAssertThrowsError(try ImageFolderDataset(root: root)) { error in
-            XCTAssertEqual(error as? ImageFolderError, .unsupported(
-                file: "\(root)/anim.gif", reason: "neither a PNG nor a JPEG signature"))
+            XCTAssertEqual(
+                error as? ImageFolderError,
+                .unsupported(
+                    file: "\(root)/anim.gif", reason: "neither a PNG nor a JPEG signature"))
         }
         let d = try ImageFolderDataset(root: root, options: .init(skipUnreadable: true))
         XCTAssertEqual(d.files, ["good.png"])
         XCTAssertEqual(d.report.loaded, 1)
-        XCTAssertEqual(d.report.skipped.map { ($0.file as NSString).lastPathComponent },
-                       ["anim.gif", "flipped.png", "truncated.jpg", "truncated.png", "zero.png"])
+        XCTAssertEqual(
+            d.report.skipped.map { ($0.file as NSString).lastPathComponent },
+            ["anim.gif", "flipped.png", "truncated.jpg", "truncated.png", "zero.png"])
         for (file, reason) in d.report.skipped {
             XCTAssertTrue(reason.contains(file), reason)
         }
@@ -129,7 +141,9 @@ final class ImageFolderDatasetTests: XCTestCase {
 
     func testEmptyMissingAndMixedFoldersAreTypedErrors() throws {
         let root = try F.folder()
-        XCTAssertThrowsError(try ImageFolderDataset(root: root)) { XCTAssertEqual($0 as? ImageFolderError, .noImages(path: root)) }
+        XCTAssertThrowsError(try ImageFolderDataset(root: root)) {
+            XCTAssertEqual($0 as? ImageFolderError, .noImages(path: root))
+        }
         XCTAssertThrowsError(try ImageFolderDataset(root: root + "/nope")) {
             XCTAssertEqual($0 as? ImageFolderError, .missingPath(path: root + "/nope"))
         }
@@ -157,7 +171,8 @@ final class ImageFolderDatasetTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         for i in 0..<24 {
             let (w, h) = (Int.random(in: 20...70, using: &rng), Int.random(in: 20...70, using: &rng))
-            let img = F.image(width: w, height: h) { x, y in (UInt8((x * 7 + i) % 256), UInt8((y * 5) % 256), UInt8(i)) }
+            let img = F.image(width: w, height: h) { x, y in (UInt8((x * 7 + i) % 256), UInt8((y * 5) % 256), UInt8(i))
+            }
             if i % 2 == 0 {
                 try F.write(F.png(img), "\(root)/\(i).png")
             } else {

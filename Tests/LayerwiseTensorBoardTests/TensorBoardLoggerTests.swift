@@ -1,6 +1,7 @@
 import Foundation
 import Layerwise
 import XCTest
+
 @testable import LayerwiseTensorBoard
 
 final class TensorBoardLoggerTests: XCTestCase {
@@ -22,13 +23,18 @@ final class TensorBoardLoggerTests: XCTestCase {
         let data = try InMemoryImageDataset(pixels: pixels, shape: ImageShape(channels: 3, height: 12, width: 12))
         var list: [Stage] = []
         for k in 0..<stages {
-            list.append(Stage(
-                layers: [try Conv2D(inputChannels: k == 0 ? 3 : 4, outputChannels: 4, kernelSize: k == 0 ? 3 : 2, using: &g),
-                         ReLU()],
-                objective: ContrastiveObjective(
-                    sampler: try NeighborPatchSampler(dataset: data, maxOffset: 1), loss: InfoNCELoss(temperature: 0.5)),
-                optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3), batchSize: 8,
-                budget: .epochs(2, stepsPerEpoch: 3)))
+            list.append(
+                Stage(
+                    layers: [
+                        try Conv2D(
+                            inputChannels: k == 0 ? 3 : 4, outputChannels: 4, kernelSize: k == 0 ? 3 : 2, using: &g),
+                        ReLU(),
+                    ],
+                    objective: ContrastiveObjective(
+                        sampler: try NeighborPatchSampler(dataset: data, maxOffset: 1),
+                        loss: InfoNCELoss(temperature: 0.5)),
+                    optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3), batchSize: 8,
+                    budget: .epochs(2, stepsPerEpoch: 3)))
         }
         return try LayerwiseTrainer(stages: list, inputChannels: 3, firstPatchSize: 3, seed: 5)
     }
@@ -50,7 +56,9 @@ final class TensorBoardLoggerTests: XCTestCase {
         let events = try EventFileReader.events(path: "\(dir)/\(files[0])")
         XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
         let values = events.flatMap { e in e.values.map { (step: e.step, value: $0) } }
-        func series(_ tag: String) -> [(step: Int, value: EventFileReader.Value)] { values.filter { $0.value.tag == tag } }
+        func series(_ tag: String) -> [(step: Int, value: EventFileReader.Value)] {
+            values.filter { $0.value.tag == tag }
+        }
         let loss1 = series("stage1/loss"), loss2 = series("stage2/loss")
         XCTAssertEqual(loss1.map(\.step), Array(1...6))
         XCTAssertEqual(loss2.map(\.step), Array(7...12), "stage 2 follows stage 1 on one global axis")
@@ -72,7 +80,9 @@ final class TensorBoardLoggerTests: XCTestCase {
         XCTAssertEqual(images[0].value.image?.width, 101)
         XCTAssertEqual(images[0].value.image?.height, 26)
         let histogram = try XCTUnwrap(series("stage1/0.weight").first?.value.histogram)
-        if case let .fixed64(num)? = histogram[3]?.first { XCTAssertEqual(Double(bitPattern: num), 4 * 3 * 3 * 3) } else {
+        if case let .fixed64(num)? = histogram[3]?.first {
+            XCTAssertEqual(Double(bitPattern: num), 4 * 3 * 3 * 3)
+        } else {
             XCTFail("histogram count missing")
         }
     }
