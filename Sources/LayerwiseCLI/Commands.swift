@@ -39,14 +39,14 @@ struct DataOptions: ParsableArguments {
     func load(_ path: String, size: Int, split override: CIFARSplit? = nil) throws -> LoadedImages {
         let loaded = try DataSource.images(
             path, size: size, split: override ?? cifarSplit(), labelsPath: labels, skipUnreadable: skipUnreadable)
-        for (file, reason) in loaded.skipped {
-            FileHandle.standardError.write(Data("skipped \(file): \(reason)\n".utf8))
+        for (_, reason) in loaded.skipped {  // the reason names the file
+            FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8))
         }
         return loaded
     }
 }
 
-/// A result line on standard output, flushed so it keeps its place among the progress lines.
+/// A result line on standard output, unbuffered so it keeps its place among the progress lines.
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
