@@ -13,7 +13,7 @@ public struct LayerwiseCommand: ParsableCommand {
             Data (--data, --train, --test): a folder of PNG/JPEG images (root/<class>/<file> or flat), \
             a CIFAR binary folder, or a uint8 .npy array N×H×W×C.
             """,
-        subcommands: [Pretrain.self, Features.self, Probe.self, Inspect.self, RecipeCommand.self])
+        subcommands: [Pretrain.self, Features.self, Probe.self, Inspect.self, Filters.self, RecipeCommand.self])
 
     public init() {}
 }

@@ -110,7 +110,7 @@ public final class TensorBoardLogger {
             let layers = trainer.stages[k].layers
             if let weights = Self.firstFilters(layers) {
                 do {
-                    let (rgb, w, h) = try FilterGrid.render(Self.displayable(weights), scale: filterScale)
+                    let (rgb, w, h) = try FilterGrid.render(FilterGrid.displayable(weights), scale: filterScale)
                     writer.addImage(
                         "stage\(k + 1)/filters", png: try PNGEncoder.encode(rgb: rgb, width: w, height: h),
                         width: w, height: h, step: step)
@@ -134,24 +134,5 @@ public final class TensorBoardLogger {
             if let p = layer.parameters.first(where: { $0.value.shape.count == 4 }) { return p.value }
         }
         return nil
-    }
-
-    /// Filters with 1 or 3 input channels as they are; others as their mean over input
-    /// channels (one grey kernel per filter), since only grey or RGB can be shown.
-    static func displayable(_ w: Tensor) -> Tensor {
-        let s = w.shape
-        guard s.count == 4, s[1] != 1, s[1] != 3 else { return w }
-        let (o, c, plane) = (s[0], s[1], s[2] * s[3])
-        var out = Tensor.zeros([o, 1, s[2], s[3]])
-        w.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for f in 0..<o {
-                    for ch in 0..<c {
-                        for i in 0..<plane { dst[f * plane + i] += src[(f * c + ch) * plane + i] / Float(c) }
-                    }
-                }
-            }
-        }
-        return out
     }
 }

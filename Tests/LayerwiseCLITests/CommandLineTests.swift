@@ -249,3 +249,20 @@ extension CommandLineTests {
                 .contains("no such data file"))
     }
 }
+
+extension CommandLineTests {
+    func testFiltersWritesAnUpscaledGrid() throws {
+        let folder = try makeFolder(), recipe = try tinyRecipe()
+        let model = "\(root)/model.safetensors"
+        try run(["pretrain", "--data", folder, "--recipe", recipe, "--out", model])
+        try run(["filters", "--model", model, "--out", "\(root)/f.png", "--scale", "8"])
+        let png = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(root)/f.png")))
+        let width = png[16..<20].reduce(0) { $0 << 8 | Int($1) }, height = png[20..<24].reduce(0) { $0 << 8 | Int($1) }
+        XCTAssertEqual(width, 4 * (3 * 8 + 1) + 1, "4 filters of 3x3 at 8x with 1-pixel gaps")
+        XCTAssertEqual(height, 3 * 8 + 2)
+        XCTAssertTrue(
+            failure(["filters", "--model", model, "--out", "\(root)/f.png", "--stage", "2"]).contains("stages 1...1"))
+        XCTAssertTrue(
+            failure(["filters", "--model", model, "--out", "\(root)/f.png", "--scale", "0"]).contains("--scale"))
+    }
+}
