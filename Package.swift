@@ -58,7 +58,7 @@ let package = Package(
             name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"]),
         .target(name: "LayerwiseImages", dependencies: ["TensorCore", "Datasets", "CImageCodecs"]),
-        .target(name: "LayerwiseTensorBoard", dependencies: ["TensorCore", "Layers", "Training"]),
+        .target(name: "LayerwiseTensorBoard", dependencies: ["Layerwise"]),
         .target(
             name: "LayerwiseCLI",
             dependencies: [

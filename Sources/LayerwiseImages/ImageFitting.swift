@@ -31,19 +31,13 @@ enum ImageFitting {
         t.weights = [Float](repeating: 0, count: outputs * t.stride)
         for o in 0..<outputs {
             let center = (Double(o + offset) + 0.5) * scale
-            let lo = max(0, Int(center - support + 0.5)), hi = min(input, Int(center + support + 0.5))
-            var sum = 0.0
-            var ws: [Double] = []
-            for j in lo..<max(lo + 1, hi) {
-                let w = max(0, 1 - abs((Double(j) - center + 0.5) / support))
-                ws.append(w)
-                sum += w
-            }
+            let lo = max(0, Int(center - support + 0.5))
+            let n = min(t.stride, max(lo + 1, min(input, Int(center + support + 0.5))) - lo)
+            func weight(_ k: Int) -> Double { max(0, 1 - abs((Double(lo + k) - center + 0.5) / support)) }
+            let sum = (0..<n).reduce(0) { $0 + weight($1) }
+            for k in 0..<n { t.weights[o * t.stride + k] = Float(sum > 0 ? weight(k) / sum : 1 / Double(n)) }
             t.first.append(lo)
-            t.count.append(min(ws.count, t.stride))
-            for (k, w) in ws.prefix(t.stride).enumerated() {
-                t.weights[o * t.stride + k] = Float(sum > 0 ? w / sum : 1 / Double(ws.count))
-            }
+            t.count.append(n)
         }
         return t
     }

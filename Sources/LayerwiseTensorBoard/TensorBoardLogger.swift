@@ -1,6 +1,4 @@
-import Layers
-import TensorCore
-import Training
+import Layerwise
 
 /// Turns ``TrainingEvent``s into TensorBoard summaries:
 ///
