@@ -37,7 +37,8 @@ public final class ProgressReporter {
         let line =
             "\(label) [" + String(repeating: "█", count: filled) + String(repeating: "░", count: cells - filled)
             + "] \(percent) \(e.step)/\(e.totalSteps) │ loss " + String(format: "%.4f", Double(e.loss))
-            + " │ " + String(format: "%.0f", e.tripletsPerSecond) + " trip/s │ ETA " + Self.duration(e.etaSeconds)
+            + " │ " + String(format: "%.0f", e.samplesPerSecond) + " \(e.sampleUnit)/s │ ETA "
+            + Self.duration(e.etaSeconds)
         return String(line.prefix(max(20, width - 1)))
     }
 

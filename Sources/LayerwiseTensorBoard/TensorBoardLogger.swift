@@ -3,7 +3,8 @@ import Layerwise
 /// Turns ``TrainingEvent``s into TensorBoard summaries:
 ///
 /// - per step: `stage<k>/loss`, `stage<k>/learning_rate`, `stage<k>/samples_per_second`
-///   (triplets or images), and `stage<k>/batch_accuracy` for classifying objectives;
+///   (triplets or images), and every named metric the objective reports (`StepEvent.metrics`:
+///   e.g. `activeFraction`, `meanPositiveDistance`, or `accuracy` for classifying objectives);
 /// - per epoch: `stage<k>/epoch_loss`, `stage<k>/probe_accuracy` when an evaluation ran, and,
 ///   with a trainer attached, the image `stage<k>/filters` (the stage's first convolution as
 ///   a filter grid, nearest-neighbour upscaled by ``filterScale``) and optionally histograms
@@ -64,8 +65,8 @@ public final class TensorBoardLogger {
             let prefix = Self.prefix(e.stage)
             writer.addScalar("\(prefix)/loss", e.loss, step: step)
             writer.addScalar("\(prefix)/learning_rate", e.learningRate, step: step)
-            writer.addScalar("\(prefix)/samples_per_second", Float(e.tripletsPerSecond), step: step)
-            if let a = e.accuracy { writer.addScalar("\(prefix)/batch_accuracy", a, step: step) }
+            writer.addScalar("\(prefix)/samples_per_second", Float(e.samplesPerSecond), step: step)
+            for metric in e.metrics { writer.addScalar("\(prefix)/\(metric.name)", Float(metric.value), step: step) }
         case let .epochEnded(stage, _, meanLoss, accuracy):
             let prefix = Self.prefix(stage)
             writer.addScalar("\(prefix)/epoch_loss", meanLoss, step: lastGlobalStep)

@@ -65,6 +65,7 @@ final class TensorBoardLoggerTests: XCTestCase {
         XCTAssertEqual((loss1 + loss2).map { $0.value.scalar! }, losses)
         XCTAssertEqual(series("stage1/learning_rate").map { $0.value.scalar! }, [Float](repeating: 1e-3, count: 6))
         XCTAssertTrue(series("stage1/samples_per_second").allSatisfy { $0.value.scalar! > 0 })
+        XCTAssertEqual(series("stage1/activeFraction").count, 6, "the objective's metrics are logged")
         XCTAssertEqual(series("stage2/epoch_loss").map(\.step), [9, 12])
         XCTAssertEqual(series("probe/test_accuracy").map { $0.value.scalar! }, [0.25])
         let images = series("stage1/filters")
