@@ -123,12 +123,15 @@ struct Pretrain: ParsableCommand {
             logger?.record(event)
         }
         try logger?.close()
-        let training = [
+        var training = [
             "data": summary, "images": "\(images.count)",
             "seconds": String(format: "%.1f", report.totalSeconds),
             "finalLosses": report.stages.map { String(format: "%.4f", $0.finalLoss) }.joined(separator: ","),
             "steps": report.stages.map { "\($0.steps)" }.joined(separator: ","),
         ]
+        if let k = report.stages.firstIndex(where: { $0.resumedAfterStep != nil }) {
+            training["resumedFrom"] = "stage \(k + 1) after step \(report.stages[k].resumedAfterStep!)"
+        }
         let model = try ModelFile(trainer: trainer, recipe: recipe, normalization: normalization, training: training)
         try model.write(to: out)
         say("model: \(out) (\(model.describeStages()); \(String(format: "%.1f", report.totalSeconds)) s)")
