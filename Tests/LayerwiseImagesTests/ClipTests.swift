@@ -63,6 +63,12 @@ final class ClipTests: XCTestCase {
         b.withUnsafeMutableBufferPointer { clips.frames.copyPixels(of: 2 * 5 + 1, into: $0) }
         XCTAssertEqual(a, b)
 
+        let losses = try trainFramePairStage(on: clips)
+        XCTAssertLessThan(losses.last!, losses.first!, "frame pairs of a pan are learnable: \(losses)")
+    }
+
+    /// Trains a small conv stage on frame pairs of `clips`; its epoch losses (all finite).
+    func trainFramePairStage(on clips: ClipFolderDataset) throws -> [Float] {
         let normalization = ChannelNormalization.fit(clips.frames)
         var g = SeededGenerator(seed: 11)
         let stage = Stage(
@@ -76,11 +82,70 @@ final class ClipTests: XCTestCase {
             optimizer: Adam(learningRate: 3e-3), schedule: ConstantSchedule(3e-3), batchSize: 32,
             budget: .epochs(4, stepsPerEpoch: 10))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 5, seed: 3)
-        let report = try trainer.pretrain()
-        let losses = try XCTUnwrap(report.stages.first?.epochLosses)
+        let losses = try XCTUnwrap(try trainer.pretrain().stages.first?.epochLosses)
         XCTAssertEqual(losses.count, 4)
-        XCTAssertTrue(losses.allSatisfy(\.isFinite))
-        XCTAssertLessThan(losses.last!, losses.first!, "frame pairs of a pan are learnable: \(losses)")
+        XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(losses)")
+        return losses
+    }
+
+    /// A real clip: a camera pan across real photos (the embedded CIFAR-10 sample, upscaled 3x),
+    /// encoded to H.264 and cut back into frames with `ffmpeg -i clip.mp4 -vf fps=4
+    /// clip/%04d.png` when ffmpeg is installed (else the pan frames themselves are the clip).
+    func testAPanAcrossRealImagesThroughFFmpegTrainsAFramePairStage() throws {
+        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Examples/ReproducePaper/Resources/cifar10_sample").path
+        let photos = try CIFAR.loadCIFAR10(directory: sample, split: .train)
+        let root = try ImageFixtures.folder(), frames = "\(root)/frames", clips = "\(root)/clips"
+        for clip in 0..<4 {
+            let bytes = Array(photos.bytes(of: clip))  // 3 × 32 × 32 planes
+            for f in 0..<8 {  // a 48x48 window moving 4 px right per frame over the 96x96 upscale
+                var rgb: [UInt8] = []
+                for y in 0..<48 {
+                    for x in 0..<48 {
+                        let (sy, sx) = ((y + 20) / 3, (x + 4 * f) / 3)
+                        for c in 0..<3 { rgb.append(bytes[c * 1024 + sy * 32 + sx]) }
+                    }
+                }
+                let png = try PNGEncoder.encode(rgb: rgb, width: 48, height: 48)
+                try ImageFixtures.write(png, "\(frames)/clip\(clip)/\(String(format: "%04d", f + 1)).png")
+            }
+            if let ffmpeg = Self.executable("ffmpeg") {
+                let video = "\(root)/clip\(clip).mp4"
+                try FileManager.default.createDirectory(
+                    atPath: "\(clips)/clip\(clip)", withIntermediateDirectories: true)
+                try Self.run(
+                    ffmpeg,
+                    [
+                        "-loglevel", "error", "-framerate", "8", "-i", "\(frames)/clip\(clip)/%04d.png",
+                        "-pix_fmt", "yuv420p", video,
+                    ])
+                try Self.run(
+                    ffmpeg, ["-loglevel", "error", "-i", video, "-vf", "fps=4", "\(clips)/clip\(clip)/%04d.png"])
+            }
+        }
+        let dataset = try ClipFolderDataset(root: Self.executable("ffmpeg") == nil ? frames : clips, size: 24)
+        XCTAssertEqual(dataset.count, 4)
+        // 8 frames at 8 fps resampled to 4 fps: about 4 frames per clip; without ffmpeg, all 8.
+        XCTAssertTrue(
+            Self.executable("ffmpeg") == nil ? dataset.framesPerClip == 8 : (3...5).contains(dataset.framesPerClip))
+        let losses = try trainFramePairStage(on: dataset)
+        XCTAssertLessThan(losses.last!, losses.first!, "\(losses)")
+    }
+
+    static func executable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "\(executable) \(arguments.joined(separator: " "))")
     }
 
     func testClipFolderErrors() throws {
