@@ -438,7 +438,7 @@ final class KMeansBaselineTests: XCTestCase {
 ///     LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release -Xswiftc -enable-testing \
 ///         --filter KMeansBaselineExperiment
 ///
-/// Data directory: `LAYERWISE_DATA` (default `/work/shared/data`), holding
+/// Data directory: `LAYERWISE_DATA` (default `shared/data` beside the repository), holding
 /// `cifar-100-binary/train.bin` and `cifar-10-batches-bin/data_batch_{1,2}.bin`.
 ///
 /// Protocol: fit on CIFAR-100 train (50,000 random 6x6 patches, K = 64, seed 0); features of
@@ -490,7 +490,9 @@ final class KMeansBaselineExperiment: XCTestCase {
         guard env["LAYERWISE_EXPERIMENTS"] == "1" else {
             throw XCTSkip("experiment: set LAYERWISE_EXPERIMENTS=1 to fit k-means on CIFAR-100 and probe CIFAR-10")
         }
-        let root = env["LAYERWISE_DATA"] ?? "/work/shared/data"
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let root = env["LAYERWISE_DATA"] ?? repository.deletingLastPathComponent().path + "/shared/data"
         let clock = ContinuousClock()
         var start = clock.now
         func lap() -> String { let t = clock.now - start; start = clock.now; return "\(t)" }
