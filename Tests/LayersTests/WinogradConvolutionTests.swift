@@ -3,9 +3,11 @@ import LayerwiseTestSupport
 import TensorCore
 import XCTest
 
-/// Winograd F(2×2, 3×3) against im2row + GEMM: the same convolution with other rounding,
-/// so outputs and gradients agree to a stated relative tolerance (1e-5 of max(1, |value|)
-/// for inputs and weights of magnitude ≤ 1), and finite differences check its backward.
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) against im2row + GEMM: the same convolution with
+/// other rounding, so outputs and gradients agree to a stated relative tolerance (of
+/// max(1, |value|), for inputs and weights of magnitude ≤ 1): 1e-5 for F(2×2, 3×3), 1e-4
+/// for F(4×4, 3×3), whose transforms have larger coefficients. Finite differences check
+/// the backward passes.
 final class WinogradConvolutionTests: XCTestCase {
     /// (channels, outputs, height, width, padding, batch); odd sizes drop half tiles.
     private let configurations: [(Int, Int, Int, Int, Int, Int)] = [
@@ -13,7 +15,11 @@ final class WinogradConvolutionTests: XCTestCase {
         (20, 24, 16, 16, 1, 7),  // 64 tiles per image: several chunks of images
     ]
 
-    private func pair(_ c: Int, _ o: Int, _ p: Int, bias: Bool = true) throws -> (Conv2D, Conv2D) {
+    private let algorithms: [(ConvolutionAlgorithm, Float)] = [(.winograd, 1e-5), (.winograd4x4, 1e-4)]
+
+    private func pair(
+        _ c: Int, _ o: Int, _ p: Int, bias: Bool = true, algorithm fastAlgorithm: ConvolutionAlgorithm = .winograd
+    ) throws -> (Conv2D, Conv2D) {
         func make(_ algorithm: ConvolutionAlgorithm) throws -> Conv2D {
             var rng = SeededGenerator(seed: 3)
             let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: 3, padding: p, bias: bias,
@@ -21,37 +27,48 @@ final class WinogradConvolutionTests: XCTestCase {
             if bias { conv.bias!.value = .uniform([o], low: -0.5, high: 0.5, using: &rng) }
             return conv
         }
-        return (try make(.winograd), try make(.im2row))
+        return (try make(fastAlgorithm), try make(.im2row))
     }
 
     func testForwardAndGradientsMatchIm2row() throws {
-        for (c, o, h, w, p, n) in configurations {
-            let (fast, reference) = try pair(c, o, p)
+        for (algorithm, tolerance) in algorithms {
+            for configuration in configurations {
+                try checkAgainstIm2row(configuration, algorithm: algorithm, tolerance: tolerance)
+            }
+        }
+    }
+
+    private func checkAgainstIm2row(
+        _ configuration: (Int, Int, Int, Int, Int, Int), algorithm: ConvolutionAlgorithm, tolerance: Float
+    ) throws {
+        do {
+            let (c, o, h, w, p, n) = configuration
+            let (fast, reference) = try pair(c, o, p, algorithm: algorithm)
             var rng = SeededGenerator(seed: 7)
             let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
-            let label = "c\(c) o\(o) \(h)×\(w) p\(p)"
+            let label = "\(algorithm) c\(c) o\(o) \(h)×\(w) p\(p)"
             XCTAssertTrue(fast.usesWinograd(for: ConvGeometry(channels: c, height: h, width: w, kernel: (3, 3), padding: (p, p))))
-            assertClose(fast.forward(x, mode: .inference), reference.forward(x, mode: .inference), tolerance: 1e-5)
+            assertClose(fast.forward(x, mode: .inference), reference.forward(x, mode: .inference), tolerance: tolerance)
             let y = fast.forward(x, mode: .training)
-            assertClose(y, reference.forward(x, mode: .training), tolerance: 1e-5)
+            assertClose(y, reference.forward(x, mode: .training), tolerance: tolerance)
             let dy = Tensor.uniform(y.shape, low: -1, high: 1, using: &rng)
             let dx = fast.backward(dy), dxReference = reference.backward(dy)
-            assertClose(dx, dxReference, tolerance: 1e-5)
+            assertClose(dx, dxReference, tolerance: tolerance)
             // Weight gradients sum over every tile of the batch: scale the tolerance by it.
             let scale = Float(n * h * w)
             for (a, b) in zip(fast.parameters, reference.parameters) {
                 XCTAssertEqual(a.gradient.shape, b.gradient.shape, label)
                 var worst: Float = 0
                 for i in 0..<a.gradient.count { worst = max(worst, abs(a.gradient[flat: i] - b.gradient[flat: i])) }
-                XCTAssertLessThanOrEqual(worst, 1e-5 * scale, "\(label) \(a.name)")
+                XCTAssertLessThanOrEqual(worst, tolerance * scale, "\(label) \(a.name)")
             }
         }
     }
 
     func testGradientsByFiniteDifferences() throws {
         for (c, o, h, w, p, n) in configurations.prefix(5) {
-            for bias in [true, false] {
-                let (fast, _) = try pair(c, o, p, bias: bias)
+            for (bias, algorithm) in [(true, ConvolutionAlgorithm.winograd), (false, .winograd), (true, .winograd4x4)] {
+                let (fast, _) = try pair(c, o, p, bias: bias, algorithm: algorithm)
                 var rng = SeededGenerator(seed: 5)
                 assertGradientsMatch(fast, input: .uniform([n, c, h, w], low: -1, high: 1, using: &rng))
             }
@@ -78,8 +95,8 @@ final class WinogradConvolutionTests: XCTestCase {
         var rng = SeededGenerator(seed: 21)
         let x = Tensor.uniform([9, 20, 16, 16], low: -1, high: 1, using: &rng)
         let dy = Tensor.uniform([9, 24, 16, 16], low: -1, high: 1, using: &rng)
-        func run(threads: Int) throws -> [[UInt32]] {
-            let (conv, _) = try pair(20, 24, 1)
+        func run(threads: Int, algorithm: ConvolutionAlgorithm) throws -> [[UInt32]] {
+            let (conv, _) = try pair(20, 24, 1, algorithm: algorithm)
             let saved = BLAS.threadCount
             defer { BLAS.threadCount = saved }
             BLAS.threadCount = threads
@@ -90,9 +107,11 @@ final class WinogradConvolutionTests: XCTestCase {
             return [inference.scalars, y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars]
                 .map { $0.map(\.bitPattern) }
         }
-        let one = try run(threads: 1), two = try run(threads: 2)
-        XCTAssertEqual(one, two)
-        XCTAssertEqual(one[0], one[1], "inference and training forwards")
+        for algorithm in [ConvolutionAlgorithm.winograd, .winograd4x4] {
+            let one = try run(threads: 1, algorithm: algorithm), two = try run(threads: 2, algorithm: algorithm)
+            XCTAssertEqual(one, two, "\(algorithm)")
+            XCTAssertEqual(one[0], one[1], "\(algorithm): inference and training forwards")
+        }
     }
 
     func testAutomaticChoiceAndInvalidRequests() throws {
@@ -107,8 +126,8 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertFalse(five.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (5, 5), padding: (2, 2))))
         let forced = try Conv2D(inputChannels: 96, outputChannels: 384, kernelSize: 3, padding: 1, algorithm: .im2row, using: &rng)
         XCTAssertFalse(forced.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1))))
-        for (k, s) in [(5, 1), (3, 2)] {
-            XCTAssertThrowsError(try Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: k, stride: s, algorithm: .winograd, using: &rng)) {
+        for (k, s, algorithm) in [(5, 1, ConvolutionAlgorithm.winograd), (3, 2, .winograd), (5, 1, .winograd4x4)] {
+            XCTAssertThrowsError(try Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: k, stride: s, algorithm: algorithm, using: &rng)) {
                 guard case LayerError.invalidConfiguration(_, "algorithm", _, _) = $0 else { return XCTFail("\($0)") }
             }
         }
