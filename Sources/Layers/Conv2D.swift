@@ -72,10 +72,12 @@ public final class Conv2D: InputGradientSkipping {
         guard padding >= 0 else {
             throw LayerError.invalidConfiguration(layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
         }
-        if (algorithm == .winograd || algorithm == .winograd4x4) && (kernelSize != 3 || stride != 1) {
+        let winogradKernels = algorithm == .winograd ? [3, 5] : algorithm == .winograd4x4 ? [3] : nil
+        if let winogradKernels, !winogradKernels.contains(kernelSize) || stride != 1 {
             throw LayerError.invalidConfiguration(
                 layer: "Conv2D", option: "algorithm", value: algorithm.rawValue,
-                reason: "Winograd F(2×2, 3×3) needs kernelSize 3 and stride 1, got kernelSize \(kernelSize), stride \(stride)")
+                reason: "needs stride 1 and kernelSize \(winogradKernels.map(String.init).joined(separator: " or ")), "
+                    + "got kernelSize \(kernelSize), stride \(stride)")
         }
         self.algorithm = algorithm
         self.inputChannels = inputChannels
@@ -129,16 +131,19 @@ public final class Conv2D: InputGradientSkipping {
     /// with at least 16 input and output channels and 16 output positions (below that the
     /// transforms cost more than the GEMM FLOPs they save): F(4×4, 3×3) from an 8×8
     /// output on, F(2×2, 3×3) below (measured on the wide stack: F(4×4) takes 30 % less
-    /// CPU time per inference batch than F(2×2), which takes 40 % less than im2row).
+    /// CPU time per inference batch than F(2×2), which takes 40 % less than im2row);
+    /// F(2×2, 5×5) for 5×5 stride-1 windows.
     public func usesWinograd(for g: ConvGeometry) -> Bool { winogradVariant(for: g) != nil }
 
     func winogradVariant(for g: ConvGeometry) -> WinogradVariant? {
         switch algorithm {
-        case .winograd: return .f2x2
+        case .winograd: return kernelSize == 5 ? .f2x2k5 : .f2x2
         case .winograd4x4: return .f4x4
         case .im2row: return nil
         case .automatic:
-            guard Winograd.supports(g) && inputChannels >= 16 && outputChannels >= 16 && g.outputPositions >= 16 else { return nil }
+            guard inputChannels >= 16 && outputChannels >= 16 && g.outputPositions >= 16 else { return nil }
+            if Winograd5x5.supports(g) { return .f2x2k5 }
+            guard Winograd.supports(g) else { return nil }
             return g.outputHeight >= 8 && g.outputWidth >= 8 ? .f4x4 : .f2x2
         }
     }

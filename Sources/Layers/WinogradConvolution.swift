@@ -3,34 +3,40 @@ import TensorCore
 
 /// How a ``Conv2D`` computes its products.
 public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
-    /// Winograd F(2×2, 3×3) where it pays (3×3, stride 1, at least 16 input and output
-    /// channels and a 4×4 output), im2row + GEMM otherwise.
+    /// Winograd where it pays (3×3 or 5×5, stride 1, at least 16 input and output channels
+    /// and a 4×4 output; see ``Conv2D/usesWinograd(for:)``), im2row + GEMM otherwise.
     case automatic
     /// One row per output position and one GEMM (works for every geometry).
     case im2row
-    /// Winograd F(2×2, 3×3): 16 GEMMs over transformed 4×4 tiles, 2.25× fewer FLOPs.
-    /// Only for 3×3 kernels with stride 1. Results agree with im2row to about 1e-5
-    /// relative (different rounding, not different arithmetic).
+    /// Winograd F(2×2, 3×3) for 3×3 kernels (16 GEMMs over 4×4 tiles, 2.25× fewer FLOPs,
+    /// about 1e-5 relative from im2row) or F(2×2, 5×5) for 5×5 kernels (36 GEMMs over 6×6
+    /// tiles, 2.8× fewer FLOPs, about 1e-4). Stride 1 only.
     case winograd
     /// Winograd F(4×4, 3×3): 36 GEMMs over transformed 6×6 tiles, 4× fewer FLOPs; about
     /// 1e-4 relative from im2row. Only for 3×3 kernels with stride 1.
     case winograd4x4
 }
 
-/// The two Winograd transforms, dispatched to TensorCore's ``Winograd`` and ``Winograd4x4``.
+/// The Winograd transforms, dispatched to TensorCore's ``Winograd`` (F(2×2, 3×3)),
+/// ``Winograd4x4`` (F(4×4, 3×3)) and ``Winograd5x5`` (F(2×2, 5×5)).
 enum WinogradVariant: Sendable, Equatable {
-    case f2x2, f4x4
+    case f2x2, f4x4, f2x2k5
 
     var elements: Int { self == .f2x2 ? Winograd.elements : Winograd4x4.elements }
 
     func tilesPerImage(_ g: ConvGeometry) -> Int {
-        self == .f2x2 ? Winograd.Tiling(geometry: g).perImage : Winograd4x4.Tiling(geometry: g).perImage
+        switch self {
+        case .f2x2: return Winograd.Tiling(geometry: g).perImage
+        case .f4x4: return Winograd4x4.Tiling(geometry: g).perImage
+        case .f2x2k5: return Winograd5x5.Tiling(geometry: g).perImage
+        }
     }
 
     func transformWeights(_ w: UnsafePointer<Float>, outputs: Int, inputs: Int, into u: UnsafeMutablePointer<Float>) {
         switch self {
         case .f2x2: Winograd.transformWeights(w, outputs: outputs, inputs: inputs, into: u)
         case .f4x4: Winograd4x4.transformWeights(w, outputs: outputs, inputs: inputs, into: u)
+        case .f2x2k5: Winograd5x5.transformWeights(w, outputs: outputs, inputs: inputs, into: u)
         }
     }
 
@@ -38,6 +44,7 @@ enum WinogradVariant: Sendable, Equatable {
         switch self {
         case .f2x2: Winograd.transformWeightGradientAdd(du, outputs: outputs, inputs: inputs, into: dw)
         case .f4x4: Winograd4x4.transformWeightGradientAdd(du, outputs: outputs, inputs: inputs, into: dw)
+        case .f2x2k5: Winograd5x5.transformWeightGradientAdd(du, outputs: outputs, inputs: inputs, into: dw)
         }
     }
 
@@ -45,6 +52,7 @@ enum WinogradVariant: Sendable, Equatable {
         switch self {
         case .f2x2: Winograd.transformInput(x, count: count, tiling: .init(geometry: g), into: v, column: column)
         case .f4x4: Winograd4x4.transformInput(x, count: count, tiling: .init(geometry: g), into: v, column: column)
+        case .f2x2k5: Winograd5x5.transformInput(x, count: count, tiling: .init(geometry: g), into: v, column: column)
         }
     }
 
@@ -57,6 +65,8 @@ enum WinogradVariant: Sendable, Equatable {
             Winograd.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
         case .f4x4:
             Winograd4x4.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
+        case .f2x2k5:
+            Winograd5x5.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
         }
     }
 
@@ -68,6 +78,8 @@ enum WinogradVariant: Sendable, Equatable {
             Winograd.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
         case .f4x4:
             Winograd4x4.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
+        case .f2x2k5:
+            Winograd5x5.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
         }
     }
 
@@ -77,6 +89,7 @@ enum WinogradVariant: Sendable, Equatable {
         switch self {
         case .f2x2: Winograd.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
         case .f4x4: Winograd4x4.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
+        case .f2x2k5: Winograd5x5.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
         }
     }
 }

@@ -114,24 +114,35 @@ public enum Winograd4x4 {
 
     // MARK: input
 
+    /// Padded input rows of one tile row: `step` columns per tile plus the 6-wide tail.
     @inline(__always)
-    static func rowBufferWidth(_ t: Tiling) -> Int { 4 * ((t.columns + 7) & ~7) + 8 }
+    static func rowBufferWidth(columns: Int, step: Int) -> Int { step * ((columns + 7) & ~7) + 8 }
 
     /// `V[e][c][column + t] = (Bᵀ · d · B)[e]` for every 6×6 input tile `d` (padding reads 0).
     public static func transformInput(
         _ images: UnsafePointer<Float>, count: Int, tiling: Tiling, into v: Winograd.TileMatrix, column: Int
     ) {
-        let geo = tiling.geometry, width = rowBufferWidth(tiling), plane = geo.height * geo.width
-        let used = 4 * tiling.columns + 2
+        transformInput6(images, count: count, geometry: tiling.geometry, rows: tiling.rows, columns: tiling.columns,
+                        step: 4, into: v, column: column)
+    }
+
+    /// The input transform of any 6×6-tile Winograd variant: tiles every `step` pixels
+    /// (4 for F(4×4, 3×3), 2 for F(2×2, 5×5), which share Bᵀ).
+    static func transformInput6(
+        _ images: UnsafePointer<Float>, count: Int, geometry geo: ConvGeometry, rows tileRows: Int, columns: Int,
+        step: Int, into v: Winograd.TileMatrix, column: Int
+    ) {
+        let width = rowBufferWidth(columns: columns, step: step), plane = geo.height * geo.width
+        let used = step * columns + 6 - step
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * width) { buffer in
             let rows = buffer.baseAddress!
             rows.initialize(repeating: 0, count: 6 * width)
             for n in 0..<count {
                 for c in 0..<geo.channels {
                     let src = images + (n * geo.channels + c) * plane
-                    for ty in 0..<tiling.rows {
+                    for ty in 0..<tileRows {
                         for k in 0..<6 {
-                            let iy = 4 * ty - geo.paddingY + k, dst = rows + k * width
+                            let iy = step * ty - geo.paddingY + k, dst = rows + k * width
                             guard iy >= 0 && iy < geo.height else {
                                 dst.update(repeating: 0, count: used)
                                 continue
@@ -142,8 +153,8 @@ public enum Winograd4x4 {
                                 dst[x] = ix >= 0 && ix < geo.width ? line[ix] : 0
                             }
                         }
-                        let t0 = column + (n * tiling.rows + ty) * tiling.columns
-                        inputTileRow(rows, width: width, columns: tiling.columns, into: v.base + c * v.ld + t0,
+                        let t0 = column + (n * tileRows + ty) * columns
+                        inputTileRow(rows, width: width, columns: columns, step: step, into: v.base + c * v.ld + t0,
                                      elementStride: v.elementStride)
                     }
                 }
@@ -216,21 +227,23 @@ public enum Winograd4x4 {
         }
     }
 
-    /// Eight tiles' values at column offset `k` of a padded row (stride 4 between tiles).
+    /// Eight tiles' values at column offset `k` of a padded row (`step` between tiles).
     @inline(__always)
-    static func gather(_ row: UnsafePointer<Float>, _ k: Int) -> SIMD8<Float> {
-        SIMD8(row[k], row[4 + k], row[8 + k], row[12 + k], row[16 + k], row[20 + k], row[24 + k], row[28 + k])
+    static func gather(_ row: UnsafePointer<Float>, _ k: Int, _ step: Int) -> SIMD8<Float> {
+        SIMD8(row[k], row[step + k], row[2 * step + k], row[3 * step + k], row[4 * step + k], row[5 * step + k],
+              row[6 * step + k], row[7 * step + k])
     }
 
     static func inputTileRow(
-        _ rows: UnsafePointer<Float>, width: Int, columns: Int,
+        _ rows: UnsafePointer<Float>, width: Int, columns: Int, step: Int,
         into dst: UnsafeMutablePointer<Float>, elementStride es: Int
     ) {
         var tx = 0
         while tx < columns {
             func xRow(_ k: Int) -> Six {
-                let r = rows + k * width + 4 * tx
-                return bTranspose((gather(r, 0), gather(r, 1), gather(r, 2), gather(r, 3), gather(r, 4), gather(r, 5)))
+                let r = rows + k * width + step * tx
+                return bTranspose((gather(r, 0, step), gather(r, 1, step), gather(r, 2, step), gather(r, 3, step),
+                                   gather(r, 4, step), gather(r, 5, step)))
             }
             let u0 = xRow(0), u1 = xRow(1), u2 = xRow(2), u3 = xRow(3), u4 = xRow(4), u5 = xRow(5)
             let lanes = Swift.min(8, columns - tx)
@@ -247,18 +260,27 @@ public enum Winograd4x4 {
     public static func transformInputGradientAdd(
         _ dv: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, into dx: UnsafeMutablePointer<Float>
     ) {
-        let geo = tiling.geometry, width = rowBufferWidth(tiling), plane = geo.height * geo.width
-        let paddedRows = 4 * tiling.rows + 2
+        transformInputGradientAdd6(dv, column: column, count: count, geometry: tiling.geometry, rows: tiling.rows,
+                                   columns: tiling.columns, step: 4, into: dx)
+    }
+
+    /// The adjoint of ``transformInput6``.
+    static func transformInputGradientAdd6(
+        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry geo: ConvGeometry, rows tileRows: Int, columns: Int,
+        step: Int, into dx: UnsafeMutablePointer<Float>
+    ) {
+        let width = rowBufferWidth(columns: columns, step: step), plane = geo.height * geo.width
+        let paddedRows = step * tileRows + 6 - step
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedRows * width) { buffer in
             let acc = buffer.baseAddress!
             for n in 0..<count {
                 for c in 0..<geo.channels {
                     acc.initialize(repeating: 0, count: paddedRows * width)
-                    for ty in 0..<tiling.rows {
-                        let src = dv.base + c * dv.ld + column + (n * tiling.rows + ty) * tiling.columns
+                    for ty in 0..<tileRows {
+                        let src = dv.base + c * dv.ld + column + (n * tileRows + ty) * columns
                         var tx = 0
-                        while tx < tiling.columns {
-                            let lanes = Swift.min(8, tiling.columns - tx)
+                        while tx < columns {
+                            let lanes = Swift.min(8, columns - tx)
                             func yColumn(_ j: Int) -> Six {
                                 func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * dv.elementStride + tx) }
                                 return b((e(0), e(1), e(2), e(3), e(4), e(5)))
@@ -268,16 +290,16 @@ public enum Winograd4x4 {
                             for k in 0..<6 {
                                 let p = b((element(z0, k), element(z1, k), element(z2, k), element(z3, k),
                                            element(z4, k), element(z5, k)))
-                                let row = acc + (4 * ty + k) * width + 4 * tx
+                                let row = acc + (step * ty + k) * width + step * tx
                                 for l in 0..<lanes {
-                                    for x in 0..<6 { row[4 * l + x] += element(p, x)[l] }
+                                    for x in 0..<6 { row[step * l + x] += element(p, x)[l] }
                                 }
                             }
                             tx += 8
                         }
                     }
                     let dst = dx + (n * geo.channels + c) * plane
-                    let usable = Swift.max(0, Swift.min(geo.width, 4 * tiling.columns + 2 - geo.paddingX))
+                    let usable = Swift.max(0, Swift.min(geo.width, step * columns + 6 - step - geo.paddingX))
                     for iy in 0..<geo.height {
                         let py = iy + geo.paddingY
                         guard py < paddedRows else { break }

@@ -17,12 +17,18 @@ final class WinogradConvolutionTests: XCTestCase {
 
     private let algorithms: [(ConvolutionAlgorithm, Float)] = [(.winograd, 1e-5), (.winograd4x4, 1e-4)]
 
+    /// 5×5 kernels (F(2×2, 5×5)): (channels, outputs, height, width, padding, batch).
+    private let configurations5: [(Int, Int, Int, Int, Int, Int)] = [
+        (3, 5, 8, 8, 2, 2), (2, 4, 7, 9, 2, 2), (4, 3, 6, 6, 0, 2), (2, 3, 5, 5, 1, 2), (20, 24, 16, 16, 2, 3),
+    ]
+
     private func pair(
-        _ c: Int, _ o: Int, _ p: Int, bias: Bool = true, algorithm fastAlgorithm: ConvolutionAlgorithm = .winograd
+        _ c: Int, _ o: Int, _ p: Int, bias: Bool = true, kernel: Int = 3,
+        algorithm fastAlgorithm: ConvolutionAlgorithm = .winograd
     ) throws -> (Conv2D, Conv2D) {
         func make(_ algorithm: ConvolutionAlgorithm) throws -> Conv2D {
             var rng = SeededGenerator(seed: 3)
-            let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: 3, padding: p, bias: bias,
+            let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: kernel, padding: p, bias: bias,
                                   algorithm: algorithm, using: &rng)
             if bias { conv.bias!.value = .uniform([o], low: -0.5, high: 0.5, using: &rng) }
             return conv
@@ -36,18 +42,21 @@ final class WinogradConvolutionTests: XCTestCase {
                 try checkAgainstIm2row(configuration, algorithm: algorithm, tolerance: tolerance)
             }
         }
+        for configuration in configurations5 {
+            try checkAgainstIm2row(configuration, kernel: 5, algorithm: .winograd, tolerance: 1e-4)
+        }
     }
 
     private func checkAgainstIm2row(
-        _ configuration: (Int, Int, Int, Int, Int, Int), algorithm: ConvolutionAlgorithm, tolerance: Float
+        _ configuration: (Int, Int, Int, Int, Int, Int), kernel: Int = 3, algorithm: ConvolutionAlgorithm, tolerance: Float
     ) throws {
         do {
             let (c, o, h, w, p, n) = configuration
-            let (fast, reference) = try pair(c, o, p, algorithm: algorithm)
+            let (fast, reference) = try pair(c, o, p, kernel: kernel, algorithm: algorithm)
             var rng = SeededGenerator(seed: 7)
             let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
-            let label = "\(algorithm) c\(c) o\(o) \(h)×\(w) p\(p)"
-            XCTAssertTrue(fast.usesWinograd(for: ConvGeometry(channels: c, height: h, width: w, kernel: (3, 3), padding: (p, p))))
+            let label = "\(algorithm) k\(kernel) c\(c) o\(o) \(h)×\(w) p\(p)"
+            XCTAssertTrue(fast.usesWinograd(for: ConvGeometry(channels: c, height: h, width: w, kernel: (kernel, kernel), padding: (p, p))))
             assertClose(fast.forward(x, mode: .inference), reference.forward(x, mode: .inference), tolerance: tolerance)
             let y = fast.forward(x, mode: .training)
             assertClose(y, reference.forward(x, mode: .training), tolerance: tolerance)
@@ -73,6 +82,11 @@ final class WinogradConvolutionTests: XCTestCase {
                 assertGradientsMatch(fast, input: .uniform([n, c, h, w], low: -1, high: 1, using: &rng))
             }
         }
+        for (c, o, h, w, p, n) in configurations5.prefix(4) {
+            let (fast, _) = try pair(c, o, p, kernel: 5)
+            var rng = SeededGenerator(seed: 6)
+            assertGradientsMatch(fast, input: .uniform([n, c, h, w], low: -1, high: 1, using: &rng))
+        }
     }
 
     func testSkippingTheInputGradientKeepsParameterGradients() throws {
@@ -95,8 +109,8 @@ final class WinogradConvolutionTests: XCTestCase {
         var rng = SeededGenerator(seed: 21)
         let x = Tensor.uniform([9, 20, 16, 16], low: -1, high: 1, using: &rng)
         let dy = Tensor.uniform([9, 24, 16, 16], low: -1, high: 1, using: &rng)
-        func run(threads: Int, algorithm: ConvolutionAlgorithm) throws -> [[UInt32]] {
-            let (conv, _) = try pair(20, 24, 1, algorithm: algorithm)
+        func run(threads: Int, algorithm: ConvolutionAlgorithm, kernel: Int = 3) throws -> [[UInt32]] {
+            let (conv, _) = try pair(20, 24, kernel / 2, kernel: kernel, algorithm: algorithm)
             let saved = BLAS.threadCount
             defer { BLAS.threadCount = saved }
             BLAS.threadCount = threads
@@ -112,6 +126,7 @@ final class WinogradConvolutionTests: XCTestCase {
             XCTAssertEqual(one, two, "\(algorithm)")
             XCTAssertEqual(one[0], one[1], "\(algorithm): inference and training forwards")
         }
+        XCTAssertEqual(try run(threads: 1, algorithm: .winograd, kernel: 5), try run(threads: 2, algorithm: .winograd, kernel: 5))
     }
 
     func testAutomaticChoiceAndInvalidRequests() throws {
@@ -123,10 +138,12 @@ final class WinogradConvolutionTests: XCTestCase {
         let thin = try Conv2D(inputChannels: 3, outputChannels: 64, kernelSize: 3, padding: 1, using: &rng)
         XCTAssertFalse(thin.usesWinograd(for: ConvGeometry(channels: 3, height: 32, width: 32, kernel: (3, 3), padding: (1, 1))))
         let five = try Conv2D(inputChannels: 64, outputChannels: 64, kernelSize: 5, padding: 2, using: &rng)
-        XCTAssertFalse(five.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (5, 5), padding: (2, 2))))
+        XCTAssertTrue(five.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (5, 5), padding: (2, 2))))
+        let six = try Conv2D(inputChannels: 64, outputChannels: 64, kernelSize: 6, using: &rng)
+        XCTAssertFalse(six.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (6, 6))))
         let forced = try Conv2D(inputChannels: 96, outputChannels: 384, kernelSize: 3, padding: 1, algorithm: .im2row, using: &rng)
         XCTAssertFalse(forced.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1))))
-        for (k, s, algorithm) in [(5, 1, ConvolutionAlgorithm.winograd), (3, 2, .winograd), (5, 1, .winograd4x4)] {
+        for (k, s, algorithm) in [(6, 1, ConvolutionAlgorithm.winograd), (3, 2, .winograd), (5, 1, .winograd4x4)] {
             XCTAssertThrowsError(try Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: k, stride: s, algorithm: algorithm, using: &rng)) {
                 guard case LayerError.invalidConfiguration(_, "algorithm", _, _) = $0 else { return XCTFail("\($0)") }
             }
