@@ -27,8 +27,9 @@ final class WideWorkload {
         var generator = SeededGenerator(seed: UInt64(options.seed))
         func stage(_ cin: Int, _ cout: Int, _ k: Int, pool: any Layer) throws -> Sequential {
             Sequential([
-                try Conv2D(inputChannels: cin, outputChannels: cout, kernelSize: k, padding: k / 2,
-                           algorithm: k == 3 ? options.convAlgorithm : .automatic, using: &generator),
+                try Conv2D(
+                    inputChannels: cin, outputChannels: cout, kernelSize: k, padding: k / 2,
+                    algorithm: k == 3 ? options.convAlgorithm : .automatic, using: &generator),
                 try BatchNorm(features: cout, affine: false), ReLU(), pool,
             ])
         }
@@ -52,11 +53,15 @@ final class WideWorkload {
 
     /// `[x; x flipped left–right]`.
     static func twoViews(_ x: Tensor) -> Tensor {
-        let n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
+        let n = x.shape[0]
+        let c = x.shape[1]
+        let h = x.shape[2]
+        let w = x.shape[3]
         var out = Tensor.uninitialized(shape: [2 * n, c, h, w])
         x.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                let s = src.baseAddress!, d = dst.baseAddress!
+                let s = src.baseAddress!
+                let d = dst.baseAddress!
                 d.update(from: s, count: x.count)
                 let flipped = d + x.count
                 for row in 0..<(n * c * h) {
@@ -70,7 +75,9 @@ final class WideWorkload {
     /// Symmetric NT-Xent over `[z₁; z₂]`: the mean of the loss with the first views as
     /// anchors and with the second views as anchors (every row an anchor once, as torch's).
     func ntXent(_ z: Tensor) throws -> (value: Float, gradient: Tensor) {
-        let rows = z.shape[0], b = rows / 2, d = z.shape[1]
+        let rows = z.shape[0]
+        let b = rows / 2
+        let d = z.shape[1]
         let swapped = Self.swapHalves(z, half: b * d)
         let layout = TripletLayout(batchSize: b, negativesPerAnchor: 0)
         let forward = try loss.evaluate(TripletEmbeddings(z, layout: layout))
@@ -97,13 +104,17 @@ final class WideWorkload {
     }
 
     func run(images: Tensor) throws -> [JSONLine] {
-        let n = images.shape[0], b = options.wideBatch
+        let n = images.shape[0]
+        let b = options.wideBatch
         let batches = n / b
-        guard batches >= 1 else { throw BenchError.failed(workload: "wide", reason: "--n-images \(n) < --wide-batch \(b)") }
+        guard batches >= 1 else {
+            throw BenchError.failed(workload: "wide", reason: "--n-images \(n) < --wide-batch \(b)")
+        }
         for k in 0..<4 {
             let first = (k * b) % n
-            _ = stage3.forward(frozen.forward(CNNWorkload.gather(images, first..<Swift.min(n, first + b)), mode: .training),
-                               mode: .training)
+            _ = stage3.forward(
+                frozen.forward(CNNWorkload.gather(images, first..<Swift.min(n, first + b)), mode: .training),
+                mode: .training)
         }
         var counter = 0
         func nextBatch() -> Tensor {
@@ -118,13 +129,16 @@ final class WideWorkload {
             let features = stage3.forward(frozen.forward(nextBatch(), mode: .inference), mode: .inference)
             checksum += features[flat: 0]
         }
-        var out = [line(mode: "inference", summary: infer, steps: options.wideSteps, flopPerImage: flops.inferFlopPerItem ?? 0)]
+        var out = [
+            line(mode: "inference", summary: infer, steps: options.wideSteps, flopPerImage: flops.inferFlopPerItem ?? 0)
+        ]
         out[0].set("first_feature_sum", Double(checksum), places: 4)
 
         let parameters = trained.parameters
         var lastLoss: Float = .nan
         let train = try timedRuns(
-            warmup: options.wideWarmup, steps: options.wideTrainSteps, runs: options.runs, itemsPerStep: b, preCount: nil
+            warmup: options.wideWarmup, steps: options.wideTrainSteps, runs: options.runs, itemsPerStep: b,
+            preCount: nil
         ) { _ in
             let h = frozen.forward(Self.twoViews(nextBatch()), mode: .inference)
             let z = trained.forward(h, mode: .training)
@@ -134,8 +148,11 @@ final class WideWorkload {
             optimizer.update(parameters)
             lastLoss = value
         }
-        guard lastLoss.isFinite else { throw BenchError.failed(workload: "wide", reason: "loss is \(lastLoss) after training") }
-        var trainLine = line(mode: "train_stage3", summary: train, steps: options.wideTrainSteps, flopPerImage: flops.flopPerItem)
+        guard lastLoss.isFinite else {
+            throw BenchError.failed(workload: "wide", reason: "loss is \(lastLoss) after training")
+        }
+        var trainLine = line(
+            mode: "train_stage3", summary: train, steps: options.wideTrainSteps, flopPerImage: flops.flopPerItem)
         trainLine.set("last_loss", Double(lastLoss), places: 5)
         out.append(trainLine)
         return out
@@ -175,6 +192,7 @@ extension FlopModel {
         let s2 = convMACs(96, 384, 3, 16, 16)
         let s3 = convMACs(384, 1536, 3, 8, 8)
         let train3 = 2 * (s1 + s2 + s3 + s3)
-        return FlopModel(trainFlopPerStep: 2 * train3 * batch, flopPerItem: 2 * train3, inferFlopPerItem: 2 * (s1 + s2 + s3))
+        return FlopModel(
+            trainFlopPerStep: 2 * train3 * batch, flopPerItem: 2 * train3, inferFlopPerItem: 2 * (s1 + s2 + s3))
     }
 }

@@ -40,7 +40,9 @@ enum WinogradVariant: Sendable, Equatable {
         }
     }
 
-    func transformWeightGradientAdd(_ du: UnsafePointer<Float>, outputs: Int, inputs: Int, into dw: UnsafeMutablePointer<Float>) {
+    func transformWeightGradientAdd(
+        _ du: UnsafePointer<Float>, outputs: Int, inputs: Int, into dw: UnsafeMutablePointer<Float>
+    ) {
         switch self {
         case .f2x2: Winograd.transformWeightGradientAdd(du, outputs: outputs, inputs: inputs, into: dw)
         case .f4x4: Winograd4x4.transformWeightGradientAdd(du, outputs: outputs, inputs: inputs, into: dw)
@@ -48,7 +50,9 @@ enum WinogradVariant: Sendable, Equatable {
         }
     }
 
-    func transformInput(_ x: UnsafePointer<Float>, count: Int, geometry g: ConvGeometry, into v: Winograd.TileMatrix, column: Int) {
+    func transformInput(
+        _ x: UnsafePointer<Float>, count: Int, geometry g: ConvGeometry, into v: Winograd.TileMatrix, column: Int
+    ) {
         switch self {
         case .f2x2: Winograd.transformInput(x, count: count, tiling: .init(geometry: g), into: v, column: column)
         case .f4x4: Winograd4x4.transformInput(x, count: count, tiling: .init(geometry: g), into: v, column: column)
@@ -62,34 +66,47 @@ enum WinogradVariant: Sendable, Equatable {
     ) {
         switch self {
         case .f2x2:
-            Winograd.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
+            Winograd.transformOutput(
+                m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
         case .f4x4:
-            Winograd4x4.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
+            Winograd4x4.transformOutput(
+                m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
         case .f2x2k5:
-            Winograd5x5.transformOutput(m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
+            Winograd5x5.transformOutput(
+                m, column: 0, count: count, tiling: .init(geometry: g), outputs: outputs, bias: bias, into: y)
         }
     }
 
     func transformOutputGradient(
-        _ dy: UnsafePointer<Float>, count: Int, geometry g: ConvGeometry, outputs: Int, into dm: Winograd.TileMatrix, column: Int
+        _ dy: UnsafePointer<Float>, count: Int, geometry g: ConvGeometry, outputs: Int, into dm: Winograd.TileMatrix,
+        column: Int
     ) {
         switch self {
         case .f2x2:
-            Winograd.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
+            Winograd.transformOutputGradient(
+                dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
         case .f4x4:
-            Winograd4x4.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
+            Winograd4x4.transformOutputGradient(
+                dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
         case .f2x2k5:
-            Winograd5x5.transformOutputGradient(dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
+            Winograd5x5.transformOutputGradient(
+                dy, count: count, tiling: .init(geometry: g), outputs: outputs, into: dm, column: column)
         }
     }
 
     func transformInputGradientAdd(
-        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry g: ConvGeometry, into dx: UnsafeMutablePointer<Float>
+        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry g: ConvGeometry,
+        into dx: UnsafeMutablePointer<Float>
     ) {
         switch self {
-        case .f2x2: Winograd.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
-        case .f4x4: Winograd4x4.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
-        case .f2x2k5: Winograd5x5.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
+        case .f2x2:
+            Winograd.transformInputGradientAdd(dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
+        case .f4x4:
+            Winograd4x4.transformInputGradientAdd(
+                dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
+        case .f2x2k5:
+            Winograd5x5.transformInputGradientAdd(
+                dv, column: column, count: count, tiling: .init(geometry: g), into: dx)
         }
     }
 }
@@ -138,11 +155,11 @@ struct SharedPointer: @unchecked Sendable {
 final class WinogradConvolution {
     static let targetTiles = 256
 
-    private var u = ScratchBuffer()    // [16][O][C], the transformed weight of the last forward
-    private var v = ScratchBuffer()    // training: [16][C][T] of the batch (then dV); inference: per worker
-    private var m = ScratchBuffer()    // per worker [16][O][chunk tiles]
-    private var dm = ScratchBuffer()   // [16][O][T]
-    private var du = ScratchBuffer()   // [16][O][C]
+    private var u = ScratchBuffer()  // [16][O][C], the transformed weight of the last forward
+    private var v = ScratchBuffer()  // training: [16][C][T] of the batch (then dV); inference: per worker
+    private var m = ScratchBuffer()  // per worker [16][O][chunk tiles]
+    private var dm = ScratchBuffer()  // [16][O][T]
+    private var du = ScratchBuffer()  // [16][O][C]
     private var cached: Shape?
     /// The weight (a copy-on-write snapshot) and variant that `u` was transformed from:
     /// frozen or inference-only layers transform their weight once, not every batch.
@@ -170,7 +187,9 @@ final class WinogradConvolution {
     /// A tile matrix of `tiles` columns with the 16 elements of one row side by side
     /// (`[rows][16][tiles]`): a transform touches one contiguous block per channel instead
     /// of 16 blocks megabytes apart, and each element is still a strided matrix for GEMM.
-    static func matrix(_ base: UnsafeMutablePointer<Float>, tiles: Int, _ variant: WinogradVariant) -> Winograd.TileMatrix {
+    static func matrix(_ base: UnsafeMutablePointer<Float>, tiles: Int, _ variant: WinogradVariant)
+        -> Winograd.TileMatrix
+    {
         Winograd.TileMatrix(base: base, ld: variant.elements * tiles, elementStride: tiles)
     }
 
@@ -178,9 +197,14 @@ final class WinogradConvolution {
         _ x: UnsafePointer<Float>, weight weightTensor: Tensor, bias: UnsafePointer<Float>?,
         shape s: Shape, training: Bool, into out: UnsafeMutablePointer<Float>
     ) {
-        let c = s.inputs, o = s.outputs, e16 = s.variant.elements, variant = s.variant
+        let c = s.inputs
+        let o = s.outputs
+        let e16 = s.variant.elements
+        let variant = s.variant
         let workers = Swift.min(BLAS.threadCount, s.chunks)
-        let g = s.geometry, imageSize = c * g.height * g.width, outImage = o * g.outputPositions
+        let g = s.geometry
+        let imageSize = c * g.height * g.width
+        let outImage = o * g.outputPositions
         let vWorker = e16 * c * s.chunkTiles + Winograd.slack
         let mWorker = e16 * o * s.chunkTiles + Winograd.slack
         if u.capacity < e16 * o * c { transformed = nil }
@@ -195,13 +219,18 @@ final class WinogradConvolution {
             }
             transformed = (weightTensor, variant)
         }
-        let up = u.withPointer { SharedPointer($0) }, vp = v.withMutablePointer { SharedPointer($0) }
+        let up = u.withPointer { SharedPointer($0) }
+        let vp = v.withMutablePointer { SharedPointer($0) }
         let mp = m.withMutablePointer { SharedPointer($0) }
-        let xp = SharedPointer(x), op = SharedPointer(out), bp = bias.map { SharedPointer($0) }
+        let xp = SharedPointer(x)
+        let op = SharedPointer(out)
+        let bp = bias.map { SharedPointer($0) }
         WorkerPool.run(tasks: s.chunks, workers: workers) { k, chunk in
-            let first = chunk * s.chunkImages, count = Swift.min(s.chunkImages, s.batch - first)
+            let first = chunk * s.chunkImages
+            let count = Swift.min(s.chunkImages, s.batch - first)
             let tiles = count * s.perImage
-            let vm = training
+            let vm =
+                training
                 ? Self.matrix(vp.p, tiles: s.tiles, variant)
                 : Self.matrix(vp.p + k * vWorker, tiles: s.chunkTiles, variant)
             let column = training ? first * s.perImage : 0
@@ -214,8 +243,9 @@ final class WinogradConvolution {
                     alpha: 1, a: up.p + e * o * c, lda: c, b: vm.base + e * vm.elementStride + column, ldb: vm.ld,
                     beta: 0, c: mm.base + e * mm.elementStride, ldc: mm.ld)
             }
-            variant.transformOutput(mm, count: count, geometry: g, outputs: o,
-                                    bias: bp.map { UnsafePointer($0.p) }, into: op.p + first * outImage)
+            variant.transformOutput(
+                mm, count: count, geometry: g, outputs: o,
+                bias: bp.map { UnsafePointer($0.p) }, into: op.p + first * outImage)
         }
         cached = training ? s : nil
     }
@@ -228,8 +258,14 @@ final class WinogradConvolution {
     ) {
         guard let s = cached else { preconditionFailure("Winograd backward without a training forward") }
         precondition(s.outputs == o, "Winograd backward: \(o) output channels, forward had \(s.outputs)")
-        let c = s.inputs, t = s.tiles, e16 = s.variant.elements, threads = BLAS.threadCount
-        let g = s.geometry, plane = g.outputPositions, batch = s.batch, variant = s.variant
+        let c = s.inputs
+        let t = s.tiles
+        let e16 = s.variant.elements
+        let threads = BLAS.threadCount
+        let g = s.geometry
+        let plane = g.outputPositions
+        let batch = s.batch
+        let variant = s.variant
         let dyp = SharedPointer(dy)
         if let db {
             let dbp = SharedPointer(db)
@@ -250,11 +286,14 @@ final class WinogradConvolution {
         let dmp = dm.withMutablePointer { SharedPointer($0) }
         let dmm = Self.matrix(dmp.p, tiles: t, variant)
         WorkerPool.run(tasks: s.chunks, workers: threads) { _, chunk in
-            let first = chunk * s.chunkImages, count = Swift.min(s.chunkImages, batch - first)
-            variant.transformOutputGradient(dyp.p + first * o * plane, count: count, geometry: g, outputs: o,
-                                            into: dmm, column: first * s.perImage)
+            let first = chunk * s.chunkImages
+            let count = Swift.min(s.chunkImages, batch - first)
+            variant.transformOutputGradient(
+                dyp.p + first * o * plane, count: count, geometry: g, outputs: o,
+                into: dmm, column: first * s.perImage)
         }
-        let vp = v.withMutablePointer { SharedPointer($0) }, up = u.withPointer { SharedPointer($0) }
+        let vp = v.withMutablePointer { SharedPointer($0) }
+        let up = u.withPointer { SharedPointer($0) }
         if let dw {
             du.reserve(e16 * o * c)
             let dup = du.withMutablePointer { SharedPointer($0) }
@@ -276,11 +315,14 @@ final class WinogradConvolution {
                 beta: 0, c: vp.p + e * t, ldc: e16 * t)
         }
         let dvm = Self.matrix(vp.p, tiles: t, variant)
-        let dxp = SharedPointer(dx), imageSize = c * g.height * g.width
+        let dxp = SharedPointer(dx)
+        let imageSize = c * g.height * g.width
         WorkerPool.run(tasks: s.chunks, workers: threads) { _, chunk in
-            let first = chunk * s.chunkImages, count = Swift.min(s.chunkImages, batch - first)
-            variant.transformInputGradientAdd(dvm, column: first * s.perImage, count: count, geometry: g,
-                                              into: dxp.p + first * imageSize)
+            let first = chunk * s.chunkImages
+            let count = Swift.min(s.chunkImages, batch - first)
+            variant.transformInputGradientAdd(
+                dvm, column: first * s.perImage, count: count, geometry: g,
+                into: dxp.p + first * imageSize)
         }
     }
 }

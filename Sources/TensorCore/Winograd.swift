@@ -60,7 +60,15 @@ public enum Winograd {
                     dst[(4 * i + 2) * stride] = 0.5 * (r0 - r1 + r2)
                     dst[(4 * i + 3) * stride] = r2
                 }
-                let a0 = g[0], a1 = g[1], a2 = g[2], b0 = g[3], b1 = g[4], b2 = g[5], c0 = g[6], c1 = g[7], c2 = g[8]
+                let a0 = g[0]
+                let a1 = g[1]
+                let a2 = g[2]
+                let b0 = g[3]
+                let b1 = g[4]
+                let b2 = g[5]
+                let c0 = g[6]
+                let c1 = g[7]
+                let c2 = g[8]
                 row(0, a0, a1, a2)
                 row(1, 0.5 * (a0 + b0 + c0), 0.5 * (a1 + b1 + c1), 0.5 * (a2 + b2 + c2))
                 row(2, 0.5 * (a0 - b0 + c0), 0.5 * (a1 - b1 + c1), 0.5 * (a2 - b2 + c2))
@@ -80,11 +88,16 @@ public enum Winograd {
                 let src = du + o * inputs + c
                 // t = dU · G (4 × 3), row i at a time; then Gᵀ · t.
                 func row(_ i: Int) -> (Float, Float, Float) {
-                    let d0 = src[(4 * i) * stride], d1 = src[(4 * i + 1) * stride]
-                    let d2 = src[(4 * i + 2) * stride], d3 = src[(4 * i + 3) * stride]
+                    let d0 = src[(4 * i) * stride]
+                    let d1 = src[(4 * i + 1) * stride]
+                    let d2 = src[(4 * i + 2) * stride]
+                    let d3 = src[(4 * i + 3) * stride]
                     return (d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3)
                 }
-                let t0 = row(0), t1 = row(1), t2 = row(2), t3 = row(3)
+                let t0 = row(0)
+                let t1 = row(1)
+                let t2 = row(2)
+                let t3 = row(3)
                 let g = dw + (o * inputs + c) * 9
                 g[0] += t0.0 + 0.5 * (t1.0 + t2.0)
                 g[1] += t0.1 + 0.5 * (t1.1 + t2.1)
@@ -128,7 +141,8 @@ extension Winograd {
     public static func transformInput(
         _ images: UnsafePointer<Float>, count: Int, tiling: Tiling, into v: TileMatrix, column: Int
     ) {
-        let g = tiling.geometry, width = rowBufferWidth(tiling)
+        let g = tiling.geometry
+        let width = rowBufferWidth(tiling)
         let plane = g.height * g.width
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * width) { buffer in
             let rows = buffer.baseAddress!
@@ -139,8 +153,9 @@ extension Winograd {
                     for ty in 0..<tiling.rows {
                         loadRows(src, tileRow: ty, geometry: g, into: rows, width: width)
                         let t0 = column + (n * tiling.rows + ty) * tiling.columns
-                        inputTileRow(rows, width: width, columns: tiling.columns, into: v.base + c * v.ld + t0,
-                                     elementStride: v.elementStride)
+                        inputTileRow(
+                            rows, width: width, columns: tiling.columns, into: v.base + c * v.ld + t0,
+                            elementStride: v.elementStride)
                     }
                 }
             }
@@ -184,10 +199,16 @@ extension Winograd {
                 let r = UnsafeRawPointer(rows + k * width + 2 * tx)
                 let a = r.loadUnaligned(as: SIMD16<Float>.self)
                 let b = r.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
-                let e0 = a.evenHalf, o0 = a.oddHalf, e1 = b.evenHalf, o1 = b.oddHalf
+                let e0 = a.evenHalf
+                let o0 = a.oddHalf
+                let e1 = b.evenHalf
+                let o1 = b.oddHalf
                 return (e0 - e1, o0 + e1, e1 - o0, o0 - o1)
             }
-            let u0 = xRow(0), u1 = xRow(1), u2 = xRow(2), u3 = xRow(3)
+            let u0 = xRow(0)
+            let u1 = xRow(1)
+            let u2 = xRow(2)
+            let u3 = xRow(3)
             let lanes = Swift.min(8, columns - tx)
             func column(_ j: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>, _ d: SIMD8<Float>) {
                 store(a - c, dst + j * es + tx, lanes)
@@ -228,7 +249,10 @@ extension Winograd {
         _ m: TileMatrix, column: Int, count: Int, tiling: Tiling, outputs: Int,
         bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
     ) {
-        let g = tiling.geometry, oh = g.outputHeight, ow = g.outputWidth, plane = oh * ow
+        let g = tiling.geometry
+        let oh = g.outputHeight
+        let ow = g.outputWidth
+        let plane = oh * ow
         for n in 0..<count {
             for o in 0..<outputs {
                 let out = y + (n * outputs + o) * plane
@@ -245,14 +269,18 @@ extension Winograd {
                             let m3 = load(src + (12 + j) * m.elementStride + tx)
                             return (m0 + m1 + m2, m1 - m2 - m3)
                         }
-                        let c0 = yColumn(0), c1 = yColumn(1), c2 = yColumn(2), c3 = yColumn(3)
+                        let c0 = yColumn(0)
+                        let c1 = yColumn(1)
+                        let c2 = yColumn(2)
+                        let c3 = yColumn(3)
                         let lanes = Swift.min(8, tiling.columns - tx)
                         let rowsA = ((c0.0, c1.0, c2.0, c3.0), (c0.1, c1.1, c2.1, c3.1))
                         for a in 0..<2 {
                             let yy = 2 * ty + a
                             guard yy < oh else { break }
                             let r = a == 0 ? rowsA.0 : rowsA.1
-                            let even = r.0 + r.1 + r.2 + shift, odd = r.1 - r.2 - r.3 + shift
+                            let even = r.0 + r.1 + r.2 + shift
+                            let odd = r.1 - r.2 - r.3 + shift
                             let line = out + yy * ow + 2 * tx
                             if lanes == 8 && 2 * tx + 16 <= ow {
                                 for l in 0..<8 {
@@ -278,7 +306,10 @@ extension Winograd {
     public static func transformOutputGradient(
         _ dy: UnsafePointer<Float>, count: Int, tiling: Tiling, outputs: Int, into dm: TileMatrix, column: Int
     ) {
-        let g = tiling.geometry, oh = g.outputHeight, ow = g.outputWidth, plane = oh * ow
+        let g = tiling.geometry
+        let oh = g.outputHeight
+        let ow = g.outputWidth
+        let plane = oh * ow
         let es = dm.elementStride
         for n in 0..<count {
             for o in 0..<outputs {
@@ -291,7 +322,8 @@ extension Winograd {
                         // Row a of the dY tile times Aᵀ (zero past an odd edge).
                         func xRow(_ a: Int) -> Quad {
                             let yy = 2 * ty + a
-                            var even = SIMD8<Float>.zero, odd = SIMD8<Float>.zero
+                            var even = SIMD8<Float>.zero
+                            var odd = SIMD8<Float>.zero
                             if yy < oh {
                                 let line = src + yy * ow + 2 * tx
                                 for l in 0..<lanes {
@@ -301,7 +333,8 @@ extension Winograd {
                             }
                             return (even, even + odd, even - odd, -odd)
                         }
-                        let w0 = xRow(0), w1 = xRow(1)
+                        let w0 = xRow(0)
+                        let w1 = xRow(1)
                         func column(_ j: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
                             store(a, dst + j * es + tx, lanes)
                             store(a + b, dst + (4 + j) * es + tx, lanes)
@@ -324,7 +357,9 @@ extension Winograd {
     public static func transformInputGradientAdd(
         _ dv: TileMatrix, column: Int, count: Int, tiling: Tiling, into dx: UnsafeMutablePointer<Float>
     ) {
-        let g = tiling.geometry, width = rowBufferWidth(tiling), plane = g.height * g.width
+        let g = tiling.geometry
+        let width = rowBufferWidth(tiling)
+        let plane = g.height * g.width
         let paddedRows = 2 * tiling.rows + 2
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedRows * width) { buffer in
             let acc = buffer.baseAddress!
@@ -333,14 +368,16 @@ extension Winograd {
                     acc.initialize(repeating: 0, count: paddedRows * width)
                     for ty in 0..<tiling.rows {
                         let src = UnsafePointer(dv.base + c * dv.ld + column + (n * tiling.rows + ty) * tiling.columns)
-                        inputGradientTileRow(src, elementStride: dv.elementStride, columns: tiling.columns,
-                                             into: acc + 2 * ty * width, width: width)
+                        inputGradientTileRow(
+                            src, elementStride: dv.elementStride, columns: tiling.columns,
+                            into: acc + 2 * ty * width, width: width)
                     }
                     let dst = dx + (n * g.channels + c) * plane
                     for iy in 0..<g.height {
                         let py = iy + g.paddingY
                         guard py < paddedRows else { break }
-                        let line = acc + py * width + g.paddingX, out = dst + iy * g.width
+                        let line = acc + py * width + g.paddingX
+                        let out = dst + iy * g.width
                         let usable = Swift.min(g.width, 2 * tiling.columns + 2 - g.paddingX)
                         for ix in 0..<Swift.max(0, usable) { out[ix] += line[ix] }
                     }
@@ -361,13 +398,21 @@ extension Winograd {
             let lanes = Swift.min(8, columns - tx)
             // B along y for column j: the four input rows k of the tile.
             func yColumn(_ j: Int) -> Quad {
-                let v0 = load(src + j * es + tx), v1 = load(src + (4 + j) * es + tx)
-                let v2 = load(src + (8 + j) * es + tx), v3 = load(src + (12 + j) * es + tx)
+                let v0 = load(src + j * es + tx)
+                let v1 = load(src + (4 + j) * es + tx)
+                let v2 = load(src + (8 + j) * es + tx)
+                let v3 = load(src + (12 + j) * es + tx)
                 return (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
             }
-            let z0 = yColumn(0), z1 = yColumn(1), z2 = yColumn(2), z3 = yColumn(3)
+            let z0 = yColumn(0)
+            let z1 = yColumn(1)
+            let z2 = yColumn(2)
+            let z3 = yColumn(3)
             func addRow(_ k: Int, _ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>, _ a3: SIMD8<Float>) {
-                let p0 = a0, p1 = a1 - a2 + a3, p2 = a1 + a2 - a0, p3 = -a3
+                let p0 = a0
+                let p1 = a1 - a2 + a3
+                let p2 = a1 + a2 - a0
+                let p3 = -a3
                 let row = acc + k * width + 2 * tx
                 for l in 0..<lanes {
                     row[2 * l] += p0[l]

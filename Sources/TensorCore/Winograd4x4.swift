@@ -6,7 +6,8 @@
 /// `e · elementStride + row · ld + t`), with 4×4 output tiles. Matrices (Lavin & Gray,
 /// points 0, ±1, ±2, ∞):
 ///
-///     Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+///     Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0;
+///           0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
 ///     G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]
 ///     Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
 ///
@@ -58,17 +59,27 @@ public enum Winograd4x4 {
                 }
                 // G · k: six rows per kernel column b.
                 func gColumn(_ b: Int) -> Six {
-                    let k0 = tap(b), k1 = tap(3 + b), k2 = tap(6 + b)
+                    let k0 = tap(b)
+                    let k1 = tap(3 + b)
+                    let k2 = tap(6 + b)
                     let s = k0 + k2
-                    return (0.25 * k0, -(s + k1) / 6, (k1 - s) / 6,
-                            k0 / 24 + k1 / 12 + k2 / 6, k0 / 24 - k1 / 12 + k2 / 6, k2)
+                    return (
+                        0.25 * k0, -(s + k1) / 6, (k1 - s) / 6,
+                        k0 / 24 + k1 / 12 + k2 / 6, k0 / 24 - k1 / 12 + k2 / 6, k2
+                    )
                 }
-                let t0 = gColumn(0), t1 = gColumn(1), t2 = gColumn(2)
+                let t0 = gColumn(0)
+                let t1 = gColumn(1)
+                let t2 = gColumn(2)
                 let dst = u + o * inputs + c
                 for i in 0..<6 {
-                    let a = element(t0, i), b = element(t1, i), d = element(t2, i)
+                    let a = element(t0, i)
+                    let b = element(t1, i)
+                    let d = element(t2, i)
                     let s = a + d
-                    let row: Six = (0.25 * a, -(s + b) / 6, (b - s) / 6, a / 24 + b / 12 + d / 6, a / 24 - b / 12 + d / 6, d)
+                    let row: Six = (
+                        0.25 * a, -(s + b) / 6, (b - s) / 6, a / 24 + b / 12 + d / 6, a / 24 - b / 12 + d / 6, d
+                    )
                     for j in 0..<6 { Winograd.store(element(row, j), dst + (6 * i + j) * stride, lanes) }
                 }
                 c += 8
@@ -96,7 +107,9 @@ public enum Winograd4x4 {
                     }
                     let k = dw + (o * inputs + c) * 9
                     for a in 0..<3 {
-                        var r0: Float = 0, r1: Float = 0, r2: Float = 0
+                        var r0: Float = 0
+                        var r1: Float = 0
+                        var r2: Float = 0
                         for i in 0..<6 {
                             let gi = gm[3 * i + a]
                             r0 += gi * t.0[i]
@@ -122,8 +135,9 @@ public enum Winograd4x4 {
     public static func transformInput(
         _ images: UnsafePointer<Float>, count: Int, tiling: Tiling, into v: Winograd.TileMatrix, column: Int
     ) {
-        transformInput6(images, count: count, geometry: tiling.geometry, rows: tiling.rows, columns: tiling.columns,
-                        step: 4, into: v, column: column)
+        transformInput6(
+            images, count: count, geometry: tiling.geometry, rows: tiling.rows, columns: tiling.columns,
+            step: 4, into: v, column: column)
     }
 
     /// The input transform of any 6×6-tile Winograd variant: tiles every `step` pixels
@@ -132,7 +146,8 @@ public enum Winograd4x4 {
         _ images: UnsafePointer<Float>, count: Int, geometry geo: ConvGeometry, rows tileRows: Int, columns: Int,
         step: Int, into v: Winograd.TileMatrix, column: Int
     ) {
-        let width = rowBufferWidth(columns: columns, step: step), plane = geo.height * geo.width
+        let width = rowBufferWidth(columns: columns, step: step)
+        let plane = geo.height * geo.width
         let used = step * columns + 6 - step
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * width) { buffer in
             let rows = buffer.baseAddress!
@@ -142,7 +157,8 @@ public enum Winograd4x4 {
                     let src = images + (n * geo.channels + c) * plane
                     for ty in 0..<tileRows {
                         for k in 0..<6 {
-                            let iy = step * ty - geo.paddingY + k, dst = rows + k * width
+                            let iy = step * ty - geo.paddingY + k
+                            let dst = rows + k * width
                             guard iy >= 0 && iy < geo.height else {
                                 dst.update(repeating: 0, count: used)
                                 continue
@@ -154,8 +170,9 @@ public enum Winograd4x4 {
                             }
                         }
                         let t0 = column + (n * tileRows + ty) * columns
-                        inputTileRow(rows, width: width, columns: columns, step: step, into: v.base + c * v.ld + t0,
-                                     elementStride: v.elementStride)
+                        inputTileRow(
+                            rows, width: width, columns: columns, step: step, into: v.base + c * v.ld + t0,
+                            elementStride: v.elementStride)
                     }
                 }
             }
@@ -167,13 +184,14 @@ public enum Winograd4x4 {
     /// Bᵀ applied to six values: the fixed matrix, written out (its zeros cost nothing).
     @inline(__always)
     static func bTranspose(_ d: Six) -> Six {
-        let four: SIMD8<Float> = .init(repeating: 4), five: SIMD8<Float> = .init(repeating: 5)
+        let four: SIMD8<Float> = .init(repeating: 4)
+        let five: SIMD8<Float> = .init(repeating: 5)
         let two: SIMD8<Float> = .init(repeating: 2)
         let r0: SIMD8<Float> = four * d.0 - five * d.2 + d.4
-        let p12: SIMD8<Float> = d.3 + d.4 - four * d.2          // rows 1, 2 share −4·d2 + d4
+        let p12: SIMD8<Float> = d.3 + d.4 - four * d.2  // rows 1, 2 share −4·d2 + d4
         let r1: SIMD8<Float> = p12 - four * d.1
         let r2: SIMD8<Float> = four * d.1 - four * d.2 - d.3 + d.4
-        let q: SIMD8<Float> = d.4 - d.2                           // rows 3, 4 share −d2 + d4
+        let q: SIMD8<Float> = d.4 - d.2  // rows 3, 4 share −d2 + d4
         let t: SIMD8<Float> = two * (d.3 - d.1)
         let r5: SIMD8<Float> = four * d.1 - five * d.3 + d.5
         _ = p12
@@ -183,7 +201,8 @@ public enum Winograd4x4 {
     /// B applied to six values (the adjoint of ``bTranspose``).
     @inline(__always)
     static func b(_ v: Six) -> Six {
-        let four: SIMD8<Float> = .init(repeating: 4), five: SIMD8<Float> = .init(repeating: 5)
+        let four: SIMD8<Float> = .init(repeating: 4)
+        let five: SIMD8<Float> = .init(repeating: 5)
         let two: SIMD8<Float> = .init(repeating: 2)
         let r0: SIMD8<Float> = four * v.0
         let a1: SIMD8<Float> = four * (v.2 - v.1 + v.5)
@@ -198,8 +217,10 @@ public enum Winograd4x4 {
     /// Aᵀ applied to six values: four outputs.
     @inline(__always)
     static func aTranspose(_ m: Six) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-        let s12: SIMD8<Float> = m.1 + m.2, d12: SIMD8<Float> = m.1 - m.2
-        let s34: SIMD8<Float> = m.3 + m.4, d34: SIMD8<Float> = m.3 - m.4
+        let s12: SIMD8<Float> = m.1 + m.2
+        let d12: SIMD8<Float> = m.1 - m.2
+        let s34: SIMD8<Float> = m.3 + m.4
+        let d34: SIMD8<Float> = m.3 - m.4
         let y0: SIMD8<Float> = m.0 + s12 + s34
         let y1: SIMD8<Float> = d12 + 2 * d34
         let y2: SIMD8<Float> = s12 + 4 * s34
@@ -210,8 +231,10 @@ public enum Winograd4x4 {
     /// A applied to four values (the adjoint of ``aTranspose``): six outputs.
     @inline(__always)
     static func a(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) -> Six {
-        let e: SIMD8<Float> = y.0 + y.2, o: SIMD8<Float> = y.1 + y.3
-        let e2: SIMD8<Float> = y.0 + 4 * y.2, o2: SIMD8<Float> = 2 * y.1 + 8 * y.3
+        let e: SIMD8<Float> = y.0 + y.2
+        let o: SIMD8<Float> = y.1 + y.3
+        let e2: SIMD8<Float> = y.0 + 4 * y.2
+        let o2: SIMD8<Float> = 2 * y.1 + 8 * y.3
         return (y.0, e + o, e - o, e2 + o2, e2 - o2, y.3)
     }
 
@@ -230,8 +253,9 @@ public enum Winograd4x4 {
     /// Eight tiles' values at column offset `k` of a padded row (`step` between tiles).
     @inline(__always)
     static func gather(_ row: UnsafePointer<Float>, _ k: Int, _ step: Int) -> SIMD8<Float> {
-        SIMD8(row[k], row[step + k], row[2 * step + k], row[3 * step + k], row[4 * step + k], row[5 * step + k],
-              row[6 * step + k], row[7 * step + k])
+        SIMD8(
+            row[k], row[step + k], row[2 * step + k], row[3 * step + k], row[4 * step + k], row[5 * step + k],
+            row[6 * step + k], row[7 * step + k])
     }
 
     static func inputTileRow(
@@ -242,14 +266,25 @@ public enum Winograd4x4 {
         while tx < columns {
             func xRow(_ k: Int) -> Six {
                 let r = rows + k * width + step * tx
-                return bTranspose((gather(r, 0, step), gather(r, 1, step), gather(r, 2, step), gather(r, 3, step),
-                                   gather(r, 4, step), gather(r, 5, step)))
+                return bTranspose(
+                    (
+                        gather(r, 0, step), gather(r, 1, step), gather(r, 2, step), gather(r, 3, step),
+                        gather(r, 4, step), gather(r, 5, step)
+                    ))
             }
-            let u0 = xRow(0), u1 = xRow(1), u2 = xRow(2), u3 = xRow(3), u4 = xRow(4), u5 = xRow(5)
+            let u0 = xRow(0)
+            let u1 = xRow(1)
+            let u2 = xRow(2)
+            let u3 = xRow(3)
+            let u4 = xRow(4)
+            let u5 = xRow(5)
             let lanes = Swift.min(8, columns - tx)
             for j in 0..<6 {
-                let col = bTranspose((element(u0, j), element(u1, j), element(u2, j), element(u3, j),
-                                      element(u4, j), element(u5, j)))
+                let col = bTranspose(
+                    (
+                        element(u0, j), element(u1, j), element(u2, j), element(u3, j),
+                        element(u4, j), element(u5, j)
+                    ))
                 for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + tx, lanes) }
             }
             tx += 8
@@ -260,16 +295,19 @@ public enum Winograd4x4 {
     public static func transformInputGradientAdd(
         _ dv: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, into dx: UnsafeMutablePointer<Float>
     ) {
-        transformInputGradientAdd6(dv, column: column, count: count, geometry: tiling.geometry, rows: tiling.rows,
-                                   columns: tiling.columns, step: 4, into: dx)
+        transformInputGradientAdd6(
+            dv, column: column, count: count, geometry: tiling.geometry, rows: tiling.rows,
+            columns: tiling.columns, step: 4, into: dx)
     }
 
     /// The adjoint of ``transformInput6``.
     static func transformInputGradientAdd6(
-        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry geo: ConvGeometry, rows tileRows: Int, columns: Int,
+        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry geo: ConvGeometry, rows tileRows: Int,
+        columns: Int,
         step: Int, into dx: UnsafeMutablePointer<Float>
     ) {
-        let width = rowBufferWidth(columns: columns, step: step), plane = geo.height * geo.width
+        let width = rowBufferWidth(columns: columns, step: step)
+        let plane = geo.height * geo.width
         let paddedRows = step * tileRows + 6 - step
         withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedRows * width) { buffer in
             let acc = buffer.baseAddress!
@@ -282,14 +320,23 @@ public enum Winograd4x4 {
                         while tx < columns {
                             let lanes = Swift.min(8, columns - tx)
                             func yColumn(_ j: Int) -> Six {
-                                func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * dv.elementStride + tx) }
+                                func e(_ i: Int) -> SIMD8<Float> {
+                                    Winograd.load(src + (6 * i + j) * dv.elementStride + tx)
+                                }
                                 return b((e(0), e(1), e(2), e(3), e(4), e(5)))
                             }
-                            let z0 = yColumn(0), z1 = yColumn(1), z2 = yColumn(2)
-                            let z3 = yColumn(3), z4 = yColumn(4), z5 = yColumn(5)
+                            let z0 = yColumn(0)
+                            let z1 = yColumn(1)
+                            let z2 = yColumn(2)
+                            let z3 = yColumn(3)
+                            let z4 = yColumn(4)
+                            let z5 = yColumn(5)
                             for k in 0..<6 {
-                                let p = b((element(z0, k), element(z1, k), element(z2, k), element(z3, k),
-                                           element(z4, k), element(z5, k)))
+                                let p = b(
+                                    (
+                                        element(z0, k), element(z1, k), element(z2, k), element(z3, k),
+                                        element(z4, k), element(z5, k)
+                                    ))
                                 let row = acc + (step * ty + k) * width + step * tx
                                 for l in 0..<lanes {
                                     for x in 0..<6 { row[step * l + x] += element(p, x)[l] }
@@ -303,7 +350,8 @@ public enum Winograd4x4 {
                     for iy in 0..<geo.height {
                         let py = iy + geo.paddingY
                         guard py < paddedRows else { break }
-                        let line = acc + py * width + geo.paddingX, out = dst + iy * geo.width
+                        let line = acc + py * width + geo.paddingX
+                        let out = dst + iy * geo.width
                         for ix in 0..<usable { out[ix] += line[ix] }
                     }
                 }
@@ -321,23 +369,31 @@ public enum Winograd4x4 {
         _ m: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, outputs: Int,
         bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
     ) {
-        let geo = tiling.geometry, oh = geo.outputHeight, ow = geo.outputWidth, plane = oh * ow
+        let geo = tiling.geometry
+        let oh = geo.outputHeight
+        let ow = geo.outputWidth
+        let plane = oh * ow
         let tiles = count * tiling.perImage
         withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * tiles) { table in
             // Per tile: offset of its top-left output within image n's channel 0, and how
             // many of its rows and columns lie inside the output.
-            let offset = table.baseAddress!, validRows = offset + tiles, validColumns = offset + 2 * tiles
+            let offset = table.baseAddress!
+            let validRows = offset + tiles
+            let validColumns = offset + 2 * tiles
             var allFull = true
             for t in 0..<tiles {
-                let n = t / tiling.perImage, r = t % tiling.perImage
-                let ty = r / tiling.columns, tx = r % tiling.columns
+                let n = t / tiling.perImage
+                let r = t % tiling.perImage
+                let ty = r / tiling.columns
+                let tx = r % tiling.columns
                 offset[t] = n * outputs * plane + 4 * ty * ow + 4 * tx
                 validRows[t] = Swift.min(4, oh - 4 * ty)
                 validColumns[t] = Swift.min(4, ow - 4 * tx)
                 allFull = allFull && validRows[t] == 4 && validColumns[t] == 4
             }
             for o in 0..<outputs {
-                let src = m.base + o * m.ld + column, out = y + o * plane
+                let src = m.base + o * m.ld + column
+                let out = y + o * plane
                 let shift = bias?[o] ?? 0
                 var t = 0
                 while t < tiles {
@@ -345,7 +401,12 @@ public enum Winograd4x4 {
                         func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * m.elementStride + t) }
                         return aTranspose((e(0), e(1), e(2), e(3), e(4), e(5)))
                     }
-                    let c0 = yColumn(0), c1 = yColumn(1), c2 = yColumn(2), c3 = yColumn(3), c4 = yColumn(4), c5 = yColumn(5)
+                    let c0 = yColumn(0)
+                    let c1 = yColumn(1)
+                    let c2 = yColumn(2)
+                    let c3 = yColumn(3)
+                    let c4 = yColumn(4)
+                    let c5 = yColumn(5)
                     let lanes = Swift.min(8, tiles - t)
                     func outputRow(_ rowInTile: Int, _ r: Six) {
                         let v = aTranspose(r)
@@ -382,19 +443,28 @@ public enum Winograd4x4 {
     public static func transformOutputGradient(
         _ dy: UnsafePointer<Float>, count: Int, tiling: Tiling, outputs: Int, into dm: Winograd.TileMatrix, column: Int
     ) {
-        let geo = tiling.geometry, oh = geo.outputHeight, ow = geo.outputWidth, plane = oh * ow
-        let es = dm.elementStride, tiles = count * tiling.perImage
+        let geo = tiling.geometry
+        let oh = geo.outputHeight
+        let ow = geo.outputWidth
+        let plane = oh * ow
+        let es = dm.elementStride
+        let tiles = count * tiling.perImage
         withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * tiles) { table in
-            let offset = table.baseAddress!, validRows = offset + tiles, validColumns = offset + 2 * tiles
+            let offset = table.baseAddress!
+            let validRows = offset + tiles
+            let validColumns = offset + 2 * tiles
             for t in 0..<tiles {
-                let n = t / tiling.perImage, r = t % tiling.perImage
-                let ty = r / tiling.columns, tx = r % tiling.columns
+                let n = t / tiling.perImage
+                let r = t % tiling.perImage
+                let ty = r / tiling.columns
+                let tx = r % tiling.columns
                 offset[t] = n * outputs * plane + 4 * ty * ow + 4 * tx
                 validRows[t] = Swift.min(4, oh - 4 * ty)
                 validColumns[t] = Swift.min(4, ow - 4 * tx)
             }
             for o in 0..<outputs {
-                let src = dy + o * plane, dst = dm.base + o * dm.ld + column
+                let src = dy + o * plane
+                let dst = dm.base + o * dm.ld + column
                 var t = 0
                 while t < tiles {
                     let lanes = Swift.min(8, tiles - t)
@@ -403,7 +473,8 @@ public enum Winograd4x4 {
                         for l in 0..<lanes {
                             let tile = t + l
                             guard r < validRows[tile] else { continue }
-                            let line = src + offset[tile] + r * ow, edge = validColumns[tile]
+                            let line = src + offset[tile] + r * ow
+                            let edge = validColumns[tile]
                             v.0[l] = line[0]
                             if edge > 1 { v.1[l] = line[1] }
                             if edge > 2 { v.2[l] = line[2] }
@@ -411,7 +482,10 @@ public enum Winograd4x4 {
                         }
                         return a(v)
                     }
-                    let w0 = xRow(0), w1 = xRow(1), w2 = xRow(2), w3 = xRow(3)
+                    let w0 = xRow(0)
+                    let w1 = xRow(1)
+                    let w2 = xRow(2)
+                    let w3 = xRow(3)
                     for j in 0..<6 {
                         let col = a((element(w0, j), element(w1, j), element(w2, j), element(w3, j)))
                         for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + t, lanes) }

@@ -4,7 +4,8 @@
 /// Same tile-matrix conventions as ``Winograd4x4``, and the same points (0, ±1, ±2, ∞),
 /// so the input transform Bᵀ is shared; the Toom–Cook construction gives
 ///
-///     G  = [¼ 0 0 0 0; −⅙ −⅙ −⅙ −⅙ −⅙; −⅙ ⅙ −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙ ⅓ ⅔; 1⁄24 −1⁄12 ⅙ −⅓ ⅔; 0 0 0 0 1]
+///     G  = [¼ 0 0 0 0; −⅙ −⅙ −⅙ −⅙ −⅙; −⅙ ⅙ −⅙ ⅙ −⅙;
+///           1⁄24 1⁄12 ⅙ ⅓ ⅔; 1⁄24 −1⁄12 ⅙ −⅓ ⅔; 0 0 0 0 1]
 ///     Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 1]
 public enum Winograd5x5 {
     public static let elements = 36
@@ -31,8 +32,11 @@ public enum Winograd5x5 {
 
     /// G applied to five values: six outputs.
     @inline(__always)
-    static func gApply(_ k0: SIMD8<Float>, _ k1: SIMD8<Float>, _ k2: SIMD8<Float>, _ k3: SIMD8<Float>, _ k4: SIMD8<Float>) -> Six {
-        let even: SIMD8<Float> = k0 + k2 + k4, odd: SIMD8<Float> = k1 + k3
+    static func gApply(
+        _ k0: SIMD8<Float>, _ k1: SIMD8<Float>, _ k2: SIMD8<Float>, _ k3: SIMD8<Float>, _ k4: SIMD8<Float>
+    ) -> Six {
+        let even: SIMD8<Float> = k0 + k2 + k4
+        let odd: SIMD8<Float> = k1 + k3
         let e2: SIMD8<Float> = k0 / 24 + k2 / 6 + k4 * (2.0 / 3)
         let o2: SIMD8<Float> = k1 / 12 + k3 / 3
         return (k0 / 4, -(even + odd) / 6, (odd - even) / 6, e2 + o2, e2 - o2, k4)
@@ -54,7 +58,11 @@ public enum Winograd5x5 {
                     return v
                 }
                 func gColumn(_ b: Int) -> Six { gApply(tap(b), tap(5 + b), tap(10 + b), tap(15 + b), tap(20 + b)) }
-                let t0 = gColumn(0), t1 = gColumn(1), t2 = gColumn(2), t3 = gColumn(3), t4 = gColumn(4)
+                let t0 = gColumn(0)
+                let t1 = gColumn(1)
+                let t2 = gColumn(2)
+                let t3 = gColumn(3)
+                let t4 = gColumn(4)
                 let dst = u + o * inputs + c
                 for i in 0..<6 {
                     let e = Winograd4x4.element
@@ -108,15 +116,17 @@ public enum Winograd5x5 {
     public static func transformInput(
         _ images: UnsafePointer<Float>, count: Int, tiling: Tiling, into v: Winograd.TileMatrix, column: Int
     ) {
-        Winograd4x4.transformInput6(images, count: count, geometry: tiling.geometry, rows: tiling.rows,
-                                    columns: tiling.columns, step: 2, into: v, column: column)
+        Winograd4x4.transformInput6(
+            images, count: count, geometry: tiling.geometry, rows: tiling.rows,
+            columns: tiling.columns, step: 2, into: v, column: column)
     }
 
     public static func transformInputGradientAdd(
         _ dv: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, into dx: UnsafeMutablePointer<Float>
     ) {
-        Winograd4x4.transformInputGradientAdd6(dv, column: column, count: count, geometry: tiling.geometry,
-                                               rows: tiling.rows, columns: tiling.columns, step: 2, into: dx)
+        Winograd4x4.transformInputGradientAdd6(
+            dv, column: column, count: count, geometry: tiling.geometry,
+            rows: tiling.rows, columns: tiling.columns, step: 2, into: dx)
     }
 
     /// Aᵀ applied to six values: two outputs.
@@ -138,13 +148,19 @@ public enum Winograd5x5 {
     static func tileTable(
         _ tiling: Tiling, count: Int, outputs: Int, _ body: (UnsafePointer<Int>, UnsafePointer<Int>, Int) -> Void
     ) {
-        let geo = tiling.geometry, oh = geo.outputHeight, ow = geo.outputWidth, plane = oh * ow
+        let geo = tiling.geometry
+        let oh = geo.outputHeight
+        let ow = geo.outputWidth
+        let plane = oh * ow
         let tiles = count * tiling.perImage
         withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * tiles) { table in
-            let offset = table.baseAddress!, edge = offset + tiles  // bit 0: second row valid, bit 1: second column
+            let offset = table.baseAddress!
+            let edge = offset + tiles  // bit 0: second row valid, bit 1: second column
             for t in 0..<tiles {
-                let n = t / tiling.perImage, r = t % tiling.perImage
-                let ty = r / tiling.columns, tx = r % tiling.columns
+                let n = t / tiling.perImage
+                let r = t % tiling.perImage
+                let ty = r / tiling.columns
+                let tx = r % tiling.columns
                 offset[t] = n * outputs * plane + 2 * ty * ow + 2 * tx
                 edge[t] = (2 * ty + 1 < oh ? 1 : 0) | (2 * tx + 1 < ow ? 2 : 0)
             }
@@ -157,10 +173,13 @@ public enum Winograd5x5 {
         _ m: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, outputs: Int,
         bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
     ) {
-        let geo = tiling.geometry, ow = geo.outputWidth, plane = geo.outputHeight * ow
+        let geo = tiling.geometry
+        let ow = geo.outputWidth
+        let plane = geo.outputHeight * ow
         tileTable(tiling, count: count, outputs: outputs) { offset, edge, tiles in
             for o in 0..<outputs {
-                let src = m.base + o * m.ld + column, out = y + o * plane
+                let src = m.base + o * m.ld + column
+                let out = y + o * plane
                 let shift = bias?[o] ?? 0
                 var t = 0
                 while t < tiles {
@@ -168,11 +187,17 @@ public enum Winograd5x5 {
                         func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * m.elementStride + t) }
                         return aTranspose((e(0), e(1), e(2), e(3), e(4), e(5)))
                     }
-                    let c0 = yColumn(0), c1 = yColumn(1), c2 = yColumn(2), c3 = yColumn(3), c4 = yColumn(4), c5 = yColumn(5)
+                    let c0 = yColumn(0)
+                    let c1 = yColumn(1)
+                    let c2 = yColumn(2)
+                    let c3 = yColumn(3)
+                    let c4 = yColumn(4)
+                    let c5 = yColumn(5)
                     let r0 = aTranspose((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
                     let r1 = aTranspose((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
                     for l in 0..<Swift.min(8, tiles - t) {
-                        let line = out + offset[t + l], flags = edge[t + l]
+                        let line = out + offset[t + l]
+                        let flags = edge[t + l]
                         line[0] = r0.0[l] + shift
                         if flags & 2 != 0 { line[1] = r0.1[l] + shift }
                         if flags & 1 != 0 {
@@ -190,17 +215,24 @@ public enum Winograd5x5 {
     public static func transformOutputGradient(
         _ dy: UnsafePointer<Float>, count: Int, tiling: Tiling, outputs: Int, into dm: Winograd.TileMatrix, column: Int
     ) {
-        let geo = tiling.geometry, ow = geo.outputWidth, plane = geo.outputHeight * ow
+        let geo = tiling.geometry
+        let ow = geo.outputWidth
+        let plane = geo.outputHeight * ow
         let es = dm.elementStride
         tileTable(tiling, count: count, outputs: outputs) { offset, edge, tiles in
             for o in 0..<outputs {
-                let src = dy + o * plane, dst = dm.base + o * dm.ld + column
+                let src = dy + o * plane
+                let dst = dm.base + o * dm.ld + column
                 var t = 0
                 while t < tiles {
                     let lanes = Swift.min(8, tiles - t)
-                    var y00 = SIMD8<Float>(), y01 = SIMD8<Float>(), y10 = SIMD8<Float>(), y11 = SIMD8<Float>()
+                    var y00 = SIMD8<Float>()
+                    var y01 = SIMD8<Float>()
+                    var y10 = SIMD8<Float>()
+                    var y11 = SIMD8<Float>()
                     for l in 0..<lanes {
-                        let line = src + offset[t + l], flags = edge[t + l]
+                        let line = src + offset[t + l]
+                        let flags = edge[t + l]
                         y00[l] = line[0]
                         if flags & 2 != 0 { y01[l] = line[1] }
                         if flags & 1 != 0 {
@@ -208,10 +240,13 @@ public enum Winograd5x5 {
                             if flags & 2 != 0 { y11[l] = line[ow + 1] }
                         }
                     }
-                    let w0 = a(y00, y01), w1 = a(y10, y11)
+                    let w0 = a(y00, y01)
+                    let w1 = a(y10, y11)
                     for j in 0..<6 {
                         let col = a(Winograd4x4.element(w0, j), Winograd4x4.element(w1, j))
-                        for i in 0..<6 { Winograd.store(Winograd4x4.element(col, i), dst + (6 * i + j) * es + t, lanes) }
+                        for i in 0..<6 {
+                            Winograd.store(Winograd4x4.element(col, i), dst + (6 * i + j) * es + t, lanes)
+                        }
                     }
                     t += 8
                 }

@@ -28,8 +28,9 @@ final class WinogradConvolutionTests: XCTestCase {
     ) throws -> (Conv2D, Conv2D) {
         func make(_ algorithm: ConvolutionAlgorithm) throws -> Conv2D {
             var rng = SeededGenerator(seed: 3)
-            let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: kernel, padding: p, bias: bias,
-                                  algorithm: algorithm, using: &rng)
+            let conv = try Conv2D(
+                inputChannels: c, outputChannels: o, kernelSize: kernel, padding: p, bias: bias,
+                algorithm: algorithm, using: &rng)
             if bias { conv.bias!.value = .uniform([o], low: -0.5, high: 0.5, using: &rng) }
             return conv
         }
@@ -48,7 +49,8 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     private func checkAgainstIm2row(
-        _ configuration: (Int, Int, Int, Int, Int, Int), kernel: Int = 3, algorithm: ConvolutionAlgorithm, tolerance: Float
+        _ configuration: (Int, Int, Int, Int, Int, Int), kernel: Int = 3, algorithm: ConvolutionAlgorithm,
+        tolerance: Float
     ) throws {
         do {
             let (c, o, h, w, p, n) = configuration
@@ -56,12 +58,15 @@ final class WinogradConvolutionTests: XCTestCase {
             var rng = SeededGenerator(seed: 7)
             let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
             let label = "\(algorithm) k\(kernel) c\(c) o\(o) \(h)×\(w) p\(p)"
-            XCTAssertTrue(fast.usesWinograd(for: ConvGeometry(channels: c, height: h, width: w, kernel: (kernel, kernel), padding: (p, p))))
+            XCTAssertTrue(
+                fast.usesWinograd(
+                    for: ConvGeometry(channels: c, height: h, width: w, kernel: (kernel, kernel), padding: (p, p))))
             assertClose(fast.forward(x, mode: .inference), reference.forward(x, mode: .inference), tolerance: tolerance)
             let y = fast.forward(x, mode: .training)
             assertClose(y, reference.forward(x, mode: .training), tolerance: tolerance)
             let dy = Tensor.uniform(y.shape, low: -1, high: 1, using: &rng)
-            let dx = fast.backward(dy), dxReference = reference.backward(dy)
+            let dx = fast.backward(dy)
+            let dxReference = reference.backward(dy)
             assertClose(dx, dxReference, tolerance: tolerance)
             // Weight gradients sum over every tile of the batch: scale the tolerance by it.
             let scale = Float(n * h * w)
@@ -118,33 +123,46 @@ final class WinogradConvolutionTests: XCTestCase {
             let y = conv.forward(x, mode: .training)
             let dx = conv.backward(dy)
             XCTAssertEqual(BLAS.threadCount, threads)
-            return [inference.scalars, y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars]
-                .map { $0.map(\.bitPattern) }
+            return [
+                inference.scalars, y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars,
+            ]
+            .map { $0.map(\.bitPattern) }
         }
         for algorithm in [ConvolutionAlgorithm.winograd, .winograd4x4] {
-            let one = try run(threads: 1, algorithm: algorithm), two = try run(threads: 2, algorithm: algorithm)
+            let one = try run(threads: 1, algorithm: algorithm)
+            let two = try run(threads: 2, algorithm: algorithm)
             XCTAssertEqual(one, two, "\(algorithm)")
             XCTAssertEqual(one[0], one[1], "\(algorithm): inference and training forwards")
         }
-        XCTAssertEqual(try run(threads: 1, algorithm: .winograd, kernel: 5), try run(threads: 2, algorithm: .winograd, kernel: 5))
+        XCTAssertEqual(
+            try run(threads: 1, algorithm: .winograd, kernel: 5), try run(threads: 2, algorithm: .winograd, kernel: 5))
     }
 
     func testAutomaticChoiceAndInvalidRequests() throws {
         var rng = SeededGenerator(seed: 1)
         let wide = try Conv2D(inputChannels: 96, outputChannels: 384, kernelSize: 3, padding: 1, using: &rng)
-        XCTAssertTrue(wide.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1))))
+        XCTAssertTrue(
+            wide.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1))))
         // A 2×2 output (four positions): im2row.
         XCTAssertFalse(wide.usesWinograd(for: ConvGeometry(channels: 96, height: 4, width: 4, kernel: (3, 3))))
         let thin = try Conv2D(inputChannels: 3, outputChannels: 64, kernelSize: 3, padding: 1, using: &rng)
-        XCTAssertFalse(thin.usesWinograd(for: ConvGeometry(channels: 3, height: 32, width: 32, kernel: (3, 3), padding: (1, 1))))
+        XCTAssertFalse(
+            thin.usesWinograd(for: ConvGeometry(channels: 3, height: 32, width: 32, kernel: (3, 3), padding: (1, 1))))
         let five = try Conv2D(inputChannels: 64, outputChannels: 64, kernelSize: 5, padding: 2, using: &rng)
-        XCTAssertTrue(five.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (5, 5), padding: (2, 2))))
+        XCTAssertTrue(
+            five.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (5, 5), padding: (2, 2))))
         let six = try Conv2D(inputChannels: 64, outputChannels: 64, kernelSize: 6, using: &rng)
         XCTAssertFalse(six.usesWinograd(for: ConvGeometry(channels: 64, height: 16, width: 16, kernel: (6, 6))))
-        let forced = try Conv2D(inputChannels: 96, outputChannels: 384, kernelSize: 3, padding: 1, algorithm: .im2row, using: &rng)
-        XCTAssertFalse(forced.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1))))
+        let forced = try Conv2D(
+            inputChannels: 96, outputChannels: 384, kernelSize: 3, padding: 1, algorithm: .im2row, using: &rng)
+        XCTAssertFalse(
+            forced.usesWinograd(for: ConvGeometry(channels: 96, height: 16, width: 16, kernel: (3, 3), padding: (1, 1)))
+        )
         for (k, s, algorithm) in [(6, 1, ConvolutionAlgorithm.winograd), (3, 2, .winograd), (5, 1, .winograd4x4)] {
-            XCTAssertThrowsError(try Conv2D(inputChannels: 2, outputChannels: 2, kernelSize: k, stride: s, algorithm: algorithm, using: &rng)) {
+            XCTAssertThrowsError(
+                try Conv2D(
+                    inputChannels: 2, outputChannels: 2, kernelSize: k, stride: s, algorithm: algorithm, using: &rng)
+            ) {
                 guard case LayerError.invalidConfiguration(_, "algorithm", _, _) = $0 else { return XCTFail("\($0)") }
             }
         }
