@@ -20,12 +20,24 @@ enum ConvLayerWorkload {
     }
 
     static let specs = [
-        Spec(name: "conv1", inputChannels: 3, outputChannels: 64, kernel: 5, padding: 2, side: 32, needsInputGradient: false),
-        Spec(name: "conv2", inputChannels: 64, outputChannels: 128, kernel: 5, padding: 2, side: 16, needsInputGradient: true),
-        Spec(name: "conv3", inputChannels: 128, outputChannels: 256, kernel: 3, padding: 1, side: 8, needsInputGradient: true),
-        Spec(name: "wide1", inputChannels: 3, outputChannels: 96, kernel: 5, padding: 2, side: 32, needsInputGradient: false, wide: true),
-        Spec(name: "wide2", inputChannels: 96, outputChannels: 384, kernel: 3, padding: 1, side: 16, needsInputGradient: true, wide: true),
-        Spec(name: "wide3", inputChannels: 384, outputChannels: 1536, kernel: 3, padding: 1, side: 8, needsInputGradient: false, wide: true),
+        Spec(
+            name: "conv1", inputChannels: 3, outputChannels: 64, kernel: 5, padding: 2, side: 32,
+            needsInputGradient: false),
+        Spec(
+            name: "conv2", inputChannels: 64, outputChannels: 128, kernel: 5, padding: 2, side: 16,
+            needsInputGradient: true),
+        Spec(
+            name: "conv3", inputChannels: 128, outputChannels: 256, kernel: 3, padding: 1, side: 8,
+            needsInputGradient: true),
+        Spec(
+            name: "wide1", inputChannels: 3, outputChannels: 96, kernel: 5, padding: 2, side: 32,
+            needsInputGradient: false, wide: true),
+        Spec(
+            name: "wide2", inputChannels: 96, outputChannels: 384, kernel: 3, padding: 1, side: 16,
+            needsInputGradient: true, wide: true),
+        Spec(
+            name: "wide3", inputChannels: 384, outputChannels: 1536, kernel: 3, padding: 1, side: 8,
+            needsInputGradient: false, wide: true),
     ]
 
     static func run(options: BenchOptions, images: Tensor) throws -> [JSONLine] {
@@ -36,12 +48,14 @@ enum ConvLayerWorkload {
             let b = spec.wide ? options.wideBatch : options.cnnBatch
             let conv = try Conv2D(
                 inputChannels: spec.inputChannels, outputChannels: spec.outputChannels, kernelSize: spec.kernel,
-                padding: spec.padding, algorithm: spec.kernel == 3 ? options.convAlgorithm : .automatic, using: &generator)
+                padding: spec.padding, algorithm: spec.kernel == 3 ? options.convAlgorithm : .automatic,
+                using: &generator)
             conv.needsInputGradient = spec.needsInputGradient
             let input = Tensor.normal([b, spec.inputChannels, spec.side, spec.side], using: &generator)
             let outShape = try conv.outputShape(for: input.shape)
             let outputGradient = Tensor.normal(outShape, using: &generator)
-            let macs = Double(FlopModel.convMACs(spec.inputChannels, spec.outputChannels, spec.kernel, outShape[2], outShape[3]) * b)
+            let macs = Double(
+                FlopModel.convMACs(spec.inputChannels, spec.outputChannels, spec.kernel, outShape[2], outShape[3]) * b)
             let forwardFlop = 2 * macs
             let backwardFlop = 2 * macs * (spec.needsInputGradient ? 2 : 1)
 
@@ -73,9 +87,10 @@ enum ConvLayerWorkload {
                 a.withUnsafeBufferPointer { pa in
                     w.withUnsafeBufferPointer { pw in
                         c.withUnsafeMutableBufferPointer { pc in
-                            BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: spec.outputChannels, k: depth,
-                                      alpha: 1, a: pa.baseAddress!, lda: depth, b: pw.baseAddress!, ldb: depth,
-                                      beta: 0, c: pc.baseAddress!, ldc: spec.outputChannels)
+                            BLAS.gemm(
+                                transposeA: false, transposeB: true, m: rows, n: spec.outputChannels, k: depth,
+                                alpha: 1, a: pa.baseAddress!, lda: depth, b: pw.baseAddress!, ldb: depth,
+                                beta: 0, c: pc.baseAddress!, ldc: spec.outputChannels)
                         }
                     }
                 }
@@ -86,26 +101,35 @@ enum ConvLayerWorkload {
                 totalFlop += forwardFlop + backwardFlop
                 totalSeconds += fwdSeconds + bwdSeconds
             }
-            for (pass, seconds, flop) in [("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
-                                          ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop)] {
-                var line = rateLine(mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, batch: b, options: options)
-                line.set("winograd", conv.usesWinograd(for: ConvGeometry(
-                    channels: spec.inputChannels, height: spec.side, width: spec.side,
-                    kernel: (spec.kernel, spec.kernel), padding: (spec.padding, spec.padding))) ? 1 : 0)
+            for (pass, seconds, flop) in [
+                ("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
+                ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop),
+            ] {
+                var line = rateLine(
+                    mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, batch: b, options: options)
+                line.set(
+                    "winograd",
+                    conv.usesWinograd(
+                        for: ConvGeometry(
+                            channels: spec.inputChannels, height: spec.side, width: spec.side,
+                            kernel: (spec.kernel, spec.kernel), padding: (spec.padding, spec.padding))) ? 1 : 0)
                 line.set("sgemm_same_shape_gflops", gemmShapeGFLOPS, places: 2)
                 line.set("gemm_shape", "\(rows)x\(depth)x\(spec.outputChannels)")
                 line.set("sink", Double(sink.isFinite ? 0 : 1))
                 lines.append(line)
             }
         }
-        var line = rateLine(mode: "all_train", seconds: totalSeconds, flop: totalFlop, batch: options.cnnBatch, options: options)
+        var line = rateLine(
+            mode: "all_train", seconds: totalSeconds, flop: totalFlop, batch: options.cnnBatch, options: options)
         line.set("peak_rss_mb", ProcessStats.peakResidentMiB(), places: 1)
         lines.append(line)
         return lines
     }
 
     /// The fields every `convs` line has: time per call, GFLOP/s and the fraction of SGEMM.
-    private static func rateLine(mode: String, seconds: Double, flop: Double, batch: Int, options: BenchOptions) -> JSONLine {
+    private static func rateLine(
+        mode: String, seconds: Double, flop: Double, batch: Int, options: BenchOptions
+    ) -> JSONLine {
         var line = JSONLine()
         line.set("workload", "convs")
         line.set("mode", mode)
