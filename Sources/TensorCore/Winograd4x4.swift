@@ -338,8 +338,9 @@ public enum Winograd4x4 {
                                         element(z4, k), element(z5, k)
                                     ))
                                 let row = acc + (step * ty + k) * width + step * tx
-                                for l in 0..<lanes {
-                                    for x in 0..<6 { row[step * l + x] += element(p, x)[l] }
+                                for x in 0..<6 {
+                                    let v = element(p, x)
+                                    for l in 0..<lanes { row[step * l + x] += v[l] }
                                 }
                             }
                             tx += 8

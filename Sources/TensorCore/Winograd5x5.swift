@@ -219,6 +219,8 @@ public enum Winograd5x5 {
         let ow = geo.outputWidth
         let plane = geo.outputHeight * ow
         let es = dm.elementStride
+        // Whole tile rows of eight tiles, none cut by an edge: SIMD16 loads of dY rows.
+        let rowAligned = tiling.columns % 8 == 0 && 2 * tiling.columns == ow && 2 * tiling.rows == geo.outputHeight
         tileTable(tiling, count: count, outputs: outputs) { offset, edge, tiles in
             for o in 0..<outputs {
                 let src = dy + o * plane
@@ -230,14 +232,21 @@ public enum Winograd5x5 {
                     var y01 = SIMD8<Float>()
                     var y10 = SIMD8<Float>()
                     var y11 = SIMD8<Float>()
-                    for l in 0..<lanes {
-                        let line = src + offset[t + l]
-                        let flags = edge[t + l]
-                        y00[l] = line[0]
-                        if flags & 2 != 0 { y01[l] = line[1] }
-                        if flags & 1 != 0 {
-                            y10[l] = line[ow]
-                            if flags & 2 != 0 { y11[l] = line[ow + 1] }
+                    if rowAligned && lanes == 8 {
+                        // Eight tiles of one full tile row: two rows of 16 contiguous outputs.
+                        let top = UnsafeRawPointer(src + offset[t]).loadUnaligned(as: SIMD16<Float>.self)
+                        let bottom = UnsafeRawPointer(src + offset[t] + ow).loadUnaligned(as: SIMD16<Float>.self)
+                        (y00, y01, y10, y11) = (top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf)
+                    } else {
+                        for l in 0..<lanes {
+                            let line = src + offset[t + l]
+                            let flags = edge[t + l]
+                            y00[l] = line[0]
+                            if flags & 2 != 0 { y01[l] = line[1] }
+                            if flags & 1 != 0 {
+                                y10[l] = line[ow]
+                                if flags & 2 != 0 { y11[l] = line[ow + 1] }
+                            }
                         }
                     }
                     let w0 = a(y00, y01)
