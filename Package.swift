@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "Layerwise", targets: ["Layerwise"]),
         .library(name: "LayerwiseTestSupport", targets: ["LayerwiseTestSupport"]),
+        // Data-parallel training over MPI (Open MPI); the only product that needs MPI.
+        .library(name: "LayerwiseMPI", targets: ["LayerwiseMPI"]),
         .executable(name: "reproduce-paper", targets: ["ReproducePaper"]),
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "custom-components", targets: ["CustomComponents"]),
@@ -31,6 +33,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
         ),
 
+        // System library: Open MPI, for LayerwiseMPI only (the core never links it).
+        .systemLibrary(
+            name: "COpenMPI",
+            pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
+        ),
+
         // The concerns, one job each.
         .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
         .target(name: "Layers", dependencies: ["TensorCore"]),
@@ -44,6 +53,7 @@ let package = Package(
             dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
         ),
         .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
+        .target(name: "LayerwiseMPI", dependencies: ["COpenMPI", "Training"]),
 
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.
@@ -52,7 +62,9 @@ let package = Package(
         // Examples.
         .executableTarget(
             name: "ReproducePaper",
-            dependencies: ["Layerwise", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Layerwise", "LayerwiseMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Examples/ReproducePaper",
             resources: [.copy("Resources")]
         ),
@@ -75,6 +87,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "LayerwiseTestSupport"]),
         .testTarget(name: "PatchSamplersTests", dependencies: ["PatchSamplers", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayerwiseMPITests", dependencies: ["LayerwiseMPI", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
