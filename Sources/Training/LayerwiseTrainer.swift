@@ -112,10 +112,21 @@ public final class LayerwiseTrainer {
     /// and returns an accuracy in [0, 1]. Must not depend on the trainer's randomness.
     public var evaluation: ((_ stage: Int, _ features: FeatureExtractor) throws -> Float)?
 
-    /// The trainer's generator: every sample and objective draw comes from it, and its
-    /// state is saved in checkpoints.
+    /// The ranks of a data-parallel job (default: one process). Every rank builds the same
+    /// trainer; each step's gradients are averaged over the ranks, the ranks agree on
+    /// non-finite values and stop requests, only rank 0 writes checkpoints and sees events,
+    /// and every rank resumes from the same checkpoint.
+    public var communicator: any Communicator = SingleProcessCommunicator()
+    /// How each global batch is split into independently sampled shards (nil: one shard per
+    /// rank when there are several ranks; one process then draws from ``generator``).
+    /// One process with `ShardedSampling(shards: N)` computes what N ranks compute.
+    public var sampling: ShardedSampling?
+
+    /// The trainer's generator: every sample and objective draw comes from it (with
+    /// ``sampling`` or several ranks, the batches come from per-shard generators instead), and
+    /// its state is saved in checkpoints.
     public internal(set) var generator: SeededGenerator
-    private var stopRequested = false
+    var stopRequested = false
 
     /// Validates the whole configuration and derives ``patchSizes``.
     ///
@@ -310,13 +321,14 @@ public final class LayerwiseTrainer {
     func prepareStages(of phase: Phase, mode: PretrainingReport.Mode) throws {
         if mode == .layerwise {
             try phase.config.preparation?.prepare(
-                stage: phase.stage, layers: phase.trainable, below: FrozenStack(layers: phase.frozen), using: &generator)
+                stage: phase.stage, layers: phase.trainable, below: FrozenStack(layers: phase.frozen),
+                communicator: communicator, using: &generator)
             return
         }
         for k in stages.indices {
             try stages[k].preparation?.prepare(
                 stage: k + 1, layers: stages[k].layers, below: FrozenStack(layers: stages[..<k].flatMap(\.layers)),
-                using: &generator)
+                communicator: communicator, using: &generator)
         }
     }
 
@@ -333,8 +345,12 @@ public final class LayerwiseTrainer {
     }
 
     private func run(
-        _ phases: [Phase], mode: PretrainingReport.Mode, resume: Bool, events: (TrainingEvent) -> Void
+        _ phases: [Phase], mode: PretrainingReport.Mode, resume: Bool, events handler: (TrainingEvent) -> Void
     ) throws -> PretrainingReport {
+        // Events go to rank 0's handler only.
+        let isRoot = communicator.isRoot
+        func events(_ event: TrainingEvent) { if isRoot { handler(event) } }
+        try validateSharding(phases)
         guard checkpointEvery >= 0 else {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
@@ -353,7 +369,8 @@ public final class LayerwiseTrainer {
                 let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
                 throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
             }
-            removeStaleTemporaryFiles(in: dir)
+            // Rank 0 writes checkpoints; another rank must not delete its temporary file.
+            if isRoot { removeStaleTemporaryFiles(in: dir) }
         }
         stopRequested = false
         let clock = ContinuousClock()
@@ -365,6 +382,7 @@ public final class LayerwiseTrainer {
             start = try readPosition(path: latest, mode: mode, phaseCount: phases.count, phases: phases)
             resumedFrom = latest
         }
+        if resume { try agreeOnResumePosition(resumedFrom == nil ? nil : start) }
         defer { for s in stages { for l in s.layers { l.setFrozen(false) } } }
 
         for phaseNumber in start.phase..<phases.count {
@@ -412,25 +430,9 @@ public final class LayerwiseTrainer {
                 let lr = config.schedule.learningRate(atStep: step, totalSteps: total)
                 config.optimizer.learningRate = lr
                 for p in parameters { p.zeroGradient() }
-                let stats: StepStatistics
-                do {
-                    stats = try config.objective.step(context, using: &generator)
-                } catch let e as NonFiniteValue {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: e.what)
-                }
-                guard stats.loss.isFinite else {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "loss")
-                }
-                // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
-                if let d = stats.diagnostics,
-                    !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
-                {
-                    throw TrainerError.nonFinite(
-                        stage: phase.stage, epoch: epoch, step: step + 1, what: "embedding distances (loss diagnostics)")
-                }
-                for (name, p) in named where !p.gradient.isFinite {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
-                }
+                let agreed = try agreedStep(phase: phase, context: context, step: step, epoch: epoch, named: named)
+                let stats = agreed.statistics
+                stopRequested = agreed.stopRequested
                 config.optimizer.update(parameters)
 
                 position.stepsDone = step + 1
@@ -464,7 +466,7 @@ public final class LayerwiseTrainer {
                 }
 
                 let due = (checkpointEvery > 0 && (step + 1) % checkpointEvery == 0) || step + 1 == total || stopRequested
-                if due, checkpointDirectory != nil {
+                if due, checkpointDirectory != nil, isRoot {
                     let path = try saveCheckpoint(phase: phase, position: position)
                     events(.checkpointSaved(path: path))
                 }

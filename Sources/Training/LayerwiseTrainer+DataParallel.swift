@@ -1,0 +1,142 @@
+import Layers
+import TensorCore
+
+/// Data-parallel training: the pieces of a step that the ranks of a job must agree on.
+extension LayerwiseTrainer {
+    /// Shards of every global batch: ``sampling``'s, else one per rank (0 = the single
+    /// process's own generator stream, as without data parallelism).
+    var shardCount: Int {
+        if let sampling { return sampling.shards }
+        return communicator.size > 1 ? communicator.size : 0
+    }
+
+    /// Checks, before any training, that every stage's batch splits into the shards.
+    func validateSharding(_ phases: [Phase]) throws {
+        let shards = shardCount
+        guard shards > 0 else { return }
+        guard shards >= communicator.size else {
+            throw TrainerError.invalidOption(
+                stage: nil, option: "sampling.shards", value: "\(shards)",
+                reason: "needs at least one shard per rank (\(communicator.size) ranks)")
+        }
+        for phase in phases where phase.config.batchSize % shards != 0 {
+            throw TrainerError.invalidOption(
+                stage: phase.stage, option: "batchSize", value: "\(phase.config.batchSize)",
+                reason: "the global batch must split evenly into \(shards) data-parallel shards (one per rank by default)")
+        }
+    }
+
+    /// What one step measured, the same on every rank.
+    struct AgreedStep {
+        /// The step's statistics: `loss` is the mean over the global batch's shards and
+        /// `samples` counts the global batch; diagnostics are this process's first shard's.
+        var statistics: StepStatistics
+        /// Whether any rank asked to stop after this step.
+        var stopRequested: Bool
+    }
+
+    /// Runs the objective on this process's shards of the global batch, sums the gradients
+    /// (and the loss, and every rank's non-finite and stop flags) over the ranks in one
+    /// all-reduce, divides by the shard count and averages BatchNorm running statistics.
+    /// Every rank then holds the same gradients and throws the same error, or none.
+    func agreedStep(
+        phase: Phase, context: StageStepContext, step: Int, epoch: Int,
+        named: [(name: String, parameter: Parameter)]
+    ) throws -> AgreedStep {
+        let shards = shardCount
+        guard shards > 0 else {
+            let stats = try singleStreamStep(phase: phase, context: context, step: step, epoch: epoch)
+            try checkGradients(named, phase: phase, step: step, epoch: epoch)
+            return AgreedStep(statistics: stats, stopRequested: stopRequested)
+        }
+        let shardContext = StageStepContext(
+            stage: context.stage, patchSize: context.patchSize, batchSize: context.batchSize / shards,
+            frozen: context.frozen, trainable: context.trainable)
+        var lossSum: Float = 0, samples = 0
+        var first: StepStatistics?
+        var failure: String?
+        for shard in ShardedSampling(shards: shards).shards(ofRank: communicator.rank, size: communicator.size) {
+            var g = ShardedSampling.generator(seed: seed, stage: phase.stage, step: step, shard: shard)
+            do {
+                let stats = try phase.config.objective.step(shardContext, using: &g)
+                failure = Self.nonFiniteStatistic(stats)
+                lossSum += stats.loss
+                samples += stats.samples
+                first = first ?? stats
+            } catch let e as NonFiniteValue {
+                failure = e.what
+            }
+            if failure != nil { break }
+        }
+        let size = communicator.size
+        var extra = [lossSum, Float(samples), stopRequested ? 1 : 0] + [Float](repeating: 0, count: size)
+        if failure != nil { extra[3 + communicator.rank] = 1 }
+        try communicator.allReduceGradients(of: named.map(\.parameter), .sum, extra: &extra)
+        let failedRanks = (0..<size).filter { extra[3 + $0] > 0 }
+        if !failedRanks.isEmpty {
+            let what = failure.map { size > 1 ? "\($0) (rank \(communicator.rank))" : $0 }
+                ?? "a value on rank\(failedRanks.count > 1 ? "s" : "") \(failedRanks.map(String.init).joined(separator: ", "))"
+            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+        }
+        if shards > 1 {
+            let n = Float(shards)
+            for (_, p) in named {
+                p.gradient.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] /= n } }
+            }
+        }
+        // Summed gradients are bit-identical on every rank, so every rank finds the same NaN.
+        try checkGradients(named, phase: phase, step: step, epoch: epoch)
+        try communicator.averageRunningStatistics(of: phase.trainable + (phase.head.map { [$0] } ?? []))
+        var stats = first ?? StepStatistics(loss: 0, samples: 0)
+        stats.loss = extra[0] / Float(shards)
+        stats.samples = Int(extra[1])
+        return AgreedStep(statistics: stats, stopRequested: extra[2] > 0)
+    }
+
+    /// One process, one generator stream (no data parallelism): the objective draws from the
+    /// trainer's ``generator``.
+    private func singleStreamStep(phase: Phase, context: StageStepContext, step: Int, epoch: Int) throws -> StepStatistics {
+        let stats: StepStatistics
+        do {
+            stats = try phase.config.objective.step(context, using: &generator)
+        } catch let e as NonFiniteValue {
+            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: e.what)
+        }
+        if let what = Self.nonFiniteStatistic(stats) {
+            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+        }
+        return stats
+    }
+
+    /// What is non-finite in a step's statistics, if anything.
+    static func nonFiniteStatistic(_ stats: StepStatistics) -> String? {
+        guard stats.loss.isFinite else { return "loss" }
+        // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
+        if let d = stats.diagnostics,
+            !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
+        {
+            return "embedding distances (loss diagnostics)"
+        }
+        return nil
+    }
+
+    private func checkGradients(_ named: [(name: String, parameter: Parameter)], phase: Phase, step: Int, epoch: Int) throws {
+        for (name, p) in named where !p.gradient.isFinite {
+            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
+        }
+    }
+
+    /// On resume every rank reads the latest checkpoint; they must have found the same one.
+    func agreeOnResumePosition(_ position: Position?) throws {
+        guard communicator.size > 1 else { return }
+        let mine: (Int, Int) = position.map { ($0.phase, $0.stepsDone) } ?? (-1, -1)
+        var root = mine
+        try communicator.broadcast(&root, root: 0)
+        guard root == mine else {
+            throw CommunicatorError.mismatch(
+                rank: communicator.rank, what: "the checkpoint to resume from",
+                reason: "rank 0 resumes at phase \(root.0) step \(root.1), this rank at phase \(mine.0) step \(mine.1) "
+                    + "(-1 = no checkpoint); every rank must see the same checkpoint directory")
+        }
+    }
+}
