@@ -49,7 +49,8 @@ extension Communicator {
 
 /// The sampling of a data-parallel run: step `t` of stage `k` trains on a global batch of
 /// `B` examples made of `shards` shards of `B / shards` examples, and shard `s` draws from a
-/// generator derived from (seed, stage, step, shard) alone.
+/// generator derived from (key, stage, step, shard) alone, where the key is the trainer
+/// generator's next value when the stage starts (seeded, and restored by checkpoints).
 ///
 /// Because a shard's data does not depend on which process computes it, `N` ranks with one
 /// shard each train on exactly the batches one process computes with `N` shards (the
@@ -67,10 +68,10 @@ public struct ShardedSampling: Sendable, Equatable {
         SingleProcessCommunicator.shares(of: shards, parts: size)[rank]
     }
 
-    /// The generator of shard `shard` at `step` (0-based) of `stage`.
-    public static func generator(seed: UInt64, stage: Int, step: Int, shard: Int) -> SeededGenerator {
+    /// The generator of shard `shard` at `step` (0-based) of `stage`, for a phase `key`.
+    public static func generator(key: UInt64, stage: Int, step: Int, shard: Int) -> SeededGenerator {
         // SplitMix64 over the four coordinates: distinct inputs give unrelated streams.
-        var mix = SplitMix64(seed: seed)
+        var mix = SplitMix64(seed: key)
         var key = mix.next()
         for part in [UInt64(stage), UInt64(step), UInt64(shard)] {
             mix = SplitMix64(seed: key ^ (part &* 0x9E37_79B9_7F4A_7C15))

@@ -52,11 +52,16 @@ extension LayerwiseTrainer {
         let shardContext = StageStepContext(
             stage: context.stage, patchSize: context.patchSize, batchSize: context.batchSize / shards,
             frozen: context.frozen, trainable: context.trainable)
+        // The phase's sampling key: the trainer generator's next value. Sharded steps never
+        // draw from it, so it is the same for every step of the phase, and a checkpoint
+        // restores it with the generator.
+        var peek = generator
+        let key = peek.next()
         var lossSum: Float = 0, samples = 0
         var first: StepStatistics?
         var failure: String?
         for shard in ShardedSampling(shards: shards).shards(ofRank: communicator.rank, size: communicator.size) {
-            var g = ShardedSampling.generator(seed: seed, stage: phase.stage, step: step, shard: shard)
+            var g = ShardedSampling.generator(key: key, stage: phase.stage, step: step, shard: shard)
             do {
                 let stats = try phase.config.objective.step(shardContext, using: &g)
                 failure = Self.nonFiniteStatistic(stats)
