@@ -28,7 +28,7 @@ extension WhitenedConv2D: TopLeftAnchored {
 
 extension MaxPool2D: TopLeftAnchored {
     public func inputExtent(forOutputExtent outputExtent: Int) -> Int? {
-        (outputExtent - 1) * stride + kernelSize
+        padding == 0 ? (outputExtent - 1) * stride + kernelSize : nil
     }
 }
 

@@ -214,7 +214,7 @@ public struct InputWhitening: StagePreparation {
 /// (``WhitenedConv2D/setFoldedParameters(weight:bias:scale:)``), so the stage's training
 /// refines k-means filters instead of a random draw.
 ///
-/// Why: in the recipe study (Docs/RecipeStudy.md, "Fourth pass", D) InfoNCE from this start
+/// Why: in the recipe study (Docs/RecipeFindings.md) InfoNCE from this start
 /// probed 63.8 % over eight seeds against 62.9 % from a random start and 63.5 % for the
 /// k-means filters themselves, and transferred 1.2 points better than the random start.
 ///
