@@ -137,7 +137,8 @@ struct Experiment {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let started = Date()
         let ranks = communicator.size > 1 ? " │ \(communicator.size) MPI ranks" : ""
-        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ threads \(threads)\(ranks)")
+        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ "
+            + "threads \(threads)\(ranks)")
         log("pretraining data: \(data.pretrain.count) CIFAR-100 images (\(data.pretrainSource)), labels unused for contrastive")
         log("CIFAR-10: \(data.train.count) training images; evaluation: \(data.test.count) images — \(data.testSource)")
 
@@ -152,13 +153,16 @@ struct Experiment {
         let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
         if isRoot {
             try SafeTensors.write(
-                kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"], to: out + "/kmeans_stage1.safetensors")
+                kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"],
+                to: out + "/kmeans_stage1.safetensors")
         }
 
         // 1. Layer-wise contrastive pretraining.
         let contrastive = try pretrainContrastive(
             data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: false, results: &results)
-        if isRoot { try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors") }
+        if isRoot {
+            try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors")
+        }
         if pretrainOnly {
             if isRoot { try results.write(to: out) }
             log("pretraining only: weights in \(out); \(elapsed(since: started))")

@@ -116,7 +116,9 @@ struct ReproducePaper: ParsableCommand {
     var kmeansArms = false
 
     @Option(help: ArgumentHelp(
-        "Split every pretraining batch into N independently sampled shards (default: one per MPI rank, none in one process). One process with --batch-shards N computes what `mpirun -np N` computes, up to summation order.",
+        "Split every pretraining batch into N independently sampled shards (default: one per MPI rank, "
+            + "none in one process). One process with --batch-shards N computes what `mpirun -np N` computes, "
+            + "up to summation order.",
         valueName: "N"))
     var batchShards: Int?
 
@@ -128,7 +130,9 @@ struct ReproducePaper: ParsableCommand {
     func validate() throws {
         guard layers == 1 || layers == 2 else { throw ValidationError("--layers must be 1 or 2, got \(layers)") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
-        if let batchShards, batchShards < 1 { throw ValidationError("--batch-shards must be ≥ 1, got \(batchShards)") }
+        if let batchShards, batchShards < 1 {
+            throw ValidationError("--batch-shards must be ≥ 1, got \(batchShards)")
+        }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
         if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }
         if let supervisedEpochs, supervisedEpochs < 1 { throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)") }

@@ -287,13 +287,16 @@ public struct ZCAWhitening: Sendable {
     public static func fit(mean: Tensor, covariance cov: Tensor, epsilon: Float) throws -> ZCAWhitening {
         let d = mean.count
         guard d > 0, mean.shape == [d], cov.shape == [d, d] else {
-            throw DatasetError.shapeMismatch(what: "ZCA mean/covariance", expected: "[D] and [D, D]", got: "\(mean.shape) and \(cov.shape)")
+            throw DatasetError.shapeMismatch(
+                what: "ZCA mean/covariance", expected: "[D] and [D, D]", got: "\(mean.shape) and \(cov.shape)")
         }
         guard epsilon > 0, epsilon.isFinite else {
-            throw DatasetError.invalidOption(name: "epsilon", value: "\(epsilon)", reason: "must be positive and finite")
+            throw DatasetError.invalidOption(
+                name: "epsilon", value: "\(epsilon)", reason: "must be positive and finite")
         }
         guard mean.isFinite, cov.isFinite else {
-            throw DatasetError.invalidOption(name: "covariance", value: "non-finite values", reason: "ZCA needs finite moments")
+            throw DatasetError.invalidOption(
+                name: "covariance", value: "non-finite values", reason: "ZCA needs finite moments")
         }
         let (values, vectors) = try SymmetricEigen.decompose(cov.scalars.map(Double.init), n: d)
         var w = [Double](repeating: 0, count: d * d)

@@ -56,7 +56,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     ///   ``CommunicatorError/invalidArgument(rank:operation:reason:)`` for a timeout ≤ 0.
     public init(timeout: Double = 300) throws {
         guard timeout > 0, timeout.isFinite else {
-            throw CommunicatorError.invalidArgument(rank: -1, operation: "MPICommunicator", reason: "timeout \(timeout) s")
+            throw CommunicatorError.invalidArgument(
+                rank: -1, operation: "MPICommunicator", reason: "timeout \(timeout) s")
         }
         var initialized: Int32 = 0
         _ = MPI_Initialized(&initialized)
@@ -83,7 +84,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allReduce(_ values: UnsafeMutableBufferPointer<Float>, _ reduction: Reduction) throws {
         guard size > 1, let base = values.baseAddress else { return }
-        try reduce(base, count: values.count, stride: 4, type: layerwise_mpi_float(), operation: "all-reduce of \(values.count) floats")
+        try reduce(
+            base, count: values.count, stride: 4, type: layerwise_mpi_float(),
+            operation: "all-reduce of \(values.count) floats")
         if reduction == .mean {
             let n = Float(size)
             for i in values.indices { values[i] /= n }
@@ -92,7 +95,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func allReduce(_ values: UnsafeMutableBufferPointer<Double>, _ reduction: Reduction) throws {
         guard size > 1, let base = values.baseAddress else { return }
-        try reduce(base, count: values.count, stride: 8, type: layerwise_mpi_double(), operation: "all-reduce of \(values.count) doubles")
+        try reduce(
+            base, count: values.count, stride: 8, type: layerwise_mpi_double(),
+            operation: "all-reduce of \(values.count) doubles")
         if reduction == .mean {
             let n = Double(size)
             for i in values.indices { values[i] /= n }
@@ -101,7 +106,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
         guard (0..<size).contains(root) else {
-            throw CommunicatorError.invalidArgument(rank: rank, operation: "broadcast", reason: "root \(root) of \(size) ranks")
+            throw CommunicatorError.invalidArgument(
+                rank: rank, operation: "broadcast", reason: "root \(root) of \(size) ranks")
         }
         guard size > 1, let base = bytes.baseAddress else { return }
         var offset = 0
@@ -181,6 +187,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: Int(layerwise_mpi_max_error_string()) + 1)
         var length: Int32 = 0
         guard MPI_Error_string(code, &buffer, &length) == layerwise_mpi_success() else { return "MPI error \(code)" }
-        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self) + " (code \(code))"
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            + " (code \(code))"
     }
 }

@@ -119,7 +119,8 @@ extension Communicator {
         try broadcast(&count, root: root)
         guard count == values.count else {
             throw CommunicatorError.mismatch(
-                rank: rank, what: "broadcast length", reason: "rank \(root) sends \(count) values, this rank expects \(values.count)")
+                rank: rank, what: "broadcast length",
+                reason: "rank \(root) sends \(count) values, this rank expects \(values.count)")
         }
         try values.withUnsafeMutableBytes { try broadcast($0, root: root) }
     }
@@ -131,7 +132,8 @@ extension Communicator {
         guard size > 1 else { return }
         guard ranges.count == size, let width = matrix.shape.count == 2 ? matrix.shape[1] : nil else {
             throw CommunicatorError.invalidArgument(
-                rank: rank, operation: "allGatherRows", reason: "\(ranges.count) ranges for \(size) ranks, shape \(matrix.shape)")
+                rank: rank, operation: "allGatherRows",
+                reason: "\(ranges.count) ranges for \(size) ranks, shape \(matrix.shape)")
         }
         try matrix.withUnsafeMutableBufferPointer { b in
             for (root, rows) in ranges.enumerated() where !rows.isEmpty {

@@ -308,8 +308,10 @@ public struct LinearProbe: Sendable {
         _ extractor: FeatureExtractor, train: any ImageDataset, test: any ImageDataset,
         normalization: ChannelNormalization? = nil
     ) throws -> Result {
-        let tr = try Evaluation.pooledFeatures(extractor, of: train, normalization: normalization, communicator: communicator)
-        let te = try Evaluation.pooledFeatures(extractor, of: test, normalization: normalization, communicator: communicator)
+        let tr = try Evaluation.pooledFeatures(
+            extractor, of: train, normalization: normalization, communicator: communicator)
+        let te = try Evaluation.pooledFeatures(
+            extractor, of: test, normalization: normalization, communicator: communicator)
         let classes = max(train.classCount ?? 0, (tr.labels.max() ?? 0) + 1)
         return try evaluate(train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels, classCount: classes)
     }
@@ -361,7 +363,8 @@ public struct LinearProbe: Sendable {
             for start in stride(from: 0, to: n, by: batchSize) {
                 let all = min(batchSize, n - start)
                 // This rank's rows of the batch; the gradient is the batch mean over all ranks.
-                let part = ranks > 1 ? SingleProcessCommunicator.shares(of: all, parts: ranks)[communicator.rank] : 0..<all
+                let part =
+                    ranks > 1 ? SingleProcessCommunicator.shares(of: all, parts: ranks)[communicator.rank] : 0..<all
                 layer.zeroGradients()
                 if !part.isEmpty {
                     let rows = part.count

@@ -22,7 +22,8 @@ extension LayerwiseTrainer {
         for phase in phases where phase.config.batchSize % shards != 0 {
             throw TrainerError.invalidOption(
                 stage: phase.stage, option: "batchSize", value: "\(phase.config.batchSize)",
-                reason: "the global batch must split evenly into \(shards) data-parallel shards (one per rank by default)")
+                reason:
+                    "the global batch must split evenly into \(shards) data-parallel shards (one per rank by default)")
         }
     }
 
@@ -79,8 +80,10 @@ extension LayerwiseTrainer {
         try communicator.allReduceGradients(of: named.map(\.parameter), .sum, extra: &extra)
         let failedRanks = (0..<size).filter { extra[3 + $0] > 0 }
         if !failedRanks.isEmpty {
-            let what = failure.map { size > 1 ? "\($0) (rank \(communicator.rank))" : $0 }
-                ?? "a value on rank\(failedRanks.count > 1 ? "s" : "") \(failedRanks.map(String.init).joined(separator: ", "))"
+            let ranks = failedRanks.map(String.init).joined(separator: ", ")
+            let what =
+                failure.map { size > 1 ? "\($0) (rank \(communicator.rank))" : $0 }
+                ?? "a value on rank\(failedRanks.count > 1 ? "s" : "") \(ranks)"
             throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
         }
         if shards > 1 {
@@ -100,7 +103,9 @@ extension LayerwiseTrainer {
 
     /// One process, one generator stream (no data parallelism): the objective draws from the
     /// trainer's ``generator``.
-    private func singleStreamStep(phase: Phase, context: StageStepContext, step: Int, epoch: Int) throws -> StepStatistics {
+    private func singleStreamStep(
+        phase: Phase, context: StageStepContext, step: Int, epoch: Int
+    ) throws -> StepStatistics {
         let stats: StepStatistics
         do {
             stats = try phase.config.objective.step(context, using: &generator)
@@ -125,7 +130,9 @@ extension LayerwiseTrainer {
         return nil
     }
 
-    private func checkGradients(_ named: [(name: String, parameter: Parameter)], phase: Phase, step: Int, epoch: Int) throws {
+    private func checkGradients(
+        _ named: [(name: String, parameter: Parameter)], phase: Phase, step: Int, epoch: Int
+    ) throws {
         for (name, p) in named where !p.gradient.isFinite {
             throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
         }

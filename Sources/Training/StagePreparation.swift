@@ -80,7 +80,8 @@ public struct InputWhitening: StagePreparation {
     }
 
     public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
-        try prepare(stage: stage, layers: layers, below: below, communicator: SingleProcessCommunicator(), using: &generator)
+        try prepare(
+            stage: stage, layers: layers, below: below, communicator: SingleProcessCommunicator(), using: &generator)
     }
 
     /// Every rank draws the same images and window positions but pushes only its share of
@@ -152,12 +153,14 @@ public struct InputWhitening: StagePreparation {
         do {
             mapShape = try FeatureExtractor(layers: below.layers).outputShape(for: [1, s.channels, s.height, s.width])
         } catch {
-            throw TrainerError.incompatibleStage(stage: stage, layer: "InputWhitening", reason: "the frozen stages: \(error)")
+            throw TrainerError.incompatibleStage(
+                stage: stage, layer: "InputWhitening", reason: "the frozen stages: \(error)")
         }
         guard mapShape.count == 4, mapShape[2] >= k, mapShape[3] >= k else {
             throw TrainerError.incompatibleStage(
                 stage: stage, layer: "InputWhitening",
-                reason: "the frozen stages turn \(s) images into \(mapShape.dropFirst()) maps, too small for \(k)x\(k) windows")
+                reason: "the frozen stages turn \(s) images into \(mapShape.dropFirst()) maps, "
+                    + "too small for \(k)x\(k) windows")
         }
         let (c, h, w) = (mapShape[1], mapShape[2], mapShape[3])
         let d = c * k * k
@@ -174,7 +177,8 @@ public struct InputWhitening: StagePreparation {
                 : Tensor.zeros([0])
             if isMine, maps.shape != [n, c, h, w] {
                 throw TrainerError.incompatibleStage(
-                    stage: stage, layer: "InputWhitening", reason: "the frozen stages gave \(maps.shape), expected \([n, c, h, w])")
+                    stage: stage, layer: "InputWhitening",
+                    reason: "the frozen stages gave \(maps.shape), expected \([n, c, h, w])")
             }
             maps.withUnsafeBufferPointer { m in
                 rows.withUnsafeMutableBufferPointer { dst in

@@ -187,7 +187,8 @@ final class ZCAMomentsTests: XCTestCase {
         let difference = zip(fromMoments.matrix.scalars, whole.matrix.scalars).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(difference, 1e-4)
         XCTAssertGreaterThan(whole.matrix.scalars.map(abs).max()!, 0.1, "a non-trivial whitening")
-        XCTAssertThrowsError(try ZCAWhitening.fit(mean: whole.mean, covariance: Tensor.zeros([d, d + 1]), epsilon: 1e-3))
+        XCTAssertThrowsError(
+            try ZCAWhitening.fit(mean: whole.mean, covariance: Tensor.zeros([d, d + 1]), epsilon: 1e-3))
         XCTAssertThrowsError(try ZCAWhitening.fit(mean: whole.mean, covariance: sum, epsilon: 0))
     }
 }

@@ -72,9 +72,10 @@ final class DataParallelTests: XCTestCase {
         let dir = try temporaryDirectory()
         let first = try sharded()
         first.checkpointDirectory = dir
-        XCTAssertThrowsError(try first.pretrain { e in
-            if case let .step(s) = e, s.stage == 2, s.step == 7 { first.requestStop() }
-        })
+        XCTAssertThrowsError(
+            try first.pretrain { e in
+                if case let .step(s) = e, s.stage == 2, s.step == 7 { first.requestStop() }
+            })
         let resumed = try sharded(999)
         resumed.checkpointDirectory = dir
         try resumed.pretrain(resume: true)
@@ -112,8 +113,14 @@ final class DataParallelTests: XCTestCase {
         func windows(_ c: any Communicator) throws -> [Float] {
             var g = SeededGenerator(seed: 5)
             let w = try prep.sampleWindows(kernel: 2, below: frozen, stage: 2, communicator: c, using: &g)
-            XCTAssertEqual(g.next(), { var h = SeededGenerator(seed: 5); _ = try? prep.sampleWindows(
-                kernel: 2, below: frozen, stage: 2, using: &h); return h.next() }(), "every rank makes the same draws")
+            XCTAssertEqual(
+                g.next(),
+                {
+                    var h = SeededGenerator(seed: 5);
+                    _ = try? prep.sampleWindows(
+                        kernel: 2, below: frozen, stage: 2, using: &h);
+                    return h.next()
+                }(), "every rank makes the same draws")
             return w.scalars
         }
         let all = try windows(SingleProcessCommunicator())

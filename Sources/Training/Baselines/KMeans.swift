@@ -165,8 +165,9 @@ public struct KMeans: Sendable {
         let n = data.shape[0]
         var assignments = [Int](repeating: -1, count: n), distances = [Float](repeating: 0, count: n)
         let kmeans = try KMeans(clusters: centroids.shape[0])
-        _ = kmeans.assign(data, rows: 0..<n, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments,
-                          distances: &distances)
+        _ = kmeans.assign(
+            data, rows: 0..<n, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments,
+            distances: &distances)
         return (assignments, distances)
     }
 
