@@ -199,3 +199,13 @@ public final class BatchNorm: Layer {
         return inputGradient
     }
 }
+
+extension BatchNorm: Reinitializable {
+    /// γ = 1, β = 0, running mean 0 and variance 1; draws nothing.
+    public func reinitialize(initializer: WeightInitializer, using generator: inout SeededGenerator) {
+        weight.value = Tensor(shape: weight.value.shape, repeating: 1)
+        bias.value = .zeros(bias.value.shape)
+        runningMean.value = .zeros(runningMean.value.shape)
+        runningVar.value = Tensor(shape: runningVar.value.shape, repeating: 1)
+    }
+}

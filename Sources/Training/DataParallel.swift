@@ -30,12 +30,15 @@ extension Communicator {
         }
     }
 
-    /// Averages the running statistics of every ``BatchNorm`` in `layers` (looking inside
-    /// ``Sequential``) over the ranks, so inference-mode features agree on every rank. A
-    /// no-op for one rank.
+    /// Averages the ``RunningStatistics`` (e.g. BatchNorm's running mean and variance) of
+    /// every layer in `layers` and their children over the ranks, so inference-mode features
+    /// agree on every rank. A no-op for one rank.
     public func averageRunningStatistics(of layers: [any Layer]) throws {
         guard size > 1 else { return }
-        let buffers = LayerwiseTrainer.leaves(layers).compactMap { $0 as? BatchNorm }.flatMap(\.buffers)
+        var buffers: [Parameter] = []
+        LayerTree.visit(LayerTree.indexed(layers)) { _, layer in
+            if let l = layer as? any RunningStatistics { buffers += l.runningStatistics }
+        }
         guard !buffers.isEmpty else { return }
         var values = buffers.flatMap(\.value.scalars)
         try allReduce(&values, .mean)

@@ -27,28 +27,32 @@ extension LayerwiseTrainer {
         }
     }
 
-    /// What one step measured, the same on every rank.
-    struct AgreedStep {
-        /// The step's statistics: `loss` is the mean over the global batch's shards and
-        /// `samples` counts the global batch; diagnostics are this process's first shard's.
-        var statistics: StepStatistics
-        /// Whether any rank asked to stop after this step.
-        var stopRequested: Bool
-    }
-
     /// Runs the objective on this process's shards of the global batch, sums the gradients
     /// (and the loss, and every rank's non-finite and stop flags) over the ranks in one
     /// all-reduce, divides by the shard count and averages BatchNorm running statistics.
-    /// Every rank then holds the same gradients and throws the same error, or none.
+    /// Every rank then holds the same gradients and throws the same error, or none; a stop
+    /// requested on any rank is set on all (``stopRequested``).
+    ///
+    /// The returned statistics have the loss averaged over the global batch's shards and
+    /// `samples` counting the global batch; metrics are this process's first shard's.
     func agreedStep(
-        phase: Phase, context: StageStepContext, step: Int, epoch: Int,
-        named: [(name: String, parameter: Parameter)]
-    ) throws -> AgreedStep {
+        phase: Phase, context: StageStepContext, step: Int, named: [(name: String, parameter: Parameter)]
+    ) throws -> StepStatistics {
+        let epoch = step / phase.config.budget.stepsPerEpoch + 1
+        func diverged(_ what: String) -> TrainerError {
+            .nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+        }
         let shards = shardCount
         guard shards > 0 else {
-            let stats = try singleStreamStep(phase: phase, context: context, step: step, epoch: epoch)
-            try checkGradients(named, phase: phase, step: step, epoch: epoch)
-            return AgreedStep(statistics: stats, stopRequested: stopRequested)
+            // One process, one generator stream: the objective draws from the trainer's generator.
+            let stats: StepStatistics
+            do {
+                stats = try phase.config.objective.step(context, using: &generator)
+            } catch let e as NonFiniteValue {
+                throw diverged(e.what)
+            }
+            if let what = Self.nonFinite(stats, parameters: named) { throw diverged(what) }
+            return stats
         }
         let shardContext = StageStepContext(
             stage: context.stage, patchSize: context.patchSize, batchSize: context.batchSize / shards,
@@ -65,7 +69,7 @@ extension LayerwiseTrainer {
             var g = ShardedSampling.generator(key: key, stage: phase.stage, step: step, shard: shard)
             do {
                 let stats = try phase.config.objective.step(shardContext, using: &g)
-                failure = Self.nonFiniteStatistic(stats)
+                failure = Self.nonFinite(stats, parameters: [])
                 lossSum += stats.loss
                 samples += stats.samples
                 first = first ?? stats
@@ -81,10 +85,9 @@ extension LayerwiseTrainer {
         let failedRanks = (0..<size).filter { extra[3 + $0] > 0 }
         if !failedRanks.isEmpty {
             let ranks = failedRanks.map(String.init).joined(separator: ", ")
-            let what =
+            throw diverged(
                 failure.map { size > 1 ? "\($0) (rank \(communicator.rank))" : $0 }
-                ?? "a value on rank\(failedRanks.count > 1 ? "s" : "") \(ranks)"
-            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+                    ?? "a value on rank\(failedRanks.count > 1 ? "s" : "") \(ranks)")
         }
         if shards > 1 {
             let n = Float(shards)
@@ -93,49 +96,15 @@ extension LayerwiseTrainer {
             }
         }
         // Summed gradients are bit-identical on every rank, so every rank finds the same NaN.
-        try checkGradients(named, phase: phase, step: step, epoch: epoch)
+        if let (name, _) = named.first(where: { !$0.parameter.gradient.isFinite }) {
+            throw diverged("gradient of \(name)")
+        }
         try communicator.averageRunningStatistics(of: phase.trainable + (phase.head.map { [$0] } ?? []))
+        stopRequested = extra[2] > 0
         var stats = first ?? StepStatistics(loss: 0, samples: 0)
         stats.loss = extra[0] / Float(shards)
         stats.samples = Int(extra[1])
-        return AgreedStep(statistics: stats, stopRequested: extra[2] > 0)
-    }
-
-    /// One process, one generator stream (no data parallelism): the objective draws from the
-    /// trainer's ``generator``.
-    private func singleStreamStep(
-        phase: Phase, context: StageStepContext, step: Int, epoch: Int
-    ) throws -> StepStatistics {
-        let stats: StepStatistics
-        do {
-            stats = try phase.config.objective.step(context, using: &generator)
-        } catch let e as NonFiniteValue {
-            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: e.what)
-        }
-        if let what = Self.nonFiniteStatistic(stats) {
-            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
-        }
         return stats
-    }
-
-    /// What is non-finite in a step's statistics, if anything.
-    static func nonFiniteStatistic(_ stats: StepStatistics) -> String? {
-        guard stats.loss.isFinite else { return "loss" }
-        // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
-        if let d = stats.diagnostics,
-            !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
-        {
-            return "embedding distances (loss diagnostics)"
-        }
-        return nil
-    }
-
-    private func checkGradients(
-        _ named: [(name: String, parameter: Parameter)], phase: Phase, step: Int, epoch: Int
-    ) throws {
-        for (name, p) in named where !p.gradient.isFinite {
-            throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
-        }
     }
 
     /// On resume every rank reads the latest checkpoint; they must have found the same one.

@@ -91,7 +91,7 @@ public struct InputWhitening: StagePreparation {
         stage: Int, layers: [any Layer], below: FrozenStack, communicator: any Communicator,
         using generator: inout SeededGenerator
     ) throws {
-        guard let conv = layers.first as? WhitenedConv2D else {
+        guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
                 stage: stage, option: "InputWhitening", value: found, reason: "the stage's first layer must be a WhitenedConv2D")
@@ -248,7 +248,7 @@ public struct KMeansStart: StagePreparation {
                 stage: stage, option: "KMeansStart", value: "\(below.layers.count) frozen layers below",
                 reason: "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it")
         }
-        guard let conv = layers.first as? WhitenedConv2D else {
+        guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
                 stage: stage, option: "KMeansStart", value: found, reason: "the stage's first layer must be a WhitenedConv2D")
