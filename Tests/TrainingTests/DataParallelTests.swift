@@ -130,4 +130,24 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(r1, Array(all[chunkRows..<(2 * chunkRows)]))
         XCTAssertEqual(r0, Array(all[0..<chunkRows] + all[(2 * chunkRows)...]))
     }
+
+    /// Each rank extracts the pooled features of its own block of images; its rows equal one
+    /// process's rows (the other rows arrive by broadcast, a no-op in this view).
+    func testPooledFeaturesRanksComputeTheirOwnBlockOfImages() throws {
+        let data = SyntheticImages(count: 10, seed: 3)
+        var g = SeededGenerator(seed: 2)
+        let extractor = FeatureExtractor(layers: [
+            try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)
+        ])
+        let all = try Evaluation.pooledFeatures(extractor, of: data, batchSize: 3).features
+        let width = all.shape[1]
+        for rank in 0..<3 {
+            let view = RankView(rank: rank, of: 3)
+            let mine = view.share(of: 10)
+            let features = try Evaluation.pooledFeatures(extractor, of: data, batchSize: 3, communicator: view).features
+            XCTAssertEqual(features.shape, all.shape)
+            let range = (mine.lowerBound * width)..<(mine.upperBound * width)
+            XCTAssertEqual(Array(features.scalars[range]), Array(all.scalars[range]), "rank \(rank)")
+        }
+    }
 }
