@@ -25,7 +25,10 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/layerwise-mpi.XXXXXX")"
 started=$(date +%s)
 cleanup() {
     # Leftover ranks of a failed check (a stopped rank first gets SIGCONT so SIGKILL lands).
-    for p in $(pgrep -f "$WORK" 2>/dev/null || true); do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
+    for p in $(pgrep -f "$WORK" 2>/dev/null || true); do
+        kill -CONT "$p" 2>/dev/null || true
+        kill -9 "$p" 2>/dev/null || true
+    done
     if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
 }
 trap cleanup EXIT
@@ -42,6 +45,11 @@ python3 Scripts/make_synthetic_cifar.py "$WORK/data"
 DATA=(--cifar100 "$WORK/data/cifar100" --cifar10 "$WORK/data/cifar10")
 PROBE=(--probe-only --skip-supervised --pretrain-epochs 3 --probe-epochs 20 "${DATA[@]}")
 
+run() {  # run LOG COMMAND…: appends its output to LOG; on failure shows the end of LOG and exits
+    local log=$1; shift
+    "$@" >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
+}
+
 compare() {  # compare.py MODE DIR_A DIR_B: "close" (agreement tolerances) or "identical"
     python3 - "$@" <<'PY'
 import json, struct, sys
@@ -55,7 +63,7 @@ def tensors(path):
                              body[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
 ta, tb = tensors(f"{a}/contrastive_stage1.safetensors"), tensors(f"{b}/contrastive_stage1.safetensors")
 ra, rb = json.load(open(f"{a}/results.json")), json.load(open(f"{b}/results.json"))
-la = ra["pretraining"]["contrastive_stage1"]["loss_per_epoch"]; lb = rb["pretraining"]["contrastive_stage1"]["loss_per_epoch"]
+la, lb = (r["pretraining"]["contrastive_stage1"]["loss_per_epoch"] for r in (ra, rb))
 pa, pb = ra["linear_probe"], rb["linear_probe"]
 weights = max(abs(x - y) for k in ta for x, y in zip(ta[k], tb[k]))
 losses = max(abs(x - y) / abs(x) for x, y in zip(la, lb))
@@ -73,15 +81,15 @@ PY
 }
 
 echo "== 1. 2 ranks against one process with the same global batches"
-"$BIN" "${PROBE[@]}" --batch-shards 2 --out "$WORK/one" >"$WORK/one.log" 2>&1 || { tail -20 "$WORK/one.log"; exit 1; }
-"${MPIRUN[@]}" "$BIN" "${PROBE[@]}" --out "$WORK/two" >"$WORK/two.log" 2>&1 || { tail -20 "$WORK/two.log"; exit 1; }
+run "$WORK/one.log" "$BIN" "${PROBE[@]}" --batch-shards 2 --out "$WORK/one"
+run "$WORK/two.log" "${MPIRUN[@]}" "$BIN" "${PROBE[@]}" --out "$WORK/two"
 compare close "$WORK/one" "$WORK/two" || { echo "FAIL: 2 ranks disagree with one process"; exit 1; }
 lines=$(grep -c "linear probe" "$WORK/two.log" || true)
 [[ "$lines" == 3 ]] || { echo "FAIL: expected 3 probe lines from rank 0 only, got $lines"; exit 1; }
 echo "PASS agreement (rank 0 alone printed)"
 
 echo "== 2. two 2-rank runs"
-"${MPIRUN[@]}" "$BIN" "${PROBE[@]}" --out "$WORK/again" >"$WORK/again.log" 2>&1 || { tail -20 "$WORK/again.log"; exit 1; }
+run "$WORK/again.log" "${MPIRUN[@]}" "$BIN" "${PROBE[@]}" --out "$WORK/again"
 compare identical "$WORK/two" "$WORK/again" || { echo "FAIL: two 2-rank runs differ"; exit 1; }
 echo "PASS determinism"
 
@@ -92,7 +100,9 @@ rank_pid() {  # rank_pid MPIRUN_PID RANK: the pid of that rank (empty while not 
     done
 }
 alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1; [[ "$s" != Z* ]]; }  # zombies are gone
-latest_checkpoint() { { ls "$1"/checkpoints/layerwise-stage*-step*.safetensors 2>/dev/null || true; } | sort | tail -1; }
+latest_checkpoint() {  # empty when there is none yet
+    { ls "$1"/checkpoints/layerwise-stage*-step*.safetensors 2>/dev/null || true; } | sort | tail -1
+}
 wait_for_checkpoint() {  # wait_for_checkpoint DIR AFTER_FILE: until a checkpoint newer than AFTER_FILE exists
     for _ in $(seq 1 600); do
         local c; c=$(latest_checkpoint "$1")
@@ -104,7 +114,7 @@ wait_for_checkpoint() {  # wait_for_checkpoint DIR AFTER_FILE: until a checkpoin
 LONG=(--pretrain-only --pretrain-epochs 12 "${DATA[@]}")
 
 echo "== 3. kill and resume with 2 ranks ($KILLS kills)"
-"${MPIRUN[@]}" "$BIN" "${LONG[@]}" --out "$WORK/reference" >"$WORK/reference.log" 2>&1 || { tail -20 "$WORK/reference.log"; exit 1; }
+run "$WORK/reference.log" "${MPIRUN[@]}" "$BIN" "${LONG[@]}" --out "$WORK/reference"
 for i in $(seq 1 "$KILLS"); do
     before=$(latest_checkpoint "$WORK/interrupted")
     "${MPIRUN[@]}" "$BIN" "${LONG[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 &
@@ -118,8 +128,7 @@ for i in $(seq 1 "$KILLS"); do
         || { echo "FAIL: bad checkpoint after kill $i"; exit 1; }
     echo "  kill $i (rank $((i % 2))): latest checkpoint intact: $summary"
 done
-"${MPIRUN[@]}" "$BIN" "${LONG[@]}" --resume --out "$WORK/interrupted" >>"$WORK/interrupted.log" 2>&1 \
-    || { tail -20 "$WORK/interrupted.log"; exit 1; }
+run "$WORK/interrupted.log" "${MPIRUN[@]}" "$BIN" "${LONG[@]}" --resume --out "$WORK/interrupted"
 cmp "$WORK/reference/contrastive_stage1.safetensors" "$WORK/interrupted/contrastive_stage1.safetensors" \
     || { echo "FAIL: resumed weights differ from the uninterrupted 2-rank run"; exit 1; }
 echo "PASS kill and resume: final weights byte-identical"
@@ -141,13 +150,15 @@ for fault in KILL STOP; do
     seconds=$(( $(date +%s) - t0 ))
     if alive "$survivor"; then echo "FAIL: $fault: rank 0 still runs"; exit 1; fi
     [[ "$status" != 0 ]] || { echo "FAIL: $fault: the job exited 0"; exit 1; }
-    python3 Scripts/check_checkpoint.py "$(latest_checkpoint "$out")" >/dev/null || { echo "FAIL: bad checkpoint"; exit 1; }
+    python3 Scripts/check_checkpoint.py "$(latest_checkpoint "$out")" >/dev/null \
+        || { echo "FAIL: bad checkpoint"; exit 1; }
     if [[ "$fault" == STOP ]]; then
         grep -q "error: rank 0: .* did not complete within 10.0 s" "$out.log" \
             || { echo "FAIL: no typed timeout error from rank 0:"; tail -5 "$out.log"; exit 1; }
         echo "  SIGSTOP rank 1: rank 0 exited after ${seconds} s: $(grep -m1 'error: rank 0' "$out.log")"
     else
-        echo "  SIGKILL rank 1: rank 0 gone after ${seconds} s (exit status $status): $(grep -m1 -i 'rank 1\|signal' "$out.log" || true)"
+        launcher=$(grep -m1 -i 'rank 1\|signal' "$out.log" || true)
+        echo "  SIGKILL rank 1: rank 0 gone after ${seconds} s (exit status $status): $launcher"
     fi
 done
 echo "PASS faults"
