@@ -45,7 +45,7 @@ struct Budget {
 /// and which loss separates them.
 struct Recipe {
     enum Loss {
-        case triplet(distance: String, margin: Float, miner: String?)
+        case triplet(distance: DistanceName, margin: Float, miner: MinerName?)
         case infoNCE(temperature: Float)
     }
 
@@ -98,7 +98,7 @@ struct Recipe {
     /// margin 0.5, Adam 1e-3.
     static let paper = Recipe(
         name: "paper", objective: .triplet, patchSize: 7, maxOffset: 1, positiveJitter: 0, positiveRotation: 0,
-        sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: "cosine", margin: 0.5, miner: nil),
+        sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: .cosine, margin: 0.5, miner: nil),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
     /// The library's default, the winner of the recipe study (Docs/RecipeFindings.md):
@@ -120,7 +120,7 @@ struct Recipe {
         if let objective, objective != recipe.objective {
             recipe.objective = objective
             switch objective {
-            case .triplet: recipe.loss = .triplet(distance: "cosine", margin: 0.5, miner: nil)
+            case .triplet: recipe.loss = .triplet(distance: .cosine, margin: 0.5, miner: nil)
             case .infonce: recipe.loss = .infoNCE(temperature: 0.1)
             case .exemplar:
                 recipe.surrogateClasses = 4000  // capped at the number of images
@@ -137,20 +137,8 @@ struct Recipe {
             let l = InfoNCELoss(temperature: temperature)
             try l.validate()
             return l
-        case let .triplet(distanceName, margin, minerName):
-            let distance: any Distance
-            switch distanceName {
-            case "euclidean": distance = EuclideanDistance()
-            case "squared-euclidean": distance = SquaredEuclideanDistance()
-            default: distance = CosineDistance()
-            }
-            let miner: (any NegativeMiner)?
-            switch minerName {
-            case "semi-hard": miner = SemiHardNegativeMiner()
-            case "hardest": miner = HardestNegativeMiner()
-            default: miner = nil
-            }
-            let l = TripletMarginLoss(distance: distance, margin: margin, miner: miner)
+        case let .triplet(distance, margin, miner):
+            let l = TripletMarginLoss(distance: distance.make(), margin: margin, miner: miner?.make())
             try l.validate()
             return l
         }

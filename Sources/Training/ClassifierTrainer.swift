@@ -154,7 +154,7 @@ public final class ClassifierTrainer {
         var order = Array(0..<n)
         for epoch in 1...c.epochs {
             let epochStart = clock.now
-            Self.shuffle(&order, using: &generator)
+            generator.shuffle(&order)
             var lossSum = 0.0, correct = 0, seen = 0
             var lr: Float = 0
             for b in 0..<stepsPerEpoch {
@@ -216,16 +216,6 @@ public final class ClassifierTrainer {
             throw TrainerError.invalidOption(
                 stage: nil, option: name, value: "\(classes) classes",
                 reason: "the classifier head has only \(classifier.classCount) outputs")
-        }
-    }
-
-    /// Fisher–Yates with the library generator (the standard library's `shuffle` does not
-    /// promise a stable algorithm across versions; this does).
-    static func shuffle(_ a: inout [Int], using g: inout SeededGenerator) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) {
-            let j = g.nextInt(below: i + 1)
-            if i != j { a.swapAt(i, j) }
         }
     }
 }

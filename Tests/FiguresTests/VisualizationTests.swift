@@ -1,5 +1,5 @@
 import Foundation
-@testable import Training
+@testable import Figures
 import Layerwise
 import XCTest
 

@@ -1,6 +1,7 @@
 import Datasets
 import Layers
 import TensorCore
+import Training
 
 /// The single-layer k-means baseline of Coates, Lee & Ng (2011), "An Analysis of
 /// Single-Layer Networks in Unsupervised Feature Learning": random `k × k` patches →

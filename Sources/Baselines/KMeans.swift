@@ -1,4 +1,5 @@
 import TensorCore
+import Training
 
 /// Lloyd's k-means on the rows of an `[N, D]` tensor.
 ///
