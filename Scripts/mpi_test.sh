@@ -14,7 +14,8 @@
 #      checkpoint left behind is intact;
 #   4. faults: when one rank is SIGKILLed the other has ended within 60 s (non-zero exit); when
 #      one rank hangs (SIGSTOP) the other ends within 60 s with the typed timeout error
-#      naming its rank (LAYERWISE_MPI_TIMEOUT=10).
+#      naming its rank (LAYERWISE_MPI_TIMEOUT=10); when one rank gets bad input, it prints a
+#      typed error naming its rank and the job ends (non-zero) within 60 s.
 # Usage: Scripts/mpi_test.sh   Environment: KILLS (default 2), KEEP=1 keeps the work folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,9 @@ if [[ -z "${BIN:-}" ]]; then
     swift build --product reproduce-paper >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log"; exit 1; }
     BIN="$(swift build --show-bin-path)/reproduce-paper"
 fi
-MPIRUN=(mpirun -np 2 --oversubscribe --bind-to none)
-if [[ "$(id -u)" == 0 ]]; then MPIRUN+=(--allow-run-as-root); fi
+OPTIONS=(--oversubscribe --bind-to none)
+if [[ "$(id -u)" == 0 ]]; then OPTIONS+=(--allow-run-as-root); fi
+MPIRUN=(mpirun -np 2 "${OPTIONS[@]}")
 
 python3 Scripts/make_synthetic_cifar.py "$WORK/data"
 DATA=(--cifar100 "$WORK/data/cifar100" --cifar10 "$WORK/data/cifar10")
@@ -133,7 +135,7 @@ cmp "$WORK/reference/contrastive_stage1.safetensors" "$WORK/interrupted/contrast
     || { echo "FAIL: resumed weights differ from the uninterrupted 2-rank run"; exit 1; }
 echo "PASS kill and resume: final weights byte-identical"
 
-echo "== 4. a rank that dies or hangs ends the other within 60 s"
+echo "== 4. a rank that dies, hangs or gets bad input ends the job within 60 s"
 for fault in KILL STOP; do
     out="$WORK/fault-$fault"
     LAYERWISE_MPI_TIMEOUT=10 "${MPIRUN[@]}" "$BIN" --pretrain-only --pretrain-epochs 200 "${DATA[@]}" --out "$out" \
@@ -161,5 +163,20 @@ for fault in KILL STOP; do
         echo "  SIGKILL rank 1: rank 0 gone after ${seconds} s (exit status $status): $launcher"
     fi
 done
+# Bad input on one rank only (an MPMD launch: rank 1 gets a data folder that does not exist).
+t0=$(date +%s)
+status=0
+timeout 60 mpirun "${OPTIONS[@]}" \
+    -np 1 "$BIN" --pretrain-only "${DATA[@]}" --out "$WORK/bad" : \
+    -np 1 "$BIN" --pretrain-only --cifar100 "$WORK/missing" --cifar10 "$WORK/data/cifar10" --out "$WORK/bad" \
+    >"$WORK/bad.log" 2>&1 || status=$?
+seconds=$(( $(date +%s) - t0 ))
+if [[ "$status" == 0 || "$status" == 124 ]]; then
+    echo "FAIL: bad input: exit status $status (124: still running after 60 s)"; tail -5 "$WORK/bad.log"; exit 1
+fi
+if ! grep -q "error: rank 1: .*missing" "$WORK/bad.log"; then
+    echo "FAIL: no typed error from rank 1:"; tail -5 "$WORK/bad.log"; exit 1
+fi
+echo "  bad input on rank 1: the job ended after ${seconds} s: $(grep -m1 'error: rank 1' "$WORK/bad.log")"
 echo "PASS faults"
 echo "mpi_test: all checks passed in $(( $(date +%s) - started )) s"
