@@ -34,7 +34,8 @@ struct Budget {
         case .paper:
             // The reference run's budget (../shared/RESEARCH.md, paper_ref.py defaults).
             return Budget(
-                name: "paper", conv1Filters: 64, conv2Filters: 128, hiddenUnits: 256, epochs: 15, batchSize: 128, seeds: 2,
+                name: "paper", conv1Filters: 64, conv2Filters: 128, hiddenUnits: 256, epochs: 15, batchSize: 128,
+                seeds: 2,
                 pretrainEpochs: 10, pretrainBatchSize: 512, minimumPretrainStepsPerEpoch: 1, supervisedEpochs: 10,
                 probeEpochs: 200)
         }
@@ -148,8 +149,10 @@ struct Recipe {
         var parts: [any Augmentation] = []
         if positiveRotation > 0 { parts.append(try RandomRotation(maxDegrees: positiveRotation, fill: .edge)) }
         if positiveJitter > 0 {
-            parts.append(try ColorJitter(
-                brightness: positiveJitter, contrast: positiveJitter, saturation: positiveJitter, hue: min(0.5, positiveJitter / 4)))
+            parts.append(
+                try ColorJitter(
+                    brightness: positiveJitter, contrast: positiveJitter, saturation: positiveJitter,
+                    hue: min(0.5, positiveJitter / 4)))
         }
         return parts.isEmpty ? nil : Compose(parts)
     }
@@ -275,7 +278,8 @@ struct DataSources {
         let candidates = [bundle.resourcePath, bundle.bundlePath].compactMap { $0 }
             .flatMap { [$0 + "/Resources/" + name, $0 + "/" + name] }
         guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw ExperimentError.data("the embedded sample \(name) is missing from this build (looked in \(candidates))")
+            throw ExperimentError.data(
+                "the embedded sample \(name) is missing from this build (looked in \(candidates))")
         }
         return found
     }
@@ -297,7 +301,8 @@ struct DataSources {
             testSource = "file \(cifar10Test)"
         } else if FileManager.default.fileExists(atPath: defaultTest) {
             test = try CIFAR.loadCIFAR10(files: [defaultTest])
-            testSource = cifar10 == nil
+            testSource =
+                cifar10 == nil
                 ? "embedded validation file (400 CIFAR-10 training images disjoint from the 1,200 used for training)"
                 : "file \(defaultTest)"
         } else {

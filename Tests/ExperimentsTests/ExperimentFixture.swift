@@ -31,10 +31,14 @@ struct ExperimentBudget {
     static let standard = ExperimentBudget()
 
     var summary: String {
-        "widths \(conv1Filters)/\(conv2Filters)/FC \(hiddenUnits); contrastive pretraining \(pretrainSteps) steps × \(pretrainBatchSize) anchors "
-            + "(InfoNCE τ 0.1, 7x7 patches, offsets ≤ 3, colour-jittered positives) on \(pretrainImages) CIFAR-100 images; "
-            + "supervised pretraining \(supervisedEpochs) epochs on the same images with labels; CIFAR-10 \(trainImages) training images, "
-            + "\(validationImages) held-out validation images (last of data_batch_1+2), \(epochs) epochs, batch \(batchSize), seed \(seed)"
+        "widths \(conv1Filters)/\(conv2Filters)/FC \(hiddenUnits); "
+            + "contrastive pretraining \(pretrainSteps) steps × \(pretrainBatchSize) anchors "
+            + "(InfoNCE τ 0.1, 7x7 patches, offsets ≤ 3, colour-jittered positives) "
+            + "on \(pretrainImages) CIFAR-100 images; "
+            + "supervised pretraining \(supervisedEpochs) epochs on the same images with labels; "
+            + "CIFAR-10 \(trainImages) training images, "
+            + "\(validationImages) held-out validation images (last of data_batch_1+2), "
+            + "\(epochs) epochs, batch \(batchSize), seed \(seed)"
     }
 }
 
@@ -82,8 +86,13 @@ final class ExperimentFixture: @unchecked Sendable {
         let pretrain = try CIFAR.loadCIFAR100(file: c100 + "/train.bin", labels: .fine).prefix(budget.pretrainImages)
         let loaded = Data(
             pretrain: pretrain, train: train, validation: parts.validation,
-            pretrainNormalization: ChannelNormalization.fit(pretrain), trainNormalization: ChannelNormalization.fit(train))
-        report("data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) │ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) │ BLAS threads \(BLAS.threadCount)")
+            pretrainNormalization: ChannelNormalization.fit(pretrain),
+            trainNormalization: ChannelNormalization.fit(train))
+        report(
+            "data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) "
+                + "│ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) "
+                + "│ BLAS threads \(BLAS.threadCount)"
+        )
         report("budget: \(budget.summary)")
         data = loaded
         return loaded
@@ -119,15 +128,18 @@ final class ExperimentFixture: @unchecked Sendable {
             layers: [conv, try MaxPool2D(kernelSize: 2), ReLU()],
             objective: ContrastiveObjective(sampler: sampler, loss: InfoNCELoss(temperature: 0.1)),
             optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3), batchSize: budget.pretrainBatchSize,
-            budget: .epochs(budget.pretrainSteps / budget.pretrainStepsPerEpoch, stepsPerEpoch: budget.pretrainStepsPerEpoch))
+            budget: .epochs(
+                budget.pretrainSteps / budget.pretrainStepsPerEpoch, stepsPerEpoch: budget.pretrainStepsPerEpoch))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 7, seed: budget.seed)
         let result = try trainer.pretrain { event in
             if case let .epochEnded(_, epoch, loss, _) = event {
                 report(String(format: "contrastive pretraining epoch %d: mean loss %.4f", epoch, loss))
             }
         }
-        report(String(format: "contrastive pretraining: %d steps in %.1f s, final loss %.4f",
-                      result.stages[0].steps, result.totalSeconds, result.finalLoss ?? .nan))
+        report(
+            String(
+                format: "contrastive pretraining: %d steps in %.1f s, final loss %.4f",
+                result.stages[0].steps, result.totalSeconds, result.finalLoss ?? .nan))
         let made = Contrastive(weights: trainer.stateTensors(), initialWeights: initial, report: result)
         contrastive = made
         return made
@@ -144,10 +156,13 @@ final class ExperimentFixture: @unchecked Sendable {
             epochs: budget.supervisedEpochs, batchSize: budget.batchSize, normalization: data.pretrainNormalization,
             seed: budget.seed &+ 2000)
         let (weights, result) = try SupervisedPretraining.run(
-            stages: stages, head: head, data: data.pretrain, configuration: config, events: epochLogger("supervised pretraining"))
-        report(String(format: "supervised pretraining: %d epochs in %.1f s, final training loss %.4f, ",
-                      result.epochs.count, result.totalSeconds, result.epochs.last?.trainingLoss ?? .nan)
-            + "training accuracy \(percent(result.epochs.last?.trainingAccuracy))")
+            stages: stages, head: head, data: data.pretrain, configuration: config,
+            events: epochLogger("supervised pretraining"))
+        report(
+            String(
+                format: "supervised pretraining: %d epochs in %.1f s, final training loss %.4f, ",
+                result.epochs.count, result.totalSeconds, result.epochs.last?.trainingLoss ?? .nan)
+                + "training accuracy \(percent(result.epochs.last?.trainingAccuracy))")
         supervised = weights
         return weights
     }
@@ -176,7 +191,9 @@ final class ExperimentFixture: @unchecked Sendable {
         let result = try ClassifierTrainer(classifier: classifier, configuration: config)
             .train(on: data.train, validation: data.validation, events: epochLogger(arm.rawValue))
         let curve = result.epochs.map { percent($0.validationAccuracy) }.joined(separator: ", ")
-        report("\(arm.rawValue): validation accuracy per epoch [\(curve)], " + String(format: "%.1f s", result.totalSeconds))
+        report(
+            "\(arm.rawValue): validation accuracy per epoch [\(curve)], "
+                + String(format: "%.1f s", result.totalSeconds))
         arms[arm.rawValue] = result
         return result
     }
@@ -184,9 +201,11 @@ final class ExperimentFixture: @unchecked Sendable {
     func epochLogger(_ label: String) -> (ClassifierEvent) -> Void {
         { event in
             if case let .epochEnded(r) = event {
-                report("\(label) epoch \(r.epoch): " + String(format: "training loss %.4f, ", r.trainingLoss)
-                    + "training accuracy \(percent(r.trainingAccuracy)), validation accuracy \(percent(r.validationAccuracy)), "
-                    + String(format: "%.1f s", r.seconds))
+                report(
+                    "\(label) epoch \(r.epoch): " + String(format: "training loss %.4f, ", r.trainingLoss)
+                        + "training accuracy \(percent(r.trainingAccuracy)), "
+                        + "validation accuracy \(percent(r.validationAccuracy)), "
+                        + String(format: "%.1f s", r.seconds))
             }
         }
     }

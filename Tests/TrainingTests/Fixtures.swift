@@ -21,27 +21,31 @@ struct TwoStageFixture {
         var g = SeededGenerator(seed: seed)
         let sgd1 = SGD(learningRate: learningRate, momentum: momentum)
         optimizers.append(sgd1)
-        stages.append(Stage(
-            layers: [
-                try! Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g),
-                try! MaxPool2D(kernelSize: 2, stride: 2), ReLU(), TestRunningMean(channels: 8),
-            ],
-            objective: ContrastiveObjective(
-                sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
-            optimizer: sgd1, schedule: ConstantSchedule(learningRate), batchSize: batchSize,
-            budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))
+        stages.append(
+            Stage(
+                layers: [
+                    try! Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 4, using: &g),
+                    try! MaxPool2D(kernelSize: 2, stride: 2), ReLU(), TestRunningMean(channels: 8),
+                ],
+                objective: ContrastiveObjective(
+                    sampler: neighborSampler(data),
+                    loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
+                optimizer: sgd1, schedule: ConstantSchedule(learningRate), batchSize: batchSize,
+                budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))
         if stage2 {
             let sgd2 = SGD(learningRate: learningRate, momentum: momentum)
             optimizers.append(sgd2)
-            stages.append(Stage(
-                layers: [
-                    try! Conv2D(inputChannels: 8, outputChannels: 8, kernelSize: 2, using: &g),
-                    try! MaxPool2D(kernelSize: 2, stride: 2),
-                ],
-                objective: ContrastiveObjective(
-                    sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
-                optimizer: sgd2, schedule: ConstantSchedule(learningRate), batchSize: batchSize,
-                budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))
+            stages.append(
+                Stage(
+                    layers: [
+                        try! Conv2D(inputChannels: 8, outputChannels: 8, kernelSize: 2, using: &g),
+                        try! MaxPool2D(kernelSize: 2, stride: 2),
+                    ],
+                    objective: ContrastiveObjective(
+                        sampler: neighborSampler(data),
+                        loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
+                    optimizer: sgd2, schedule: ConstantSchedule(learningRate), batchSize: batchSize,
+                    budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))
         }
     }
 
