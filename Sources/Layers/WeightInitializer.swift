@@ -57,6 +57,9 @@ public enum WeightInitializer: Sendable, Equatable {
 struct ScratchBuffer {
     @usableFromInline var tensor = Tensor.zeros([0])
 
+    /// Elements available without growing.
+    @inlinable var capacity: Int { tensor.count }
+
     /// Makes room for at least `count` elements (contents are unspecified afterwards).
     @inlinable
     mutating func reserve(_ count: Int) {
