@@ -43,7 +43,7 @@ def main():
                     help="steps per timed run (default: l1 200, l2 10, cnn 3 (inference 10), wide 2)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--ours", default=os.path.join(repo, ".build", "release", "layerwise-bench"))
-    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "/work/.venv-torch/bin/python"))
+    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", ".venv-torch/bin/python"))
     peer = os.path.join(repo, "..", "shared", "peer")
     d = repo
     while not os.path.isfile(os.path.join(peer, "bench_torch.py")) and d != "/":

@@ -8,7 +8,7 @@
 # compare: the machines are shared and noisy, absolute figures drift.
 #
 # Environment (all optional):
-#   TORCH_PYTHON  python of the reference venv   (default /work/.venv-torch/bin/python if it
+#   TORCH_PYTHON  python of the reference venv   (default <repo>/.venv-torch/bin/python if it
 #                 exists, else <repo>/../.venv-torch/bin/python)
 #   PEER_DIR      folder with bench_torch.py and gemm_peak.py (default <repo>/../shared/peer,
 #                 else the first shared/peer found above the repo)
@@ -34,7 +34,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 if [[ -z "${TORCH_PYTHON:-}" ]]; then
-    if [[ -x /work/.venv-torch/bin/python ]]; then TORCH_PYTHON=/work/.venv-torch/bin/python
+    if [[ -x "$REPO/.venv-torch/bin/python" ]]; then TORCH_PYTHON="$REPO/.venv-torch/bin/python"
     else TORCH_PYTHON="$REPO/../.venv-torch/bin/python"; fi
 fi
 if [[ -z "${PEER_DIR:-}" ]]; then
