@@ -19,14 +19,16 @@ final class CNNWorkload {
     init(options: BenchOptions) throws {
         self.options = options
         var generator = SeededGenerator(seed: UInt64(options.seed))
-        let conv1 = try Conv2D(inputChannels: 3, outputChannels: 64, kernelSize: 5, stride: 1, padding: 2, using: &generator)
+        let conv1 = try Conv2D(
+            inputChannels: 3, outputChannels: 64, kernelSize: 5, stride: 1, padding: 2, using: &generator)
         conv1.needsInputGradient = false  // its input is data (the FLOP model counts no dgrad for conv1)
         network = Sequential([
             conv1, ReLU(), try MaxPool2D(kernelSize: 2, stride: 2),
             try Conv2D(inputChannels: 64, outputChannels: 128, kernelSize: 5, stride: 1, padding: 2, using: &generator),
             ReLU(), try MaxPool2D(kernelSize: 2, stride: 2),
-            try Conv2D(inputChannels: 128, outputChannels: 256, kernelSize: 3, stride: 1, padding: 1,
-                       algorithm: options.convAlgorithm, using: &generator),
+            try Conv2D(
+                inputChannels: 128, outputChannels: 256, kernelSize: 3, stride: 1, padding: 1,
+                algorithm: options.convAlgorithm, using: &generator),
             ReLU(), try MaxPool2D(kernelSize: 2, stride: 2),
             Flatten(),
             try Linear(inputFeatures: 256 * 4 * 4, outputFeatures: 10, using: &generator),
@@ -35,7 +37,9 @@ final class CNNWorkload {
         try optimizer.validate()
         flops = FlopModel.cnn(batch: options.cnnBatch)
         for batch in [options.cnnBatch, options.inferBatch] {
-            let shape = try network.outputShape(for: [batch, BenchData.channels, BenchData.imageSide, BenchData.imageSide])
+            let shape = try network.outputShape(for: [
+                batch, BenchData.channels, BenchData.imageSide, BenchData.imageSide,
+            ])
             guard shape == [batch, 10] else {
                 throw BenchError.failed(workload: "cnn", reason: "logits shape \(shape) is not [\(batch), 10]")
             }
@@ -45,7 +49,9 @@ final class CNNWorkload {
     /// Copies images `indices` into one `[count, 3, 32, 32]` batch.
     static func gather(_ images: Tensor, _ indices: some Collection<Int>) -> Tensor {
         let size = BenchData.channels * BenchData.imageSide * BenchData.imageSide
-        var batch = Tensor.uninitialized(shape: [indices.count, BenchData.channels, BenchData.imageSide, BenchData.imageSide])
+        var batch = Tensor.uninitialized(shape: [
+            indices.count, BenchData.channels, BenchData.imageSide, BenchData.imageSide,
+        ])
         images.withUnsafeBufferPointer { src in
             batch.withUnsafeMutableBufferPointer { dst in
                 for (k, i) in indices.enumerated() {
@@ -81,7 +87,9 @@ final class CNNWorkload {
             optimizer.update(parameters)
             lastLoss = value
         }
-        guard lastLoss.isFinite else { throw BenchError.failed(workload: "cnn", reason: "loss is \(lastLoss) after training") }
+        guard lastLoss.isFinite else {
+            throw BenchError.failed(workload: "cnn", reason: "loss is \(lastLoss) after training")
+        }
         var out: [JSONLine] = []
         var line = JSONLine()
         line.set("workload", "cnn")

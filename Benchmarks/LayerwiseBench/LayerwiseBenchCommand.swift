@@ -89,7 +89,8 @@ struct LayerwiseBenchCommand: ParsableCommand {
             Build with -c release. See Benchmarks/README.md.
             """)
 
-    @Option(help: "Workload: l1 | l2 | cnn | wide | gemm | convs | soak | all (all = l1 l2 cnn wide, as the reference).")
+    @Option(
+        help: "Workload: l1 | l2 | cnn | wide | gemm | convs | soak | all (all = l1 l2 cnn wide, as the reference).")
     var workload: Workload = .all
 
     @Option(help: "OpenBLAS threads (BLAS.threadCount).")
@@ -143,19 +144,29 @@ struct LayerwiseBenchCommand: ParsableCommand {
     @Option(name: .customLong("wide-warmup"), help: "Untimed warm-up steps (wide inference and training).")
     var wideWarmup: Int = 2
 
-    @Option(name: .customLong("conv-algorithm"), help: "3×3 convolutions of cnn and wide: automatic | im2row | winograd | winograd4x4.")
+    @Option(
+        name: .customLong("conv-algorithm"),
+        help: "3×3 convolutions of cnn and wide: automatic | im2row | winograd | winograd4x4.")
     var convAlgorithm: ConvolutionAlgorithm = .automatic
 
     @Option(help: "tuned: mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1) as the reference; glibc: allocator defaults.")
     var malloc: MallocPolicy = .tuned
 
-    @Option(help: "on: crop l1/l2 patches to the top-left window the network reads (l2: 13x13 of 16x16; same embeddings and gradients, less work); off: run the whole patch, as the reference.")
+    @Option(
+        help:
+            "on: crop l1/l2 patches to the top-left window the network reads (l2: 13x13 of 16x16; "
+            + "same embeddings and gradients, less work); off: run the whole patch, as the reference."
+    )
     var trim: Toggle = .on
 
-    @Option(name: .customLong("soak-steps"), help: "Steps of the soak workload (l1 training with sampling, resident memory sampled 10 times).")
+    @Option(
+        name: .customLong("soak-steps"),
+        help: "Steps of the soak workload (l1 training with sampling, resident memory sampled 10 times).")
     var soakSteps: Int = 10000
 
-    @Option(name: .customLong("gemm-sizes"), parsing: .upToNextOption, help: "Matrix sizes of the gemm workload (gemm_peak.py's).")
+    @Option(
+        name: .customLong("gemm-sizes"), parsing: .upToNextOption,
+        help: "Matrix sizes of the gemm workload (gemm_peak.py's).")
     var gemmSizes: [Int] = [1024, 2048]
 
     @Option(name: .customLong("gemm-min-time"), help: "Seconds of timing per gemm size (gemm_peak.py's --min-time).")
@@ -164,7 +175,9 @@ struct LayerwiseBenchCommand: ParsableCommand {
     @Option(name: .customLong("gemm-min-reps"), help: "Minimum timed calls per gemm size.")
     var gemmMinReps: Int = 5
 
-    @Option(name: .customLong("gemm-peak"), help: "SGEMM GFLOP/s for gemm_fraction; measured briefly (n=1024) when omitted.")
+    @Option(
+        name: .customLong("gemm-peak"), help: "SGEMM GFLOP/s for gemm_fraction; measured briefly (n=1024) when omitted."
+    )
     var gemmPeak: Double?
 
     @Flag(name: .customLong("print-env"), help: "Print an environment line first.")
@@ -173,7 +186,9 @@ struct LayerwiseBenchCommand: ParsableCommand {
     @Flag(name: .customLong("env-only"), help: "Print the environment line and exit.")
     var envOnly = false
 
-    @Flag(name: .customLong("data-digest"), help: "Print a digest of the deterministic data and exit (to check it against the reference's).")
+    @Flag(
+        name: .customLong("data-digest"),
+        help: "Print a digest of the deterministic data and exit (to check it against the reference's).")
     var dataDigest = false
 
     func validate() throws {

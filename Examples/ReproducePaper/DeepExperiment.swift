@@ -93,7 +93,8 @@ struct DeepExperiment {
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
         log(
-            "done in \(elapsed(since: started)) wall, \(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json"
+            "done in \(elapsed(since: started)) wall, "
+                + "\(String(format: "%.0f", Self.cpuSeconds() - cpuStart)) s CPU → \(out)/results.json"
         )
     }
 

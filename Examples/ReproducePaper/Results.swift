@@ -43,7 +43,8 @@ struct Results: Encodable {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try encoder.encode(self), to: directory + "/results.json")
         try AtomicFile.write(Data(markdown().utf8), to: directory + "/results.md")
     }
@@ -53,7 +54,10 @@ struct Results: Encodable {
         let paperArms = TransferArm.paperArms.map(\.rawValue)
         for name in paperArms + arms.keys.filter({ !paperArms.contains($0) }).sorted() {
             guard let a = arms[name] else { continue }
-            s += "| \(name) | \(pct(a.testAccuracyMean)) ± \(String(format: "%.1f", a.testAccuracyStd * 100)) | \(pct(a.curve.first ?? .nan)) | \(a.testAccuracyPerSeed.count) | \(String(format: "%.0f", a.seconds)) |\n"
+            s +=
+                "| \(name) | \(pct(a.testAccuracyMean)) ± \(String(format: "%.1f", a.testAccuracyStd * 100)) "
+                + "| \(pct(a.curve.first ?? .nan)) | \(a.testAccuracyPerSeed.count) "
+                + "| \(String(format: "%.0f", a.seconds)) |\n"
         }
         return s
     }
@@ -61,18 +65,26 @@ struct Results: Encodable {
     func markdown() -> String {
         var s = "# reproduce-paper results\n\n"
         s += "Command: `\(command)`\n\n"
-        s += "Preset `\(preset)`, recipe `\(recipe)`. Pretraining: \(data.pretrainImages) CIFAR-100 images (labels unused for the contrastive stages). "
-        s += "CIFAR-10: \(data.trainImages) training images, \(data.testImages) evaluation images (\(data.testSource)).\n\n"
+        s +=
+            "Preset `\(preset)`, recipe `\(recipe)`. Pretraining: \(data.pretrainImages) CIFAR-100 images "
+            + "(labels unused for the contrastive stages). "
+        s +=
+            "CIFAR-10: \(data.trainImages) training images, \(data.testImages) evaluation images "
+            + "(\(data.testSource)).\n\n"
         if !arms.isEmpty { s += "## Transfer arms\n\n" + markdownTable() + "\n" }
         if !linearProbe.isEmpty {
-            s += "## Linear probe (frozen features, ReLU, 4-quadrant sum pooling, linear classifier)\n\n| features | accuracy |\n|---|---|\n"
+            s +=
+                "## Linear probe (frozen features, ReLU, 4-quadrant sum pooling, linear classifier)\n\n"
+                + "| features | accuracy |\n|---|---|\n"
             for (k, v) in linearProbe.sorted(by: { $0.key < $1.key }) { s += "| \(k) | \(pct(v)) |\n" }
             s += "\n"
         }
         if !pretraining.isEmpty {
             s += "## Pretraining\n\n| run | seconds | final loss | seconds to layer-wise loss |\n|---|---|---|---|\n"
             for (k, v) in pretraining.sorted(by: { $0.key < $1.key }) {
-                s += "| \(k) | \(String(format: "%.1f", v.seconds)) | \(String(format: "%.4f", v.finalLoss)) | \(v.secondsToLayerwiseLoss.map { String(format: "%.1f", $0) } ?? "–") |\n"
+                s +=
+                    "| \(k) | \(String(format: "%.1f", v.seconds)) | \(String(format: "%.4f", v.finalLoss)) | "
+                    + "\(v.secondsToLayerwiseLoss.map { String(format: "%.1f", $0) } ?? "–") |\n"
             }
             s += "\n"
         }

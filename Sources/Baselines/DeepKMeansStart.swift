@@ -1,7 +1,7 @@
 import Datasets
-import Training
 import Layers
 import TensorCore
+import Training
 
 /// k-means at any depth (Coates & Ng 2011, multi-layer): the filters of a stage's
 /// bias-free ``Conv2D`` become unit-norm k-means centroids of ZCA-whitened windows of what

@@ -89,9 +89,10 @@ public struct KMeans: Sendable {
         var counts = [Double](repeating: 0, count: k)
         for _ in 0..<iterations {
             var changed = [
-                Double(assign(
-                    data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
-                    distances: &distances))
+                Double(
+                    assign(
+                        data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
+                        distances: &distances))
             ]
             try communicator.allReduce(&changed, .sum)
             if changed[0] == 0 && iterationsRun > 0 { converged = true; break }
@@ -133,8 +134,9 @@ public struct KMeans: Sendable {
             }
         }
         if !converged {
-            _ = assign(data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
-                       distances: &distances)
+            _ = assign(
+                data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
+                distances: &distances)
         }
         try Self.gather(&distances, mine: mine, communicator)
         if communicator.size > 1 {

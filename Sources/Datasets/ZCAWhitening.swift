@@ -17,14 +17,20 @@ public enum SymmetricEigen {
     /// - Throws: ``DatasetError`` when `matrix.count ≠ n²` or it holds a non-finite value.
     public static func decompose(_ matrix: [Double], n: Int) throws -> (values: [Double], vectors: [Double]) {
         guard n > 0, matrix.count == n * n else {
-            throw DatasetError.shapeMismatch(what: "symmetric matrix", expected: "\(n)×\(n) = \(n * n) values", got: "\(matrix.count)")
+            throw DatasetError.shapeMismatch(
+                what: "symmetric matrix", expected: "\(n)×\(n) = \(n * n) values", got: "\(matrix.count)")
         }
         guard matrix.allSatisfy({ $0.isFinite }) else {
-            throw DatasetError.invalidOption(name: "matrix", value: "non-finite entry", reason: "eigen-decomposition needs finite values")
+            throw DatasetError.invalidOption(
+                name: "matrix", value: "non-finite entry", reason: "eigen-decomposition needs finite values")
         }
         var a = matrix
         // Symmetrise to remove rounding asymmetry from the caller.
-        for i in 0..<n { for j in (i + 1)..<Swift.max(i + 1, n) { let m = 0.5 * (a[i * n + j] + a[j * n + i]); a[i * n + j] = m; a[j * n + i] = m } }
+        for i in 0..<n {
+            for j in (i + 1)..<Swift.max(i + 1, n) {
+                let m = 0.5 * (a[i * n + j] + a[j * n + i]); a[i * n + j] = m; a[j * n + i] = m
+            }
+        }
         if n > jacobiLimit { return tridiagonalQL(a, n: n) }
         var v = [Double](repeating: 0, count: n * n)
         for i in 0..<n { v[i * n + i] = 1 }
@@ -229,7 +235,8 @@ public struct ZCAWhitening: Sendable {
     public init(mean: Tensor, matrix: Tensor) throws {
         let d = mean.count
         guard mean.shape == [d], d > 0, matrix.shape == [d, d] else {
-            throw DatasetError.shapeMismatch(what: "ZCA mean/matrix", expected: "[D] and [D, D]", got: "\(mean.shape) and \(matrix.shape)")
+            throw DatasetError.shapeMismatch(
+                what: "ZCA mean/matrix", expected: "[D] and [D, D]", got: "\(mean.shape) and \(matrix.shape)")
         }
         self.mean = mean
         self.matrix = matrix
@@ -244,10 +251,12 @@ public struct ZCAWhitening: Sendable {
             throw DatasetError.shapeMismatch(what: "ZCA patches", expected: "[N ≥ 2, D ≥ 1]", got: "\(patches.shape)")
         }
         guard epsilon > 0, epsilon.isFinite else {
-            throw DatasetError.invalidOption(name: "epsilon", value: "\(epsilon)", reason: "must be positive and finite")
+            throw DatasetError.invalidOption(
+                name: "epsilon", value: "\(epsilon)", reason: "must be positive and finite")
         }
         guard patches.isFinite else {
-            throw DatasetError.invalidOption(name: "patches", value: "non-finite values", reason: "ZCA needs finite data")
+            throw DatasetError.invalidOption(
+                name: "patches", value: "non-finite values", reason: "ZCA needs finite data")
         }
         let n = patches.shape[0], d = patches.shape[1]
         // Mean in Double, centred copy in Float, covariance by one SGEMM (Xcᵀ·Xc / N).
@@ -274,8 +283,9 @@ public struct ZCAWhitening: Sendable {
         guard n > 0 else { return cov }
         centred.withUnsafeBufferPointer { x in
             cov.withUnsafeMutableBufferPointer { c in
-                BLAS.gemm(transposeA: true, transposeB: false, m: d, n: d, k: n, alpha: 1 / Float(count),
-                          a: x.baseAddress!, lda: d, b: x.baseAddress!, ldb: d, beta: 0, c: c.baseAddress!, ldc: d)
+                BLAS.gemm(
+                    transposeA: true, transposeB: false, m: d, n: d, k: n, alpha: 1 / Float(count),
+                    a: x.baseAddress!, lda: d, b: x.baseAddress!, ldb: d, beta: 0, c: c.baseAddress!, ldc: d)
             }
         }
         return cov
@@ -317,7 +327,8 @@ public struct ZCAWhitening: Sendable {
     public func apply(to patches: inout Tensor) throws {
         let d = dimension
         guard let n = patches.shape.first, n > 0, patches.count == n * d else {
-            throw DatasetError.shapeMismatch(what: "ZCA input", expected: "[N, \(d)] (or [N, …] with \(d) values per row)", got: "\(patches.shape)")
+            throw DatasetError.shapeMismatch(
+                what: "ZCA input", expected: "[N, \(d)] (or [N, …] with \(d) values per row)", got: "\(patches.shape)")
         }
         var centred = patches
         mean.withUnsafeBufferPointer { m in
@@ -328,8 +339,9 @@ public struct ZCAWhitening: Sendable {
         centred.withUnsafeBufferPointer { x in
             matrix.withUnsafeBufferPointer { w in
                 patches.withUnsafeMutableBufferPointer { out in
-                    BLAS.gemm(transposeA: false, transposeB: false, m: n, n: d, k: d, alpha: 1,
-                              a: x.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: false, m: n, n: d, k: d, alpha: 1,
+                        a: x.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
                 }
             }
         }

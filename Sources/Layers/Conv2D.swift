@@ -43,8 +43,8 @@ public final class Conv2D: InputGradientSkipping {
     }
 
     // Scratch, reused across calls.
-    private var patches = ScratchBuffer()       // [N·P, L]; holds the last training forward's patches
-    private var product = ScratchBuffer()       // [N·P, O]: forward GEMM result, then the transposed dY
+    private var patches = ScratchBuffer()  // [N·P, L]; holds the last training forward's patches
+    private var product = ScratchBuffer()  // [N·P, O]: forward GEMM result, then the transposed dY
     private var patchGradient = ScratchBuffer()  // [chunk·P, L], see backward
     /// Target size (floats) of the patch-gradient chunk: 8 MB, about the L2/L3 boundary.
     static let patchGradientChunkElements = 1 << 21
@@ -70,7 +70,8 @@ public final class Conv2D: InputGradientSkipping {
         try Validate.positive(kernelSize, "kernelSize", layer: "Conv2D")
         try Validate.positive(stride, "stride", layer: "Conv2D")
         guard padding >= 0 else {
-            throw LayerError.invalidConfiguration(layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
+            throw LayerError.invalidConfiguration(
+                layer: "Conv2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
         }
         let winogradKernels = algorithm == .winograd ? [3, 5] : algorithm == .winograd4x4 ? [3] : nil
         if let winogradKernels, !winogradKernels.contains(kernelSize) || stride != 1 {
@@ -102,13 +103,15 @@ public final class Conv2D: InputGradientSkipping {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         let g = try ConvGeometry.validated(
-            layer: name, inputShape: inputShape, channels: inputChannels, kernel: kernelSize, stride: stride, padding: padding)
+            layer: name, inputShape: inputShape, channels: inputChannels, kernel: kernelSize, stride: stride,
+            padding: padding)
         return [inputShape[0], outputChannels, g.outputHeight, g.outputWidth]
     }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && s[1] == inputChannels, "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 4 && s[1] == inputChannels, "\(name): input shape \(s); validate with outputShape(for:)")
         let g = geometry(height: s[2], width: s[3])
         precondition(g.isValid, "\(name): input shape \(s) too small; validate with outputShape(for:)")
         let batch = s[0], positions = g.outputPositions, outChannels = outputChannels
@@ -117,7 +120,9 @@ public final class Conv2D: InputGradientSkipping {
         cachedWinograd = training && usesWinograd(for: g)
         if usesWinograd(for: g) {
             forwardWinograd(input, geometry: g, batch: batch, training: training, into: &output)
-        } else if positions >= Self.directLayoutMinPositions && outChannels * g.patchLength <= Self.directLayoutMaxWeight {
+        } else if positions >= Self.directLayoutMinPositions
+            && outChannels * g.patchLength <= Self.directLayoutMaxWeight
+        {
             forwardPerImage(input, geometry: g, batch: batch, training: training, into: &output)
         } else {
             forwardWholeBatch(input, geometry: g, batch: batch, into: &output)
@@ -148,34 +153,48 @@ public final class Conv2D: InputGradientSkipping {
         }
     }
 
-    private func forwardWinograd(_ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor) {
+    private func forwardWinograd(
+        _ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor
+    ) {
         let shape = WinogradConvolution.Shape(
             variant: winogradVariant(for: g)!, geometry: g, batch: batch, outputs: outputChannels)
         let engine = winograd, w = weight.value
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { out in
                 func run(_ b: UnsafePointer<Float>?) {
-                    engine.forward(x.baseAddress!, weight: w, bias: b, shape: shape, training: training, into: out.baseAddress!)
+                    engine.forward(
+                        x.baseAddress!, weight: w, bias: b, shape: shape, training: training, into: out.baseAddress!)
                 }
                 if let bias { bias.value.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
             }
         }
     }
 
-    private func backwardWinograd(_ outputGradient: Tensor, updateWeight: Bool, updateBias: Bool, into inputGradient: inout Tensor) {
+    private func backwardWinograd(
+        _ outputGradient: Tensor, updateWeight: Bool, updateBias: Bool, into inputGradient: inout Tensor
+    ) {
         let engine = winograd, wantsInput = needsInputGradient
         outputGradient.withUnsafeBufferPointer { dy in
             func withWeightGradient(_ body: (UnsafeMutablePointer<Float>?) -> Void) {
-                if updateWeight { weight.gradient.withUnsafeMutableBufferPointer { body($0.baseAddress!) } } else { body(nil) }
+                if updateWeight {
+                    weight.gradient.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+                } else {
+                    body(nil)
+                }
             }
             func withBiasGradient(_ body: (UnsafeMutablePointer<Float>?) -> Void) {
-                if updateBias, let bias { bias.gradient.withUnsafeMutableBufferPointer { body($0.baseAddress!) } } else { body(nil) }
+                if updateBias, let bias {
+                    bias.gradient.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+                } else {
+                    body(nil)
+                }
             }
             withWeightGradient { dw in
                 withBiasGradient { db in
                     inputGradient.withUnsafeMutableBufferPointer { dx in
-                        engine.backward(dy.baseAddress!, outputs: outputChannels, weightGradient: dw, biasGradient: db,
-                                        inputGradient: wantsInput ? dx.baseAddress! : nil)
+                        engine.backward(
+                            dy.baseAddress!, outputs: outputChannels, weightGradient: dw, biasGradient: db,
+                            inputGradient: wantsInput ? dx.baseAddress! : nil)
                     }
                 }
             }
@@ -203,7 +222,9 @@ public final class Conv2D: InputGradientSkipping {
     /// small per-image GEMM (768 per l2 step), and measured at 2 threads that
     /// synchronisation made whole processes run at half speed with twice the CPU time.
     /// Each GEMM computes the same sums either way, so outputs are bit-identical (tested).
-    private func forwardPerImage(_ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor) {
+    private func forwardPerImage(
+        _ input: Tensor, geometry g: ConvGeometry, batch: Int, training: Bool, into output: inout Tensor
+    ) {
         let positions = g.outputPositions, patchLength = g.patchLength, outChannels = outputChannels
         let imageSize = inputChannels * g.height * g.width, imagePatches = positions * patchLength
         let threads = BLAS.threadCount
@@ -211,17 +232,21 @@ public final class Conv2D: InputGradientSkipping {
         patches.reserve((training ? batch : workers) * imagePatches)
         let biasValue = bias?.value
         let shape = PerImageShape(
-            geometry: g, outChannels: outChannels, imageSize: imageSize, imagePatches: imagePatches, keepsPatches: training)
+            geometry: g, outChannels: outChannels, imageSize: imageSize, imagePatches: imagePatches,
+            keepsPatches: training)
         input.withUnsafeBufferPointer { x in
             patches.withMutablePointer { cols in
                 weight.value.withUnsafeBufferPointer { w in
                     output.withUnsafeMutableBufferPointer { out in
                         func runAll(bias b: UnsafePointer<Float>?) {
-                            let p = PerImagePointers(x: x.baseAddress!, w: w.baseAddress!, out: out.baseAddress!, cols: cols, bias: b)
+                            let p = PerImagePointers(
+                                x: x.baseAddress!, w: w.baseAddress!, out: out.baseAddress!, cols: cols, bias: b)
                             guard workers > 1 else { return Self.forwardImages(0..<batch, slot: 0, p, shape) }
                             BLAS.threadCount = 1
                             defer { BLAS.threadCount = threads }
-                            Self.forEachWorker(batch: batch, threads: workers) { k, r in Self.forwardImages(r, slot: k, p, shape) }
+                            Self.forEachWorker(batch: batch, threads: workers) { k, r in
+                                Self.forwardImages(r, slot: k, p, shape)
+                            }
                         }
                         if let biasValue {
                             biasValue.withUnsafeBufferPointer { runAll(bias: $0.baseAddress!) }
@@ -283,21 +308,27 @@ public final class Conv2D: InputGradientSkipping {
     }
 
     /// im2row of the batch, images split across workers (each writes its own rows).
-    private static func im2rowAcrossWorkers(_ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, rows: UnsafeMutablePointer<Float>) {
+    private static func im2rowAcrossWorkers(
+        _ x: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, rows: UnsafeMutablePointer<Float>
+    ) {
         let p = PerImagePointers(x: x, w: x, out: rows, cols: rows, bias: nil)
         let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
         forEachWorker(batch: batch) { _, r in
-            Im2Col.im2row(p.x + r.lowerBound * imageSize, batch: r.count, geometry: g, rows: p.cols + r.lowerBound * imageRows)
+            Im2Col.im2row(
+                p.x + r.lowerBound * imageSize, batch: r.count, geometry: g, rows: p.cols + r.lowerBound * imageRows)
         }
     }
 
     /// The adjoint: each worker folds its own images' rows into its own images, so every
     /// sum keeps its order.
-    private static func row2imAcrossWorkers(_ rows: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, images: UnsafeMutablePointer<Float>) {
+    private static func row2imAcrossWorkers(
+        _ rows: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, images: UnsafeMutablePointer<Float>
+    ) {
         let p = PerImagePointers(x: rows, w: rows, out: images, cols: images, bias: nil)
         let imageSize = g.channels * g.height * g.width, imageRows = g.outputPositions * g.patchLength
         forEachWorker(batch: batch) { _, r in
-            Im2Col.row2imAdd(p.x + r.lowerBound * imageRows, batch: r.count, geometry: g, images: p.out + r.lowerBound * imageSize)
+            Im2Col.row2imAdd(
+                p.x + r.lowerBound * imageRows, batch: r.count, geometry: g, images: p.out + r.lowerBound * imageSize)
         }
     }
 
@@ -322,8 +353,10 @@ public final class Conv2D: InputGradientSkipping {
                             let p = PerImagePointers(x: y, w: y, out: out.baseAddress!, cols: y, bias: nil)
                             let imageSize = positions * outChannels, biasValue = bias?.value
                             Self.forEachWorker(batch: batch) { _, r in
-                                Self.rowsToNCHW(p.x + r.lowerBound * imageSize, batch: r.count, positions: positions, channels: outChannels,
-                                                into: p.out + r.lowerBound * imageSize, bias: biasValue)
+                                Self.rowsToNCHW(
+                                    p.x + r.lowerBound * imageSize, batch: r.count, positions: positions,
+                                    channels: outChannels,
+                                    into: p.out + r.lowerBound * imageSize, bias: biasValue)
                             }
                         }
                     }
@@ -357,7 +390,8 @@ public final class Conv2D: InputGradientSkipping {
                         let r3 = UnsafeRawPointer(src + (p + 3) * channels + o).loadUnaligned(as: SIMD4<Float>.self)
                         for j in 0..<4 {
                             let c = SIMD4<Float>(r0[j], r1[j], r2[j], r3[j]) + SIMD4(repeating: shift[j])
-                            UnsafeMutableRawPointer(dst + (o + j) * positions + p).storeBytes(of: c, as: SIMD4<Float>.self)
+                            UnsafeMutableRawPointer(dst + (o + j) * positions + p).storeBytes(
+                                of: c, as: SIMD4<Float>.self)
                         }
                         p += 4
                     }
@@ -391,7 +425,8 @@ public final class Conv2D: InputGradientSkipping {
         precondition(
             outputGradient.shape == [batch, outChannels, g.outputHeight, g.outputWidth],
             "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
-        var inputGradient = needsInputGradient ? Tensor.zeros([batch, inputChannels, g.height, g.width]) : Tensor.zeros([0])
+        var inputGradient =
+            needsInputGradient ? Tensor.zeros([batch, inputChannels, g.height, g.width]) : Tensor.zeros([0])
         let updateWeight = !weight.isFrozen
         let updateBias = bias.map { !$0.isFrozen } ?? false
         guard updateWeight || updateBias || needsInputGradient else { return inputGradient }
@@ -420,13 +455,17 @@ public final class Conv2D: InputGradientSkipping {
                             var p = 0
                             while p < p4 {
                                 let q0 = UnsafeRawPointer(from + o * positions + p).loadUnaligned(as: SIMD4<Float>.self)
-                                let q1 = UnsafeRawPointer(from + (o + 1) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
-                                let q2 = UnsafeRawPointer(from + (o + 2) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
-                                let q3 = UnsafeRawPointer(from + (o + 3) * positions + p).loadUnaligned(as: SIMD4<Float>.self)
+                                let q1 = UnsafeRawPointer(from + (o + 1) * positions + p).loadUnaligned(
+                                    as: SIMD4<Float>.self)
+                                let q2 = UnsafeRawPointer(from + (o + 2) * positions + p).loadUnaligned(
+                                    as: SIMD4<Float>.self)
+                                let q3 = UnsafeRawPointer(from + (o + 3) * positions + p).loadUnaligned(
+                                    as: SIMD4<Float>.self)
                                 for i in 0..<4 {
                                     let t = SIMD4<Float>(q0[i], q1[i], q2[i], q3[i])
                                     sum += t
-                                    UnsafeMutableRawPointer(to + (p + i) * outChannels + o).storeBytes(of: t, as: SIMD4<Float>.self)
+                                    UnsafeMutableRawPointer(to + (p + i) * outChannels + o).storeBytes(
+                                        of: t, as: SIMD4<Float>.self)
                                 }
                                 p += 4
                             }
@@ -434,7 +473,8 @@ public final class Conv2D: InputGradientSkipping {
                                 var t = SIMD4<Float>.zero
                                 for j in 0..<4 { t[j] = from[(o + j) * positions + q] }
                                 sum += t
-                                UnsafeMutableRawPointer(to + q * outChannels + o).storeBytes(of: t, as: SIMD4<Float>.self)
+                                UnsafeMutableRawPointer(to + q * outChannels + o).storeBytes(
+                                    of: t, as: SIMD4<Float>.self)
                             }
                             if let db {
                                 for j in 0..<4 { db[o + j] += sum[j] }
@@ -480,7 +520,8 @@ public final class Conv2D: InputGradientSkipping {
                 // dY · W depends only on its own row of dY, and the chunks keep thousands of
                 // rows, so the GEMM does the same per-element work as one whole-batch call.
                 let rowsPerImage = positions
-                let imagesPerChunk = Swift.max(1, Swift.min(batch, Self.patchGradientChunkElements / Swift.max(1, rowsPerImage * patchLength)))
+                let imagesPerChunk = Swift.max(
+                    1, Swift.min(batch, Self.patchGradientChunkElements / Swift.max(1, rowsPerImage * patchLength)))
                 patchGradient.reserve(imagesPerChunk * rowsPerImage * patchLength)
                 patchGradient.withMutablePointer { dcols in
                     weight.value.withUnsafeBufferPointer { w in
@@ -496,7 +537,8 @@ public final class Conv2D: InputGradientSkipping {
                                     alpha: 1, a: dy + first * rowsPerImage * outChannels, lda: outChannels,
                                     b: w.baseAddress!, ldb: patchLength,
                                     beta: 0, c: dcols, ldc: patchLength)
-                                Self.row2imAcrossWorkers(dcols, batch: count, geometry: g, images: dx.baseAddress! + first * imageSize)
+                                Self.row2imAcrossWorkers(
+                                    dcols, batch: count, geometry: g, images: dx.baseAddress! + first * imageSize)
                                 first += count
                             }
                         }

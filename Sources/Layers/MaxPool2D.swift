@@ -62,8 +62,9 @@ public final class MaxPool2D: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && s[2] + 2 * padding >= kernelSize && s[3] + 2 * padding >= kernelSize,
-                     "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 4 && s[2] + 2 * padding >= kernelSize && s[3] + 2 * padding >= kernelSize,
+            "\(name): input shape \(s); validate with outputShape(for:)")
         if padding > 0 { return forwardPadded(input, mode: mode) }
         let h = s[2], w = s[3]
         let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
@@ -88,10 +89,16 @@ public final class MaxPool2D: Layer {
                             let e = v.evenHalf, o = v.oddHalf  // (v0, v2), (v1, v3) per plane
                             let c = o .> e
                             let m = e.replacing(with: o, where: c)
-                            let j = SIMD8<Int32>(0, 2, 0, 2, 0, 2, 0, 2) &+ SIMD8<Int32>(repeating: 0).replacing(with: 1, where: c)
+                            let j =
+                                SIMD8<Int32>(0, 2, 0, 2, 0, 2, 0, 2)
+                                &+ SIMD8<Int32>(repeating: 0).replacing(with: 1, where: c)
                             let cc = m.oddHalf .> m.evenHalf
-                            yr.storeBytes(of: m.evenHalf.replacing(with: m.oddHalf, where: cc), toByteOffset: p &* 4, as: SIMD4<Float>.self)
-                            ar.storeBytes(of: j.evenHalf.replacing(with: j.oddHalf, where: cc), toByteOffset: p &* 4, as: SIMD4<Int32>.self)
+                            yr.storeBytes(
+                                of: m.evenHalf.replacing(with: m.oddHalf, where: cc), toByteOffset: p &* 4,
+                                as: SIMD4<Float>.self)
+                            ar.storeBytes(
+                                of: j.evenHalf.replacing(with: j.oddHalf, where: cc), toByteOffset: p &* 4,
+                                as: SIMD4<Int32>.self)
                             p &+= 4
                         }
                         while p < planes {
@@ -158,12 +165,14 @@ public final class MaxPool2D: Layer {
                                 let b = r1.loadUnaligned(fromByteOffset: ox &* 8, as: SIMD8<Float>.self)
                                 let m = a.replacing(with: b, where: b .> a)
                                 let e = m.evenHalf, o = m.oddHalf
-                                UnsafeMutableRawPointer(out + ox).storeBytes(of: e.replacing(with: o, where: o .> e), as: SIMD4<Float>.self)
+                                UnsafeMutableRawPointer(out + ox).storeBytes(
+                                    of: e.replacing(with: o, where: o .> e), as: SIMD4<Float>.self)
                                 ox &+= 4
                             }
                             let a = src + 2 * oy * w, b = a + w
                             while ox < ow {
-                                out[ox] = Swift.max(Swift.max(a[2 * ox], a[2 * ox + 1]), Swift.max(b[2 * ox], b[2 * ox + 1]))
+                                out[ox] = Swift.max(
+                                    Swift.max(a[2 * ox], a[2 * ox + 1]), Swift.max(b[2 * ox], b[2 * ox + 1]))
                                 ox += 1
                             }
                         }
@@ -197,8 +206,9 @@ public final class MaxPool2D: Layer {
         }
         let h = s[2], w = s[3]
         let oh = outputSide(h), ow = outputSide(w)
-        precondition(outputGradient.shape == [s[0], s[1], oh, ow],
-                     "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
+        precondition(
+            outputGradient.shape == [s[0], s[1], oh, ow],
+            "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
         let planes = s[0] * s[1]
         let k = kernelSize, st = stride
         if st == k && padding == 0 {
@@ -348,7 +358,8 @@ public final class MaxPool2D: Layer {
                                 while x + 8 <= w {
                                     let a = UnsafeRawPointer(column + x).loadUnaligned(as: SIMD8<Float>.self)
                                     let b = UnsafeRawPointer(line + x).loadUnaligned(as: SIMD8<Float>.self)
-                                    UnsafeMutableRawPointer(column + x).storeBytes(of: a.replacing(with: b, where: b .> a), as: SIMD8<Float>.self)
+                                    UnsafeMutableRawPointer(column + x).storeBytes(
+                                        of: a.replacing(with: b, where: b .> a), as: SIMD8<Float>.self)
                                     x += 8
                                 }
                                 while x < w {

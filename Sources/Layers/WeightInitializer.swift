@@ -90,7 +90,8 @@ enum Validate {
 
     static func positive(_ value: Int, _ option: String, layer: String) throws {
         guard value > 0 else {
-            throw LayerError.invalidConfiguration(layer: layer, option: option, value: "\(value)", reason: "must be > 0")
+            throw LayerError.invalidConfiguration(
+                layer: layer, option: option, value: "\(value)", reason: "must be > 0")
         }
     }
 }

@@ -187,7 +187,9 @@ final class WinogradConvolution {
     /// A tile matrix of `tiles` columns with the 16 elements of one row side by side
     /// (`[rows][16][tiles]`): a transform touches one contiguous block per channel instead
     /// of 16 blocks megabytes apart, and each element is still a strided matrix for GEMM.
-    static func matrix(_ base: UnsafeMutablePointer<Float>, tiles: Int, _ variant: WinogradVariant)
+    static func matrix(
+        _ base: UnsafeMutablePointer<Float>, tiles: Int, _ variant: WinogradVariant
+    )
         -> Winograd.TileMatrix
     {
         Winograd.TileMatrix(base: base, ld: variant.elements * tiles, elementStride: tiles)

@@ -1,9 +1,9 @@
 import Datasets
-import Training
 import Layers
 import Losses
 import Optimizers
 import TensorCore
+import Training
 
 /// Typed errors of ``WideProbe`` and its feature cache, thrown before any feature is
 /// computed or any classifier step is taken.

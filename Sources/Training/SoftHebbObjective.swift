@@ -232,7 +232,9 @@ public final class SoftHebbObjective: StageObjective {
     }
 
     /// The im2row patch matrix `[N·positions, C·k·k]` of an NCHW batch `x` for `conv`'s
-    /// geometry (the rows ``SoftHebbRule/update(weight:patches:inverseTemperature:learningRate:learningRatePower:)`` reads).
+    /// geometry (the rows that
+    /// ``SoftHebbRule/update(weight:patches:inverseTemperature:learningRate:learningRatePower:)``
+    /// reads).
     public static func patches(of x: Tensor, conv: Conv2D) -> Tensor {
         let g = ConvGeometry(
             channels: conv.inputChannels, height: x.shape[2], width: x.shape[3],

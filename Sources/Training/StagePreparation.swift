@@ -63,14 +63,17 @@ public struct InputWhitening: StagePreparation {
         windowCount: Int = 100_000, relativeEpsilon: Float = 0.01
     ) throws {
         guard imageCount >= 1 else {
-            throw TrainerError.invalidOption(stage: nil, option: "InputWhitening.imageCount", value: "\(imageCount)", reason: "must be ≥ 1")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "InputWhitening.imageCount", value: "\(imageCount)", reason: "must be ≥ 1")
         }
         guard windowCount >= 2 else {
-            throw TrainerError.invalidOption(stage: nil, option: "InputWhitening.windowCount", value: "\(windowCount)", reason: "must be ≥ 2")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "InputWhitening.windowCount", value: "\(windowCount)", reason: "must be ≥ 2")
         }
         guard relativeEpsilon > 0, relativeEpsilon.isFinite else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "InputWhitening.relativeEpsilon", value: "\(relativeEpsilon)", reason: "must be positive and finite")
+                stage: nil, option: "InputWhitening.relativeEpsilon", value: "\(relativeEpsilon)",
+                reason: "must be positive and finite")
         }
         self.dataset = dataset
         self.normalization = normalization
@@ -79,7 +82,9 @@ public struct InputWhitening: StagePreparation {
         self.relativeEpsilon = relativeEpsilon
     }
 
-    public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+    public func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator
+    ) throws {
         try prepare(
             stage: stage, layers: layers, below: below, communicator: SingleProcessCommunicator(), using: &generator)
     }
@@ -94,10 +99,12 @@ public struct InputWhitening: StagePreparation {
         guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
-                stage: stage, option: "InputWhitening", value: found, reason: "the stage's first layer must be a WhitenedConv2D")
+                stage: stage, option: "InputWhitening", value: found,
+                reason: "the stage's first layer must be a WhitenedConv2D")
         }
         guard dataset.count > 0 else {
-            throw TrainerError.invalidOption(stage: stage, option: "InputWhitening.dataset", value: "0 images", reason: "needs images")
+            throw TrainerError.invalidOption(
+                stage: stage, option: "InputWhitening.dataset", value: "0 images", reason: "needs images")
         }
         let windows = try sampleWindows(
             kernel: conv.kernelSize, below: below, stage: stage, communicator: communicator, using: &generator)
@@ -173,7 +180,8 @@ public struct InputWhitening: StagePreparation {
             let indices = (0..<n).map { _ in g.nextInt(below: dataset.count) }
             let isMine = chunkIndex % communicator.size == communicator.rank
             // Other ranks' chunks: the same draws, no forward pass.
-            let maps = isMine
+            let maps =
+                isMine
                 ? below(try makeBatch(from: dataset, indices: indices, normalization: normalization, using: &g).images)
                 : Tensor.zeros([0])
             if isMine, maps.shape != [n, c, h, w] {

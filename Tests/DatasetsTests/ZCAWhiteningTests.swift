@@ -1,6 +1,7 @@
 import Foundation
 import TensorCore
 import XCTest
+
 @testable import Datasets
 
 final class ZCAWhiteningTests: XCTestCase {
@@ -162,7 +163,11 @@ final class ZCAWhiteningTests: XCTestCase {
 
     func offDiagonalMax(_ cov: [Double], d: Int) -> Double {
         var m = 0.0
-        for i in 0..<d { for j in 0..<d where i != j { m = max(m, abs(cov[i * d + j]) / (cov[i * d + i] * cov[j * d + j]).squareRoot()) } }
+        for i in 0..<d {
+            for j in 0..<d where i != j {
+                m = max(m, abs(cov[i * d + j]) / (cov[i * d + i] * cov[j * d + j]).squareRoot())
+            }
+        }
         return m
     }
 }

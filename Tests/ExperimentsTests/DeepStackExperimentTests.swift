@@ -58,13 +58,15 @@ final class DeepStackExperimentTests: XCTestCase {
                 var g = SeededGenerator(seed: 1)
                 let layers = [try WideStack.stageLayers(spec, inputChannels: 3, using: &g)]
                 if objective == "kmeans" {
-                    try DeepKMeansStart(dataset: train).fit(stage: 1, layers: layers[0], below: FrozenStack(layers: []), using: &g)
+                    try DeepKMeansStart(dataset: train).fit(
+                        stage: 1, layers: layers[0], below: FrozenStack(layers: []), using: &g)
                 } else {
                     let stages = try WideStack.softHebbStages(layers: layers, specs: [spec], dataset: train)
                     let patch = try XCTUnwrap(ReceptiveField.smallestPatch(layers, channels: 3))
                     try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: 1).pretrain()
                 }
-                let r = try probe.evaluate(stages: layers, taps: [ProbeTap(stage: 1, grid: 4)], train: train, test: validation)
+                let r = try probe.evaluate(
+                    stages: layers, taps: [ProbeTap(stage: 1, grid: 4)], train: train, test: validation)
                 reportLine("width curve \(objective) \(width) filters: probe \(r.testAccuracy)")
                 XCTAssertGreaterThan(r.testAccuracy, 0.3)
             }
