@@ -153,9 +153,9 @@ struct LayerwiseBenchCommand: ParsableCommand {
     var malloc: MallocPolicy = .tuned
 
     @Option(
-        help:
+        help: ArgumentHelp(
             "on: crop l1/l2 patches to the top-left window the network reads (l2: 13x13 of 16x16; "
-            + "same embeddings and gradients, less work); off: run the whole patch, as the reference."
+                + "same embeddings and gradients, less work); off: run the whole patch, as the reference.")
     )
     var trim: Toggle = .on
 
