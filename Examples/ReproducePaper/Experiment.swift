@@ -244,6 +244,10 @@ struct Experiment {
         let progress = ProgressLine(width: 150)
         let clock = Date()
         var lossTrace: [(seconds: Double, loss: Float)] = []
+        // SIGINT/SIGTERM during layer-wise pretraining: finish the step, checkpoint, stop
+        // (ReproducePaper.run prints how to resume); a second signal exits at once.
+        let signals = endToEnd ? nil : SignalStop(stopRequest: trainer.stopRequest)
+        defer { signals?.cancel() }
         let report = try (endToEnd ? trainer.pretrainEndToEnd : trainer.pretrain)(resume && !endToEnd) { event in
             if case let .epochEnded(_, _, meanLoss, _) = event {
                 lossTrace.append((Date().timeIntervalSince(clock), meanLoss))

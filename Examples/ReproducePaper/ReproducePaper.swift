@@ -205,10 +205,25 @@ struct ReproducePaper: ParsableCommand {
             selectedArms: selectedArms, threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
         do {
+            // One run per output folder: a second one gets "in use by PID …".
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let lock = try DirectoryLock(directory: out)
+            defer { lock.release() }
+            if let pid = lock.staleOwner {
+                FileHandle.standardError.write(Data("note: \(out) was locked by PID \(pid), which no longer runs\n".utf8))
+            }
             let data = try DataSources.load(
                 cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
                 limitPretrain: limitPretrain, limitTrain: limitTrain)
             try experiment.run(data: data)
+        } catch let TrainerError.stopped(stage, step) {
+            let command = experiment.commandLine + (resume ? "" : " --resume")
+            FileHandle.standardError.write(Data("""
+                stopped after step \(step) of stage \(stage); the checkpoint is in \(out)/checkpoints
+                resume with: \(command)
+
+                """.utf8))
+            throw ExitCode(SignalStop.stoppedExitStatus)
         } catch {
             // Library errors are typed and describe themselves; print them plainly.
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))

@@ -121,13 +121,55 @@ public enum CIFAR {
     ) throws {
         let recordLength = labelBytes + pixelBytes
         let size = try FileReading.regularFileSize(file)
+        try checkSize(size, recordLength: recordLength, file: file)
+        let bytes = try FileReading.readBytes(file, count: size)
+        try appendRecords(
+            bytes, file: file, labelBytes: labelBytes, labelIndex: labelIndex, labelLimits: labelLimits,
+            pixels: &pixels, labels: &labels)
+    }
+
+    /// A CIFAR file must hold a positive whole number of records.
+    static func checkSize(_ size: Int, recordLength: Int, file: String) throws {
         guard size > 0 else { throw DatasetError.emptyFile(path: file) }
         guard size % recordLength == 0 else {
             throw DatasetError.truncated(
                 file: file, size: size, recordLength: recordLength, offset: (size / recordLength) * recordLength)
         }
-        let bytes = try FileReading.readBytes(file, count: size)
-        let n = size / recordLength
+    }
+
+    /// Decodes the bytes of one CIFAR-10 batch file held in memory, with exactly the checks
+    /// of ``loadCIFAR10(files:)``. - Throws: ``DatasetError`` naming `source`.
+    public static func decodeCIFAR10(_ bytes: [UInt8], source: String = "<memory>") throws -> InMemoryImageDataset {
+        var pixels = [UInt8](), labels = [Int]()
+        try checkSize(bytes.count, recordLength: cifar10RecordLength, file: source)
+        try appendRecords(
+            bytes, file: source, labelBytes: 1, labelIndex: 0, labelLimits: [10], pixels: &pixels, labels: &labels)
+        return InMemoryImageDataset(
+            validatedPixels: pixels, shape: imageShape, labels: labels, classCount: 10, classNames: nil)
+    }
+
+    /// Decodes the bytes of one CIFAR-100 file held in memory, with exactly the checks of
+    /// ``loadCIFAR100(file:labels:)``. - Throws: ``DatasetError`` naming `source`.
+    public static func decodeCIFAR100(
+        _ bytes: [UInt8], labels kind: CIFAR100LabelKind = .fine, source: String = "<memory>"
+    ) throws -> InMemoryImageDataset {
+        var pixels = [UInt8](), labels = [Int]()
+        try checkSize(bytes.count, recordLength: cifar100RecordLength, file: source)
+        try appendRecords(
+            bytes, file: source, labelBytes: 2, labelIndex: kind == .coarse ? 0 : 1, labelLimits: [20, 100],
+            pixels: &pixels, labels: &labels)
+        return InMemoryImageDataset(
+            validatedPixels: pixels, shape: imageShape, labels: labels,
+            classCount: kind == .coarse ? 20 : 100, classNames: nil)
+    }
+
+    /// Range-checks and appends the records of `bytes` (whose size ``checkSize`` accepted).
+    static func appendRecords(
+        _ bytes: [UInt8], file: String, labelBytes: Int, labelIndex: Int, labelLimits: [Int],
+        pixels: inout [UInt8], labels: inout [Int]
+    ) throws {
+        let recordLength = labelBytes + pixelBytes
+        let n = bytes.count / recordLength
         let start = pixels.count
         pixels.reserveCapacity(start + n * pixelBytes)
         labels.reserveCapacity(labels.count + n)

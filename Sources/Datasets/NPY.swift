@@ -40,6 +40,43 @@ public enum NPY {
     ) throws -> InMemoryImageDataset {
         let size = try FileReading.regularFileSize(path)
         let header = try readHeader(path: path, fileSize: size)
+        let (n, shape) = try imageGeometry(header, layout: layout, path: path)
+        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        let labels = try labelsPath.map { try checkedLabels(loadLabels(path: $0), imageCount: n, path: path, labelsPath: $0) }
+        return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
+    }
+
+    /// Decodes the bytes of an image `.npy` file (and optionally of a labels file) held in
+    /// memory, with exactly the checks of ``loadImages(path:labelsPath:layout:)``.
+    ///
+    /// - Parameters:
+    ///   - source, labelsSource: name the bytes in errors.
+    /// - Throws: ``DatasetError`` naming `source` or `labelsSource` and what is wrong.
+    public static func decodeImages(
+        _ bytes: [UInt8], labels labelBytes: [UInt8]? = nil, layout: NPYLayout = .nhwc,
+        source: String = "<memory>", labelsSource: String = "<memory labels>"
+    ) throws -> InMemoryImageDataset {
+        let header = try decodeHeader(bytes, source: source)
+        let (n, shape) = try imageGeometry(header, layout: layout, path: source)
+        let raw = Array(bytes[header.dataOffset...])
+        let labels = try labelBytes.map {
+            try checkedLabels(decodeLabels($0, source: labelsSource), imageCount: n, path: source, labelsPath: labelsSource)
+        }
+        return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
+    }
+
+    /// Validates and parses the header of `.npy` bytes held in memory.
+    static func decodeHeader(_ bytes: [UInt8], source: String) throws -> Header {
+        guard bytes.count >= 10 else {
+            throw DatasetError.badHeader(file: source, reason: "file of \(bytes.count) bytes is too short for an .npy header")
+        }
+        return try parseHeader(path: source, fileSize: bytes.count, prefix: Array(bytes.prefix(12))) { offset, count in
+            Array(bytes[offset..<(offset + count)])  // parseHeader checked offset + count ≤ fileSize
+        }
+    }
+
+    /// The image count and shape an image header describes (uint8, rank 3 or 4, no zero dimension).
+    static func imageGeometry(_ header: Header, layout: NPYLayout, path: String) throws -> (count: Int, shape: ImageShape) {
         guard ["|u1", "<u1", ">u1", "u1"].contains(header.descr) else {
             throw DatasetError.badHeader(file: path, reason: "images must be uint8 ('|u1'), found descr '\(header.descr)'")
         }
@@ -59,7 +96,27 @@ public enum NPY {
         guard n > 0, shape.channels > 0, shape.height > 0, shape.width > 0 else {
             throw DatasetError.badHeader(file: path, reason: "shape \(header.shape) has a zero dimension")
         }
-        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return (n, shape)
+    }
+
+    /// Labels that match the image count and are usable class indices.
+    static func checkedLabels(_ l: [Int], imageCount n: Int, path: String, labelsPath: String) throws -> [Int] {
+        guard l.count == n else {
+            throw DatasetError.shapeMismatch(
+                what: "labels in \(labelsPath)", expected: "\(n) (one per image in \(path))", got: "\(l.count)")
+        }
+        for (i, v) in l.enumerated() where v < 0 || v == Int.max {
+            throw DatasetError.invalidOption(
+                name: "\(labelsPath) label[\(i)]", value: "\(v)",
+                reason: v < 0 ? "labels must be ≥ 0" : "labels must be < Int.max")
+        }
+        return l
+    }
+
+    /// The dataset of `raw` pixel bytes (HWC interleaved ones converted to planar CHW).
+    static func dataset(
+        raw: [UInt8], count n: Int, shape: ImageShape, header: Header, layout: NPYLayout, labels: [Int]?
+    ) throws -> InMemoryImageDataset {
         var pixels: [UInt8]
         if header.shape.count == 4 && layout == .nhwc && shape.channels > 1 {
             // Interleaved HWC → planar CHW, image by image.
@@ -78,19 +135,6 @@ public enum NPY {
         } else {
             pixels = raw
         }
-        var labels: [Int]? = nil
-        if let labelsPath {
-            let l = try loadLabels(path: labelsPath)
-            guard l.count == n else {
-                throw DatasetError.shapeMismatch(
-                    what: "labels in \(labelsPath)", expected: "\(n) (one per image in \(path))", got: "\(l.count)")
-            }
-            for (i, v) in l.enumerated() where v < 0 || v == Int.max {
-                throw DatasetError.invalidOption(
-                    name: "\(labelsPath) label[\(i)]", value: "\(v)", reason: v < 0 ? "labels must be ≥ 0" : "labels must be < Int.max")
-            }
-            labels = l
-        }
         return try InMemoryImageDataset(pixels: pixels, shape: shape, labels: labels)
     }
 
@@ -98,11 +142,31 @@ public enum NPY {
     public static func loadLabels(path: String) throws -> [Int] {
         let size = try FileReading.regularFileSize(path)
         let header = try readHeader(path: path, fileSize: size)
+        let itemSize = try labelItemSize(header, path: path)
+        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return try integers(raw, header: header, itemSize: itemSize, path: path)
+    }
+
+    /// Decodes the bytes of a labels `.npy` file held in memory, with exactly the checks of
+    /// ``loadLabels(path:)``.
+    /// - Throws: ``DatasetError`` naming `source`.
+    public static func decodeLabels(_ bytes: [UInt8], source: String = "<memory>") throws -> [Int] {
+        let header = try decodeHeader(bytes, source: source)
+        let itemSize = try labelItemSize(header, path: source)
+        return try integers(Array(bytes[header.dataOffset...]), header: header, itemSize: itemSize, path: source)
+    }
+
+    /// The item size of a 1-D integer header (rank and dtype checked).
+    static func labelItemSize(_ header: Header, path: String) throws -> Int {
         guard header.shape.count == 1 else {
             throw DatasetError.badHeader(file: path, reason: "labels must be a 1-D array, found shape \(header.shape)")
         }
-        let (itemSize, signed) = try integerType(header.descr, file: path)
-        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return try integerType(header.descr, file: path).0
+    }
+
+    /// The little-endian integers of `raw` (the header's element count of them).
+    static func integers(_ raw: [UInt8], header: Header, itemSize: Int, path: String) throws -> [Int] {
+        let signed = try integerType(header.descr, file: path).1
         let n = header.shape[0]
         // n one-byte labels become n 8-byte Ints: check that fits too (see FileReading.readBytes).
         guard UInt64(n) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Int>.stride) else {

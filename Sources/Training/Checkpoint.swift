@@ -168,8 +168,9 @@ extension LayerwiseTrainer {
         let path = (dir as NSString).appendingPathComponent(
             checkpointName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
         do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try CheckpointIO.write(tensors, metadata: metadata, to: path)
+            // The run created the directory; if it vanished since (removed, or a volume
+            // unmounted), fail rather than silently write somewhere new.
+            try CheckpointIO.write(tensors, metadata: metadata, to: path, createDirectories: false)
         } catch {
             throw TrainerError.checkpoint(path: path, reason: "cannot write: \(error)")
         }

@@ -115,7 +115,10 @@ public final class LayerwiseTrainer {
     /// The trainer's generator: every sample and objective draw comes from it, and its
     /// state is saved in checkpoints.
     public internal(set) var generator: SeededGenerator
-    private var stopRequested = false
+    /// Set by ``requestStop()``; share it with a ``SignalStop`` (or anything on another
+    /// thread) to stop a run from outside. A request made before a run starts stops it
+    /// after its first step.
+    public var stopRequest = StopRequest()
 
     /// Validates the whole configuration and derives ``patchSizes``.
     ///
@@ -245,7 +248,7 @@ public final class LayerwiseTrainer {
     /// example from the event handler or a signal handler). A checkpoint is written
     /// first when ``checkpointDirectory`` is set; the call then throws
     /// ``TrainerError/stopped(stage:step:)``.
-    public func requestStop() { stopRequested = true }
+    public func requestStop() { stopRequest.request() }
 
     /// The layers of stages `1…stage`, in inference mode, as a feature extractor.
     public func featureExtractor(throughStage stage: Int) -> FeatureExtractor {
@@ -276,7 +279,8 @@ public final class LayerwiseTrainer {
     ///   - events: called synchronously with progress.
     /// - Throws: ``TrainerError/nonFinite(stage:epoch:step:what:)`` on divergence (the
     ///   offending update is not applied and earlier checkpoints stay intact), sampler,
-    ///   loss and checkpoint errors.
+    ///   loss and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)``
+    ///   when another run holds ``checkpointDirectory``.
     @discardableResult
     public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
         var phases: [Phase] = []
@@ -338,7 +342,10 @@ public final class LayerwiseTrainer {
         guard checkpointEvery >= 0 else {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
-        // An unusable checkpoint directory must fail now, not when the first checkpoint is due.
+        // An unusable checkpoint directory must fail now, not when the first checkpoint is due;
+        // a directory another live run writes to is refused (DirectoryLockError.inUse).
+        var lock: DirectoryLock?
+        defer { lock?.release() }
         if let dir = checkpointDirectory {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
@@ -354,8 +361,8 @@ public final class LayerwiseTrainer {
                 throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
             }
             removeStaleTemporaryFiles(in: dir)
+            lock = try DirectoryLock(directory: dir)
         }
-        stopRequested = false
         let clock = ContinuousClock()
         let runStart = clock.now
         var reports: [StageReport] = []
@@ -463,13 +470,14 @@ public final class LayerwiseTrainer {
                     events(.epochEnded(stage: phase.stage, epoch: epoch, meanLoss: mean, evaluationAccuracy: accuracy))
                 }
 
-                let due = (checkpointEvery > 0 && (step + 1) % checkpointEvery == 0) || step + 1 == total || stopRequested
+                // Read the request once: one from another thread must not skip the checkpoint.
+                let stopping = stopRequest.take()
+                let due = (checkpointEvery > 0 && (step + 1) % checkpointEvery == 0) || step + 1 == total || stopping
                 if due, checkpointDirectory != nil {
                     let path = try saveCheckpoint(phase: phase, position: position)
                     events(.checkpointSaved(path: path))
                 }
-                if stopRequested {
-                    stopRequested = false
+                if stopping {
                     throw TrainerError.stopped(stage: phase.stage, step: step + 1)
                 }
             }

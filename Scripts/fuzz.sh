@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of Layerwise's file readers with libFuzzer (Docs/Reliability.md).
+#
+#   Scripts/fuzz.sh build                     build every target (release, -sanitize=fuzzer,address)
+#   Scripts/fuzz.sh run TARGET SECONDS [ARGS] fuzz TARGET for SECONDS (extra libFuzzer ARGS, e.g. -runs=N)
+#   Scripts/fuzz.sh merge TARGET              minimise the corpus found so far into Fuzz/Corpus/TARGET
+#   Scripts/fuzz.sh seeds                     regenerate the checkpoint seeds (Fuzz/Seeds/FuzzCheckpoint)
+#   Scripts/fuzz.sh ci SECONDS                build, then run every target for SECONDS (what CI runs)
+#
+# Targets: FuzzSafeTensors, FuzzNPY, FuzzCIFAR, FuzzCheckpoint (Fuzz/Sources). The package in
+# Fuzz/ depends on this one by path and builds into .build-fuzz. A run starts from the
+# seeds (Fuzz/Seeds/TARGET) and the committed minimised corpus (Fuzz/Corpus/TARGET); new
+# inputs go to .build-fuzz/corpus/TARGET, findings (crash-*, leak-*, timeout-*) to
+# .build-fuzz/findings/TARGET. Every input must finish within 1 s (-timeout=1) and leaks
+# are errors (LeakSanitizer after every input that allocates more than it frees).
+# Exit status 0 only if libFuzzer found nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SCRATCH="$ROOT/.build-fuzz"
+TARGETS=(FuzzSafeTensors FuzzNPY FuzzCIFAR FuzzCheckpoint)
+
+max_len() {  # a valid CIFAR input needs 3,073+ bytes; two records fit in 8 KB
+    case "$1" in FuzzCIFAR) echo 8192 ;; *) echo 4096 ;; esac
+}
+
+binary() { echo "$(swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" --show-bin-path)/$1"; }
+
+build() {
+    bash Scripts/setup.sh
+    swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+}
+
+known_target() {
+    local t
+    for t in "${TARGETS[@]}"; do [[ "$t" == "$1" ]] && return 0; done
+    echo "unknown target '$1'; targets: ${TARGETS[*]}" >&2
+    exit 2
+}
+
+run() {
+    local target=$1 seconds=$2
+    shift 2
+    known_target "$target"
+    local bin; bin=$(binary "$target")
+    [[ -x "$bin" ]] || { echo "$bin is missing: run '$0 build' first" >&2; exit 2; }
+    mkdir -p "$SCRATCH/corpus/$target" "$SCRATCH/findings/$target" "Fuzz/Corpus/$target" "Fuzz/Seeds/$target"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}"
+    export OPENBLAS_NUM_THREADS=1
+    echo "== $target for ${seconds}s"
+    nice "$bin" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -max_len="$(max_len "$target")" \
+        -print_final_stats=1 -artifact_prefix="$SCRATCH/findings/$target/" "$@" \
+        "$SCRATCH/corpus/$target" "Fuzz/Corpus/$target" "Fuzz/Seeds/$target"
+}
+
+merge() {
+    local target=$1
+    known_target "$target"
+    local bin; bin=$(binary "$target")
+    local fresh="$SCRATCH/merged/$target"
+    rm -rf "$fresh"; mkdir -p "$fresh"
+    OPENBLAS_NUM_THREADS=1 nice "$bin" -merge=1 -timeout=1 -max_len="$(max_len "$target")" "$fresh" \
+        "$SCRATCH/corpus/$target" "Fuzz/Corpus/$target" "Fuzz/Seeds/$target"
+    rm -rf "Fuzz/Corpus/$target"; mkdir -p "Fuzz/Corpus/$target"
+    cp "$fresh"/* "Fuzz/Corpus/$target/" 2>/dev/null || true
+    echo "Fuzz/Corpus/$target: $(ls "Fuzz/Corpus/$target" | wc -l) inputs, $(du -sk "Fuzz/Corpus/$target" | cut -f1) KB"
+}
+
+seeds() {
+    local dir="Fuzz/Seeds/FuzzCheckpoint"
+    rm -rf "$dir"; mkdir -p "$dir"
+    LAYERWISE_FUZZ_SEED_DIR="$ROOT/$dir" OPENBLAS_NUM_THREADS=1 "$(binary FuzzCheckpoint)"
+    rm -f "$dir/.layerwise.lock"
+    ls -l "$dir"
+}
+
+case "${1:-}" in
+    build) build ;;
+    run) [[ $# -ge 3 ]] || { echo "usage: $0 run TARGET SECONDS [libFuzzer args]" >&2; exit 2; }; shift; run "$@" ;;
+    merge) [[ $# -eq 2 ]] || { echo "usage: $0 merge TARGET" >&2; exit 2; }; merge "$2" ;;
+    seeds) seeds ;;
+    ci)
+        [[ $# -eq 2 ]] || { echo "usage: $0 ci SECONDS" >&2; exit 2; }
+        build
+        for t in "${TARGETS[@]}"; do run "$t" "$2"; done
+        ;;
+    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+esac
