@@ -28,6 +28,8 @@ binary() { echo "$(swift build -c release --package-path Fuzz --scratch-path "$S
 
 build() {
     bash Scripts/setup.sh
+    # A path dependency's new source files are only seen when the build is planned again.
+    rm -f "$SCRATCH/release.yaml"
     swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 }

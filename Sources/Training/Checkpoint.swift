@@ -287,19 +287,12 @@ extension LayerwiseTrainer {
             let optimizer = phase.config.optimizer
             let named = trainable.map { (name: "optimizer.\($0.name)", parameter: $0.parameter) }
             for (name, p) in named {
-                var slot = 0
-                while let t = file.tensors["\(name).\(slot)"] {
-                    // Slots are per-element moments (the parameter's shape) or per-parameter
-                    // scalars such as Adam's step count (shape [1]).
-                    guard t.shape == p.value.shape || t.shape == [1] else {
-                        throw TrainerError.checkpoint(
-                            path: path,
-                            reason: "optimizer state \(name).\(slot) has shape \(t.shape), expected \(p.value.shape) or [1]")
-                    }
-                    guard t.isFinite else {
-                        throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name).\(slot) holds NaN or infinite values")
-                    }
-                    slot += 1
+                var slots: [Tensor] = []
+                while let t = file.tensors["\(name).\(slots.count)"] { slots.append(t) }
+                // The optimizer knows its layout (Adam: two moments and a step count), so a
+                // slot of the wrong shape cannot make its update read out of bounds.
+                if !slots.isEmpty, let problem = optimizer.stateProblem(slots, for: p) {
+                    throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name): \(problem)")
                 }
             }
             optimizer.importState(file.tensors, for: named)

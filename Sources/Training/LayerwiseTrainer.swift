@@ -438,7 +438,9 @@ public final class LayerwiseTrainer {
                 for (name, p) in named where !p.gradient.isFinite {
                     throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
                 }
-                config.optimizer.update(parameters)
+                try updateKeepingWeightsFinite(config.optimizer, named) {
+                    TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: $0)
+                }
 
                 position.stepsDone = step + 1
                 position.epochLossSum += Double(stats.loss)
@@ -492,6 +494,22 @@ public final class LayerwiseTrainer {
                 resumedAfterStep: isResumedPhase ? firstStep : nil))
         }
         return PretrainingReport(mode: mode, stages: reports, totalSeconds: Self.seconds(clock.now - runStart))
+    }
+
+    /// Applies one optimizer update; if it leaves a weight NaN or infinite (finite but huge
+    /// gradients or optimizer state can overflow), undoes it — weights, optimizer state and
+    /// step count — and throws `error(what)`, so no silent NaN weight survives a step.
+    func updateKeepingWeightsFinite(
+        _ optimizer: any Optimizer, _ named: [(name: String, parameter: Parameter)], error: (String) -> TrainerError
+    ) throws {
+        let parameters = named.map(\.parameter)
+        let (values, slots, stepCount) = (parameters.map(\.value), optimizer.slots, optimizer.stepCount)
+        optimizer.update(parameters)
+        guard let bad = named.first(where: { !$0.parameter.value.isFinite }) else { return }
+        for (p, v) in zip(parameters, values) { p.value = v }
+        optimizer.slots = slots
+        optimizer.stepCount = stepCount
+        throw error("\(bad.name) after the optimizer update")
     }
 
     /// The parameters a phase updates, with their checkpoint names.

@@ -1,3 +1,4 @@
+import FuzzDriver
 import Layerwise
 
 /// libFuzzer entry point: decodes the input as a CIFAR-10 batch and as a CIFAR-100 file
@@ -21,4 +22,9 @@ func check(_ d: InMemoryImageDataset, records: Int, classes: Int) {
     guard d.count == records, let labels = d.labels, labels.allSatisfy({ $0 >= 0 && $0 < classes }) else {
         fatalError("a decoded CIFAR file has the wrong record count or a label out of range")
     }
+}
+
+@_cdecl("FuzzCIFAR_main")
+public func fuzzCIFARMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv) { fuzzCIFAR($0, $1) }
 }

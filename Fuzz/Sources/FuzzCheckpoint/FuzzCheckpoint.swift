@@ -1,4 +1,5 @@
 import Foundation
+import FuzzDriver
 import Layerwise
 
 /// libFuzzer entry point for the checkpoint loader: the input is written as the only
@@ -7,7 +8,8 @@ import Layerwise
 /// - `pretrain(resume: true)` resumes from it (position, optimizer state, generators) and
 ///   trains the rest of the 2-step budget.
 /// Typed errors pass; traps, leaks and ASan reports are findings, and so are weights that
-/// are not finite after a load or a resumed run that reports success.
+/// are not finite after a load or a resumed run that reports success. Inputs that are not
+/// valid safetensors are left to FuzzSafeTensors (see below).
 ///
 /// With `LAYERWISE_FUZZ_SEED_DIR=<folder>` the binary instead trains the tiny trainer
 /// with a checkpoint after every step into that folder (the seed corpus) and exits.
@@ -30,6 +32,10 @@ public func fuzzCheckpointInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ arg
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCheckpoint(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+    // The loader reads with SafeTensors.read (= readAll + decode): an input decode rejects
+    // is rejected there the same way (FuzzSafeTensors covers it), so the time goes to
+    // inputs that reach the trainer's own checks.
+    guard (try? SafeTensors.decode(bytes)) != nil else { return 0 }
     let dir = TinyTrainer.directory
     // A clean folder holding only this input, under a name the trainer resumes from.
     for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
@@ -88,4 +94,9 @@ enum TinyTrainer {
             fatalError("\(name) is not finite after \(what)")
         }
     }
+}
+
+@_cdecl("FuzzCheckpoint_main")
+public func fuzzCheckpointMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv) { fuzzCheckpoint($0, $1) }
 }

@@ -1,3 +1,4 @@
+import FuzzDriver
 import Layerwise
 
 /// libFuzzer entry point: decodes the input as an image `.npy` file in both layouts and as
@@ -24,4 +25,9 @@ public func fuzzNPY(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         fatalError("label count does not match the image count")
     }
     return 0
+}
+
+@_cdecl("FuzzNPY_main")
+public func fuzzNPYMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv) { fuzzNPY($0, $1) }
 }

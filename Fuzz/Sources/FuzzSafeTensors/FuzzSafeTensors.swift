@@ -1,3 +1,4 @@
+import FuzzDriver
 import Layerwise
 
 /// libFuzzer entry point: decodes the input as a safetensors file. Any typed error is a
@@ -11,4 +12,9 @@ public func fuzzSafeTensors(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32
         let again = try? SafeTensors.decode(encoded), again.isBitIdentical(to: file)
     else { fatalError("a decoded file does not round-trip through encode") }
     return 0
+}
+
+@_cdecl("FuzzSafeTensors_main")
+public func fuzzSafeTensorsMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzer(argc, argv) { fuzzSafeTensors($0, $1) }
 }
