@@ -108,7 +108,7 @@ TOTAL_STEPS=$(step_of "$(latest_checkpoint "$WORK/reference")")
 
 echo "== interrupted run: $KILLS SIG$SIGNAL at random moments (RANDOM seed $KILL_SEED${DOUBLE:+, DOUBLE=$DOUBLE})"
 RANDOM=$KILL_SEED
-kills=0; finished_early=0; checked=0; no_checkpoint=0; graceful=0; signal_deaths=0; doubles=0
+kills=0; finished_early=0; checked=0; no_checkpoint=0; graceful=0; signal_deaths=0; doubles=0; immediate=0
 for i in $(seq 1 "$KILLS"); do
     # The kill moment is uniform in [50 ms, 50 ms + 2 × (estimated remaining time) / (kills
     # left + 1)], so the kills spread over the whole run (the last one within the first two
@@ -146,7 +146,8 @@ for i in $(seq 1 "$KILLS"); do
                     [[ -f "$WORK/interrupted/checkpoints/$expected" ]] \
                         || { echo "  run $i: stopped at step $step but $expected is missing"; exit 1; }
                     graceful=$((graceful + 1)); what="$what ($stopped)" ;;
-                "$DEFAULT_STATUS") signal_deaths=$((signal_deaths + 1)) ;;
+                "$DEFAULT_STATUS")
+                    if [[ -n "$second" ]]; then immediate=$((immediate + 1)); else signal_deaths=$((signal_deaths + 1)); fi ;;
                 0) finished_early=$((finished_early + 1)) ;;
                 *) echo "  run $i: unexpected exit status $status"; tail -20 "$WORK/run.log"; exit 1 ;;
             esac
@@ -178,7 +179,7 @@ echo "checkpoints left: $(ls "$WORK/interrupted/checkpoints" | tr '\n' ' '); tem
 if cmp "$WORK/reference/contrastive_stage1.safetensors" "$WORK/interrupted/contrastive_stage1.safetensors"; then
     signals=""
     if [[ "$SIGNAL" != KILL ]]; then
-        signals=" ($graceful graceful stops with exit status 75, $signal_deaths default-action deaths outside pretraining, $doubles double signals)"
+        signals=" ($graceful graceful stops with exit status 75, $signal_deaths default-action deaths outside pretraining, $doubles double signals of which $immediate exited at once with $DEFAULT_STATUS)"
     fi
     echo "PASS: $kills SIG$SIGNAL$signals, $finished_early runs finished before their signal, $no_checkpoint interruptions before the first checkpoint, $checked checkpoints verified; final weights byte-identical to the uninterrupted run"
 else

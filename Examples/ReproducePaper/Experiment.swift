@@ -17,6 +17,9 @@ struct Experiment {
     var selectedArms: [String]? = nil
     var threads: Int
     var commandLine: String
+    /// SIGINT/SIGTERM handling from the start of the run until layer-wise pretraining ends
+    /// (a signal before pretraining stops it after its first step, with a checkpoint).
+    var signals: SignalStop? = nil
 
     static let arms = ["scratch", "contrastive_frozen", "contrastive_finetuned", "supervised_frozen", "supervised_finetuned"]
     static let kmeansArmNames = ["kmeans_frozen", "kmeans_finetuned"]
@@ -244,10 +247,11 @@ struct Experiment {
         let progress = ProgressLine(width: 150)
         let clock = Date()
         var lossTrace: [(seconds: Double, loss: Float)] = []
-        // SIGINT/SIGTERM during layer-wise pretraining: finish the step, checkpoint, stop
-        // (ReproducePaper.run prints how to resume); a second signal exits at once.
-        let signals = endToEnd ? nil : SignalStop(stopRequest: trainer.stopRequest)
-        defer { signals?.cancel() }
+        // SIGINT/SIGTERM up to the end of layer-wise pretraining: finish the step, checkpoint,
+        // stop (ReproducePaper.run prints how to resume); a second signal exits at once.
+        // Afterwards the signals have their default action again.
+        if !endToEnd, let signals { trainer.stopRequest = signals.stopRequest }
+        defer { if !endToEnd { signals?.cancel() } }
         let report = try (endToEnd ? trainer.pretrainEndToEnd : trainer.pretrain)(resume && !endToEnd) { event in
             if case let .epochEnded(_, _, meanLoss, _) = event {
                 lossTrace.append((Date().timeIntervalSince(clock), meanLoss))

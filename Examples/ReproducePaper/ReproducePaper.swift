@@ -203,7 +203,8 @@ struct ReproducePaper: ParsableCommand {
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
             pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms,
             selectedArms: selectedArms, threads: threads,
-            commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+            commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            signals: SignalStop())
         do {
             // One run per output folder: a second one gets "in use by PID …".
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
