@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Builds the embedded sample data of the reproduce-paper example.
 
-Copies whole records (official CIFAR binary format, unchanged) from the shared data in
-/work/shared/data (see its README.md for provenance) into
+Copies whole records (official CIFAR binary format, unchanged) from a folder holding the
+official cifar-10-batches-bin/ and cifar-100-binary/ files into
 Examples/ReproducePaper/Resources, so the library's CIFAR loaders read the sample
 exactly like the full data. The source files are shuffled with a fixed seed, so
 prefixes are roughly class-balanced; the counts are printed for the README.
 
-Usage: python3 Scripts/make_sample.py [--source /work/shared/data]
+Usage: python3 Scripts/make_sample.py --source DATA
 """
 import argparse
 import collections
@@ -34,7 +34,7 @@ COPIES = [
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default="/work/shared/data")
+    parser.add_argument("--source", required=True, help="folder with cifar-10-batches-bin/ and cifar-100-binary/")
     parser.add_argument("--dest", default=os.path.join(os.path.dirname(__file__), "..", "Examples", "ReproducePaper", "Resources"))
     args = parser.parse_args()
     total = 0

@@ -1,4 +1,4 @@
-// custom-components: your own Layer, ContrastiveLoss, PatchSampler and Augmentation,
+// custom-components: your own Layer, composite layer, ContrastiveLoss, PatchSampler and Augmentation,
 // defined outside the library and trained by LayerwiseTrainer unchanged. It imports only
 // `Layerwise`, so this file also builds as a separate package that depends on Layerwise
 // by path (see Docs/Extending.md). Data is synthetic: oriented stripe patches.
@@ -28,6 +28,26 @@ final class LeakyReLU: Layer {
         }
         return out
     }
+}
+
+/// A composite layer: a convolution followed by dropout. It only lists its parts as
+/// `children`; the library's tree walk then names their parameters (`"stage1.0.conv.weight"`),
+/// saves and restores the dropout's generator in checkpoints and lets the trainer skip the
+/// convolution's input gradient. Nothing in the library knows this type.
+final class ConvDropoutBlock: Layer {
+    let conv: Conv2D
+    let dropout: Dropout
+
+    init(conv: Conv2D, dropout: Dropout) {
+        self.conv = conv
+        self.dropout = dropout
+    }
+
+    var children: [(name: String, layer: any Layer)] { [("conv", conv), ("dropout", dropout)] }
+    var parameters: [Parameter] { conv.parameters }
+    func outputShape(for inputShape: [Int]) throws -> [Int] { try conv.outputShape(for: inputShape) }
+    func forward(_ x: Tensor, mode: Mode) -> Tensor { dropout.forward(conv.forward(x, mode: mode), mode: mode) }
+    func backward(_ g: Tensor) -> Tensor { conv.backward(dropout.backward(g)) }
 }
 
 /// A loss: the classic contrastive pair loss (Hadsell et al. 2006) on Euclidean distance,
@@ -138,14 +158,18 @@ struct StripeSampler: PatchSampler {
     }
 }
 
-// Train one stage with all four custom pieces through the library's trainer.
+// Train one stage with all the custom pieces through the library's trainer.
 var rng = SeededGenerator(seed: 11)
+let block = ConvDropoutBlock(
+    conv: try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 6, using: &rng),
+    dropout: try Dropout(probability: 0.1, seed: 12))
 let stage = Stage(
-    layers: [try Conv2D(inputChannels: 3, outputChannels: 8, kernelSize: 6, using: &rng), LeakyReLU(), try MaxPool2D(kernelSize: 2)],
+    layers: [block, LeakyReLU(), try MaxPool2D(kernelSize: 2)],
     objective: ContrastiveObjective(sampler: StripeSampler(), loss: PairContrastiveLoss(margin: 1)),
     optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
     batchSize: 64, budget: .epochs(5, stepsPerEpoch: 40))
 let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 7, seed: 11)
+print("checkpoint names: \(trainer.namedState().map(\.name).joined(separator: ", "))")
 let report = try trainer.pretrain { event in
     if case let .epochEnded(_, epoch, meanLoss, _) = event { print("epoch \(epoch): mean loss \(meanLoss)") }
 }

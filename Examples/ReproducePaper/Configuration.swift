@@ -101,7 +101,7 @@ struct Recipe {
         sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: "cosine", margin: 0.5, miner: nil),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
-    /// The library's default, the winner of the recipe study (Docs/RecipeStudy.md):
+    /// The library's default, the winner of the recipe study (Docs/RecipeFindings.md):
     /// ZCA-whitened input windows, InfoNCE (τ = 0.1) with in-batch negatives, positives a
     /// second 7x7 patch up to 4 px away in the same (identically mirrored) image, and
     /// strong colour jitter plus random grayscale on every view. Stage 1 starts from the

@@ -11,19 +11,23 @@ import TensorCore
 /// - Inference: normalises with the running statistics.
 ///
 /// Parameters `"weight"` (γ, initialised to 1) and `"bias"` (β, initialised to 0);
-/// buffers `"runningMean"` (0) and `"runningVar"` (1). `forward` treats shapes as an
+/// buffers `"runningMean"` (0) and `"runningVar"` (1). Built with `affine: false`
+/// (PyTorch's `affine=False`, as SoftHebb normalises each stage's input) the layer has no
+/// parameters: γ stays 1 and β 0, and backward still returns the input gradient. `forward` treats shapes as an
 /// internal invariant; validate with ``outputShape(for:)``.
 public final class BatchNorm: Layer {
     public let features: Int
     public let momentum: Float
     public let epsilon: Float
+    /// Whether γ and β are learnable parameters (`false`: fixed at 1 and 0, no parameters).
+    public let affine: Bool
 
     public let weight: Parameter
     public let bias: Parameter
     public let runningMean: Parameter
     public let runningVar: Parameter
 
-    public var parameters: [Parameter] { [weight, bias] }
+    public var parameters: [Parameter] { affine ? [weight, bias] : [] }
     public var buffers: [Parameter] { [runningMean, runningVar] }
 
     private var normalized = Tensor.zeros([0])  // x̂ of the last training forward
@@ -32,7 +36,7 @@ public final class BatchNorm: Layer {
 
     /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when
     ///   `features` is not positive, `momentum` is outside [0, 1] or `epsilon` is not > 0.
-    public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) throws {
+    public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, affine: Bool = true) throws {
         try Validate.positive(features, "features", layer: "BatchNorm")
         guard momentum.isFinite, momentum >= 0, momentum <= 1 else {
             throw LayerError.invalidConfiguration(layer: "BatchNorm", option: "momentum", value: "\(momentum)", reason: "must be in [0, 1]")
@@ -43,13 +47,14 @@ public final class BatchNorm: Layer {
         self.features = features
         self.momentum = momentum
         self.epsilon = epsilon
+        self.affine = affine
         weight = Parameter(name: "weight", value: Tensor(shape: [features], repeating: 1))
         bias = Parameter(name: "bias", value: .zeros([features]))
         runningMean = Parameter(name: "runningMean", value: .zeros([features]), isFrozen: true)
         runningVar = Parameter(name: "runningVar", value: Tensor(shape: [features], repeating: 1), isFrozen: true)
     }
 
-    private var name: String { "BatchNorm(\(features))" }
+    private var name: String { affine ? "BatchNorm(\(features))" : "BatchNorm(\(features), non-affine)" }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count >= 2 else {
@@ -158,7 +163,7 @@ public final class BatchNorm: Layer {
         let batch = s[0], channels = features, spatial = s.dropFirst(2).reduce(1, *)
         let m = batch * spatial
         var inputGradient = Tensor.uninitialized(shape: s)
-        let updateWeight = !weight.isFrozen, updateBias = !bias.isFrozen
+        let updateWeight = affine && !weight.isFrozen, updateBias = affine && !bias.isFrozen
         outputGradient.withUnsafeBufferPointer { gb in
             normalized.withUnsafeBufferPointer { hb in
                 inverseStd.withUnsafeBufferPointer { ib in
@@ -192,5 +197,15 @@ public final class BatchNorm: Layer {
             }
         }
         return inputGradient
+    }
+}
+
+extension BatchNorm: Reinitializable {
+    /// γ = 1, β = 0, running mean 0 and variance 1; draws nothing.
+    public func reinitialize(initializer: WeightInitializer, using generator: inout SeededGenerator) {
+        weight.value = Tensor(shape: weight.value.shape, repeating: 1)
+        bias.value = .zeros(bias.value.shape)
+        runningMean.value = .zeros(runningMean.value.shape)
+        runningVar.value = Tensor(shape: runningVar.value.shape, repeating: 1)
     }
 }

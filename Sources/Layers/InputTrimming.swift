@@ -28,7 +28,7 @@ extension WhitenedConv2D: TopLeftAnchored {
 
 extension MaxPool2D: TopLeftAnchored {
     public func inputExtent(forOutputExtent outputExtent: Int) -> Int? {
-        (outputExtent - 1) * stride + kernelSize
+        padding == 0 ? (outputExtent - 1) * stride + kernelSize : nil
     }
 }
 
@@ -46,7 +46,7 @@ extension ReLU: TopLeftAnchored {
 /// patches of exactly the receptive-field size in the first place. Use this when the
 /// input size is fixed by someone else (a dataset, a benchmark definition).
 ///
-/// Only ``TopLeftAnchored`` layers (and ``Sequential`` containers of them) are looked
+/// Only ``TopLeftAnchored`` layers (and ``ChainedLayer`` containers of them) are looked
 /// through. Layers after the last rank-4 activation (`Flatten`, `Linear`, …) read all of
 /// it. Anything else — a padded convolution, BatchNorm in training mode, a user's layer —
 /// stops the analysis, and the input is read whole.
@@ -56,7 +56,7 @@ public enum InputTrimming {
     ///
     /// - Throws: the first layer's ``LayerError`` when `inputShape` does not fit.
     public static func readExtent(of layers: [any Layer], inputShape: [Int]) throws -> (height: Int, width: Int)? {
-        let flat = flatten(layers)
+        let flat = LayerTree.leaves(layers, descendingInto: { $0 is any ChainedLayer })
         guard inputShape.count == 4 else { return nil }
         // `lastSpatial` is the last layer whose output is rank 4, `outputShape` that output.
         var shape = inputShape, outputShape = inputShape
@@ -99,12 +99,5 @@ public enum InputTrimming {
             }
         }
         return output
-    }
-
-    private static func flatten(_ layers: [any Layer]) -> [any Layer] {
-        layers.flatMap { layer -> [any Layer] in
-            if let sequential = layer as? Sequential { return flatten(sequential.layers) }
-            return [layer]
-        }
     }
 }

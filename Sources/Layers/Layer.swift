@@ -10,11 +10,12 @@ public enum Mode: Sendable, Equatable {
 /// A learnable tensor and its gradient, side by side.
 ///
 /// Parameters are reference types so that a layer, an optimizer and a checkpoint all
-/// see the same values. The ``name`` is stable (e.g. `"0.weight"` inside a
-/// ``Sequential``) and is the key under which checkpoints store it.
+/// see the same values. The ``name`` is local to the layer that owns it (`"weight"`);
+/// the full name of a parameter inside a tree of layers is its path, built by
+/// ``Layer/namedParameters(prefix:)`` (e.g. `"0.weight"` inside a ``Sequential``).
 public final class Parameter: @unchecked Sendable {
     // @unchecked: a parameter is mutated by one training loop at a time.
-    /// Stable name, relative to the outermost container that named it.
+    /// Stable name, local to the layer that owns it.
     public var name: String
     /// The current value.
     public var value: Tensor
@@ -46,11 +47,21 @@ public final class Parameter: @unchecked Sendable {
 ///   ∂L/∂input and **adds** ∂L/∂θ into each non-frozen parameter's gradient.
 /// - ``outputShape(for:)`` validates a full input shape (batch first) before any work,
 ///   so configuration errors surface before training starts.
+///
+/// A composite layer lists the layers it is built from as ``children``; the tree
+/// visitors (``namedParameters(prefix:)``, ``LayerTree``) then name, checkpoint and
+/// configure everything inside it (parameters, buffers, generators, input-gradient
+/// flags) with no further code.
 public protocol Layer: AnyObject {
-    /// Learnable parameters, in a stable order.
+    /// Learnable parameters, in a stable order, including those of ``children`` (the
+    /// default is exactly the children's).
     var parameters: [Parameter] { get }
-    /// Non-learnable state saved with the model (e.g. BatchNorm running statistics).
+    /// Non-learnable state saved with the model (e.g. BatchNorm running statistics),
+    /// including that of ``children`` (the default is exactly the children's).
     var buffers: [Parameter] { get }
+    /// The layers this one is built from, by name (a path component such as `"0"` or
+    /// `"conv"`), in a stable order. Empty (the default) for a leaf.
+    var children: [(name: String, layer: any Layer)] { get }
     /// The output shape for an input shape, or a ``LayerError`` naming what does not fit.
     func outputShape(for inputShape: [Int]) throws -> [Int]
     /// Computes the output. `.training` caches what `backward` needs.
@@ -68,7 +79,9 @@ public protocol InputGradientSkipping: Layer {
 }
 
 extension Layer {
-    public var buffers: [Parameter] { [] }
+    public var parameters: [Parameter] { children.flatMap(\.layer.parameters) }
+    public var buffers: [Parameter] { children.flatMap(\.layer.buffers) }
+    public var children: [(name: String, layer: any Layer)] { [] }
 
     /// Whether every parameter is frozen (a layer without parameters counts as frozen).
     public var isFrozen: Bool { parameters.allSatisfy(\.isFrozen) }

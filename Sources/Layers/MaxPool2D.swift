@@ -1,7 +1,8 @@
 import TensorCore
 
-/// Max pooling over square windows of NCHW input, without padding (PyTorch's floor mode:
-/// windows that would run past the edge are dropped).
+/// Max pooling over square windows of NCHW input (PyTorch's floor mode: windows that
+/// would run past the padded edge are dropped). Padding, as in PyTorch, is implicit −∞:
+/// a padded window takes the maximum of its in-image values only.
 ///
 /// In training mode the position of each window's maximum is kept as an `Int32` offset
 /// within its input plane, and backward routes the gradient there (first maximum wins
@@ -10,6 +11,8 @@ import TensorCore
 public final class MaxPool2D: Layer {
     public let kernelSize: Int
     public let stride: Int
+    /// Implicit −∞ border on every side (at most half the kernel, as PyTorch requires).
+    public let padding: Int
 
     public var parameters: [Parameter] { [] }
 
@@ -20,16 +23,25 @@ public final class MaxPool2D: Layer {
     /// - Parameters:
     ///   - kernelSize: window side.
     ///   - stride: step between windows; defaults to `kernelSize` (non-overlapping).
+    ///   - padding: implicit −∞ border (e.g. SoftHebb's 4×4, stride 2, padding 1).
     /// - Throws: ``LayerError/invalidConfiguration(layer:option:value:reason:)`` when
-    ///   `kernelSize` or `stride` is not positive.
-    public init(kernelSize: Int, stride: Int? = nil) throws {
+    ///   `kernelSize` or `stride` is not positive, or `padding` is negative or more than
+    ///   half the kernel (a window could then see padding only).
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) throws {
         try Validate.positive(kernelSize, "kernelSize", layer: "MaxPool2D")
         if let stride { try Validate.positive(stride, "stride", layer: "MaxPool2D") }
+        try Validate.poolPadding(padding, kernelSize: kernelSize, layer: "MaxPool2D")
         self.kernelSize = kernelSize
         self.stride = stride ?? kernelSize
+        self.padding = padding
     }
 
-    private var name: String { "MaxPool2D(k\(kernelSize), s\(stride))" }
+    private var name: String {
+        padding == 0 ? "MaxPool2D(k\(kernelSize), s\(stride))" : "MaxPool2D(k\(kernelSize), s\(stride), p\(padding))"
+    }
+
+    /// Output side for an input side.
+    private func outputSide(_ side: Int) -> Int { (side + 2 * padding - kernelSize) / stride + 1 }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count == 4 else {
@@ -38,18 +50,21 @@ public final class MaxPool2D: Layer {
         guard inputShape.allSatisfy({ $0 >= 0 }), inputShape[1] > 0 else {
             throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "dimensions must be positive")
         }
-        guard inputShape[2] >= kernelSize, inputShape[3] >= kernelSize else {
+        guard inputShape[2] + 2 * padding >= kernelSize, inputShape[3] + 2 * padding >= kernelSize else {
+            let padded = padding == 0 ? "input" : "padded input"
             throw LayerError.incompatibleInput(
                 layer: name, shape: inputShape,
-                reason: "kernel \(kernelSize) is larger than the input \(inputShape[2])×\(inputShape[3])")
+                reason: "kernel \(kernelSize) is larger than the \(padded) "
+                    + "\(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)")
         }
-        return [inputShape[0], inputShape[1], (inputShape[2] - kernelSize) / stride + 1, (inputShape[3] - kernelSize) / stride + 1]
+        return [inputShape[0], inputShape[1], outputSide(inputShape[2]), outputSide(inputShape[3])]
     }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && s[2] >= kernelSize && s[3] >= kernelSize,
+        precondition(s.count == 4 && s[2] + 2 * padding >= kernelSize && s[3] + 2 * padding >= kernelSize,
                      "\(name): input shape \(s); validate with outputShape(for:)")
+        if padding > 0 { return forwardPadded(input, mode: mode) }
         let h = s[2], w = s[3]
         let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
         let planes = s[0] * s[1]
@@ -181,12 +196,12 @@ public final class MaxPool2D: Layer {
             preconditionFailure("\(name): backward without a preceding training forward")
         }
         let h = s[2], w = s[3]
-        let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
+        let oh = outputSide(h), ow = outputSide(w)
         precondition(outputGradient.shape == [s[0], s[1], oh, ow],
                      "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
         let planes = s[0] * s[1]
         let k = kernelSize, st = stride
-        if st == k {
+        if st == k && padding == 0 {
             // Non-overlapping windows: every input position gets at most one contribution,
             // so each window is written in full (its maximum gets `g + 0`, the rest 0) and
             // only the rows/columns no window covers are zeroed: one pass, no zero-fill
@@ -265,5 +280,42 @@ public final class MaxPool2D: Layer {
             }
         }
         return inputGradient
+    }
+
+    /// The padded path (training and inference): windows clipped to the image; the argmax
+    /// is an offset in the unpadded plane, so backward's scatter needs no special case.
+    private func forwardPadded(_ input: Tensor, mode: Mode) -> Tensor {
+        let s = input.shape, h = s[2], w = s[3]
+        let oh = outputSide(h), ow = outputSide(w)
+        let planes = s[0] * s[1], k = kernelSize, st = stride, p = padding
+        var output = Tensor.uninitialized(shape: [s[0], s[1], oh, ow])
+        let training = mode == .training
+        if training && argmax.count < output.count { argmax = [Int32](repeating: 0, count: output.count) }
+        input.withUnsafeBufferPointer { xb in
+            output.withUnsafeMutableBufferPointer { yb in
+                argmax.withUnsafeMutableBufferPointer { ab in
+                    for plane in 0..<planes {
+                        let src = xb.baseAddress! + plane * h * w, base = plane * oh * ow
+                        for oy in 0..<oh {
+                            let y0 = Swift.max(0, oy * st - p), y1 = Swift.min(h, oy * st - p + k)
+                            for ox in 0..<ow {
+                                let x0 = Swift.max(0, ox * st - p), x1 = Swift.min(w, ox * st - p + k)
+                                var best = -Float.infinity, bestIndex = y0 * w + x0
+                                for yy in y0..<y1 {
+                                    for xx in x0..<x1 where src[yy * w + xx] > best {
+                                        best = src[yy * w + xx]
+                                        bestIndex = yy * w + xx
+                                    }
+                                }
+                                yb[base + oy * ow + ox] = best
+                                if training { ab[base + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cachedInputShape = training ? s : nil
+        return output
     }
 }

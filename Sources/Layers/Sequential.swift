@@ -2,23 +2,22 @@ import TensorCore
 
 /// Layers applied in order; backward runs them in reverse.
 ///
-/// Construction renames every child parameter and buffer to `"<index>.<name>"`, like a
-/// PyTorch `state_dict` (`"0.weight"`); nested containers compose (`"1.0.weight"`).
-/// Because names are stored in the parameters themselves, put a layer into only one
-/// container.
-public final class Sequential: Layer {
+/// The children are named by index, so ``Layer/namedParameters(prefix:)`` gives
+/// PyTorch `state_dict` names (`"0.weight"`); nested containers compose (`"1.0.weight"`).
+/// The children's own parameter names are left as they are.
+public final class Sequential: ChainedLayer {
     public let layers: [any Layer]
 
     public init(_ layers: [any Layer]) {
         self.layers = layers
-        for (index, layer) in layers.enumerated() {
-            for p in layer.parameters { p.name = "\(index).\(p.name)" }
-            for b in layer.buffers { b.name = "\(index).\(b.name)" }
-        }
     }
 
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
     public var buffers: [Parameter] { layers.flatMap(\.buffers) }
+
+    public var children: [(name: String, layer: any Layer)] {
+        layers.enumerated().map { (String($0.offset), $0.element) }
+    }
 
     /// Chains the children's shapes; the first child that rejects its input throws
     /// its own ``LayerError`` (which names that layer).

@@ -76,6 +76,14 @@ struct ScratchBuffer {
 
 /// Shared validation helpers for layer constructors.
 enum Validate {
+    /// A pooling padding in 0…kernelSize/2 (PyTorch's rule: every window keeps an input value).
+    static func poolPadding(_ padding: Int, kernelSize: Int, layer: String) throws {
+        guard padding >= 0, padding <= kernelSize / 2 else {
+            throw LayerError.invalidConfiguration(
+                layer: layer, option: "padding", value: "\(padding)", reason: "must be in 0…\(kernelSize / 2) (half the kernel)")
+        }
+    }
+
     static func positive(_ value: Int, _ option: String, layer: String) throws {
         guard value > 0 else {
             throw LayerError.invalidConfiguration(layer: layer, option: option, value: "\(value)", reason: "must be > 0")

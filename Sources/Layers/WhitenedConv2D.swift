@@ -265,3 +265,18 @@ public final class WhitenedConv2D: InputGradientSkipping {
         return inputGradient
     }
 }
+
+/// A convolution that whitens its input windows and whose filters can be set in the
+/// folded (input-space) form: what ``WhitenedConv2D`` offers the stage preparations
+/// (input whitening, a k-means start) that configure a stage's first layer.
+public protocol WindowWhitening: Layer {
+    /// The side of the square window.
+    var kernelSize: Int { get }
+    /// Replaces the whitening (mean `[C·k·k]`, matrix `[C·k·k, C·k·k]`), keeping the filters.
+    func setWhitening(mean: Tensor, matrix: Tensor) throws
+    /// Sets the learnable parameters so the layer computes the plain convolution with
+    /// `weight` `[O, C, k, k]` and `bias` `[O]`, times `scale`.
+    func setFoldedParameters(weight: Tensor, bias: Tensor, scale: Float) throws
+}
+
+extension WhitenedConv2D: WindowWhitening {}

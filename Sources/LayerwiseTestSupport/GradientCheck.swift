@@ -89,7 +89,7 @@ public enum GradientCheck {
         _ = layer.forward(input, mode: .training)
         let inputGradient = layer.backward(upstream)
         var reports = [compare(analytic: inputGradient, numeric: numericGradient(at: input, epsilon: epsilon, loss), label: "input")]
-        for p in layer.parameters where !p.isFrozen {
+        for (name, p) in layer.namedParameters() where !p.isFrozen {
             let analytic = p.gradient
             let saved = p.value
             let numeric = numericGradient(at: saved, epsilon: epsilon) { v in
@@ -97,7 +97,7 @@ public enum GradientCheck {
                 return loss(input)
             }
             p.value = saved
-            reports.append(compare(analytic: analytic, numeric: numeric, label: p.name))
+            reports.append(compare(analytic: analytic, numeric: numeric, label: name))
         }
         return worst(reports)
     }

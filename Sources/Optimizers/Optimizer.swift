@@ -76,6 +76,13 @@ public enum OptimizerError: Error, Equatable, CustomStringConvertible {
 
 /// A learning rate as a function of training progress.
 public protocol LearningRateSchedule: Sendable {
+    /// Validates the hyper-parameters (throwing ``OptimizerError``); trainers call it
+    /// before training, like ``Optimizer/validate()``. The default accepts everything.
+    func validate() throws
     /// The rate for `step` (0-based) of `totalSteps`.
     func learningRate(atStep step: Int, totalSteps: Int) -> Float
+}
+
+extension LearningRateSchedule {
+    public func validate() throws {}
 }

@@ -18,7 +18,7 @@ import TensorCore
 ///    corners at Chebyshev distance ≥ p, i.e. `|y − ay| ≥ p` or `|x − ax| ≥ p` — drawn
 ///    uniformly among all such locations.
 ///
-/// Two options make the pretext task harder (see Docs/RecipeStudy.md):
+/// Two options make the pretext task harder (see Docs/RecipeFindings.md):
 /// - `viewAugmentation` transforms every patch independently (anchor, positive and each
 ///   negative), e.g. colour jitter and random grayscale, so colour alone no longer
 ///   identifies a patch;

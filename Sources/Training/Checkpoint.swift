@@ -3,33 +3,26 @@ import Layers
 import Optimizers
 import TensorCore
 
-/// Checkpoints of ``LayerwiseTrainer`` in safetensors files.
-///
-/// One file holds
-/// - every stage parameter and buffer, `"stage<k>.<layer>.<name>"` (e.g. `"stage1.0.weight"`,
+/// What ``LayerwiseTrainer`` stores in checkpoints (the format is ``TrainingCheckpoint``):
+/// - every stage parameter and buffer, `"stage<k>.<layer>.<path>"` (e.g. `"stage1.0.weight"`,
 ///   BatchNorm running statistics as buffers under the same scheme),
-/// - every projection head, `"stage<k>.head.<name>"`,
+/// - every projection head, `"stage<k>.head.<path>"`,
 /// - the auxiliary parameters of the objective being trained, `"stage<k>.objective.<name>"`,
 /// - the optimizer state of the phase being trained, `"optimizer.<parameter name>.<slot>"`,
-/// - in the metadata: format, mode, position (phase, stage, steps done), the generator's
-///   four state words, the optimizer's step count, the running epoch loss, the seed,
-///   the patch sizes and the layer types of every stage.
+/// - the generators of every layer that owns one (``LayerTree/generatorOwners(_:prefix:)``)
+///   and of the objective being trained.
 ///
-/// Files are named `<mode>-stage<k>-step<steps>.safetensors` and written atomically, so a
-/// crash never leaves a torn checkpoint and the previous one stays readable.
+/// All names come from ``StateKey``. Files are named `<mode>-stage<k>-step<steps>.safetensors`
+/// and written atomically, so a crash never leaves a torn checkpoint and the previous one
+/// stays readable.
 extension LayerwiseTrainer {
-    static let checkpointFormat = "layerwise-checkpoint-v1"
-    static let checkpointExtension = ".safetensors"
-
     /// Every stage parameter and buffer (and head parameter) under its qualified name.
     public func namedState(includeHeads: Bool = true) -> [(name: String, parameter: Parameter)] {
         var out: [(name: String, parameter: Parameter)] = []
         for (k, stage) in stages.enumerated() {
-            out += Self.named(stage.layers, prefix: "stage\(k + 1)")
-            out += Self.namedBuffers(stage.layers, prefix: "stage\(k + 1)")
+            out += StateKey.state(of: stage.layers, prefix: StateKey.stage(k + 1))
             if includeHeads, let head = stage.projectionHead {
-                out += head.parameters.map { ("stage\(k + 1).head.\($0.name)", $0) }
-                out += head.buffers.map { ("stage\(k + 1).head.\($0.name)", $0) }
+                out += StateKey.state(of: head, prefix: StateKey.head(stage: k + 1))
             }
         }
         return out
@@ -53,15 +46,7 @@ extension LayerwiseTrainer {
     public func saveWeights(to path: String) throws {
         var tensors: [String: Tensor] = [:]
         for (name, p) in namedState() { tensors[name] = p.value }
-        let metadata = [
-            "format": Self.checkpointFormat, "kind": "weights", "architecture": architecture,
-            "patchSizes": patchSizes.map(String.init).joined(separator: ","),
-        ]
-        do {
-            try CheckpointIO.write(tensors, metadata: metadata, to: path)
-        } catch {
-            throw TrainerError.checkpoint(path: path, reason: "cannot write: \(error)")
-        }
+        try TrainingCheckpoint.weights(tensors, architecture: architecture, patchSizes: patchSizes).save(to: path)
     }
 
     /// Loads weights written by ``saveWeights(to:)`` or a training checkpoint into the stack.
@@ -69,29 +54,13 @@ extension LayerwiseTrainer {
     /// - Throws: ``TrainerError/checkpoint(path:reason:)`` naming the missing tensor, the
     ///   wrong shape or the unreadable file; nothing is changed in that case.
     public func loadWeights(from path: String) throws {
-        let file = try readCheckpointFile(path)
+        let file = try TrainingCheckpoint.load(from: path, architecture: architecture)
         try apply(file.tensors, path: path, expected: namedState(), extraAllowed: { name in
-            name.hasPrefix("optimizer.") || name.contains(".objective.")
+            StateKey.isOptimizerState(name) || StateKey.isObjectiveState(name)
         })
     }
 
     // MARK: - Training checkpoints
-
-    func checkpointName(mode: PretrainingReport.Mode, stage: Int, stepsDone: Int) -> String {
-        let digits = String(stepsDone)
-        return "\(mode.rawValue)-stage\(stage)-step\(String(repeating: "0", count: max(0, 9 - digits.count)))\(digits)"
-            + Self.checkpointExtension
-    }
-
-    /// Parses `<mode>-stage<k>-step<n>.safetensors` into (k, n).
-    static func parseCheckpointName(_ name: String, mode: PretrainingReport.Mode) -> (stage: Int, step: Int)? {
-        let prefix = "\(mode.rawValue)-stage"
-        guard name.hasPrefix(prefix), name.hasSuffix(checkpointExtension) else { return nil }
-        let core = name.dropFirst(prefix.count).dropLast(checkpointExtension.count)
-        let parts = core.split(separator: "-step", omittingEmptySubsequences: false)
-        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else { return nil }
-        return (k, n)
-    }
 
     /// Deletes the temporary files of checkpoint writes whose writer process no longer
     /// exists (`.<checkpoint name>.tmp-<pid>-<random>`, see ``AtomicFile``): a run killed
@@ -99,11 +68,12 @@ extension LayerwiseTrainer {
     /// Files of live processes (a concurrent writer) and any other file are left alone.
     func removeStaleTemporaryFiles(in dir: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+        let ext = TrainingCheckpoint.fileExtension
         for name in names where name.hasPrefix(".") {
-            guard let marker = name.range(of: Self.checkpointExtension + ".tmp-") else { continue }
-            let base = String(name[name.index(after: name.startIndex)..<marker.lowerBound]) + Self.checkpointExtension
+            guard let marker = name.range(of: ext + ".tmp-") else { continue }
+            let base = String(name[name.index(after: name.startIndex)..<marker.lowerBound]) + ext
             let isCheckpoint = [PretrainingReport.Mode.layerwise, .endToEnd].contains {
-                Self.parseCheckpointName(base, mode: $0) != nil
+                TrainingCheckpoint.parseFileName(base, mode: $0) != nil
             }
             guard isCheckpoint, let pid = Int32(name[marker.upperBound...].prefix { $0 != "-" }), pid > 0 else { continue }
             if kill(pid_t(pid), 0) == -1 && errno == ESRCH {
@@ -122,7 +92,7 @@ extension LayerwiseTrainer {
         } catch {
             throw TrainerError.checkpoint(path: dir, reason: "cannot list the checkpoint directory: \(error)")
         }
-        let parsed = names.compactMap { n in Self.parseCheckpointName(n, mode: mode).map { (n, $0) } }
+        let parsed = names.compactMap { n in TrainingCheckpoint.parseFileName(n, mode: mode).map { (n, $0) } }
         return parsed.sorted { a, b in
             // End-to-end checkpoints are all stage 0; layer-wise ones order by stage, then step.
             (a.1.stage, a.1.step) < (b.1.stage, b.1.step)
@@ -134,46 +104,32 @@ extension LayerwiseTrainer {
         try checkpoints(mode: mode).last
     }
 
+    /// The objective's auxiliary parameters of `phase` under their checkpoint names.
+    func objectiveState(_ phase: Phase) -> [(name: String, parameter: Parameter)] {
+        let prefix = StateKey.objective(stage: phase.index + 1)
+        return StateKey.prefixed(phase.config.objective.auxiliaryParameters, prefix: prefix)
+    }
+
+    /// The trainable parameters of `phase` under their optimizer-state names.
+    func optimizerState(_ phase: Phase) -> [(name: String, parameter: Parameter)] {
+        trainableParameters(phase).map { (StateKey.optimizer($0.name), $0.parameter) }
+    }
+
     func saveCheckpoint(phase: Phase, position: Position) throws -> String {
         guard let dir = checkpointDirectory else { preconditionFailure("saveCheckpoint without a directory") }
         var tensors: [String: Tensor] = [:]
-        for (name, p) in namedState() { tensors[name] = p.value }
-        let trainable = trainableParameters(phase)
-        for p in phase.config.objective.auxiliaryParameters {
-            tensors["stage\(phase.index + 1).objective.\(p.name)"] = p.value
-        }
+        for (name, p) in namedState() + objectiveState(phase) { tensors[name] = p.value }
         let optimizer = phase.config.optimizer
-        let state = optimizer.exportState(trainable.map { ("optimizer.\($0.name)", $0.parameter) })
-        tensors.merge(state) { a, _ in a }
-        let g = generator.state
-        var metadata: [String: String] = [
-            "format": Self.checkpointFormat,
-            "kind": "training",
-            "mode": position.mode.rawValue,
-            "phase": String(position.phase),
-            "stage": String(phase.stage),
-            "stepsDone": String(position.stepsDone),
-            "totalSteps": String(phase.config.budget.totalSteps),
-            "epochLossSum": String(position.epochLossSum.bitPattern, radix: 16),
-            "epochLossCount": String(position.epochLossCount),
-            "generator": g.map { String($0, radix: 16) }.joined(separator: ","),
-            "optimizerStepCount": String(optimizer.stepCount),
-            "seed": String(seed),
-            "patchSizes": patchSizes.map(String.init).joined(separator: ","),
-            "architecture": architecture,
-        ]
-        for (name, owner) in generatorOwners(phase) {
-            metadata["generator.\(name)"] = owner.generator.state.map { String($0, radix: 16) }.joined(separator: ",")
-        }
+        tensors.merge(optimizer.exportState(optimizerState(phase))) { a, _ in a }
+        let checkpoint = TrainingCheckpoint.training(
+            tensors, position: position, stage: phase.stage, totalSteps: phase.config.budget.totalSteps,
+            generator: generator, optimizerStepCount: optimizer.stepCount, seed: seed, patchSizes: patchSizes,
+            architecture: architecture, ownedGenerators: generatorOwners(phase).map { ($0.name, $0.owner.generator) })
         let path = (dir as NSString).appendingPathComponent(
-            checkpointName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
-        do {
-            // The run created the directory; if it vanished since (removed, or a volume
-            // unmounted), fail rather than silently write somewhere new.
-            try CheckpointIO.write(tensors, metadata: metadata, to: path, createDirectories: false)
-        } catch {
-            throw TrainerError.checkpoint(path: path, reason: "cannot write: \(error)")
-        }
+            TrainingCheckpoint.fileName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
+        // The run created the directory; if it vanished since (removed, or a volume
+        // unmounted), fail rather than silently write somewhere new.
+        try checkpoint.save(to: path, createDirectories: false)
         if keepCheckpoints > 0 {
             let all = try checkpoints(mode: position.mode)
             for old in all.dropLast(keepCheckpoints) where old != path {
@@ -183,122 +139,52 @@ extension LayerwiseTrainer {
         return path
     }
 
-    func readCheckpointFile(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        let file: (tensors: [String: Tensor], metadata: [String: String])
-        do {
-            file = try CheckpointIO.read(path: path)
-        } catch {
-            throw TrainerError.checkpoint(path: path, reason: "unreadable: \(error)")
-        }
-        guard file.metadata["format"] == Self.checkpointFormat else {
-            throw TrainerError.checkpoint(
-                path: path, reason: "metadata format is \(file.metadata["format"] ?? "missing"), expected \(Self.checkpointFormat)")
-        }
-        if let arch = file.metadata["architecture"], arch != architecture {
-            throw TrainerError.checkpoint(path: path, reason: "written for stages [\(arch)], this trainer has [\(architecture)]")
-        }
-        return file
-    }
-
     /// Reads and validates the position saved in a training checkpoint.
-    func readPosition(path: String, mode: PretrainingReport.Mode, phaseCount: Int, phases: [Phase]) throws -> Position {
-        let file = try readCheckpointFile(path)
-        let m = file.metadata
-        func field(_ key: String) throws -> String {
-            guard let v = m[key] else { throw TrainerError.checkpoint(path: path, reason: "metadata field \"\(key)\" is missing") }
-            return v
-        }
-        func int(_ key: String) throws -> Int {
-            guard let v = Int(try field(key)), v >= 0 else {
-                throw TrainerError.checkpoint(path: path, reason: "metadata field \"\(key)\" = \(m[key] ?? "") is not a count")
-            }
-            return v
-        }
-        guard try field("kind") == "training" else {
-            throw TrainerError.checkpoint(path: path, reason: "holds weights only, not a training position")
-        }
-        guard try field("mode") == mode.rawValue else {
-            throw TrainerError.checkpoint(path: path, reason: "was written by \(m["mode"] ?? "") training, not \(mode.rawValue)")
-        }
-        let phase = try int("phase")
-        guard phase < phaseCount else {
-            throw TrainerError.checkpoint(path: path, reason: "phase \(phase) does not exist (this run has \(phaseCount))")
-        }
-        let steps = try int("stepsDone")
-        let total = phases[phase].config.budget.totalSteps
-        guard steps <= total, try int("totalSteps") == total else {
-            throw TrainerError.checkpoint(
-                path: path, reason: "position \(steps)/\(m["totalSteps"] ?? "?") does not match the stage's budget of \(total) steps")
-        }
-        guard let sumBits = UInt64(try field("epochLossSum"), radix: 16) else {
-            throw TrainerError.checkpoint(path: path, reason: "metadata field \"epochLossSum\" is malformed")
-        }
-        return Position(
-            mode: mode, phase: phase, stepsDone: steps, epochLossSum: Double(bitPattern: sumBits),
-            epochLossCount: try int("epochLossCount"))
+    func readPosition(path: String, mode: PretrainingReport.Mode, phases: [Phase]) throws -> Position {
+        try TrainingCheckpoint.load(from: path, architecture: architecture)
+            .position(mode: mode, totalSteps: phases.map(\.config.budget.totalSteps))
     }
 
     /// Loads a training checkpoint: weights, and — for the phase being resumed — the
-    /// objective's auxiliary parameters, optimizer state, step count and generator.
-    func loadCheckpoint(path: String, phase: Phase, restoreTrainingState: Bool) throws {
-        let file = try readCheckpointFile(path)
-        var expected = namedState()
-        let aux = phase.config.objective.auxiliaryParameters.map {
-            (name: "stage\(phase.index + 1).objective.\($0.name)", parameter: $0)
+    /// objective's auxiliary parameters, optimizer state, step count and generators.
+    func loadCheckpoint(path: String, phase: Phase) throws {
+        let file = try TrainingCheckpoint.load(from: path, architecture: architecture)
+        // Decode the training state before touching any weight, so a bad file changes nothing.
+        let restoredGenerator = try file.generator()
+        let stepCount = try file.optimizerStepCount()
+        let ownedGenerators = try generatorOwners(phase).map { name, owner in
+            (owner, try file.ownedGenerator(name, ownerType: "\(type(of: owner))"))
         }
-        if restoreTrainingState { expected += aux }
-        // Parse the training state before touching any weight, so a bad file changes nothing.
-        var restoredGenerator: SeededGenerator?
-        var stepCount = 0
-        if restoreTrainingState {
-            let words = (file.metadata["generator"] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
-            do {
-                restoredGenerator = try SeededGenerator(state: words)
-            } catch {
-                throw TrainerError.checkpoint(path: path, reason: "metadata field \"generator\" is malformed: \(error)")
-            }
-            guard let s = Int(file.metadata["optimizerStepCount"] ?? ""), s >= 0 else {
-                throw TrainerError.checkpoint(path: path, reason: "metadata field \"optimizerStepCount\" is missing or malformed")
-            }
-            stepCount = s
-        }
-        var ownedGenerators: [(any GeneratorOwning, SeededGenerator)] = []
-        if restoreTrainingState {
-            for (name, owner) in generatorOwners(phase) {
-                let key = "generator.\(name)"
-                let words = (file.metadata[key] ?? "").split(separator: ",").compactMap { UInt64($0, radix: 16) }
-                guard let g = try? SeededGenerator(state: words) else {
-                    throw TrainerError.checkpoint(
-                        path: path, reason: "metadata field \"\(key)\" (the generator of \(type(of: owner))) is missing or malformed")
-                }
-                ownedGenerators.append((owner, g))
-            }
-        }
-        let trainable = trainableParameters(phase)
-        let optimizerNames = Set(trainable.map { "optimizer.\($0.name)" })
-        try apply(file.tensors, path: path, expected: expected, extraAllowed: { name in
-            if name.contains(".objective.") { return true }
-            guard name.hasPrefix("optimizer.") else { return false }
+        let named = optimizerState(phase)
+        let optimizerNames = Set(named.map(\.name))
+        try apply(file.tensors, path: path, expected: namedState() + objectiveState(phase), extraAllowed: { name in
+            if StateKey.isObjectiveState(name) { return true }
+            guard StateKey.isOptimizerState(name) else { return false }
             // "optimizer.<param>.<slot>": the parameter must be one this phase trains.
             guard let dot = name.lastIndex(of: ".") else { return false }
-            return !restoreTrainingState || optimizerNames.contains(String(name[..<dot]))
+            return optimizerNames.contains(String(name[..<dot]))
         })
-        if restoreTrainingState, let restoredGenerator {
-            let optimizer = phase.config.optimizer
-            let named = trainable.map { (name: "optimizer.\($0.name)", parameter: $0.parameter) }
-            for (name, p) in named {
-                var slots: [Tensor] = []
-                while let t = file.tensors["\(name).\(slots.count)"] { slots.append(t) }
-                // The optimizer knows its layout (Adam: two moments and a step count), so a
-                // slot of the wrong shape cannot make its update read out of bounds.
-                if !slots.isEmpty, let problem = optimizer.stateProblem(slots, for: p) {
-                    throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name): \(problem)")
-                }
+        let optimizer = phase.config.optimizer
+        try checkOptimizerState(file.tensors, named: named, optimizer: optimizer, path: path)
+        optimizer.importState(file.tensors, for: named)
+        optimizer.stepCount = stepCount
+        generator = restoredGenerator
+        for (owner, g) in ownedGenerators { owner.generator = g }
+    }
+
+    /// The optimizer checks its own layout (``Optimizer/stateProblem(_:for:)``: Adam's two
+    /// moments and step count, SGD's momentum buffer), so a slot of the wrong shape or an
+    /// impossible value (a negative second moment) cannot reach its update.
+    func checkOptimizerState(
+        _ tensors: [String: Tensor], named: [(name: String, parameter: Parameter)], optimizer: any Optimizer,
+        path: String
+    ) throws {
+        for (name, p) in named {
+            var slots: [Tensor] = []
+            while let t = tensors["\(name).\(slots.count)"] { slots.append(t) }
+            if !slots.isEmpty, let problem = optimizer.stateProblem(slots, for: p) {
+                throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name): \(problem)")
             }
-            optimizer.importState(file.tensors, for: named)
-            optimizer.stepCount = stepCount
-            generator = restoredGenerator
-            for (owner, g) in ownedGenerators { owner.generator = g }
         }
     }
 

@@ -113,7 +113,7 @@ public final class ClassifierTrainer {
         }
         do {
             try configuration.optimizer.validate()
-            try LayerwiseTrainer.validateSchedule(configuration.schedule)
+            try configuration.schedule.validate()
         } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
             throw TrainerError.invalidOption(stage: nil, option: "optimizer.\(name)", value: "\(value)", reason: reason)
         }

@@ -27,6 +27,9 @@ public final class ContrastiveObjective: StageObjective {
 
     public var inputChannels: Int? { sampler.channels }
 
+    /// Throughput counts triplets (`"trip/s"`).
+    public var sampleUnit: String { "trip" }
+
     public func validate() throws { try loss.validate() }
 
     /// The loss's own generators (e.g. a random miner's), as `"loss.<name>"`.

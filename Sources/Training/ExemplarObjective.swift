@@ -84,6 +84,9 @@ public final class ExemplarObjective: StageObjective {
         classifier = head
     }
 
+    /// Throughput counts surrogate-class images (`"img/s"`).
+    public var sampleUnit: String { "img" }
+
     public func step(_ context: StageStepContext, using generator: inout SeededGenerator) throws -> StepStatistics {
         guard let classifier else {
             throw TrainerError.invalidOption(

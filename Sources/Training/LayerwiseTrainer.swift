@@ -204,7 +204,7 @@ public final class LayerwiseTrainer {
             throw TrainerError.invalidOption(stage: k, option: "objective", value: "\(type(of: stage.objective))", reason: "\(error)")
         }
         do {
-            try Self.validateSchedule(stage.schedule)
+            try stage.schedule.validate()
         } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
             throw TrainerError.invalidOption(stage: k, option: "schedule.\(name)", value: "\(value)", reason: reason)
         }
@@ -220,12 +220,6 @@ public final class LayerwiseTrainer {
                 stage: k, option: "objective.inputChannels", value: "\(c)",
                 reason: "the objective's patches have \(c) channels but the trainer's inputChannels is \(inputChannels)")
         }
-    }
-
-    /// Runs the library schedules' own range checks (the protocol has no `validate`).
-    static func validateSchedule(_ schedule: any LearningRateSchedule) throws {
-        if let s = schedule as? StepDecaySchedule { try s.validate() }
-        if let s = schedule as? CosineSchedule { try s.validate() }
     }
 
     /// Width `D` of the flattened embedding of `layers` (+ head) for a `patchSize` patch.
@@ -334,6 +328,27 @@ public final class LayerwiseTrainer {
         /// Running sums of the current epoch (so resumed epoch means are exact).
         var epochLossSum: Double
         var epochLossCount: Int
+
+        static func start(of phase: Int, mode: PretrainingReport.Mode) -> Position {
+            Position(mode: mode, phase: phase, stepsDone: 0, epochLossSum: 0, epochLossCount: 0)
+        }
+    }
+
+    /// The checkpoint a run resumes from and the position it holds.
+    struct ResumePoint {
+        let path: String
+        let position: Position
+    }
+
+    /// What one phase has done so far in this call.
+    struct PhaseProgress {
+        let start: ContinuousClock.Instant
+        let firstStep: Int
+        let isResumed: Bool
+        var samples = 0
+        var epochLosses: [Float] = []
+        var evaluations: [EpochEvaluation] = []
+        var lastEpochMean: Float = .nan
     }
 
     private func run(
@@ -342,158 +357,193 @@ public final class LayerwiseTrainer {
         guard checkpointEvery >= 0 else {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
-        // An unusable checkpoint directory must fail now, not when the first checkpoint is due;
-        // a directory another live run writes to is refused (DirectoryLockError.inUse).
-        var lock: DirectoryLock?
+        try prepareCheckpointDirectory()
+        // A directory another live run writes to is refused (DirectoryLockError.inUse).
+        let lock = try checkpointDirectory.map { try DirectoryLock(directory: $0) }
         defer { lock?.release() }
-        if let dir = checkpointDirectory {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw TrainerError.checkpoint(path: dir, reason: "the checkpoint directory exists and is not a directory")
-            }
-            do {
-                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            } catch {
-                // Prefer the operating system's words ("Not a directory") to Foundation's wrapper.
-                let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error
-                let code = underlying.map { ($0 as NSError).code }
-                let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
-                throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
-            }
-            removeStaleTemporaryFiles(in: dir)
-            lock = try DirectoryLock(directory: dir)
-        }
-        let clock = ContinuousClock()
-        let runStart = clock.now
-        var reports: [StageReport] = []
-        var start = Position(mode: mode, phase: 0, stepsDone: 0, epochLossSum: 0, epochLossCount: 0)
-        var resumedFrom: String?
-        if resume, let latest = try latestCheckpoint(mode: mode) {
-            start = try readPosition(path: latest, mode: mode, phaseCount: phases.count, phases: phases)
-            resumedFrom = latest
-        }
+        let runStart = ContinuousClock.now
+        let resumePoint = resume ? try latestPosition(mode: mode, phases: phases) : nil
         defer { for s in stages { for l in s.layers { l.setFrozen(false) } } }
-
-        for phaseNumber in start.phase..<phases.count {
-            let phase = phases[phaseNumber]
-            let isResumedPhase = resumedFrom != nil && phaseNumber == start.phase
-            var position = isResumedPhase
-                ? start : Position(mode: mode, phase: phaseNumber, stepsDone: 0, epochLossSum: 0, epochLossCount: 0)
-            let config = phase.config
-            let total = config.budget.totalSteps
-            // Freeze everything, then thaw what this phase trains.
-            for s in stages { for l in s.layers { l.setFrozen(true) } }
-            for l in phase.trainable { l.setFrozen(false) }
-            phase.head?.setFrozen(false)
-            try prepareStages(of: phase, mode: mode)
-            try config.objective.prepare(embeddingFeatures: phase.embeddingFeatures, using: &generator)
-            for p in config.objective.auxiliaryParameters { p.isFrozen = false }
-            if isResumedPhase, let path = resumedFrom {
-                // prepare() drew from the generator; loading restores its saved state.
-                try loadCheckpoint(path: path, phase: phase, restoreTrainingState: true)
-                events(.resumed(path: path, stage: phase.stage, step: position.stepsDone))
-            }
-            if position.stepsDone >= total { continue }
-
-            // Nothing below the trainable block learns, so its first layer need not compute
-            // an input gradient (saves a GEMM and a fold per step).
-            let savedInputGradientFlags = Self.configureInputGradients(phase.trainable + (phase.head.map { [$0] } ?? []))
-            defer { Self.restoreInputGradients(savedInputGradientFlags) }
-
-            events(.stageStarted(stage: phase.stage, patchSize: phase.patchSize))
-            let named = trainableParameters(phase)
-            let parameters = named.map(\.parameter)
-            let block = TrainableBlock(layers: phase.trainable, head: phase.head)
-            let context = StageStepContext(
-                stage: phase.stage, patchSize: phase.patchSize, batchSize: config.batchSize,
-                frozen: FrozenStack(layers: phase.frozen), trainable: block)
-            let phaseStart = clock.now
-            let firstStep = position.stepsDone
-            var samples = 0
-            var epochLosses: [Float] = []
-            var evaluations: [EpochEvaluation] = []
-            var lastEpochMean: Float = .nan
-
-            for step in firstStep..<total {
-                let epoch = step / config.budget.stepsPerEpoch + 1
-                let lr = config.schedule.learningRate(atStep: step, totalSteps: total)
-                config.optimizer.learningRate = lr
-                for p in parameters { p.zeroGradient() }
-                let stats: StepStatistics
-                do {
-                    stats = try config.objective.step(context, using: &generator)
-                } catch let e as NonFiniteValue {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: e.what)
-                }
-                guard stats.loss.isFinite else {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "loss")
-                }
-                // A hinge can swallow NaN distances (max(0, NaN) = 0): the diagnostics still show it.
-                if let d = stats.diagnostics,
-                    !(d.meanPositiveDistance.isFinite && d.meanNegativeDistance.isFinite && d.activeFraction.isFinite)
-                {
-                    throw TrainerError.nonFinite(
-                        stage: phase.stage, epoch: epoch, step: step + 1, what: "embedding distances (loss diagnostics)")
-                }
-                for (name, p) in named where !p.gradient.isFinite {
-                    throw TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: "gradient of \(name)")
-                }
-                try updateKeepingWeightsFinite(config.optimizer, named) {
-                    TrainerError.nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: $0)
-                }
-
-                position.stepsDone = step + 1
-                position.epochLossSum += Double(stats.loss)
-                position.epochLossCount += 1
-                samples += stats.samples
-                let elapsed = Self.seconds(clock.now - phaseStart)
-                let done = step + 1 - firstStep
-                events(.step(StepEvent(
-                    stage: phase.stage, epoch: epoch, step: step + 1, totalSteps: total, loss: stats.loss,
-                    activeFraction: stats.diagnostics?.activeFraction,
-                    meanPositiveDistance: stats.diagnostics?.meanPositiveDistance,
-                    meanNegativeDistance: stats.diagnostics?.meanNegativeDistance,
-                    isCollapsed: stats.diagnostics?.isCollapsed ?? false, accuracy: stats.accuracy,
-                    tripletsPerSecond: elapsed > 0 ? Double(samples) / elapsed : 0,
-                    etaSeconds: elapsed / Double(done) * Double(total - step - 1), learningRate: lr)))
-
-                if (step + 1) % config.budget.stepsPerEpoch == 0 || step + 1 == total {
-                    let mean = Float(position.epochLossSum / Double(max(1, position.epochLossCount)))
-                    position.epochLossSum = 0
-                    position.epochLossCount = 0
-                    lastEpochMean = mean
-                    epochLosses.append(mean)
-                    var accuracy: Float?
-                    if let every = evaluateEvery, every > 0, epoch % every == 0, let evaluation {
-                        let layers = phase.frozen + phase.trainable
-                        accuracy = try evaluation(phase.stage, FeatureExtractor(layers: layers))
-                        evaluations.append(EpochEvaluation(epoch: epoch, accuracy: accuracy ?? 0))
-                    }
-                    events(.epochEnded(stage: phase.stage, epoch: epoch, meanLoss: mean, evaluationAccuracy: accuracy))
-                }
-
-                // Read the request once: one from another thread must not skip the checkpoint.
-                let stopping = stopRequest.take()
-                let due = (checkpointEvery > 0 && (step + 1) % checkpointEvery == 0) || step + 1 == total || stopping
-                if due, checkpointDirectory != nil {
-                    let path = try saveCheckpoint(phase: phase, position: position)
-                    events(.checkpointSaved(path: path))
-                }
-                if stopping {
-                    throw TrainerError.stopped(stage: phase.stage, step: step + 1)
-                }
-            }
-            if lastEpochMean.isNaN, position.epochLossCount > 0 {
-                lastEpochMean = Float(position.epochLossSum / Double(position.epochLossCount))
-            }
-            let seconds = Self.seconds(clock.now - phaseStart)
-            events(.stageFinished(stage: phase.stage, seconds: seconds, finalLoss: lastEpochMean))
-            reports.append(StageReport(
-                stage: phase.stage, patchSize: phase.patchSize, steps: total - firstStep, seconds: seconds,
-                finalLoss: lastEpochMean, epochLosses: epochLosses, evaluations: evaluations,
-                resumedAfterStep: isResumedPhase ? firstStep : nil))
+        var reports: [StageReport] = []
+        for number in (resumePoint?.position.phase ?? 0)..<phases.count {
+            let resumed = resumePoint.flatMap { $0.position.phase == number ? $0 : nil }
+            let report = try train(phases[number], number: number, mode: mode, resumingFrom: resumed, events: events)
+            if let report { reports.append(report) }
         }
-        return PretrainingReport(mode: mode, stages: reports, totalSeconds: Self.seconds(clock.now - runStart))
+        let seconds = Self.seconds(ContinuousClock.now - runStart)
+        return PretrainingReport(mode: mode, stages: reports, totalSeconds: seconds)
+    }
+
+    /// An unusable checkpoint directory must fail now, not when the first checkpoint is due.
+    func prepareCheckpointDirectory() throws {
+        guard let dir = checkpointDirectory else { return }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw TrainerError.checkpoint(path: dir, reason: "the checkpoint directory exists and is not a directory")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            // Prefer the operating system's words ("Not a directory") to Foundation's wrapper.
+            let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error
+            let code = underlying.map { ($0 as NSError).code }
+            let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
+            throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
+        }
+        removeStaleTemporaryFiles(in: dir)
+    }
+
+    /// The latest checkpoint of `mode` and its position, if there is one.
+    func latestPosition(mode: PretrainingReport.Mode, phases: [Phase]) throws -> ResumePoint? {
+        guard let latest = try latestCheckpoint(mode: mode) else { return nil }
+        return ResumePoint(path: latest, position: try readPosition(path: latest, mode: mode, phases: phases))
+    }
+
+    /// Trains one phase from its start or from `resumingFrom`; nil when nothing was left.
+    private func train(
+        _ phase: Phase, number: Int, mode: PretrainingReport.Mode, resumingFrom resumed: ResumePoint?,
+        events: (TrainingEvent) -> Void
+    ) throws -> StageReport? {
+        var position = resumed?.position ?? .start(of: number, mode: mode)
+        try enter(phase, mode: mode)
+        if let resumed {
+            // enter() drew from the generator; loading restores its saved state.
+            try loadCheckpoint(path: resumed.path, phase: phase)
+            events(.resumed(path: resumed.path, stage: phase.stage, step: position.stepsDone))
+        }
+        let total = phase.config.budget.totalSteps
+        if position.stepsDone >= total { return nil }
+        // Nothing below the trainable block learns, so its first layer need not compute
+        // an input gradient (saves a GEMM and a fold per step).
+        let savedInputGradientFlags = Self.configureInputGradients(phase.trainable + (phase.head.map { [$0] } ?? []))
+        defer { Self.restoreInputGradients(savedInputGradientFlags) }
+        events(.stageStarted(stage: phase.stage, patchSize: phase.patchSize))
+        let named = trainableParameters(phase)
+        let context = StageStepContext(
+            stage: phase.stage, patchSize: phase.patchSize, batchSize: phase.config.batchSize,
+            frozen: FrozenStack(layers: phase.frozen),
+            trainable: TrainableBlock(layers: phase.trainable, head: phase.head))
+        var progress = PhaseProgress(
+            start: ContinuousClock.now, firstStep: position.stepsDone, isResumed: resumed != nil)
+        for step in progress.firstStep..<total {
+            let stats = try trainStep(step, of: phase, context: context, parameters: named)
+            position.stepsDone = step + 1
+            position.epochLossSum += Double(stats.loss)
+            position.epochLossCount += 1
+            progress.samples += stats.samples
+            events(.step(stepEvent(stats, step: step, of: phase, progress: progress)))
+            if (step + 1) % phase.config.budget.stepsPerEpoch == 0 || step + 1 == total {
+                try endEpoch(of: phase, step: step, position: &position, progress: &progress, events: events)
+            }
+            try checkpointOrStop(phase, step: step, position: position, events: events)
+        }
+        return finish(phase, position: position, progress: progress, events: events)
+    }
+
+    /// Freezes everything, thaws what `phase` trains, and runs the stage preparations and
+    /// the objective's `prepare`.
+    func enter(_ phase: Phase, mode: PretrainingReport.Mode) throws {
+        for s in stages { for l in s.layers { l.setFrozen(true) } }
+        for l in phase.trainable { l.setFrozen(false) }
+        phase.head?.setFrozen(false)
+        try prepareStages(of: phase, mode: mode)
+        try phase.config.objective.prepare(embeddingFeatures: phase.embeddingFeatures, using: &generator)
+        for p in phase.config.objective.auxiliaryParameters { p.isFrozen = false }
+    }
+
+    /// One optimizer step (0-based `step`): schedule, zeroed gradients, the objective's
+    /// step, the non-finite checks, the update. A non-finite value stops before the update.
+    func trainStep(
+        _ step: Int, of phase: Phase, context: StageStepContext,
+        parameters named: [(name: String, parameter: Parameter)]
+    ) throws -> StepStatistics {
+        let config = phase.config
+        let epoch = step / config.budget.stepsPerEpoch + 1
+        config.optimizer.learningRate = config.schedule.learningRate(atStep: step, totalSteps: config.budget.totalSteps)
+        for (_, p) in named { p.zeroGradient() }
+        func diverged(_ what: String) -> TrainerError {
+            .nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+        }
+        let stats: StepStatistics
+        do {
+            stats = try config.objective.step(context, using: &generator)
+        } catch let e as NonFiniteValue {
+            throw diverged(e.what)
+        }
+        if let what = Self.nonFinite(stats, parameters: named) { throw diverged(what) }
+        try updateKeepingWeightsFinite(config.optimizer, named, error: diverged)
+        return stats
+    }
+
+    /// What is not finite after a step — the loss, a metric (a hinge can swallow NaN
+    /// distances, max(0, NaN) = 0, the diagnostics still show it) or a gradient — or nil.
+    static func nonFinite(_ stats: StepStatistics, parameters: [(name: String, parameter: Parameter)]) -> String? {
+        guard stats.loss.isFinite else { return "loss" }
+        if let metric = stats.metrics.first(where: { !$0.value.isFinite }) { return metric.divergenceLabel }
+        if let (name, _) = parameters.first(where: { !$0.parameter.gradient.isFinite }) { return "gradient of \(name)" }
+        return nil
+    }
+
+    func stepEvent(_ stats: StepStatistics, step: Int, of phase: Phase, progress: PhaseProgress) -> StepEvent {
+        let total = phase.config.budget.totalSteps
+        let elapsed = Self.seconds(ContinuousClock.now - progress.start)
+        let done = step + 1 - progress.firstStep
+        return StepEvent(
+            stage: phase.stage, epoch: step / phase.config.budget.stepsPerEpoch + 1, step: step + 1, totalSteps: total,
+            loss: stats.loss, statistics: stats, samplesPerSecond: elapsed > 0 ? Double(progress.samples) / elapsed : 0,
+            sampleUnit: phase.config.objective.sampleUnit,
+            etaSeconds: elapsed / Double(done) * Double(total - step - 1),
+            learningRate: phase.config.optimizer.learningRate)
+    }
+
+    /// Closes the epoch that `step` ended: its mean loss, the evaluation when due, the event.
+    func endEpoch(
+        of phase: Phase, step: Int, position: inout Position, progress: inout PhaseProgress,
+        events: (TrainingEvent) -> Void
+    ) throws {
+        let epoch = step / phase.config.budget.stepsPerEpoch + 1
+        let mean = Float(position.epochLossSum / Double(max(1, position.epochLossCount)))
+        position.epochLossSum = 0
+        position.epochLossCount = 0
+        progress.lastEpochMean = mean
+        progress.epochLosses.append(mean)
+        var accuracy: Float?
+        if let every = evaluateEvery, every > 0, epoch % every == 0, let evaluation {
+            accuracy = try evaluation(phase.stage, FeatureExtractor(layers: phase.frozen + phase.trainable))
+            progress.evaluations.append(EpochEvaluation(epoch: epoch, accuracy: accuracy ?? 0))
+        }
+        events(.epochEnded(stage: phase.stage, epoch: epoch, meanLoss: mean, evaluationAccuracy: accuracy))
+    }
+
+    /// Writes a checkpoint when one is due (every ``checkpointEvery`` steps, at the end of
+    /// the phase, on a stop request) and honours a stop request.
+    func checkpointOrStop(_ phase: Phase, step: Int, position: Position, events: (TrainingEvent) -> Void) throws {
+        let done = step + 1
+        // Read the request once: one from another thread must not skip the checkpoint.
+        let stopping = stopRequest.take()
+        let due = (checkpointEvery > 0 && done % checkpointEvery == 0)
+            || done == phase.config.budget.totalSteps || stopping
+        if due, checkpointDirectory != nil {
+            events(.checkpointSaved(path: try saveCheckpoint(phase: phase, position: position)))
+        }
+        if stopping {
+            throw TrainerError.stopped(stage: phase.stage, step: done)
+        }
+    }
+
+    func finish(
+        _ phase: Phase, position: Position, progress: PhaseProgress, events: (TrainingEvent) -> Void
+    ) -> StageReport {
+        var last = progress.lastEpochMean
+        if last.isNaN, position.epochLossCount > 0 {
+            last = Float(position.epochLossSum / Double(position.epochLossCount))
+        }
+        let seconds = Self.seconds(ContinuousClock.now - progress.start)
+        events(.stageFinished(stage: phase.stage, seconds: seconds, finalLoss: last))
+        return StageReport(
+            stage: phase.stage, patchSize: phase.patchSize, steps: phase.config.budget.totalSteps - progress.firstStep,
+            seconds: seconds, finalLoss: last, epochLosses: progress.epochLosses, evaluations: progress.evaluations,
+            resumedAfterStep: progress.isResumed ? progress.firstStep : nil)
     }
 
     /// Applies one optimizer update; if it leaves a weight NaN or infinite (finite but huge
@@ -516,84 +566,38 @@ public final class LayerwiseTrainer {
     func trainableParameters(_ phase: Phase) -> [(name: String, parameter: Parameter)] {
         var out: [(name: String, parameter: Parameter)] = []
         if phase.stage == Self.endToEndStage {
-            for k in stages.indices { out += Self.named(stages[k].layers, prefix: "stage\(k + 1)") }
+            for k in stages.indices { out += StateKey.parameters(of: stages[k].layers, prefix: StateKey.stage(k + 1)) }
         } else {
-            out += Self.named(phase.trainable, prefix: "stage\(phase.stage)")
+            out += StateKey.parameters(of: phase.trainable, prefix: StateKey.stage(phase.stage))
         }
         if let head = phase.head {
-            out += head.parameters.map { ("stage\(phase.index + 1).head.\($0.name)", $0) }
+            out += head.namedParameters(prefix: StateKey.head(stage: phase.index + 1))
         }
-        out += phase.config.objective.auxiliaryParameters.map { ("stage\(phase.index + 1).objective.\($0.name)", $0) }
-        return out
+        return out + objectiveState(phase)
     }
 
-    /// `"<prefix>.<layer index>.<parameter name>"` for every parameter of `layers`.
-    static func named(_ layers: [any Layer], prefix: String) -> [(name: String, parameter: Parameter)] {
-        var out: [(name: String, parameter: Parameter)] = []
-        for (i, l) in layers.enumerated() {
-            for p in l.parameters { out.append(("\(prefix).\(i).\(p.name)", p)) }
-        }
-        return out
+    /// ``LayerTree/configureInputGradients(_:)``: the first trained leaf skips its input gradient.
+    static func configureInputGradients(_ layers: [any Layer]) -> [LayerTree.InputGradientFlag] {
+        LayerTree.configureInputGradients(layers)
     }
 
-    /// `"<prefix>.<layer index>.<buffer name>"` for every buffer of `layers`.
-    static func namedBuffers(_ layers: [any Layer], prefix: String) -> [(name: String, parameter: Parameter)] {
-        var out: [(name: String, parameter: Parameter)] = []
-        for (i, l) in layers.enumerated() {
-            for p in l.buffers { out.append(("\(prefix).\(i).\(p.name)", p)) }
-        }
-        return out
+    static func restoreInputGradients(_ saved: [LayerTree.InputGradientFlag]) {
+        LayerTree.restoreInputGradients(saved)
     }
 
-    /// The leaf layers of `layers`, looking inside ``Sequential``.
-    static func leaves(_ layers: [any Layer]) -> [any Layer] {
-        layers.flatMap { l -> [any Layer] in
-            if let s = l as? Sequential { return leaves(s.layers) }
-            return [l]
-        }
-    }
-
-    /// Makes the first layer of a trained chain skip its input gradient (nothing below it
-    /// learns) and every later layer compute it (gradients must reach the first).
-    /// Returns the previous flags for ``restoreInputGradients(_:)``.
-    static func configureInputGradients(_ layers: [any Layer]) -> [(layer: any Layer, needsInputGradient: Bool)] {
-        var saved: [(layer: any Layer, needsInputGradient: Bool)] = []
-        for (i, l) in leaves(layers).enumerated() {
-            if let c = l as? any InputGradientSkipping {
-                saved.append((c, c.needsInputGradient))
-                c.needsInputGradient = i > 0
+    /// Every component with a generator of its own that a checkpoint of `phase` carries:
+    /// the layers of all stages and heads that own one (``LayerTree/generatorOwners(_:prefix:)``,
+    /// named by path) and the phase objective's own generators (as `"stage<k>.objective.<name>"`).
+    func generatorOwners(_ phase: Phase) -> [(name: String, owner: any GeneratorOwning)] {
+        var out: [(name: String, owner: any GeneratorOwning)] = []
+        for (k, stage) in stages.enumerated() {
+            out += LayerTree.generatorOwners(LayerTree.indexed(stage.layers), prefix: StateKey.stage(k + 1))
+            if let head = stage.projectionHead {
+                out += LayerTree.generatorOwners([("", head)], prefix: StateKey.head(stage: k + 1))
             }
         }
-        return saved
-    }
-
-    static func restoreInputGradients(_ saved: [(layer: any Layer, needsInputGradient: Bool)]) {
-        for (l, flag) in saved {
-            if let c = l as? any InputGradientSkipping { c.needsInputGradient = flag }
-        }
-    }
-
-    /// Every ``Dropout`` in the stages and heads (looking inside ``Sequential``), by
-    /// qualified name: their generators are part of a run's state.
-    /// Every component with a generator of its own that a checkpoint of `phase` carries:
-    /// dropout layers of all stages and heads, and the phase objective's own generators
-    /// (as `"stage<k>.objective.<name>"`).
-    func generatorOwners(_ phase: Phase) -> [(name: String, owner: any GeneratorOwning)] {
-        dropoutLayers().map { ($0.name, $0.layer as any GeneratorOwning) }
-            + phase.config.objective.ownedGenerators.map { ("stage\(phase.index + 1).objective.\($0.name)", $0.owner) }
-    }
-
-    func dropoutLayers() -> [(name: String, layer: Dropout)] {
-        var out: [(name: String, layer: Dropout)] = []
-        func walk(_ layer: any Layer, _ name: String) {
-            if let d = layer as? Dropout { out.append((name, d)) }
-            if let s = layer as? Sequential { for (i, l) in s.layers.enumerated() { walk(l, "\(name).\(i)") } }
-        }
-        for (k, stage) in stages.enumerated() {
-            for (i, l) in stage.layers.enumerated() { walk(l, "stage\(k + 1).\(i)") }
-            if let head = stage.projectionHead { walk(head, "stage\(k + 1).head") }
-        }
-        return out
+        let objective = StateKey.objective(stage: phase.index + 1)
+        return out + phase.config.objective.ownedGenerators.map { (LayerTree.join(objective, $0.name), $0.owner) }
     }
 
     static func seconds(_ d: Duration) -> Double {

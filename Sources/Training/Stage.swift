@@ -54,12 +54,10 @@ public struct Stage {
     /// renaming a stage does not invalidate them.
     public var name: String?
     /// The stage's layers, applied in order. Checkpoint names are
-    /// `"stage<k>.<index>.<parameter name>"` (e.g. `"stage1.0.weight"`).
-    ///
-    /// Pass the layers themselves rather than a ``Sequential``'s `layers`: `Sequential`
-    /// renames its children's parameters in place (`"0.weight"`), which would show up as
-    /// `"stage1.0.0.weight"`. Use the same structure for the ``TransferClassifier`` that
-    /// loads the weights and the names match.
+    /// `stage<k>.<index>.<path>` (``StateKey``; e.g. `stage1.0.weight`, or
+    /// `stage1.0.1.weight` for the second child of a ``Sequential`` at index 0).
+    /// Use the same structure for the ``TransferClassifier`` that loads the weights and
+    /// the names match.
     public var layers: [any Layer]
     /// Layers applied to the flattened stage output `[rows, D]` during this stage's
     /// pretraining only (e.g. a `Linear` projection). Checkpoint names are
@@ -107,22 +105,37 @@ public struct Stage {
 }
 
 /// What one step of an objective measured.
+///
+/// ``metrics`` are the objective's named measurements (derived from ``diagnostics`` and
+/// ``accuracy`` unless the objective gives its own) and ``progress`` its extra progress
+/// text, shown after the contrastive diagnostics and accuracy.
 public struct StepStatistics: Sendable, Equatable {
     /// The loss of this step.
     public var loss: Float
     /// Contrastive diagnostics, when the objective is contrastive.
     public var diagnostics: LossDiagnostics?
-    /// Training examples this step processed (triplets, or images for classification
-    /// objectives); drives the throughput figure.
+    /// Training examples this step processed, in the objective's
+    /// ``StageObjective/sampleUnit`` (triplets, images …); drives the throughput figure.
     public var samples: Int
     /// Accuracy on this step's batch, for objectives that classify (e.g. surrogate classes).
     public var accuracy: Float?
+    /// Named measurements of this step; the trainer checks each is finite and forwards them
+    /// in ``StepEvent/metrics``.
+    public var metrics: [StepMetric]
+    /// Extra progress-text fragments of the objective (e.g. `"temp 0.10"`), shown by
+    /// ``ProgressLine`` after the diagnostics; empty by default.
+    public var progress: [String]
 
-    public init(loss: Float, diagnostics: LossDiagnostics? = nil, samples: Int, accuracy: Float? = nil) {
+    public init(
+        loss: Float, diagnostics: LossDiagnostics? = nil, samples: Int, accuracy: Float? = nil,
+        metrics: [StepMetric]? = nil, progress: [String]? = nil
+    ) {
         self.loss = loss
         self.diagnostics = diagnostics
         self.samples = samples
         self.accuracy = accuracy
+        self.metrics = metrics ?? StandardMetrics.metrics(diagnostics: diagnostics, accuracy: accuracy)
+        self.progress = progress ?? []
     }
 }
 
@@ -236,6 +249,9 @@ public protocol StageObjective: AnyObject {
     var inputChannels: Int? { get }
     /// Extra trainable parameters the objective owns (empty by default).
     var auxiliaryParameters: [Parameter] { get }
+    /// What one of ``StepStatistics/samples`` is, for throughput text (`"trip"` gives
+    /// `"… trip/s"`; the default is `"sample"`).
+    var sampleUnit: String { get }
     /// Components drawing from generators of their own, by stable name; the trainer saves
     /// and restores them in checkpoints (empty by default).
     var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { get }
@@ -259,6 +275,7 @@ public protocol StageObjective: AnyObject {
 extension StageObjective {
     public var inputChannels: Int? { nil }
     public var auxiliaryParameters: [Parameter] { [] }
+    public var sampleUnit: String { "sample" }
     public var ownedGenerators: [(name: String, owner: any GeneratorOwning)] { [] }
     public func validate() throws {}
     public func validate(patchSize: Int, batchSize: Int) throws {}

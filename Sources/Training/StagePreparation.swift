@@ -63,7 +63,7 @@ public struct InputWhitening: StagePreparation {
     }
 
     public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
-        guard let conv = layers.first as? WhitenedConv2D else {
+        guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
                 stage: stage, option: "InputWhitening", value: found, reason: "the stage's first layer must be a WhitenedConv2D")
@@ -147,7 +147,7 @@ public struct InputWhitening: StagePreparation {
 /// (``WhitenedConv2D/setFoldedParameters(weight:bias:scale:)``), so the stage's training
 /// refines k-means filters instead of a random draw.
 ///
-/// Why: in the recipe study (Docs/RecipeStudy.md, "Fourth pass", D) InfoNCE from this start
+/// Why: in the recipe study (Docs/RecipeFindings.md) InfoNCE from this start
 /// probed 63.8 % over eight seeds against 62.9 % from a random start and 63.5 % for the
 /// k-means filters themselves, and transferred 1.2 points better than the random start.
 ///
@@ -177,7 +177,7 @@ public struct KMeansStart: StagePreparation {
                 stage: stage, option: "KMeansStart", value: "\(below.layers.count) frozen layers below",
                 reason: "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it")
         }
-        guard let conv = layers.first as? WhitenedConv2D else {
+        guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
                 stage: stage, option: "KMeansStart", value: found, reason: "the stage's first layer must be a WhitenedConv2D")

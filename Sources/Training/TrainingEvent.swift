@@ -1,4 +1,5 @@
 import Foundation
+import Losses
 
 /// One optimizer step, as reported to progress displays.
 public struct StepEvent: Sendable, Equatable {
@@ -22,33 +23,75 @@ public struct StepEvent: Sendable, Equatable {
     public var isCollapsed: Bool
     /// Batch accuracy (classifying objectives only).
     public var accuracy: Float?
-    /// Training examples (triplets) per second, averaged over this stage so far.
-    public var tripletsPerSecond: Double
+    /// Training examples (in ``sampleUnit``) per second, averaged over this stage so far.
+    public var samplesPerSecond: Double
+    /// What one example is (``StageObjective/sampleUnit``: `"trip"`, `"img"` …).
+    public var sampleUnit: String
+    /// The objective's named measurements of this step (``StepStatistics/metrics``).
+    public var metrics: [StepMetric]
+    /// The objective's extra progress-text fragments (``StepStatistics/progress``).
+    public var progress: [String]
     /// Estimated seconds until the stage finishes.
     public var etaSeconds: Double
     /// The learning rate this step used.
     public var learningRate: Float
 
+    /// Training examples per second; the name predates objectives that count images.
+    @available(*, deprecated, renamed: "samplesPerSecond")
+    public var tripletsPerSecond: Double {
+        get { samplesPerSecond }
+        set { samplesPerSecond = newValue }
+    }
+
+    /// An event of a contrastive-style step; metrics and progress text are derived from
+    /// the diagnostics, and examples count as triplets.
     public init(
         stage: Int, epoch: Int, step: Int, totalSteps: Int, loss: Float,
         activeFraction: Float? = nil, meanPositiveDistance: Float? = nil, meanNegativeDistance: Float? = nil,
         isCollapsed: Bool = false, accuracy: Float? = nil,
         tripletsPerSecond: Double, etaSeconds: Double, learningRate: Float
     ) {
+        let diagnostics = zip3(meanPositiveDistance, meanNegativeDistance, activeFraction).map {
+            LossDiagnostics(
+                meanPositiveDistance: $0, meanNegativeDistance: $1, activeFraction: $2, isCollapsed: isCollapsed)
+        }
+        self.init(
+            stage: stage, epoch: epoch, step: step, totalSteps: totalSteps, loss: loss,
+            statistics: StepStatistics(loss: loss, diagnostics: diagnostics, samples: 0, accuracy: accuracy),
+            samplesPerSecond: tripletsPerSecond, sampleUnit: "trip", etaSeconds: etaSeconds, learningRate: learningRate)
+        self.activeFraction = activeFraction
+        self.meanPositiveDistance = meanPositiveDistance
+        self.meanNegativeDistance = meanNegativeDistance
+        self.isCollapsed = isCollapsed
+    }
+
+    /// The event of a step whose objective measured `statistics`.
+    public init(
+        stage: Int, epoch: Int, step: Int, totalSteps: Int, loss: Float, statistics: StepStatistics,
+        samplesPerSecond: Double, sampleUnit: String, etaSeconds: Double, learningRate: Float
+    ) {
         self.stage = stage
         self.epoch = epoch
         self.step = step
         self.totalSteps = totalSteps
         self.loss = loss
-        self.activeFraction = activeFraction
-        self.meanPositiveDistance = meanPositiveDistance
-        self.meanNegativeDistance = meanNegativeDistance
-        self.isCollapsed = isCollapsed
-        self.accuracy = accuracy
-        self.tripletsPerSecond = tripletsPerSecond
+        self.activeFraction = statistics.diagnostics?.activeFraction
+        self.meanPositiveDistance = statistics.diagnostics?.meanPositiveDistance
+        self.meanNegativeDistance = statistics.diagnostics?.meanNegativeDistance
+        self.isCollapsed = statistics.diagnostics?.isCollapsed ?? false
+        self.accuracy = statistics.accuracy
+        self.samplesPerSecond = samplesPerSecond
+        self.sampleUnit = sampleUnit
+        self.metrics = statistics.metrics
+        self.progress = statistics.progress
         self.etaSeconds = etaSeconds
         self.learningRate = learningRate
     }
+}
+
+private func zip3<A, B, C>(_ a: A?, _ b: B?, _ c: C?) -> (A, B, C)? {
+    guard let a, let b, let c else { return nil }
+    return (a, b, c)
 }
 
 /// What the trainers report while they work. Events are plain values, so a caller can
@@ -105,13 +148,11 @@ public struct ProgressLine: Sendable {
         var parts = [
             stageLabel(e.stage), "epoch \(e.epoch)", "step \(step)/\(e.totalSteps)", "loss \(Self.fixed(e.loss, 4))",
         ]
-        if let a = e.activeFraction { parts.append("active \(Self.fixed(a * 100, 0))%") }
-        if let p = e.meanPositiveDistance, let n = e.meanNegativeDistance {
-            parts.append("d+ \(Self.fixed(p, 3)) d− \(Self.fixed(n, 3))")
-        }
-        if let acc = e.accuracy { parts.append("acc \(Self.fixed(acc * 100, 1))%") }
-        if e.isCollapsed { parts.append("COLLAPSED") }
-        parts.append("\(Self.fixed(Float(e.tripletsPerSecond), 0)) trip/s")
+        parts += StandardMetrics.progress(
+            activeFraction: e.activeFraction, meanPositiveDistance: e.meanPositiveDistance,
+            meanNegativeDistance: e.meanNegativeDistance, accuracy: e.accuracy, isCollapsed: e.isCollapsed)
+        parts += e.progress
+        parts.append("\(Self.fixed(Float(e.samplesPerSecond), 0)) \(e.sampleUnit)/s")
         parts.append("eta \(Self.duration(e.etaSeconds))")
         return clip(parts.joined(separator: " │ "))
     }

@@ -103,7 +103,7 @@ public final class TransferClassifier {
             // Check everything before changing anything.
             var assignments: [(Parameter, Tensor)] = []
             for (k, layers) in stages.enumerated() where modes[k] != .scratch {
-                for (name, p) in Self.named(layers, prefix: "stage\(k + 1)", buffers: true) {
+                for (name, p) in StateKey.state(of: layers, prefix: StateKey.stage(k + 1)) {
                     guard let t = pretrained[name] else {
                         throw TrainerError.checkpoint(path: "pretrained weights", reason: "missing tensor \"\(name)\"")
                     }
@@ -118,7 +118,7 @@ public final class TransferClassifier {
         }
         for (k, layers) in stages.enumerated() {
             if modes[k] == .scratch {
-                for l in layers { Self.reinitialize(l, initializer: scratchInitializer, using: &generator) }
+                LayerTree.reinitialize(layers, initializer: scratchInitializer, using: &generator)
             }
             for l in layers { l.setFrozen(modes[k] == .frozen) }
         }
@@ -128,7 +128,7 @@ public final class TransferClassifier {
         trainedLayers = stages.dropFirst(frozenCount).flatMap { $0 } + head
         // Nothing below the first trained layer learns: it skips its input gradient, and
         // every later layer computes one (whatever an earlier use of the layers set).
-        _ = LayerwiseTrainer.configureInputGradients(trainedLayers)
+        _ = LayerTree.configureInputGradients(trainedLayers)
     }
 
     /// Convenience: the same mode for every stage.
@@ -144,8 +144,8 @@ public final class TransferClassifier {
     /// Every parameter and buffer by name (`"stage<k>.<i>.<name>"`, `"head.<i>.<name>"`).
     public var namedState: [(name: String, parameter: Parameter)] {
         var out: [(name: String, parameter: Parameter)] = []
-        for (k, layers) in stages.enumerated() { out += Self.named(layers, prefix: "stage\(k + 1)", buffers: true) }
-        out += Self.named(head, prefix: "head", buffers: true)
+        for (k, layers) in stages.enumerated() { out += StateKey.state(of: layers, prefix: StateKey.stage(k + 1)) }
+        out += StateKey.state(of: head, prefix: StateKey.classifierHead)
         return out
     }
 
@@ -154,7 +154,7 @@ public final class TransferClassifier {
     public func stateTensors() -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for (k, layers) in stages.enumerated() {
-            for (name, p) in Self.named(layers, prefix: "stage\(k + 1)", buffers: true) { out[name] = p.value }
+            for (name, p) in StateKey.state(of: layers, prefix: StateKey.stage(k + 1)) { out[name] = p.value }
         }
         return out
     }
@@ -163,9 +163,9 @@ public final class TransferClassifier {
     public var trainableParameters: [(name: String, parameter: Parameter)] {
         var out: [(name: String, parameter: Parameter)] = []
         for (k, layers) in stages.enumerated() where modes[k] != .frozen {
-            out += Self.named(layers, prefix: "stage\(k + 1)", buffers: false)
+            out += StateKey.parameters(of: layers, prefix: StateKey.stage(k + 1))
         }
-        out += Self.named(head, prefix: "head", buffers: false)
+        out += StateKey.parameters(of: head, prefix: StateKey.classifierHead)
         return out.filter { !$0.parameter.isFrozen }
     }
 
@@ -179,33 +179,5 @@ public final class TransferClassifier {
     /// Back-propagates ∂loss/∂logits into the trained layers' gradients.
     public func backward(_ logitGradient: Tensor) {
         _ = LayerChain.backward(trainedLayers, logitGradient)
-    }
-
-    static func named(_ layers: [any Layer], prefix: String, buffers: Bool) -> [(name: String, parameter: Parameter)] {
-        var out = LayerwiseTrainer.named(layers, prefix: prefix)
-        if buffers { out += LayerwiseTrainer.namedBuffers(layers, prefix: prefix) }
-        return out
-    }
-
-    /// Redraws a layer's parameters: BatchNorm to γ = 1, β = 0 and fresh running
-    /// statistics; any other layer's weights of rank ≥ 2 from `initializer` and the rest
-    /// (biases) to zero — the library layers' own construction rule. Nested
-    /// ``Sequential`` layers are walked.
-    static func reinitialize(_ layer: any Layer, initializer: WeightInitializer, using generator: inout SeededGenerator) {
-        if let s = layer as? Sequential {
-            for l in s.layers { reinitialize(l, initializer: initializer, using: &generator) }
-            return
-        }
-        if let bn = layer as? BatchNorm {
-            bn.weight.value = Tensor(shape: bn.weight.value.shape, repeating: 1)
-            bn.bias.value = .zeros(bn.bias.value.shape)
-            bn.runningMean.value = .zeros(bn.runningMean.value.shape)
-            bn.runningVar.value = Tensor(shape: bn.runningVar.value.shape, repeating: 1)
-            return
-        }
-        for p in layer.parameters {
-            p.value = p.value.shape.count >= 2
-                ? initializer.makeWeight(shape: p.value.shape, using: &generator) : .zeros(p.value.shape)
-        }
     }
 }

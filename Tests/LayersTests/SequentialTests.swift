@@ -18,8 +18,8 @@ final class SequentialTests: XCTestCase {
         var rng = SeededGenerator(seed: 1)
         let inner = Sequential([try Linear(inputFeatures: 4, outputFeatures: 4, using: &rng), try BatchNorm(features: 4)])
         let outer = Sequential([try Linear(inputFeatures: 3, outputFeatures: 4, using: &rng), inner, ReLU()])
-        XCTAssertEqual(outer.parameters.map(\.name), ["0.weight", "0.bias", "1.0.weight", "1.0.bias", "1.1.weight", "1.1.bias"])
-        XCTAssertEqual(outer.buffers.map(\.name), ["1.1.runningMean", "1.1.runningVar"])
+        XCTAssertEqual(outer.namedParameters().map(\.name), ["0.weight", "0.bias", "1.0.weight", "1.0.bias", "1.1.weight", "1.1.bias"])
+        XCTAssertEqual(outer.namedBuffers().map(\.name), ["1.1.runningMean", "1.1.runningVar"])
         XCTAssertEqual(outer.layers.count, 3)
     }
 
@@ -65,7 +65,7 @@ final class SequentialWithNormalisationTests: XCTestCase {
             bn, dropout, Flatten(),
             try Linear(inputFeatures: 12, outputFeatures: 2, using: &rng),
         ])
-        XCTAssertEqual(net.parameters.map(\.name), ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"])
+        XCTAssertEqual(net.namedParameters().map(\.name), ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"])
         assertGradientsMatch(net, input: .uniform([3, 1, 4, 4], low: -1, high: 1, using: &rng))
     }
 

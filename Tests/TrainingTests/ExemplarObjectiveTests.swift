@@ -66,7 +66,8 @@ final class ExemplarObjectiveTests: XCTestCase {
         let lastEpochAccuracy = accuracies.suffix(10).reduce(0, +) / 10
         XCTAssertGreaterThan(lastEpochAccuracy, 0.4, "chance is 1/8; accuracies \(accuracies)")
         // Every step processed 8 classes × 2 copies.
-        XCTAssertGreaterThan(steps.last!.tripletsPerSecond, 0)
+        XCTAssertGreaterThan(steps.last!.samplesPerSecond, 0)
+        XCTAssertEqual(steps.last!.sampleUnit, "img", "exemplar steps count images, not triplets")
     }
 
     func testGradientMatchesFiniteDifferencesThroughClassifierAndStage() throws {

@@ -69,7 +69,7 @@ final class LayerwiseTrainerTests: XCTestCase {
             XCTAssertTrue(e.loss.isFinite)
             XCTAssertNotNil(e.activeFraction)
             XCTAssertNotNil(e.meanPositiveDistance)
-            XCTAssertGreaterThan(e.tripletsPerSecond, 0)
+            XCTAssertGreaterThan(e.samplesPerSecond, 0)
             XCTAssertGreaterThanOrEqual(e.etaSeconds, 0)
             XCTAssertEqual(e.learningRate, 0.01)
         }

@@ -206,10 +206,11 @@ public struct KMeansBaseline: Sendable {
 
     /// The folded convolution's tensors under the names a pretrained stage uses
     /// (`"<prefix>.weight"`, `"<prefix>.bias"`), for `TransferClassifier`'s `pretrained`
-    /// argument when the stage's first layer is a matching `Conv2D` (default `"stage1.0"`).
-    public func convolutionState(prefix: String = "stage1.0") -> [String: Tensor] {
+    /// argument when the stage's first layer is a matching `Conv2D` (default: layer 0 of
+    /// stage 1, ``StateKey/layer(stage:index:)``).
+    public func convolutionState(prefix: String = StateKey.layer(stage: 1, index: 0)) -> [String: Tensor] {
         let (weight, bias) = foldedFilters()
-        return ["\(prefix).weight": weight, "\(prefix).bias": bias]
+        return [LayerTree.join(prefix, "weight"): weight, LayerTree.join(prefix, "bias"): bias]
     }
 
     /// Coates' exact encoder: contrast normalisation, whitening and the triangle activation
