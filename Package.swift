@@ -6,7 +6,7 @@ import PackageDescription
 /// and is re-exported by the `Layerwise` umbrella.
 let concernModules = [
     "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations",
-    "Datasets", "PatchSamplers", "Training",
+    "Datasets", "PatchSamplers", "Figures", "Training", "Baselines", "Probes", "Experiments",
 ]
 
 let package = Package(
@@ -39,9 +39,18 @@ let package = Package(
         .target(name: "Augmentations", dependencies: ["TensorCore"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "Augmentations"]),
         .target(name: "PatchSamplers", dependencies: ["TensorCore", "Augmentations", "Datasets"]),
+        .target(name: "Figures", dependencies: ["TensorCore"]),
         .target(
             name: "Training",
             dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
+        ),
+        .target(name: "Baselines", dependencies: ["TensorCore", "Layers", "Datasets", "Training"]),
+        .target(name: "Probes", dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Datasets", "Training"]),
+        .target(
+            name: "Experiments",
+            dependencies: [
+                "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "Baselines", "Training",
+            ]
         ),
         .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
 
@@ -74,7 +83,10 @@ let package = Package(
         .testTarget(name: "AugmentationsTests", dependencies: ["Augmentations", "LayerwiseTestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "LayerwiseTestSupport"]),
         .testTarget(name: "PatchSamplersTests", dependencies: ["PatchSamplers", "LayerwiseTestSupport"]),
+        .testTarget(name: "FiguresTests", dependencies: ["Figures", "Layerwise"]),
+        .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "Layerwise"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -16,9 +16,15 @@ enum ConvLayerWorkload {
     }
 
     static let specs = [
-        Spec(name: "conv1", inputChannels: 3, outputChannels: 64, kernel: 5, padding: 2, side: 32, needsInputGradient: false),
-        Spec(name: "conv2", inputChannels: 64, outputChannels: 128, kernel: 5, padding: 2, side: 16, needsInputGradient: true),
-        Spec(name: "conv3", inputChannels: 128, outputChannels: 256, kernel: 3, padding: 1, side: 8, needsInputGradient: true),
+        Spec(
+            name: "conv1", inputChannels: 3, outputChannels: 64, kernel: 5, padding: 2, side: 32,
+            needsInputGradient: false),
+        Spec(
+            name: "conv2", inputChannels: 64, outputChannels: 128, kernel: 5, padding: 2, side: 16,
+            needsInputGradient: true),
+        Spec(
+            name: "conv3", inputChannels: 128, outputChannels: 256, kernel: 3, padding: 1, side: 8,
+            needsInputGradient: true),
     ]
 
     static func run(options: BenchOptions, images: Tensor) throws -> [JSONLine] {
@@ -34,7 +40,8 @@ enum ConvLayerWorkload {
             let input = Tensor.normal([b, spec.inputChannels, spec.side, spec.side], using: &generator)
             let outShape = try conv.outputShape(for: input.shape)
             let outputGradient = Tensor.normal(outShape, using: &generator)
-            let macs = Double(FlopModel.convMACs(spec.inputChannels, spec.outputChannels, spec.kernel, outShape[2], outShape[3]) * b)
+            let macs = Double(
+                FlopModel.convMACs(spec.inputChannels, spec.outputChannels, spec.kernel, outShape[2], outShape[3]) * b)
             let forwardFlop = 2 * macs
             let backwardFlop = 2 * macs * (spec.needsInputGradient ? 2 : 1)
 
@@ -63,9 +70,10 @@ enum ConvLayerWorkload {
                 a.withUnsafeBufferPointer { pa in
                     w.withUnsafeBufferPointer { pw in
                         c.withUnsafeMutableBufferPointer { pc in
-                            BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: spec.outputChannels, k: depth,
-                                      alpha: 1, a: pa.baseAddress!, lda: depth, b: pw.baseAddress!, ldb: depth,
-                                      beta: 0, c: pc.baseAddress!, ldc: spec.outputChannels)
+                            BLAS.gemm(
+                                transposeA: false, transposeB: true, m: rows, n: spec.outputChannels, k: depth,
+                                alpha: 1, a: pa.baseAddress!, lda: depth, b: pw.baseAddress!, ldb: depth,
+                                beta: 0, c: pc.baseAddress!, ldc: spec.outputChannels)
                         }
                     }
                 }
@@ -74,8 +82,10 @@ enum ConvLayerWorkload {
             let fwdSeconds = 1 / forward.median, bwdSeconds = 1 / backward.median
             totalFlop += forwardFlop + backwardFlop
             totalSeconds += fwdSeconds + bwdSeconds
-            for (pass, seconds, flop) in [("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
-                                          ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop)] {
+            for (pass, seconds, flop) in [
+                ("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
+                ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop),
+            ] {
                 var line = rateLine(mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, options: options)
                 line.set("sgemm_same_shape_gflops", gemmShapeGFLOPS, places: 2)
                 line.set("gemm_shape", "\(rows)x\(depth)x\(spec.outputChannels)")

@@ -11,15 +11,15 @@ struct FlopModel {
     }
 
     static func l1(batch: Int) -> FlopModel {
-        let fwd = convMACs(3, 64, 6, 2, 2)           // 27,648 MAC per patch
-        let perItem = 3 * (fwd + fwd)                 // fwd + wgrad; no dgrad (input is data)
+        let fwd = convMACs(3, 64, 6, 2, 2)  // 27,648 MAC per patch
+        let perItem = 3 * (fwd + fwd)  // fwd + wgrad; no dgrad (input is data)
         return FlopModel(trainFlopPerStep: 2 * perItem * batch, flopPerItem: 2 * perItem, inferFlopPerItem: nil)
     }
 
     static func l2(batch: Int) -> FlopModel {
-        let l1f = convMACs(3, 64, 6, 11, 11)          // frozen, forward only
+        let l1f = convMACs(3, 64, 6, 11, 11)  // frozen, forward only
         let l2f = convMACs(64, 128, 3, 3, 3)
-        let perItem = 3 * (l1f + l2f + l2f)           // l1 fwd + l2 fwd + l2 wgrad
+        let perItem = 3 * (l1f + l2f + l2f)  // l1 fwd + l2 fwd + l2 wgrad
         return FlopModel(trainFlopPerStep: 2 * perItem * batch, flopPerItem: 2 * perItem, inferFlopPerItem: nil)
     }
 
@@ -29,7 +29,7 @@ struct FlopModel {
         let c3 = convMACs(128, 256, 3, 8, 8)
         let fc = 4096 * 10
         let fwd = c1 + c2 + c3 + fc
-        let train = fwd + fwd + (fwd - c1)            // fwd + wgrad + dgrad (none for conv1)
+        let train = fwd + fwd + (fwd - c1)  // fwd + wgrad + dgrad (none for conv1)
         return FlopModel(trainFlopPerStep: 2 * train * batch, flopPerItem: 2 * train, inferFlopPerItem: 2 * fwd)
     }
 }

@@ -32,9 +32,10 @@ struct GemmWorkload {
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     c.withUnsafeMutableBufferPointer { pc in
-                        BLAS.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n,
-                                  alpha: 1, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
-                                  beta: 0, c: pc.baseAddress!, ldc: n)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: false, m: n, n: n, k: n,
+                            alpha: 1, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
+                            beta: 0, c: pc.baseAddress!, ldc: n)
                     }
                 }
             }

@@ -34,7 +34,9 @@ final class TripletWorkload {
     let readExtent: (height: Int, width: Int)?
     private(set) var lastLoss: Float = .nan
 
-    init(name: String, patch: Int, frozen: Sequential?, trained: Sequential, flops: FlopModel, options: BenchOptions) throws {
+    init(
+        name: String, patch: Int, frozen: Sequential?, trained: Sequential, flops: FlopModel, options: BenchOptions
+    ) throws {
         self.name = name
         self.patch = patch
         self.frozen = frozen
@@ -52,11 +54,13 @@ final class TripletWorkload {
         let featureShape = try frozen?.outputShape(for: inputShape) ?? inputShape
         let embeddingShape = try trained.outputShape(for: featureShape)
         guard embeddingShape.count == 2, embeddingShape[0] == layout.rowCount else {
-            throw BenchError.failed(workload: name, reason: "embedding shape \(embeddingShape) is not [\(layout.rowCount), D]")
+            throw BenchError.failed(
+                workload: name, reason: "embedding shape \(embeddingShape) is not [\(layout.rowCount), D]")
         }
         let layers: [any Layer] = (frozen.map { [$0] } ?? []) + [trained]
         if options.trim, let extent = try InputTrimming.readExtent(of: layers, inputShape: inputShape),
-           extent.height < patch || extent.width < patch {
+            extent.height < patch || extent.width < patch
+        {
             readExtent = extent
         } else {
             readExtent = nil

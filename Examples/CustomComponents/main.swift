@@ -56,7 +56,9 @@ struct PairContrastiveLoss: ContrastiveLoss {
     var margin: Float = 1
 
     func validate() throws {
-        guard margin > 0 else { throw LossError.invalidHyperparameter(name: "margin", value: margin, reason: "must be > 0") }
+        guard margin > 0 else {
+            throw LossError.invalidHyperparameter(name: "margin", value: margin, reason: "must be > 0")
+        }
     }
 
     func evaluate(_ batch: TripletEmbeddings) throws -> LossResult {
@@ -129,7 +131,9 @@ struct StripeSampler: PatchSampler {
         return image
     }
 
-    mutating func sample<G: RandomNumberGenerator>(batchSize: Int, patchSize: Int, using g: inout G) throws -> PatchTriplets {
+    mutating func sample<G: RandomNumberGenerator>(
+        batchSize: Int, patchSize: Int, using g: inout G
+    ) throws -> PatchTriplets {
         guard batchSize > 0 else { throw SamplerError.invalidBatchSize(batchSize) }
         let layout = TripletLayout(batchSize: batchSize, negativesPerAnchor: 1)
         let plane = 3 * patchSize * patchSize
@@ -138,10 +142,21 @@ struct StripeSampler: PatchSampler {
         for i in 0..<batchSize {
             let orientation = g.nextInt(below: 4), other = (orientation + 1 + g.nextInt(below: 3)) % 4
             let rows: [(Int, Image)] = [
-                (layout.anchorRow(i), stripes(size: patchSize, angle: Float(orientation) * .pi / 4, phase: g.nextUniform(0, 6.28))),
-                (layout.positiveRow(i), augmentation.apply(
-                    to: stripes(size: patchSize, angle: Float(orientation) * .pi / 4, phase: g.nextUniform(0, 6.28)), using: &g)),
-                (layout.negativeRow(i, 0), stripes(size: patchSize, angle: Float(other) * .pi / 4, phase: g.nextUniform(0, 6.28))),
+                (
+                    layout.anchorRow(i),
+                    stripes(size: patchSize, angle: Float(orientation) * .pi / 4, phase: g.nextUniform(0, 6.28))
+                ),
+                (
+                    layout.positiveRow(i),
+                    augmentation.apply(
+                        to: stripes(
+                            size: patchSize, angle: Float(orientation) * .pi / 4, phase: g.nextUniform(0, 6.28)),
+                        using: &g)
+                ),
+                (
+                    layout.negativeRow(i, 0),
+                    stripes(size: patchSize, angle: Float(other) * .pi / 4, phase: g.nextUniform(0, 6.28))
+                ),
             ]
             for (row, image) in rows {
                 patches.withUnsafeMutableBufferPointer { dst in

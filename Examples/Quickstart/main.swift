@@ -6,8 +6,10 @@ import Layerwise
 
 let arguments = CommandLine.arguments
 let sample = "Examples/ReproducePaper/Resources"
-let unlabelled = try CIFAR.loadCIFAR100(directory: arguments.count > 1 ? arguments[1] : "\(sample)/cifar100_sample", split: .train)
-let cifar10 = try CIFAR.loadCIFAR10(directory: arguments.count > 2 ? arguments[2] : "\(sample)/cifar10_sample", split: .train)
+let unlabelled = try CIFAR.loadCIFAR100(
+    directory: arguments.count > 1 ? arguments[1] : "\(sample)/cifar100_sample", split: .train)
+let cifar10 = try CIFAR.loadCIFAR10(
+    directory: arguments.count > 2 ? arguments[2] : "\(sample)/cifar10_sample", split: .train)
 let (train, test) = try cifar10.split(validationCount: cifar10.count / 5)
 var rng = SeededGenerator(seed: 7)
 
@@ -15,7 +17,10 @@ var rng = SeededGenerator(seed: 7)
 let sampler = try NeighborPatchSampler(
     dataset: unlabelled, maxOffset: 2, normalization: ChannelNormalization.fit(unlabelled))
 let stage = Stage(
-    layers: [try Conv2D(inputChannels: 3, outputChannels: 32, kernelSize: 6, using: &rng), try MaxPool2D(kernelSize: 2), ReLU()],
+    layers: [
+        try Conv2D(inputChannels: 3, outputChannels: 32, kernelSize: 6, using: &rng), try MaxPool2D(kernelSize: 2),
+        ReLU(),
+    ],
     objective: ContrastiveObjective(sampler: sampler, loss: InfoNCELoss(temperature: 0.1)),
     optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3),
     batchSize: 128, budget: .steps(200))
@@ -32,8 +37,11 @@ let classifier = try TransferClassifier(
     stages: [[trainer.stages[0].layers[0], trainer.stages[0].layers[1]]], mode: .fineTuned, head: head,
     inputShape: train.imageShape, seed: 7)
 let normalization = ChannelNormalization.fit(train)
-let report = try ClassifierTrainer(classifier: classifier, configuration: ClassifierConfiguration(
-    epochs: 3, batchSize: 64, optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3),
-    augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization, seed: 7)
+let report = try ClassifierTrainer(
+    classifier: classifier,
+    configuration: ClassifierConfiguration(
+        epochs: 3, batchSize: 64, optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3),
+        augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
+        seed: 7)
 ).train(on: train, validation: test)
 print("CIFAR-10 accuracy after \(report.epochs.count) epochs: \(report.finalValidationAccuracy ?? 0)")

@@ -34,7 +34,8 @@ struct Budget {
         case .paper:
             // The reference run's budget (../shared/RESEARCH.md, paper_ref.py defaults).
             return Budget(
-                name: "paper", conv1Filters: 64, conv2Filters: 128, hiddenUnits: 256, epochs: 15, batchSize: 128, seeds: 2,
+                name: "paper", conv1Filters: 64, conv2Filters: 128, hiddenUnits: 256, epochs: 15, batchSize: 128,
+                seeds: 2,
                 pretrainEpochs: 10, pretrainBatchSize: 512, minimumPretrainStepsPerEpoch: 1, supervisedEpochs: 10,
                 probeEpochs: 200)
         }
@@ -45,7 +46,7 @@ struct Budget {
 /// and which loss separates them.
 struct Recipe {
     enum Loss {
-        case triplet(distance: String, margin: Float, miner: String?)
+        case triplet(distance: DistanceName, margin: Float, miner: MinerName?)
         case infoNCE(temperature: Float)
     }
 
@@ -98,7 +99,7 @@ struct Recipe {
     /// margin 0.5, Adam 1e-3.
     static let paper = Recipe(
         name: "paper", objective: .triplet, patchSize: 7, maxOffset: 1, positiveJitter: 0, positiveRotation: 0,
-        sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: "cosine", margin: 0.5, miner: nil),
+        sameImageNegatives: false, negativesPerAnchor: 1, loss: .triplet(distance: .cosine, margin: 0.5, miner: nil),
         learningRate: 1e-3, surrogateClasses: 0, copiesPerClass: 0)
 
     /// The library's default, the winner of the recipe study (Docs/RecipeFindings.md):
@@ -120,7 +121,7 @@ struct Recipe {
         if let objective, objective != recipe.objective {
             recipe.objective = objective
             switch objective {
-            case .triplet: recipe.loss = .triplet(distance: "cosine", margin: 0.5, miner: nil)
+            case .triplet: recipe.loss = .triplet(distance: .cosine, margin: 0.5, miner: nil)
             case .infonce: recipe.loss = .infoNCE(temperature: 0.1)
             case .exemplar:
                 recipe.surrogateClasses = 4000  // capped at the number of images
@@ -137,20 +138,8 @@ struct Recipe {
             let l = InfoNCELoss(temperature: temperature)
             try l.validate()
             return l
-        case let .triplet(distanceName, margin, minerName):
-            let distance: any Distance
-            switch distanceName {
-            case "euclidean": distance = EuclideanDistance()
-            case "squared-euclidean": distance = SquaredEuclideanDistance()
-            default: distance = CosineDistance()
-            }
-            let miner: (any NegativeMiner)?
-            switch minerName {
-            case "semi-hard": miner = SemiHardNegativeMiner()
-            case "hardest": miner = HardestNegativeMiner()
-            default: miner = nil
-            }
-            let l = TripletMarginLoss(distance: distance, margin: margin, miner: miner)
+        case let .triplet(distance, margin, miner):
+            let l = TripletMarginLoss(distance: distance.make(), margin: margin, miner: miner?.make())
             try l.validate()
             return l
         }
@@ -160,8 +149,10 @@ struct Recipe {
         var parts: [any Augmentation] = []
         if positiveRotation > 0 { parts.append(try RandomRotation(maxDegrees: positiveRotation, fill: .edge)) }
         if positiveJitter > 0 {
-            parts.append(try ColorJitter(
-                brightness: positiveJitter, contrast: positiveJitter, saturation: positiveJitter, hue: min(0.5, positiveJitter / 4)))
+            parts.append(
+                try ColorJitter(
+                    brightness: positiveJitter, contrast: positiveJitter, saturation: positiveJitter,
+                    hue: min(0.5, positiveJitter / 4)))
         }
         return parts.isEmpty ? nil : Compose(parts)
     }
@@ -287,7 +278,8 @@ struct DataSources {
         let candidates = [bundle.resourcePath, bundle.bundlePath].compactMap { $0 }
             .flatMap { [$0 + "/Resources/" + name, $0 + "/" + name] }
         guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw ExperimentError.data("the embedded sample \(name) is missing from this build (looked in \(candidates))")
+            throw ExperimentError.data(
+                "the embedded sample \(name) is missing from this build (looked in \(candidates))")
         }
         return found
     }
@@ -309,7 +301,8 @@ struct DataSources {
             testSource = "file \(cifar10Test)"
         } else if FileManager.default.fileExists(atPath: defaultTest) {
             test = try CIFAR.loadCIFAR10(files: [defaultTest])
-            testSource = cifar10 == nil
+            testSource =
+                cifar10 == nil
                 ? "embedded validation file (400 CIFAR-10 training images disjoint from the 1,200 used for training)"
                 : "file \(defaultTest)"
         } else {

@@ -13,16 +13,13 @@ struct Experiment {
     var probeOnly: Bool
     var skipSupervised: Bool = false
     var kmeansArms: Bool
-    /// Arms to train (nil = ``arms`` plus the k-means arms when ``kmeansArms``).
-    var selectedArms: [String]? = nil
+    /// Arms to train (nil = the paper's arms plus the k-means arms when ``kmeansArms``).
+    var selectedArms: [TransferArm]? = nil
     var threads: Int
     var commandLine: String
     /// SIGINT/SIGTERM handling from the start of the run until layer-wise pretraining ends
     /// (a signal before pretraining stops it after its first step, with a checkpoint).
     var signals: SignalStop? = nil
-
-    static let arms = ["scratch", "contrastive_frozen", "contrastive_finetuned", "supervised_frozen", "supervised_finetuned"]
-    static let kmeansArmNames = ["kmeans_frozen", "kmeans_finetuned"]
 
     // MARK: - Layers
 
@@ -90,41 +87,11 @@ struct Experiment {
         return total / Float(max(1, o))
     }
 
-    /// The paper's classifier: conv6 → pool → BN → ReLU → conv3 → pool → BN → ReLU → FC →
-    /// ReLU → BN → FC. Transferable stages are `[conv1, pool]` and, with two layers,
-    /// `[BN, ReLU, conv2, pool]`; everything after them is the head. The same `seed`
-    /// gives every arm the same initialisation of all layers it does not transfer.
-    func classifierLayers(classes: Int, seed: UInt64) throws -> (stages: [[any Layer]], head: [any Layer]) {
-        var g = SeededGenerator(seed: seed)
-        let (w1, w2, f) = (budget.conv1Filters, budget.conv2Filters, budget.hiddenUnits)
-        let stage1: [any Layer] = [try Conv2D(inputChannels: 3, outputChannels: w1, kernelSize: 6, using: &g), try MaxPool2D(kernelSize: 2)]
-        let block2: [any Layer] = [try BatchNorm(features: w1), ReLU(),
-                                   try Conv2D(inputChannels: w1, outputChannels: w2, kernelSize: 3, using: &g), try MaxPool2D(kernelSize: 2)]
-        let top: [any Layer] = [try BatchNorm(features: w2), ReLU(), Flatten(),
-                                try Linear(inputFeatures: w2 * 25, outputFeatures: f, using: &g), ReLU(), try BatchNorm(features: f),
-                                try Linear(inputFeatures: f, outputFeatures: classes, using: &g)]
-        return layers == 1 ? ([stage1], block2 + top) : ([stage1, block2], top)
-    }
-
-    /// Maps pretrained stage weights (`"stage<k>.0.*"`, the conv of pretraining stage k)
-    /// onto the classifier's names; the classifier's own BatchNorm in stage 2 keeps its
-    /// fresh values (identity in inference mode, so a frozen stage 2 sees exactly what it
-    /// was pretrained on).
-    func classifierWeights(fromPretrained weights: [String: Tensor], stages: [[any Layer]]) -> [String: Tensor] {
-        var out: [String: Tensor] = [:]
-        for (k, layers) in stages.enumerated() {
-            for (i, layer) in layers.enumerated() {
-                for p in layer.parameters + layer.buffers {
-                    let name = "stage\(k + 1).\(i).\(p.name)"
-                    if layer is Conv2D, let t = weights["stage\(k + 1).0.\(p.name)"] {
-                        out[name] = t
-                    } else {
-                        out[name] = p.value
-                    }
-                }
-            }
-        }
-        return out
+    /// The paper's classifier at this budget's widths, with `layers` transferred stages.
+    func paperClassifier() throws -> PaperClassifier {
+        try PaperClassifier(
+            conv1Filters: budget.conv1Filters, conv2Filters: budget.conv2Filters, hiddenUnits: budget.hiddenUnits,
+            transferredStages: layers)
     }
 
     // MARK: - Run
@@ -160,7 +127,7 @@ struct Experiment {
         let endToEnd = layers == 2
             ? try pretrainContrastive(data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
             : nil
-        let contrastiveWeights = Self.transferableWeights(contrastive.trainer)
+        let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive.trainer)
 
         // 3. Supervised pretraining on CIFAR-100 labels.
         let supervisedWeights = skipSupervised
@@ -179,19 +146,15 @@ struct Experiment {
         }
 
         // 5. Transfer arms.
-        let extraArms = kmeansArms && layers == 1 ? Self.kmeansArmNames : []
-        for arm in selectedArms ?? (Self.arms + extraArms) {
-            let (mode, weights): (TransferMode, [String: Tensor]?) = switch arm {
-            case "kmeans_frozen": (.frozen, kmeans.convolutionState(prefix: "stage1.0"))
-            case "kmeans_finetuned": (.fineTuned, kmeans.convolutionState(prefix: "stage1.0"))
-            case "contrastive_frozen": (.frozen, contrastiveWeights)
-            case "contrastive_finetuned": (.fineTuned, contrastiveWeights)
-            case "supervised_frozen": (.frozen, supervisedWeights)
-            case "supervised_finetuned": (.fineTuned, supervisedWeights)
-            default: (.scratch, nil)
+        let extraArms = kmeansArms && layers == 1 ? TransferArm.kmeansArms : []
+        for arm in selectedArms ?? (TransferArm.paperArms + extraArms) {
+            let weights: [String: Tensor]? = switch arm.source {
+            case .kmeans: kmeans.convolutionState()
+            case .contrastive: contrastiveWeights
+            case .supervised: supervisedWeights
+            case nil: nil
             }
-            results.arms[arm] = try runArm(arm, mode: mode, weights: weights, supervisedNames: arm.hasPrefix("supervised"),
-                                           data: data, normalization: trainNorm)
+            results.arms[arm.rawValue] = try runArm(arm, weights: weights, data: data, normalization: trainNorm)
         }
 
         // 6. Figures and results.
@@ -280,7 +243,9 @@ struct Experiment {
         var g = SeededGenerator(seed: seed &+ 5000)
         var patches = try PatchExtraction.extractRandomPatches(
             from: data.pretrain, count: min(100_000, data.pretrain.count * 40), size: 6, using: &g)
-        // Windows are [C, 6, 6] flattened: normalise each channel block like the images.
+        // Windows are [C, 6, 6] flattened: normalise each channel block like the images. By
+        // division, not `ChannelNormalization.apply` (a multiplication by 1/std): the two
+        // differ in the last bit, which changes every whitened result downstream.
         let n = patches.shape[0], plane = 36
         patches.withUnsafeMutableBufferPointer { b in
             for r in 0..<n {
@@ -295,19 +260,6 @@ struct Experiment {
         return try ZCAWhitening.fit(patches: patches, epsilon: epsilon)
     }
 
-    /// Stage weights for transfer: a whitened conv is exported as its folded plain
-    /// convolution, which is what a classifier's `Conv2D` loads.
-    static func transferableWeights(_ trainer: LayerwiseTrainer) -> [String: Tensor] {
-        var weights = trainer.stateTensors()
-        for (k, stage) in trainer.stages.enumerated() {
-            guard let whitened = stage.layers.first as? WhitenedConv2D else { continue }
-            let (w, b) = whitened.foldedParameters()
-            weights["stage\(k + 1).0.weight"] = w
-            weights["stage\(k + 1).0.bias"] = b
-        }
-        return weights
-    }
-
     static func isFinal(_ event: TrainingEvent) -> Bool {
         if case .step = event { return false }
         return true
@@ -315,11 +267,9 @@ struct Experiment {
 
     func pretrainSupervised(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> [String: Tensor] {
         guard let classes = data.pretrain.classCount else { throw ExperimentError.data("CIFAR-100 data has no labels") }
-        let (stages, head) = try classifierLayers(classes: classes, seed: seed &+ 2000)
-        let config = ClassifierConfiguration(
-            epochs: budget.supervisedEpochs, batchSize: budget.batchSize, optimizer: Adam(learningRate: 1e-3),
-            schedule: StepDecaySchedule(initial: 1e-3, factor: 0.1, milestones: [2.0 / 3.0]),
-            augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
+        let (stages, head) = try paperClassifier().layers(classes: classes, seed: seed &+ 2000)
+        let config = try PaperClassifier.trainingConfiguration(
+            epochs: budget.supervisedEpochs, batchSize: budget.batchSize, normalization: normalization,
             seed: seed &+ 2000)
         log("supervised pretraining on CIFAR-100 labels (\(classes) classes), \(budget.supervisedEpochs) epochs")
         let (weights, report) = try SupervisedPretraining.run(
@@ -327,37 +277,33 @@ struct Experiment {
         results.pretraining["supervised"] = .init(
             seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan, secondsToLayerwiseLoss: nil,
             lossPerEpoch: report.epochs.map(\.trainingLoss))
-        try SafeTensors.write(weights.filter { $0.key.hasPrefix("stage") }, metadata: ["kind": "supervised-stages"],
-                              to: out + "/supervised_stages.safetensors")
+        try SafeTensors.write(
+            weights.filter { $0.key.hasPrefix(StateKey.stagePrefix) }, metadata: ["kind": "supervised-stages"],
+            to: out + "/supervised_stages.safetensors")
         return weights
     }
 
     // MARK: - Arms
 
     func runArm(
-        _ arm: String, mode: TransferMode, weights: [String: Tensor]?, supervisedNames: Bool, data: DataSources,
-        normalization: ChannelNormalization
+        _ arm: TransferArm, weights: [String: Tensor]?, data: DataSources, normalization: ChannelNormalization
     ) throws -> Results.Arm {
         var accuracies: [Double] = [], curves: [[Double]] = [], seconds = 0.0
         for s in 0..<budget.seeds {
             let armSeed = seed &+ UInt64(s)
-            let (stages, head) = try classifierLayers(classes: 10, seed: armSeed)
-            // Supervised weights already carry classifier names; contrastive ones are mapped.
-            let pretrained = weights.map { supervisedNames ? $0 : classifierWeights(fromPretrained: $0, stages: stages) }
-            let classifier = try TransferClassifier(
-                stages: stages, mode: mode, head: head, inputShape: data.train.imageShape, pretrained: pretrained, seed: armSeed)
-            let config = ClassifierConfiguration(
-                epochs: budget.epochs, batchSize: budget.batchSize, optimizer: Adam(learningRate: 1e-3),
-                schedule: StepDecaySchedule(initial: 1e-3, factor: 0.1, milestones: [2.0 / 3.0]),
-                augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
-                seed: armSeed)
+            let classifier = try paperClassifier().transferClassifier(
+                arm, classes: 10, pretrained: weights, inputShape: data.train.imageShape, seed: armSeed)
+            let config = try PaperClassifier.trainingConfiguration(
+                epochs: budget.epochs, batchSize: budget.batchSize, normalization: normalization, seed: armSeed)
             let report = try ClassifierTrainer(classifier: classifier, configuration: config)
-                .train(on: data.train, validation: data.test, events: classifierProgress("\(arm) seed \(s + 1)/\(budget.seeds)"))
+                .train(on: data.train, validation: data.test,
+                       events: classifierProgress("\(arm.rawValue) seed \(s + 1)/\(budget.seeds)"))
             let curve = report.epochs.map { Double($0.validationAccuracy ?? .nan) }
             curves.append(curve)
             accuracies.append(curve.last ?? .nan)
             seconds += report.totalSeconds
-            log("\(arm) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) after epoch 1 \(percent(curve.first ?? .nan))")
+            log("\(arm.rawValue) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) "
+                + "after epoch 1 \(percent(curve.first ?? .nan))")
         }
         let mean = accuracies.reduce(0, +) / Double(accuracies.count)
         let std = accuracies.count > 1
@@ -393,8 +339,8 @@ struct Experiment {
         // Stage-2 control: an untrained stage-2 conv drawn like pretraining draws it.
         let randomStage2 = try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
         let supervisedConv = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        if let w = supervised["stage1.0.weight"] { supervisedConv.weight.value = w }
-        if let b = supervised["stage1.0.bias"], let bias = supervisedConv.bias { bias.value = b }
+        if let w = supervised[PaperClassifier.conv1Weight] { supervisedConv.weight.value = w }
+        if let b = supervised[PaperClassifier.conv1Bias], let bias = supervisedConv.bias { bias.value = b }
         let contrastiveConv = contrastive.stages[0].layers[0]
         var extractors: [(String, FeatureExtractor)] = [
             ("random", FeatureExtractor(layers: [random])),
@@ -466,12 +412,14 @@ struct Experiment {
     ) throws {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        let contrastiveWeights = Self.transferableWeights(contrastive)["stage1.0.weight"] ?? random.weight.value
+        let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive)[PaperClassifier.conv1Weight]
+            ?? random.weight.value
         let figures: [(String, Tensor)] = [
             ("filters_contrastive.png", contrastiveWeights),
             ("filters_random.png", random.weight.value),
             ("filters_kmeans.png", try kmeans.convolution().weight.value),
-        ] + (supervised.isEmpty ? [] : [("filters_supervised.png", supervised["stage1.0.weight"] ?? random.weight.value)])
+        ] + (supervised.isEmpty
+            ? [] : [("filters_supervised.png", supervised[PaperClassifier.conv1Weight] ?? random.weight.value)])
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
         }
@@ -479,7 +427,9 @@ struct Experiment {
         let chart = LineChart(
             title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, mean of \(budget.seeds) seed(s))",
             xLabel: "epoch", yLabel: "accuracy (%)",
-            series: (Self.arms + ["kmeans_frozen", "kmeans_finetuned"]).compactMap { arm in results.arms[arm].map { .init(name: arm, values: $0.curve) } })
+            series: TransferArm.allCases.compactMap { arm in
+                results.arms[arm.rawValue].map { .init(name: arm.rawValue, values: $0.curve) }
+            })
         try AtomicFile.write(Data(try chart.svg().utf8), to: out + "/curves.svg")
     }
 

@@ -114,9 +114,13 @@ struct ReproducePaper: ParsableCommand {
     @Flag(help: "Also transfer k-means (Coates et al. 2011) filters as arms kmeans_frozen / kmeans_finetuned.")
     var kmeansArms = false
 
-    /// The `--arms` list, split and trimmed (nil = every arm).
-    var selectedArms: [String]? {
-        arms.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    /// The `--arms` list (nil = every arm).
+    func selectedArms() throws -> [TransferArm]? {
+        do {
+            return try arms.map(TransferArm.list)
+        } catch {
+            throw ValidationError("--arms: \(error)")
+        }
     }
 
     func validate() throws {
@@ -137,15 +141,13 @@ struct ReproducePaper: ParsableCommand {
         if let pretrainLearningRate, !(pretrainLearningRate > 0 && pretrainLearningRate.isFinite) {
             throw ValidationError("--pretrain-learning-rate must be finite and > 0, got \(pretrainLearningRate)")
         }
-        let known = Experiment.arms + Experiment.kmeansArmNames
-        for arm in selectedArms ?? [] where !known.contains(arm) {
-            throw ValidationError("--arms: unknown arm '\(arm)'; known arms: \(known.joined(separator: ", "))")
-        }
-        if let selectedArms, selectedArms.isEmpty { throw ValidationError("--arms names no arm") }
-        if layers == 2, (selectedArms ?? []).contains(where: Experiment.kmeansArmNames.contains) {
+        let chosenArms = try selectedArms()
+        if let chosenArms, chosenArms.isEmpty { throw ValidationError("--arms names no arm") }
+        if layers == 2, (chosenArms ?? []).contains(where: { $0.source == .kmeans }) {
             throw ValidationError("--arms: the k-means arms transfer one stage; they need --layers 1")
         }
-        let runsSupervisedArm = !probeOnly && (selectedArms ?? Experiment.arms).contains { $0.hasPrefix("supervised") }
+        let runsSupervisedArm = !probeOnly
+            && (chosenArms ?? TransferArm.paperArms).contains { $0.source == .supervised }
         if skipSupervised && runsSupervisedArm {
             throw ValidationError("--skip-supervised: the supervised transfer arms need the supervised weights (use --probe-only or --arms without them)")
         }
@@ -202,7 +204,7 @@ struct ReproducePaper: ParsableCommand {
         let experiment = Experiment(
             budget: budget, recipe: recipe, layers: layers, out: out, seed: seed, resume: resume,
             pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms,
-            selectedArms: selectedArms, threads: threads,
+            selectedArms: try selectedArms(), threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             signals: SignalStop())
         do {

@@ -48,7 +48,8 @@ struct Results: Encodable {
 
     func markdownTable() -> String {
         var s = "| arm | test accuracy (mean ± std) | after epoch 1 | seeds | seconds |\n|---|---|---|---|---|\n"
-        for name in Experiment.arms + arms.keys.filter({ !Experiment.arms.contains($0) }).sorted() {
+        let paperArms = TransferArm.paperArms.map(\.rawValue)
+        for name in paperArms + arms.keys.filter({ !paperArms.contains($0) }).sorted() {
             guard let a = arms[name] else { continue }
             s += "| \(name) | \(pct(a.testAccuracyMean)) ± \(String(format: "%.1f", a.testAccuracyStd * 100)) | \(pct(a.curve.first ?? .nan)) | \(a.testAccuracyPerSeed.count) | \(String(format: "%.0f", a.seconds)) |\n"
         }

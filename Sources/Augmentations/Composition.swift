@@ -24,7 +24,8 @@ public struct RandomApply: Augmentation {
     /// - Throws: ``AugmentationError/invalidOption(name:value:reason:)`` unless 0 ≤ probability ≤ 1.
     public init(_ augmentation: any Augmentation, probability: Float) throws {
         guard probability >= 0, probability <= 1 else {
-            throw AugmentationError.invalidOption(name: "probability", value: "\(probability)", reason: "must be in [0, 1]")
+            throw AugmentationError.invalidOption(
+                name: "probability", value: "\(probability)", reason: "must be in [0, 1]")
         }
         self.augmentation = augmentation
         self.probability = probability

@@ -57,7 +57,9 @@ public struct Rotation: Augmentation {
                                 if y >= 0 && y < h && x >= 0 && x < w { return plane[y * w + x] }
                                 switch fill {
                                 case .constant(let v): return v
-                                case .edge: return plane[Swift.min(Swift.max(y, 0), h - 1) * w + Swift.min(Swift.max(x, 0), w - 1)]
+                                case .edge:
+                                    return plane[
+                                        Swift.min(Swift.max(y, 0), h - 1) * w + Swift.min(Swift.max(x, 0), w - 1)]
                                 }
                             }
                             var v = at(y0, x0) * (1 - tx) * (1 - ty)
@@ -81,7 +83,8 @@ public struct RandomRotation: Augmentation {
 
     /// - Throws: ``AugmentationError`` unless `0 ≤ maxDegrees ≤ 360` and the fill is finite.
     public init(maxDegrees: Float, fill: RotationFill = .constant(0)) throws {
-        try AugmentationError.check(maxDegrees >= 0 && maxDegrees <= 360, "maxDegrees", maxDegrees, "must lie in 0...360")
+        try AugmentationError.check(
+            maxDegrees >= 0 && maxDegrees <= 360, "maxDegrees", maxDegrees, "must lie in 0...360")
         if case .constant(let v) = fill { try AugmentationError.check(v.isFinite, "fill", v, "must be finite") }
         self.maxDegrees = maxDegrees
         self.fill = fill
@@ -164,10 +167,13 @@ public struct RandomResizedCrop: Augmentation {
     public let ratio: ClosedRange<Float>
 
     /// - Throws: ``AugmentationError`` unless `size ≥ 1`, `0 < scale ≤ 1` and `0 < ratio`.
-    public init(size: Int, scale: ClosedRange<Float> = 0.08...1, ratio: ClosedRange<Float> = 0.75...(4.0 / 3.0)) throws {
+    public init(size: Int, scale: ClosedRange<Float> = 0.08...1, ratio: ClosedRange<Float> = 0.75...(4.0 / 3.0)) throws
+    {
         try AugmentationError.check(size >= 1, "size", size, "must be ≥ 1")
-        try AugmentationError.check(scale.lowerBound > 0 && scale.upperBound <= 1, "scale", scale, "must lie within (0, 1]")
-        try AugmentationError.check(ratio.lowerBound > 0 && ratio.upperBound.isFinite, "ratio", ratio, "must be positive and finite")
+        try AugmentationError.check(
+            scale.lowerBound > 0 && scale.upperBound <= 1, "scale", scale, "must lie within (0, 1]")
+        try AugmentationError.check(
+            ratio.lowerBound > 0 && ratio.upperBound.isFinite, "ratio", ratio, "must be positive and finite")
         self.size = size
         self.scale = scale
         self.ratio = ratio
@@ -208,7 +214,8 @@ public struct HorizontalFlip: Augmentation {
 
     /// - Throws: ``AugmentationError`` unless `0 ≤ probability ≤ 1`.
     public init(probability: Float = 0.5) throws {
-        try AugmentationError.check(probability >= 0 && probability <= 1, "probability", probability, "must lie in 0...1")
+        try AugmentationError.check(
+            probability >= 0 && probability <= 1, "probability", probability, "must lie in 0...1")
         self.probability = probability
     }
 

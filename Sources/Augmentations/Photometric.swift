@@ -121,7 +121,8 @@ public struct RandomGrayscale: Augmentation {
 
     /// - Throws: ``AugmentationError`` unless `0 ≤ probability ≤ 1`.
     public init(probability: Float = 0.1) throws {
-        try AugmentationError.check(probability >= 0 && probability <= 1, "probability", probability, "must lie in 0...1")
+        try AugmentationError.check(
+            probability >= 0 && probability <= 1, "probability", probability, "must lie in 0...1")
         self.probability = probability
     }
 
@@ -148,7 +149,8 @@ public struct GaussianNoise: Augmentation {
     /// - Throws: ``AugmentationError`` unless σ ≥ 0 and finite.
     public init(standardDeviation: Float) throws {
         try AugmentationError.check(
-            standardDeviation >= 0 && standardDeviation.isFinite, "standardDeviation", standardDeviation, "must be ≥ 0 and finite")
+            standardDeviation >= 0 && standardDeviation.isFinite, "standardDeviation", standardDeviation,
+            "must be ≥ 0 and finite")
         self.standardDeviation = standardDeviation
     }
 

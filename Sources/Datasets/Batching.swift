@@ -26,7 +26,8 @@ public func makeBatch<G: RandomNumberGenerator, Indices: Collection<Int>>(
     }
     let s = dataset.imageShape
     if let normalization, normalization.channels != s.channels {
-        throw DatasetError.shapeMismatch(what: "normalisation channels", expected: "\(s.channels)", got: "\(normalization.channels)")
+        throw DatasetError.shapeMismatch(
+            what: "normalisation channels", expected: "\(s.channels)", got: "\(normalization.channels)")
     }
     var images: Tensor
     if let augmentation {
@@ -41,7 +42,8 @@ public func makeBatch<G: RandomNumberGenerator, Indices: Collection<Int>>(
             }
             guard out.tensor.shape == outShape! else {
                 throw DatasetError.shapeMismatch(
-                    what: "augmented image \(i)", expected: "\(outShape!) like the first image of the batch", got: "\(out.tensor.shape)")
+                    what: "augmented image \(i)", expected: "\(outShape!) like the first image of the batch",
+                    got: "\(out.tensor.shape)")
             }
             let per = out.tensor.count
             out.tensor.withUnsafeBufferPointer { src in
@@ -56,14 +58,16 @@ public func makeBatch<G: RandomNumberGenerator, Indices: Collection<Int>>(
         let per = s.elementCount
         images.withUnsafeMutableBufferPointer { dst in
             for (row, i) in indices.enumerated() {
-                dataset.copyPixels(of: i, into: UnsafeMutableBufferPointer(rebasing: dst[(row * per)..<((row + 1) * per)]))
+                dataset.copyPixels(
+                    of: i, into: UnsafeMutableBufferPointer(rebasing: dst[(row * per)..<((row + 1) * per)]))
             }
         }
     }
     if let normalization {
         guard images.shape[1] == normalization.channels else {
             throw DatasetError.shapeMismatch(
-                what: "normalisation channels after augmentation", expected: "\(normalization.channels)", got: "\(images.shape[1])")
+                what: "normalisation channels after augmentation", expected: "\(normalization.channels)",
+                got: "\(images.shape[1])")
         }
         try normalization.apply(to: &images)
     }
@@ -81,13 +85,17 @@ public enum PatchExtraction {
         from dataset: any ImageDataset, count: Int, size: Int, using generator: inout G
     ) throws -> Tensor {
         let s = dataset.imageShape
-        guard count >= 1 else { throw DatasetError.invalidOption(name: "count", value: "\(count)", reason: "must be ≥ 1") }
+        guard count >= 1 else {
+            throw DatasetError.invalidOption(name: "count", value: "\(count)", reason: "must be ≥ 1")
+        }
         guard size >= 1, size <= s.height, size <= s.width else {
             throw DatasetError.invalidOption(
-                name: "patch size", value: "\(size)", reason: "must lie in 1...\(Swift.min(s.height, s.width)) for \(s) images")
+                name: "patch size", value: "\(size)",
+                reason: "must lie in 1...\(Swift.min(s.height, s.width)) for \(s) images")
         }
         guard dataset.count > 0 else {
-            throw DatasetError.invalidOption(name: "dataset", value: "0 images", reason: "cannot extract patches from an empty dataset")
+            throw DatasetError.invalidOption(
+                name: "dataset", value: "0 images", reason: "cannot extract patches from an empty dataset")
         }
         let d = s.channels * size * size
         var out = Tensor.uninitialized(shape: [count, d])

@@ -1,10 +1,11 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Small, checked file access shared by the loaders.
@@ -49,7 +50,9 @@ enum FileReading {
         guard UInt64(count) <= memory else {
             throw DatasetError.readFailed(
                 path: path,
-                reason: "reading \(count) bytes needs more memory than this machine has (\(memory) bytes of physical memory)")
+                reason:
+                    "reading \(count) bytes needs more memory than this machine has (\(memory) bytes of physical memory)"
+            )
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw DatasetError.readFailed(path: path, reason: "cannot open for reading")

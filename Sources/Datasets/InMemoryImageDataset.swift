@@ -33,12 +33,14 @@ public struct InMemoryImageDataset: ImageDataset {
         classCount: Int? = nil, classNames: [String]? = nil
     ) throws {
         guard shape.channels > 0, shape.height > 0, shape.width > 0 else {
-            throw DatasetError.invalidOption(name: "image shape", value: "\(shape)", reason: "all dimensions must be > 0")
+            throw DatasetError.invalidOption(
+                name: "image shape", value: "\(shape)", reason: "all dimensions must be > 0")
         }
         let per = shape.elementCount
         guard pixels.count % per == 0 else {
             throw DatasetError.shapeMismatch(
-                what: "pixel count for images of shape \(shape)", expected: "a multiple of \(per)", got: "\(pixels.count)")
+                what: "pixel count for images of shape \(shape)", expected: "a multiple of \(per)",
+                got: "\(pixels.count)")
         }
         let n = pixels.count / per
         var resolvedClassCount = classCount
@@ -50,7 +52,8 @@ public struct InMemoryImageDataset: ImageDataset {
         }
         if let labels {
             guard labels.count == n else {
-                throw DatasetError.shapeMismatch(what: "label count", expected: "\(n) (one per image)", got: "\(labels.count)")
+                throw DatasetError.shapeMismatch(
+                    what: "label count", expected: "\(n) (one per image)", got: "\(labels.count)")
             }
             // max + 1 would overflow (a trap) for a label of Int.max, e.g. from a corrupt .npy file.
             if resolvedClassCount == nil, let i = labels.firstIndex(of: Int.max) {
@@ -119,7 +122,8 @@ public struct InMemoryImageDataset: ImageDataset {
         outLabels?.reserveCapacity(indices.count)
         for i in indices {
             guard i >= 0 && i < count else {
-                throw DatasetError.invalidOption(name: "subset index", value: "\(i)", reason: "must lie in 0..<\(count)")
+                throw DatasetError.invalidOption(
+                    name: "subset index", value: "\(i)", reason: "must lie in 0..<\(count)")
             }
             out.append(contentsOf: pixels[(i * per)..<((i + 1) * per)])
             if let labels { outLabels!.append(labels[i]) }
@@ -168,7 +172,8 @@ public struct InMemoryImageDataset: ImageDataset {
         var labels: [Int]? = first.labels == nil ? nil : []
         for p in parts {
             guard p.imageShape == first.imageShape else {
-                throw DatasetError.shapeMismatch(what: "image shape", expected: "\(first.imageShape)", got: "\(p.imageShape)")
+                throw DatasetError.shapeMismatch(
+                    what: "image shape", expected: "\(first.imageShape)", got: "\(p.imageShape)")
             }
             guard (p.labels == nil) == (first.labels == nil), p.classCount == first.classCount else {
                 throw DatasetError.shapeMismatch(

@@ -27,7 +27,8 @@ public struct InMemorySequenceDataset: SequenceDataset {
     public init(frames: [Float], clipCount: Int, framesPerClip: Int, frameShape: ImageShape) throws {
         try Self.validate(frames.count, clipCount, framesPerClip, frameShape)
         if let bad = frames.firstIndex(where: { !$0.isFinite }) {
-            throw DatasetError.invalidOption(name: "frames[\(bad)]", value: "\(frames[bad])", reason: "pixel values must be finite")
+            throw DatasetError.invalidOption(
+                name: "frames[\(bad)]", value: "\(frames[bad])", reason: "pixel values must be finite")
         }
         storage = .floats(frames)
         count = clipCount
@@ -36,12 +37,15 @@ public struct InMemorySequenceDataset: SequenceDataset {
     }
 
     static func validate(_ n: Int, _ clips: Int, _ frames: Int, _ shape: ImageShape) throws {
-        guard clips > 0 else { throw DatasetError.invalidOption(name: "clipCount", value: "\(clips)", reason: "must be ≥ 1") }
+        guard clips > 0 else {
+            throw DatasetError.invalidOption(name: "clipCount", value: "\(clips)", reason: "must be ≥ 1")
+        }
         guard frames > 0 else {
             throw DatasetError.invalidOption(name: "framesPerClip", value: "\(frames)", reason: "must be ≥ 1")
         }
         guard shape.channels > 0, shape.height > 0, shape.width > 0 else {
-            throw DatasetError.invalidOption(name: "frameShape", value: "\(shape)", reason: "all dimensions must be > 0")
+            throw DatasetError.invalidOption(
+                name: "frameShape", value: "\(shape)", reason: "all dimensions must be > 0")
         }
         let expected = clips * frames * shape.elementCount
         guard n == expected else {

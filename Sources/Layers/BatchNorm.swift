@@ -39,10 +39,12 @@ public final class BatchNorm: Layer {
     public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, affine: Bool = true) throws {
         try Validate.positive(features, "features", layer: "BatchNorm")
         guard momentum.isFinite, momentum >= 0, momentum <= 1 else {
-            throw LayerError.invalidConfiguration(layer: "BatchNorm", option: "momentum", value: "\(momentum)", reason: "must be in [0, 1]")
+            throw LayerError.invalidConfiguration(
+                layer: "BatchNorm", option: "momentum", value: "\(momentum)", reason: "must be in [0, 1]")
         }
         guard epsilon.isFinite, epsilon > 0 else {
-            throw LayerError.invalidConfiguration(layer: "BatchNorm", option: "epsilon", value: "\(epsilon)", reason: "must be finite and > 0")
+            throw LayerError.invalidConfiguration(
+                layer: "BatchNorm", option: "epsilon", value: "\(epsilon)", reason: "must be finite and > 0")
         }
         self.features = features
         self.momentum = momentum
@@ -58,10 +60,12 @@ public final class BatchNorm: Layer {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard inputShape.count >= 2 else {
-            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "expected [N, C] or [N, C, H, W]")
+            throw LayerError.incompatibleInput(
+                layer: name, shape: inputShape, reason: "expected [N, C] or [N, C, H, W]")
         }
         guard inputShape.allSatisfy({ $0 >= 0 }) else {
-            throw LayerError.incompatibleInput(layer: name, shape: inputShape, reason: "dimensions must be non-negative")
+            throw LayerError.incompatibleInput(
+                layer: name, shape: inputShape, reason: "dimensions must be non-negative")
         }
         guard inputShape[1] == features else {
             throw LayerError.incompatibleInput(
@@ -178,7 +182,9 @@ public final class BatchNorm: Layer {
                                         sumDyH += Double(gb[i]) * Double(hb[i])
                                     }
                                 }
-                                if updateWeight { weight.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sumDyH) } }
+                                if updateWeight {
+                                    weight.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sumDyH) }
+                                }
                                 if updateBias { bias.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sumDy) } }
                                 // dx = γ·σ⁻¹/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
                                 let k = wb[c] * ib[c] / Float(m)

@@ -32,7 +32,9 @@ public final class Dropout: Layer, GeneratorOwning {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 0 }) else {
-            throw LayerError.incompatibleInput(layer: "Dropout", shape: inputShape, reason: "expected a batch-first shape with non-negative dimensions")
+            throw LayerError.incompatibleInput(
+                layer: "Dropout", shape: inputShape, reason: "expected a batch-first shape with non-negative dimensions"
+            )
         }
         return inputShape
     }

@@ -13,7 +13,8 @@ public final class Flatten: Layer {
             throw LayerError.incompatibleInput(layer: "Flatten", shape: inputShape, reason: "expected rank ≥ 2 [N, …]")
         }
         guard inputShape.allSatisfy({ $0 >= 0 }) else {
-            throw LayerError.incompatibleInput(layer: "Flatten", shape: inputShape, reason: "dimensions must be non-negative")
+            throw LayerError.incompatibleInput(
+                layer: "Flatten", shape: inputShape, reason: "dimensions must be non-negative")
         }
         return [inputShape[0], inputShape.dropFirst().reduce(1, *)]
     }
@@ -26,7 +27,9 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        guard let s = cachedInputShape else { preconditionFailure("Flatten: backward without a preceding training forward") }
+        guard let s = cachedInputShape else {
+            preconditionFailure("Flatten: backward without a preceding training forward")
+        }
         return outputGradient.unsafeReshaped(s)
     }
 }

@@ -71,8 +71,8 @@ public enum InputTrimming {
         var height = outputShape[2], width = outputShape[3]
         for layer in flat[...lastSpatial].reversed() {
             guard let anchored = layer as? any TopLeftAnchored,
-                  let h = anchored.inputExtent(forOutputExtent: height),
-                  let w = anchored.inputExtent(forOutputExtent: width)
+                let h = anchored.inputExtent(forOutputExtent: height),
+                let w = anchored.inputExtent(forOutputExtent: width)
             else { return nil }
             height = h
             width = w

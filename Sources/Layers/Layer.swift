@@ -137,7 +137,9 @@ extension ConvGeometry {
         guard g.isValid else {
             throw LayerError.incompatibleInput(
                 layer: layer, shape: inputShape,
-                reason: "kernel \(kernel) is larger than the padded input \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)")
+                reason:
+                    "kernel \(kernel) is larger than the padded input \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)"
+            )
         }
         return g
     }

@@ -141,7 +141,8 @@ extension LayerTree {
                 continue
             }
             for p in ownParameters(of: layer) {
-                p.value = p.value.shape.count >= 2
+                p.value =
+                    p.value.shape.count >= 2
                     ? initializer.makeWeight(shape: p.value.shape, using: &generator) : .zeros(p.value.shape)
             }
         }

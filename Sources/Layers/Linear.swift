@@ -54,7 +54,8 @@ public final class Linear: InputGradientSkipping {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 2 && s[1] == inputFeatures, "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 2 && s[1] == inputFeatures, "\(name): input shape \(s); validate with outputShape(for:)")
         let n = s[0], inF = inputFeatures, outF = outputFeatures
         var output = Tensor.uninitialized(shape: [n, outF])
         input.withUnsafeBufferPointer { x in
@@ -81,10 +82,13 @@ public final class Linear: InputGradientSkipping {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        guard let input = cachedInput else { preconditionFailure("\(name): backward without a preceding training forward") }
+        guard let input = cachedInput else {
+            preconditionFailure("\(name): backward without a preceding training forward")
+        }
         let n = input.shape[0], inF = inputFeatures, outF = outputFeatures
-        precondition(outputGradient.shape == [n, outF],
-                     "\(name): output gradient shape \(outputGradient.shape), expected \([n, outF])")
+        precondition(
+            outputGradient.shape == [n, outF],
+            "\(name): output gradient shape \(outputGradient.shape), expected \([n, outF])")
         var inputGradient = needsInputGradient ? Tensor.uninitialized(shape: [n, inF]) : Tensor.zeros([n, inF])
         outputGradient.withUnsafeBufferPointer { gb in
             let dy = gb.baseAddress!

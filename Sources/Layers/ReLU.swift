@@ -12,7 +12,8 @@ public final class ReLU: Layer {
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 >= 0 }) else {
-            throw LayerError.incompatibleInput(layer: "ReLU", shape: inputShape, reason: "expected a batch-first shape with non-negative dimensions")
+            throw LayerError.incompatibleInput(
+                layer: "ReLU", shape: inputShape, reason: "expected a batch-first shape with non-negative dimensions")
         }
         return inputShape
     }
@@ -31,8 +32,9 @@ public final class ReLU: Layer {
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard let cachedOutput else { preconditionFailure("ReLU: backward without a preceding training forward") }
-        precondition(outputGradient.shape == cachedOutput.shape,
-                     "ReLU: output gradient shape \(outputGradient.shape) does not match \(cachedOutput.shape)")
+        precondition(
+            outputGradient.shape == cachedOutput.shape,
+            "ReLU: output gradient shape \(outputGradient.shape) does not match \(cachedOutput.shape)")
         var inputGradient = Tensor.uninitialized(shape: cachedOutput.shape)
         cachedOutput.withUnsafeBufferPointer { yb in
             outputGradient.withUnsafeBufferPointer { gb in

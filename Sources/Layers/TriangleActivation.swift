@@ -51,12 +51,12 @@ public final class TriangleEncoder: InputGradientSkipping {
     public var buffers: [Parameter] { [centroids, whiteningMean, whiteningMatrix] }
 
     // Scratch, reused across calls.
-    private var rows = ScratchBuffer()        // [R, D] centred contrast-normalised windows (y − μ)
-    private var invSigma = ScratchBuffer()    // [R] 1 / sqrt(var + ε) per window
-    private var product = ScratchBuffer()     // [R, D + K]: x̂ | z (distances, after the forward)
-    private var combined = ScratchBuffer()    // [D, D + K] = [W | W·Cᵀ]
+    private var rows = ScratchBuffer()  // [R, D] centred contrast-normalised windows (y − μ)
+    private var invSigma = ScratchBuffer()  // [R] 1 / sqrt(var + ε) per window
+    private var product = ScratchBuffer()  // [R, D + K]: x̂ | z (distances, after the forward)
+    private var combined = ScratchBuffer()  // [D, D + K] = [W | W·Cᵀ]
     private var gradientInput = ScratchBuffer()  // [R, D + K] backward GEMM input
-    private var rowGradient = ScratchBuffer()    // [R, D]
+    private var rowGradient = ScratchBuffer()  // [R, D]
     private var cached: (geometry: ConvGeometry, batch: Int)?
 
     /// Creates the encoder from fitted centroids and whitening.
@@ -74,7 +74,8 @@ public final class TriangleEncoder: InputGradientSkipping {
         try Validate.positive(stride, "stride", layer: layer)
         guard contrastEpsilon > 0, contrastEpsilon.isFinite else {
             throw LayerError.invalidConfiguration(
-                layer: layer, option: "contrastEpsilon", value: "\(contrastEpsilon)", reason: "must be positive and finite")
+                layer: layer, option: "contrastEpsilon", value: "\(contrastEpsilon)",
+                reason: "must be positive and finite")
         }
         let d = inputChannels * kernelSize * kernelSize
         guard centroids.shape.count == 2, centroids.shape[0] >= 1, centroids.shape[1] == d else {
@@ -88,11 +89,15 @@ public final class TriangleEncoder: InputGradientSkipping {
         }
         guard whiteningMatrix.shape == [d, d] else {
             throw LayerError.invalidConfiguration(
-                layer: layer, option: "whiteningMatrix", value: "shape \(whiteningMatrix.shape)", reason: "must be [\(d), \(d)]")
+                layer: layer, option: "whiteningMatrix", value: "shape \(whiteningMatrix.shape)",
+                reason: "must be [\(d), \(d)]")
         }
-        for (name, t) in [("centroids", centroids), ("whiteningMean", whiteningMean), ("whiteningMatrix", whiteningMatrix)]
+        for (name, t) in [
+            ("centroids", centroids), ("whiteningMean", whiteningMean), ("whiteningMatrix", whiteningMatrix),
+        ]
         where !t.isFinite {
-            throw LayerError.invalidConfiguration(layer: layer, option: name, value: "non-finite values", reason: "must be finite")
+            throw LayerError.invalidConfiguration(
+                layer: layer, option: name, value: "non-finite values", reason: "must be finite")
         }
         self.inputChannels = inputChannels
         self.kernelSize = kernelSize
@@ -108,8 +113,9 @@ public final class TriangleEncoder: InputGradientSkipping {
     }
 
     private func geometry(height: Int, width: Int) -> ConvGeometry {
-        ConvGeometry(channels: inputChannels, height: height, width: width,
-                     kernel: (kernelSize, kernelSize), stride: (stride, stride))
+        ConvGeometry(
+            channels: inputChannels, height: height, width: width,
+            kernel: (kernelSize, kernelSize), stride: (stride, stride))
     }
 
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
@@ -122,8 +128,10 @@ public final class TriangleEncoder: InputGradientSkipping {
     private func prepareCombined() {
         let d = patchLength, k = featureCount
         precondition(
-            centroids.value.shape == [k, d] && whiteningMean.value.shape == [d] && whiteningMatrix.value.shape == [d, d],
-            "\(name): buffers have shapes \(centroids.value.shape), \(whiteningMean.value.shape), \(whiteningMatrix.value.shape)")
+            centroids.value.shape == [k, d] && whiteningMean.value.shape == [d]
+                && whiteningMatrix.value.shape == [d, d],
+            "\(name): buffers have shapes \(centroids.value.shape), \(whiteningMean.value.shape), \(whiteningMatrix.value.shape)"
+        )
         let width = d + k
         combined.reserve(d * width)
         combined.withMutablePointer { b in
@@ -131,8 +139,9 @@ public final class TriangleEncoder: InputGradientSkipping {
                 for i in 0..<d { (b + i * width).update(from: w.baseAddress! + i * d, count: d) }
                 centroids.value.withUnsafeBufferPointer { c in
                     // B[:, D…] = W[D, D] × Cᵀ[D, K]
-                    BLAS.gemm(transposeA: false, transposeB: true, m: d, n: k, k: d, alpha: 1,
-                              a: w.baseAddress!, lda: d, b: c.baseAddress!, ldb: d, beta: 0, c: b + d, ldc: width)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: true, m: d, n: k, k: d, alpha: 1,
+                        a: w.baseAddress!, lda: d, b: c.baseAddress!, ldb: d, beta: 0, c: b + d, ldc: width)
                 }
             }
         }
@@ -140,7 +149,8 @@ public final class TriangleEncoder: InputGradientSkipping {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && s[1] == inputChannels, "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 4 && s[1] == inputChannels, "\(name): input shape \(s); validate with outputShape(for:)")
         let g = geometry(height: s[2], width: s[3])
         precondition(g.isValid, "\(name): input shape \(s) too small; validate with outputShape(for:)")
         prepareCombined()
@@ -153,8 +163,9 @@ public final class TriangleEncoder: InputGradientSkipping {
                 var start = 0
                 while start < batch {
                     let n = Swift.min(chunk, batch - start)
-                    encode(x.baseAddress! + start * imageSize, batch: n, geometry: g,
-                           into: out.baseAddress! + start * k * positions)
+                    encode(
+                        x.baseAddress! + start * imageSize, batch: n, geometry: g,
+                        into: out.baseAddress! + start * k * positions)
                     start += n
                 }
             }
@@ -164,7 +175,9 @@ public final class TriangleEncoder: InputGradientSkipping {
     }
 
     /// Encodes `batch` images into `out` (NCHW), leaving the windows, 1/σ, x̂ and z in scratch.
-    private func encode(_ images: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, into out: UnsafeMutablePointer<Float>) {
+    private func encode(
+        _ images: UnsafePointer<Float>, batch: Int, geometry g: ConvGeometry, into out: UnsafeMutablePointer<Float>
+    ) {
         let d = patchLength, k = featureCount, width = d + k
         let positions = g.outputPositions, r = batch * positions
         rows.reserve(r * d)
@@ -201,8 +214,9 @@ public final class TriangleEncoder: InputGradientSkipping {
             product.withMutablePointer { y in
                 combined.withPointer { b in
                     // [R, D] × [D, D + K] = [R, D + K]: x̂ and x̂·c_k.
-                    BLAS.gemm(transposeA: false, transposeB: false, m: r, n: width, k: d, alpha: 1,
-                              a: x, lda: d, b: b, ldb: width, beta: 0, c: y, ldc: width)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: false, m: r, n: width, k: d, alpha: 1,
+                        a: x, lda: d, b: b, ldb: width, beta: 0, c: y, ldc: width)
                 }
                 centroidNorms.withUnsafeBufferPointer { cc in
                     for row in 0..<r {
@@ -268,8 +282,9 @@ public final class TriangleEncoder: InputGradientSkipping {
                 rowGradient.withMutablePointer { dr in
                     combined.withPointer { b in
                         // [R, D + K] × [D + K, D] = ∂L/∂(y − μ), i.e. ∂L/∂y.
-                        BLAS.gemm(transposeA: false, transposeB: true, m: r, n: d, k: width, alpha: 1,
-                                  a: gi, lda: width, b: b, ldb: width, beta: 0, c: dr, ldc: d)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: r, n: d, k: width, alpha: 1,
+                            a: gi, lda: width, b: b, ldb: width, beta: 0, c: dr, ldc: d)
                     }
                     // Contrast normalisation adjoint: ∂L/∂x = (1/σ)(dy − mean(dy) − y·mean(dy ⊙ y)).
                     rows.withPointer { centred in

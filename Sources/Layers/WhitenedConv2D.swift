@@ -39,7 +39,8 @@ public final class WhitenedConv2D: InputGradientSkipping {
         folded = try Conv2D(
             inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: kernelSize,
             initializer: initializer, using: &generator)
-        try Self.validateWhitening(mean: whiteningMean, matrix: whiteningMatrix, dimension: inputChannels * kernelSize * kernelSize)
+        try Self.validateWhitening(
+            mean: whiteningMean, matrix: whiteningMatrix, dimension: inputChannels * kernelSize * kernelSize)
         weight = Parameter(name: "weight", value: folded.weight.value)
         bias = Parameter(name: "bias", value: Tensor.zeros([outputChannels]))
         self.whiteningMean = Parameter(name: "whiteningMean", value: whiteningMean, isFrozen: true)
@@ -78,8 +79,9 @@ public final class WhitenedConv2D: InputGradientSkipping {
         weight.value.withUnsafeBufferPointer { wv in
             whiteningMatrix.value.withUnsafeBufferPointer { z in
                 w.withUnsafeMutableBufferPointer { out in
-                    BLAS.gemm(transposeA: false, transposeB: false, m: o, n: d, k: d, alpha: 1,
-                              a: wv.baseAddress!, lda: d, b: z.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: false, m: o, n: d, k: d, alpha: 1,
+                        a: wv.baseAddress!, lda: d, b: z.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
                 }
             }
         }
@@ -196,11 +198,13 @@ public final class WhitenedConv2D: InputGradientSkipping {
     static func validateWhitening(mean: Tensor, matrix: Tensor, dimension d: Int) throws {
         guard mean.shape == [d] else {
             throw LayerError.invalidConfiguration(
-                layer: "WhitenedConv2D", option: "whiteningMean", value: "shape \(mean.shape)", reason: "must be [\(d)]")
+                layer: "WhitenedConv2D", option: "whiteningMean", value: "shape \(mean.shape)", reason: "must be [\(d)]"
+            )
         }
         guard matrix.shape == [d, d] else {
             throw LayerError.invalidConfiguration(
-                layer: "WhitenedConv2D", option: "whiteningMatrix", value: "shape \(matrix.shape)", reason: "must be [\(d), \(d)]")
+                layer: "WhitenedConv2D", option: "whiteningMatrix", value: "shape \(matrix.shape)",
+                reason: "must be [\(d), \(d)]")
         }
     }
 
@@ -246,8 +250,9 @@ public final class WhitenedConv2D: InputGradientSkipping {
             dWeff.withUnsafeBufferPointer { g in
                 whiteningMatrix.value.withUnsafeBufferPointer { z in
                     weight.gradient.withUnsafeMutableBufferPointer { out in
-                        BLAS.gemm(transposeA: false, transposeB: true, m: o, n: d, k: d, alpha: 1,
-                                  a: g.baseAddress!, lda: d, b: z.baseAddress!, ldb: d, beta: 1, c: out.baseAddress!, ldc: d)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: o, n: d, k: d, alpha: 1,
+                            a: g.baseAddress!, lda: d, b: z.baseAddress!, ldb: d, beta: 1, c: out.baseAddress!, ldc: d)
                     }
                 }
             }

@@ -88,7 +88,10 @@ public enum GradientCheck {
         layer.zeroGradients()
         _ = layer.forward(input, mode: .training)
         let inputGradient = layer.backward(upstream)
-        var reports = [compare(analytic: inputGradient, numeric: numericGradient(at: input, epsilon: epsilon, loss), label: "input")]
+        var reports = [
+            compare(
+                analytic: inputGradient, numeric: numericGradient(at: input, epsilon: epsilon, loss), label: "input")
+        ]
         for (name, p) in layer.namedParameters() where !p.isFrozen {
             let analytic = p.gradient
             let saved = p.value

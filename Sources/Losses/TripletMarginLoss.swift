@@ -61,7 +61,9 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
             perAnchor = 1
             negatives = try mine(batch, v, miner)
         } else {
-            guard v.negativesPerAnchor > 0 else { throw LossError.noNegatives(negativesPerAnchor: v.negativesPerAnchor) }
+            guard v.negativesPerAnchor > 0 else {
+                throw LossError.noNegatives(negativesPerAnchor: v.negativesPerAnchor)
+            }
             perAnchor = v.negativesPerAnchor
             negatives = Array(2 * b..<v.rowCount)
         }
@@ -120,7 +122,9 @@ public struct TripletMarginLoss: ContrastiveLoss, Sendable {
             }
         }
 
-        if let row = nonFiniteAnchor { throw LossError.nonFinite(what: "triplet distance (overflow) at anchor", row: row) }
+        if let row = nonFiniteAnchor {
+            throw LossError.nonFinite(what: "triplet distance (overflow) at anchor", row: row)
+        }
         let value: Double
         switch reduction {
         case .mean: value = sumLoss / Double(tripletCount)

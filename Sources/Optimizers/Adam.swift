@@ -41,8 +41,9 @@ public final class Adam: Optimizer {
         learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
         weightDecay: Float = 1e-2
     ) -> Adam {
-        Adam(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-             weightDecay: weightDecay, decoupledWeightDecay: true)
+        Adam(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+            weightDecay: weightDecay, decoupledWeightDecay: true)
     }
 
     /// Rejects a negative learning rate or weight decay, betas outside [0, 1) and a
@@ -53,7 +54,8 @@ public final class Adam: Optimizer {
             throw OptimizerError.invalidHyperparameter(name: name, value: value, reason: "must be in [0, 1)")
         }
         guard epsilon.isFinite, epsilon > 0 else {
-            throw OptimizerError.invalidHyperparameter(name: "epsilon", value: epsilon, reason: "must be finite and > 0")
+            throw OptimizerError.invalidHyperparameter(
+                name: "epsilon", value: epsilon, reason: "must be finite and > 0")
         }
         try OptimizerValidation.nonNegative(weightDecay, "weightDecay")
     }

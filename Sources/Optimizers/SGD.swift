@@ -32,7 +32,8 @@ public final class SGD: Optimizer {
         try OptimizerValidation.nonNegative(momentum, "momentum")
         try OptimizerValidation.nonNegative(weightDecay, "weightDecay")
         if nesterov && momentum <= 0 {
-            throw OptimizerError.invalidHyperparameter(name: "nesterov", value: momentum, reason: "Nesterov momentum needs momentum > 0")
+            throw OptimizerError.invalidHyperparameter(
+                name: "nesterov", value: momentum, reason: "Nesterov momentum needs momentum > 0")
         }
     }
 

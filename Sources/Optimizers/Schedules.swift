@@ -30,7 +30,8 @@ public struct StepDecaySchedule: LearningRateSchedule {
         try OptimizerValidation.nonNegative(initial, "initial")
         try OptimizerValidation.nonNegative(factor, "factor")
         for m in milestones where !(m >= 0 && m <= 1) {
-            throw OptimizerError.invalidHyperparameter(name: "milestones", value: Float(m), reason: "must be fractions in [0, 1]")
+            throw OptimizerError.invalidHyperparameter(
+                name: "milestones", value: Float(m), reason: "must be fractions in [0, 1]")
         }
     }
 
@@ -64,10 +65,12 @@ public struct CosineSchedule: LearningRateSchedule {
         try OptimizerValidation.nonNegative(initial, "initial")
         try OptimizerValidation.nonNegative(minimum, "minimum")
         if minimum > initial {
-            throw OptimizerError.invalidHyperparameter(name: "minimum", value: minimum, reason: "must be ≤ initial (\(initial))")
+            throw OptimizerError.invalidHyperparameter(
+                name: "minimum", value: minimum, reason: "must be ≤ initial (\(initial))")
         }
         if warmupSteps < 0 {
-            throw OptimizerError.invalidHyperparameter(name: "warmupSteps", value: Float(warmupSteps), reason: "must be ≥ 0")
+            throw OptimizerError.invalidHyperparameter(
+                name: "warmupSteps", value: Float(warmupSteps), reason: "must be ≥ 0")
         }
     }
 

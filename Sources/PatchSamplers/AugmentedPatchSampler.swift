@@ -74,13 +74,15 @@ public struct AugmentedPatchSampler: PatchSampler {
                     let y = generator.nextInt(below: s.height - ctx + 1)
                     let x = generator.nextInt(below: s.width - ctx + 1)
                     let anchorRow = layout.anchorRow(i), positiveRow = layout.positiveRow(i)
-                    PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                   y: y + m, x: x + m, size: p, to: base + anchorRow * per)
+                    PatchCopy.copy(
+                        from: image, channels: c, height: s.height, width: s.width,
+                        y: y + m, x: x + m, size: p, to: base + anchorRow * per)
                     // The context region, augmented (allocates: the augmentation works on Images).
                     var context = Tensor.uninitialized(shape: [c, ctx, ctx])
                     context.withUnsafeMutableBufferPointer {
-                        PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                       y: y, x: x, size: ctx, to: $0.baseAddress!)
+                        PatchCopy.copy(
+                            from: image, channels: c, height: s.height, width: s.width,
+                            y: y, x: x, size: ctx, to: $0.baseAddress!)
                     }
                     let augmented = augmentation.apply(to: try Image(context), using: &generator).tensor
                     let shape = augmented.shape
@@ -90,11 +92,13 @@ public struct AugmentedPatchSampler: PatchSampler {
                     let ah = shape[1], aw = shape[2]
                     augmented.withUnsafeBufferPointer { a in
                         if ah >= p && aw >= p {
-                            PatchCopy.copy(from: a.baseAddress!, channels: c, height: ah, width: aw,
-                                           y: (ah - p) / 2, x: (aw - p) / 2, size: p, to: base + positiveRow * per)
+                            PatchCopy.copy(
+                                from: a.baseAddress!, channels: c, height: ah, width: aw,
+                                y: (ah - p) / 2, x: (aw - p) / 2, size: p, to: base + positiveRow * per)
                         } else {
-                            PatchCopy.resize(a.baseAddress!, channels: c, height: ah, width: aw,
-                                             to: p, destination: base + positiveRow * per)
+                            PatchCopy.resize(
+                                a.baseAddress!, channels: c, height: ah, width: aw,
+                                to: p, destination: base + positiveRow * per)
                         }
                     }
                     sources[anchorRow] = index

@@ -18,7 +18,9 @@ public struct FramePairSampler: PatchSampler {
 
     /// - Throws: ``SamplerError`` when `negativesPerAnchor < 1`, there are fewer than 2 clips,
     ///   fewer than 2 frames per clip, or the normalisation's channel count differs.
-    public init(clips: any SequenceDataset, negativesPerAnchor: Int = 1, normalization: ChannelNormalization? = nil) throws {
+    public init(
+        clips: any SequenceDataset, negativesPerAnchor: Int = 1, normalization: ChannelNormalization? = nil
+    ) throws {
         guard negativesPerAnchor >= 1 else { throw SamplerError.invalidNegativesPerAnchor(negativesPerAnchor) }
         guard clips.count >= 2 else { throw SamplerError.tooFewImages(count: clips.count, required: 2) }
         guard clips.framesPerClip >= 2 else { throw SamplerError.tooFewFrames(framesPerClip: clips.framesPerClip) }
@@ -52,11 +54,13 @@ public struct FramePairSampler: PatchSampler {
                     let x = generator.nextInt(below: s.width - p + 1)
                     let anchorRow = layout.anchorRow(i), positiveRow = layout.positiveRow(i)
                     clips.copyPixels(ofClip: clip, frame: 0, into: img)
-                    PatchCopy.copy(from: frame, channels: c, height: s.height, width: s.width,
-                                   y: y, x: x, size: p, to: base + anchorRow * per)
+                    PatchCopy.copy(
+                        from: frame, channels: c, height: s.height, width: s.width,
+                        y: y, x: x, size: p, to: base + anchorRow * per)
                     clips.copyPixels(ofClip: clip, frame: last, into: img)
-                    PatchCopy.copy(from: frame, channels: c, height: s.height, width: s.width,
-                                   y: y, x: x, size: p, to: base + positiveRow * per)
+                    PatchCopy.copy(
+                        from: frame, channels: c, height: s.height, width: s.width,
+                        y: y, x: x, size: p, to: base + positiveRow * per)
                     sources[anchorRow] = clip
                     sources[positiveRow] = clip
                     for j in 0..<k {
@@ -66,8 +70,9 @@ public struct FramePairSampler: PatchSampler {
                         let ny = generator.nextInt(below: s.height - p + 1)
                         let nx = generator.nextInt(below: s.width - p + 1)
                         let row = layout.negativeRow(i, j)
-                        PatchCopy.copy(from: frame, channels: c, height: s.height, width: s.width,
-                                       y: ny, x: nx, size: p, to: base + row * per)
+                        PatchCopy.copy(
+                            from: frame, channels: c, height: s.height, width: s.width,
+                            y: ny, x: nx, size: p, to: base + row * per)
                         sources[row] = other
                     }
                 }

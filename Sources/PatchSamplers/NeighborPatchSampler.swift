@@ -56,7 +56,9 @@ public struct NeighborPatchSampler: PatchSampler {
         }
         guard negativesPerAnchor >= 1 else { throw SamplerError.invalidNegativesPerAnchor(negativesPerAnchor) }
         let required = sameImageNegatives ? 1 : 2
-        guard dataset.count >= required else { throw SamplerError.tooFewImages(count: dataset.count, required: required) }
+        guard dataset.count >= required else {
+            throw SamplerError.tooFewImages(count: dataset.count, required: required)
+        }
         try PatchCopy.validate(normalization: normalization, channels: dataset.imageShape.channels)
         self.dataset = dataset
         self.maxOffset = maxOffset
@@ -114,10 +116,12 @@ public struct NeighborPatchSampler: PatchSampler {
                         } while py == ay && px == ax
                     }
                     let anchorRow = layout.anchorRow(i), positiveRow = layout.positiveRow(i)
-                    PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                   y: ay, x: ax, size: p, to: base + anchorRow * per)
-                    PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                   y: py, x: px, size: p, to: base + positiveRow * per)
+                    PatchCopy.copy(
+                        from: image, channels: c, height: s.height, width: s.width,
+                        y: ay, x: ax, size: p, to: base + anchorRow * per)
+                    PatchCopy.copy(
+                        from: image, channels: c, height: s.height, width: s.width,
+                        y: py, x: px, size: p, to: base + positiveRow * per)
                     sources[anchorRow] = index
                     sources[positiveRow] = index
                     // Mirroring both patches is exactly cutting them from the mirrored image
@@ -127,25 +131,30 @@ public struct NeighborPatchSampler: PatchSampler {
                         PatchCopy.flipHorizontally(base + positiveRow * per, channels: c, size: p)
                     }
                     if let views {
-                        try PatchCopy.augmentInPlace(base + anchorRow * per, channels: c, size: p,
-                                                     augmentation: views, using: &generator)
-                        try PatchCopy.augmentInPlace(base + positiveRow * per, channels: c, size: p,
-                                                     augmentation: views, using: &generator)
+                        try PatchCopy.augmentInPlace(
+                            base + anchorRow * per, channels: c, size: p,
+                            augmentation: views, using: &generator)
+                        try PatchCopy.augmentInPlace(
+                            base + positiveRow * per, channels: c, size: p,
+                            augmentation: views, using: &generator)
                     }
                     if let augmentation {
-                        try PatchCopy.augmentInPlace(base + positiveRow * per, channels: c, size: p,
-                                                     augmentation: augmentation, using: &generator)
+                        try PatchCopy.augmentInPlace(
+                            base + positiveRow * per, channels: c, size: p,
+                            augmentation: augmentation, using: &generator)
                     }
                     if sameImage {
                         for j in 0..<k {
                             let (ny, nx) = Self.farLocation(
                                 anchorY: ay, anchorX: ax, height: s.height, width: s.width, size: p, using: &generator)
                             let row = layout.negativeRow(i, j)
-                            PatchCopy.copy(from: image, channels: c, height: s.height, width: s.width,
-                                           y: ny, x: nx, size: p, to: base + row * per)
+                            PatchCopy.copy(
+                                from: image, channels: c, height: s.height, width: s.width,
+                                y: ny, x: nx, size: p, to: base + row * per)
                             sources[row] = index
-                            try PatchCopy.finishView(base + row * per, channels: c, size: p, flips: flips,
-                                                     views: views, using: &generator)
+                            try PatchCopy.finishView(
+                                base + row * per, channels: c, size: p, flips: flips,
+                                views: views, using: &generator)
                         }
                     }
                 }

@@ -58,7 +58,9 @@ enum PatchCopy {
                 let ny = generator.nextInt(below: s.height - p + 1)
                 let nx = generator.nextInt(below: s.width - p + 1)
                 let row = layout.negativeRow(i, j)
-                copy(from: image, channels: c, height: s.height, width: s.width, y: ny, x: nx, size: p, to: base + row * per)
+                copy(
+                    from: image, channels: c, height: s.height, width: s.width, y: ny, x: nx, size: p,
+                    to: base + row * per)
                 sources[row] = other
                 try finishView(base + row * per, channels: c, size: p, flips: flips, views: views, using: &generator)
             }

@@ -151,8 +151,9 @@ public struct SurrogateClassDataset: Sendable {
                     pool.swapAt(best.poolIndex, pool.count - 1)
                     pool.removeLast()
                     dataset.copyPixels(of: chosen, into: img)
-                    PatchCopy.copy(from: pixels, channels: c, height: s.height, width: s.width,
-                                   y: best.y, x: best.x, size: r, to: out.baseAddress! + seedIndex * per)
+                    PatchCopy.copy(
+                        from: pixels, channels: c, height: s.height, width: s.width,
+                        y: best.y, x: best.x, size: r, to: out.baseAddress! + seedIndex * per)
                     seeds.append(SurrogateSeed(image: chosen, y: best.y, x: best.x))
                     energies.append(best.energy)
                 }
@@ -222,7 +223,8 @@ public struct SurrogateClassDataset: Sendable {
             throw SamplerError.invalidOption(name: "classes", value: "[]", reason: "request at least one class")
         }
         for (i, cls) in classes.enumerated() where cls < 0 || cls >= classCount {
-            throw SamplerError.invalidOption(name: "classes[\(i)]", value: "\(cls)", reason: "must lie in 0..<\(classCount)")
+            throw SamplerError.invalidOption(
+                name: "classes[\(i)]", value: "\(cls)", reason: "must lie in 0..<\(classCount)")
         }
         try validate(copiesPerClass: k, patchSize: p)
         let c = channels, r = seedPatchSize, regionSize = c * r * r, per = c * p * p
@@ -248,13 +250,15 @@ public struct SurrogateClassDataset: Sendable {
                         let ah = shape[1], aw = shape[2], destination = out.baseAddress! + row * per
                         augmented.withUnsafeBufferPointer { a in
                             if fit == .centerCrop, ah >= p, aw >= p {
-                                PatchCopy.copy(from: a.baseAddress!, channels: c, height: ah, width: aw,
-                                               y: (ah - p) / 2, x: (aw - p) / 2, size: p, to: destination)
+                                PatchCopy.copy(
+                                    from: a.baseAddress!, channels: c, height: ah, width: aw,
+                                    y: (ah - p) / 2, x: (aw - p) / 2, size: p, to: destination)
                             } else if ah == p, aw == p {
                                 destination.update(from: a.baseAddress!, count: per)
                             } else {
-                                PatchCopy.resize(a.baseAddress!, channels: c, height: ah, width: aw,
-                                                 to: p, destination: destination)
+                                PatchCopy.resize(
+                                    a.baseAddress!, channels: c, height: ah, width: aw,
+                                    to: p, destination: destination)
                             }
                         }
                     }
@@ -275,7 +279,8 @@ public struct SurrogateClassDataset: Sendable {
     ) throws -> (patches: Tensor, labels: [Int]) {
         guard count >= 1, count <= classCount else {
             throw SamplerError.invalidOption(
-                name: "count", value: "\(count)", reason: "must lie in 1...\(classCount) (the number of surrogate classes)")
+                name: "count", value: "\(count)",
+                reason: "must lie in 1...\(classCount) (the number of surrogate classes)")
         }
         try validate(copiesPerClass: k, patchSize: p)
         // Partial Fisher–Yates over a reset permutation: no allocation, and the draw
@@ -300,7 +305,9 @@ public struct SurrogateClassDataset: Sendable {
         guard p <= seedPatchSize else {
             throw SamplerError.invalidOption(
                 name: "patchSize", value: "\(p)",
-                reason: "larger than the seed regions (seedPatchSize = \(seedPatchSize)); build the dataset with seedPatchSize ≥ \(p)")
+                reason:
+                    "larger than the seed regions (seedPatchSize = \(seedPatchSize)); build the dataset with seedPatchSize ≥ \(p)"
+            )
         }
     }
 }

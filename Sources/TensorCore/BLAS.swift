@@ -45,9 +45,10 @@ public enum BLAS {
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
-                    gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: ka,
-                         alpha: 1, a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
-                         beta: 0, c: pc.baseAddress!, ldc: n)
+                    gemm(
+                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: ka,
+                        alpha: 1, a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
+                        beta: 0, c: pc.baseAddress!, ldc: n)
                 }
             }
         }

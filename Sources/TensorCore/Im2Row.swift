@@ -16,10 +16,12 @@ extension Im2Col {
         switch n {
         case 3: dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2]
         case 5:
-            UnsafeMutableRawPointer(dst).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(dst).storeBytes(
+                of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
             dst[4] = src[4]
         case 6:
-            UnsafeMutableRawPointer(dst).storeBytes(of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(dst).storeBytes(
+                of: UnsafeRawPointer(src).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
             dst[4] = src[4]; dst[5] = src[5]
         default:
             for k in 0..<n { dst[k] = src[k] }

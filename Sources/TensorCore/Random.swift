@@ -107,6 +107,16 @@ extension RandomNumberGenerator {
     public mutating func nextInt(below upperBound: Int) -> Int {
         Int.random(in: 0..<upperBound, using: &self)
     }
+
+    /// Shuffles `indices` in place by Fisher–Yates (the standard library's `shuffle` does
+    /// not promise a stable algorithm across versions; this does).
+    public mutating func shuffle(_ indices: inout [Int]) {
+        guard indices.count > 1 else { return }
+        for i in stride(from: indices.count - 1, to: 0, by: -1) {
+            let j = nextInt(below: i + 1)
+            if i != j { indices.swapAt(i, j) }
+        }
+    }
 }
 
 extension Tensor {

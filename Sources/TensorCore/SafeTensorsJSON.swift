@@ -86,23 +86,31 @@ enum SafeTensorsJSON {
         mutating func expectLiteral(_ literal: StaticString) throws(SyntaxError) {
             let text = literal.utf8Start
             for k in 0..<literal.utf8CodeUnitCount {
-                guard index < bytes.count, bytes[index] == text[k] else { throw fail("invalid literal, expected \(literal)") }
+                guard index < bytes.count, bytes[index] == text[k] else {
+                    throw fail("invalid literal, expected \(literal)")
+                }
                 index += 1
             }
         }
 
         mutating func parseObject(depth: Int) throws(SyntaxError) -> Value {
-            guard depth <= SafeTensorsJSON.maxDepth else { throw fail("nesting deeper than \(SafeTensorsJSON.maxDepth) levels") }
+            guard depth <= SafeTensorsJSON.maxDepth else {
+                throw fail("nesting deeper than \(SafeTensorsJSON.maxDepth) levels")
+            }
             index += 1  // "{"
             var members: [(key: String, value: Value)] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
                 skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                    throw fail("expected a string key")
+                }
                 let key = try parseString()
                 skipWhitespace()
-                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':' after a key") }
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                    throw fail("expected ':' after a key")
+                }
                 index += 1
                 skipWhitespace()
                 let value = try parseValue(depth: depth)
@@ -116,7 +124,9 @@ enum SafeTensorsJSON {
         }
 
         mutating func parseArray(depth: Int) throws(SyntaxError) -> Value {
-            guard depth <= SafeTensorsJSON.maxDepth else { throw fail("nesting deeper than \(SafeTensorsJSON.maxDepth) levels") }
+            guard depth <= SafeTensorsJSON.maxDepth else {
+                throw fail("nesting deeper than \(SafeTensorsJSON.maxDepth) levels")
+            }
             index += 1  // "["
             var elements: [Value] = []
             skipWhitespace()
@@ -149,7 +159,9 @@ enum SafeTensorsJSON {
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
                 index += 1
-                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                    index += 1
+                }
                 guard index < bytes.count, isDigit(bytes[index]) else { throw fail("expected a digit in an exponent") }
                 while index < bytes.count, isDigit(bytes[index]) { index += 1 }
             }
@@ -204,7 +216,8 @@ enum SafeTensorsJSON {
         mutating func parseUnicodeEscape() throws(SyntaxError) -> Unicode.Scalar {
             let high = try parseHex4()
             if high >= 0xD800, high < 0xDC00 {
-                guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                else {
                     throw fail("unpaired UTF-16 high surrogate in \\u escape")
                 }
                 index += 2
@@ -214,7 +227,9 @@ enum SafeTensorsJSON {
                 guard let scalar = Unicode.Scalar(value) else { throw fail("invalid \\u escape") }
                 return scalar
             }
-            guard let scalar = Unicode.Scalar(UInt32(high)) else { throw fail("unpaired UTF-16 surrogate in \\u escape") }
+            guard let scalar = Unicode.Scalar(UInt32(high)) else {
+                throw fail("unpaired UTF-16 surrogate in \\u escape")
+            }
             return scalar
         }
 
@@ -252,8 +267,10 @@ enum SafeTensorsJSON {
             case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
             case 0x00..<0x20:
                 let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                out.append(contentsOf: [
+                    0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                    hex[Int(b >> 4)], hex[Int(b & 0xF)],
+                ])
             default: out.append(b)
             }
         }

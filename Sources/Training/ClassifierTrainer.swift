@@ -102,14 +102,17 @@ public final class ClassifierTrainer {
     ///   batch size < 1, or invalid optimizer / schedule hyper-parameters.
     public init(classifier: TransferClassifier, configuration: ClassifierConfiguration) throws {
         guard configuration.epochs >= 1 else {
-            throw TrainerError.invalidOption(stage: nil, option: "epochs", value: "\(configuration.epochs)", reason: "must be ≥ 1")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "epochs", value: "\(configuration.epochs)", reason: "must be ≥ 1")
         }
         guard configuration.batchSize >= 1 else {
-            throw TrainerError.invalidOption(stage: nil, option: "batchSize", value: "\(configuration.batchSize)", reason: "must be ≥ 1")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "batchSize", value: "\(configuration.batchSize)", reason: "must be ≥ 1")
         }
         guard configuration.evaluationBatchSize >= 1 else {
             throw TrainerError.invalidOption(
-                stage: nil, option: "evaluationBatchSize", value: "\(configuration.evaluationBatchSize)", reason: "must be ≥ 1")
+                stage: nil, option: "evaluationBatchSize", value: "\(configuration.evaluationBatchSize)",
+                reason: "must be ≥ 1")
         }
         do {
             try configuration.optimizer.validate()
@@ -142,7 +145,8 @@ public final class ClassifierTrainer {
             let lr = c.schedule.learningRate(atStep: step, totalSteps: totalSteps)
             guard lr.isFinite, lr >= 0 else {
                 throw TrainerError.invalidOption(
-                    stage: nil, option: "schedule", value: "learning rate \(lr) at step \(step)", reason: "must be finite and ≥ 0")
+                    stage: nil, option: "schedule", value: "learning rate \(lr) at step \(step)",
+                    reason: "must be finite and ≥ 0")
             }
         }
         let named = classifier.trainableParameters
@@ -154,7 +158,7 @@ public final class ClassifierTrainer {
         var order = Array(0..<n)
         for epoch in 1...c.epochs {
             let epochStart = clock.now
-            Self.shuffle(&order, using: &generator)
+            generator.shuffle(&order)
             var lossSum = 0.0, correct = 0, seen = 0
             var lr: Float = 0
             for b in 0..<stepsPerEpoch {
@@ -171,7 +175,9 @@ public final class ClassifierTrainer {
                     throw TrainerError.nonFinite(stage: 0, epoch: epoch, step: b + 1, what: "classifier logits")
                 }
                 let (value, gradient) = try loss.evaluate(logits: logits, labels: batch.labels)
-                guard value.isFinite else { throw TrainerError.nonFinite(stage: 0, epoch: epoch, step: b + 1, what: "loss") }
+                guard value.isFinite else {
+                    throw TrainerError.nonFinite(stage: 0, epoch: epoch, step: b + 1, what: "loss")
+                }
                 classifier.backward(gradient)
                 for (name, p) in named where !p.gradient.isFinite {
                     throw TrainerError.nonFinite(stage: 0, epoch: epoch, step: b + 1, what: "gradient of \(name)")
@@ -181,8 +187,10 @@ public final class ClassifierTrainer {
                 correct += Evaluation.correctCount(logits: logits, labels: batch.labels)
                 seen += indices.count
                 let elapsed = LayerwiseTrainer.seconds(clock.now - epochStart)
-                events(.step(epoch: epoch, step: b + 1, stepsPerEpoch: stepsPerEpoch, loss: value,
-                             imagesPerSecond: elapsed > 0 ? Double(seen) / elapsed : 0))
+                events(
+                    .step(
+                        epoch: epoch, step: b + 1, stepsPerEpoch: stepsPerEpoch, loss: value,
+                        imagesPerSecond: elapsed > 0 ? Double(seen) / elapsed : 0))
             }
             var validationAccuracy: Float?
             if let validation {
@@ -207,25 +215,17 @@ public final class ClassifierTrainer {
                 reason: "the classifier was built for \(classifier.inputShape)")
         }
         guard data.count > 0 else {
-            throw TrainerError.invalidOption(stage: nil, option: name, value: "0 images", reason: "needs at least one image")
+            throw TrainerError.invalidOption(
+                stage: nil, option: name, value: "0 images", reason: "needs at least one image")
         }
         guard let classes = data.classCount else {
-            throw TrainerError.invalidOption(stage: nil, option: name, value: "unlabelled", reason: "classification needs labels")
+            throw TrainerError.invalidOption(
+                stage: nil, option: name, value: "unlabelled", reason: "classification needs labels")
         }
         guard classes <= classifier.classCount else {
             throw TrainerError.invalidOption(
                 stage: nil, option: name, value: "\(classes) classes",
                 reason: "the classifier head has only \(classifier.classCount) outputs")
-        }
-    }
-
-    /// Fisher–Yates with the library generator (the standard library's `shuffle` does not
-    /// promise a stable algorithm across versions; this does).
-    static func shuffle(_ a: inout [Int], using g: inout SeededGenerator) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) {
-            let j = g.nextInt(below: i + 1)
-            if i != j { a.swapAt(i, j) }
         }
     }
 }

@@ -102,7 +102,9 @@ public final class ExemplarObjective: StageObjective {
         guard embeddings.shape.count == 2, embeddings.shape[1] == classifier.inputFeatures else {
             throw TrainerError.incompatibleStage(
                 stage: context.stage, layer: "objective.classifier",
-                reason: "embeddings have shape \(embeddings.shape) but the classifier was prepared for \(classifier.inputFeatures) features")
+                reason:
+                    "embeddings have shape \(embeddings.shape) but the classifier was prepared for \(classifier.inputFeatures) features"
+            )
         }
         let logits = classifier.forward(embeddings, mode: .training)
         let result: (loss: Float, gradient: Tensor)

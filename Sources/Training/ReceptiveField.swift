@@ -32,9 +32,10 @@ public enum ReceptiveField {
                 do {
                     shape = try layer.outputShape(for: shape)
                 } catch {
-                    return .failure(Failure(
-                        stageIndex: s, layerIndex: l, layerType: String(describing: type(of: layer)),
-                        reason: String(describing: error)))
+                    return .failure(
+                        Failure(
+                            stageIndex: s, layerIndex: l, layerType: String(describing: type(of: layer)),
+                            reason: String(describing: error)))
                 }
                 if shape.count == 4 { spatial = (shape[2], shape[3]) }
             }
@@ -74,7 +75,8 @@ public enum ReceptiveField {
                     if !anySizeFits(prefix, inputChannels) { throw incompatible(f) }
                     throw TrainerError.receptiveField(
                         stage: 1, patchSize: firstPatchSize,
-                        reason: "the patch is too small for the stage: layer \(f.layerIndex) (\(f.layerType)): \(f.reason)"
+                        reason:
+                            "the patch is too small for the stage: layer \(f.layerIndex) (\(f.layerType)): \(f.reason)"
                             + hint(prefix, inputChannels))
                 case let .success(r):
                     guard let s = r.spatial, s == (1, 1) else {

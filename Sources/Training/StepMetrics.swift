@@ -31,12 +31,17 @@ enum StandardMetrics {
     static func metrics(diagnostics d: LossDiagnostics?, accuracy: Float?) -> [StepMetric] {
         var out: [StepMetric] = []
         if let d {
-            out.append(StepMetric(
-                name: "activeFraction", value: Double(d.activeFraction), divergenceLabel: distancesLabel))
-            out.append(StepMetric(
-                name: "meanPositiveDistance", value: Double(d.meanPositiveDistance), divergenceLabel: distancesLabel))
-            out.append(StepMetric(
-                name: "meanNegativeDistance", value: Double(d.meanNegativeDistance), divergenceLabel: distancesLabel))
+            out.append(
+                StepMetric(
+                    name: "activeFraction", value: Double(d.activeFraction), divergenceLabel: distancesLabel))
+            out.append(
+                StepMetric(
+                    name: "meanPositiveDistance", value: Double(d.meanPositiveDistance), divergenceLabel: distancesLabel
+                ))
+            out.append(
+                StepMetric(
+                    name: "meanNegativeDistance", value: Double(d.meanNegativeDistance), divergenceLabel: distancesLabel
+                ))
         }
         if let accuracy { out.append(StepMetric(name: "accuracy", value: Double(accuracy))) }
         return out

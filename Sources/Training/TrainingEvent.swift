@@ -133,7 +133,8 @@ public struct ProgressLine: Sendable {
             if let accuracy { s += " │ eval acc \(Self.fixed(accuracy * 100, 1))%" }
             return clip(s)
         case let .stageFinished(stage, seconds, finalLoss):
-            return clip("\(stageLabel(stage)) │ finished in \(Self.duration(seconds)) │ final loss \(Self.fixed(finalLoss, 4))")
+            return clip(
+                "\(stageLabel(stage)) │ finished in \(Self.duration(seconds)) │ final loss \(Self.fixed(finalLoss, 4))")
         case let .checkpointSaved(path):
             return clip("checkpoint → \(path)")
         case let .resumed(path, stage, step):
@@ -161,9 +162,12 @@ public struct ProgressLine: Sendable {
     public func render(_ event: ClassifierEvent) -> String {
         switch event {
         case let .step(epoch, step, steps, loss, rate):
-            return clip("classifier │ epoch \(epoch) │ batch \(step)/\(steps) │ loss \(Self.fixed(loss, 4)) │ \(Self.fixed(Float(rate), 0)) img/s")
+            return clip(
+                "classifier │ epoch \(epoch) │ batch \(step)/\(steps) │ loss \(Self.fixed(loss, 4)) │ \(Self.fixed(Float(rate), 0)) img/s"
+            )
         case let .epochEnded(r):
-            var s = "classifier │ epoch \(r.epoch) done │ train loss \(Self.fixed(r.trainingLoss, 4)) │ train acc \(Self.fixed(r.trainingAccuracy * 100, 1))%"
+            var s =
+                "classifier │ epoch \(r.epoch) done │ train loss \(Self.fixed(r.trainingLoss, 4)) │ train acc \(Self.fixed(r.trainingAccuracy * 100, 1))%"
             if let v = r.validationAccuracy { s += " │ val acc \(Self.fixed(v * 100, 1))%" }
             s += " │ \(Self.duration(r.seconds))"
             return clip(s)

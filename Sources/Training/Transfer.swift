@@ -65,13 +65,15 @@ public final class TransferClassifier {
                 reason: "give one mode per stage (\(stages.count)) or one for all")
         }
         guard !head.isEmpty else {
-            throw TrainerError.invalidOption(stage: nil, option: "head", value: "[]", reason: "a classifier needs a head producing logits")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "head", value: "[]", reason: "a classifier needs a head producing logits")
         }
         if let firstTrained = modes.firstIndex(where: { $0 != .frozen }),
             let late = modes[firstTrained...].firstIndex(of: .frozen)
         {
             throw TrainerError.invalidOption(
-                stage: late + 1, option: "modes", value: "frozen after \(modes[firstTrained]) stage \(firstTrained + 1)",
+                stage: late + 1, option: "modes",
+                value: "frozen after \(modes[firstTrained]) stage \(firstTrained + 1)",
                 reason: "frozen stages must come first")
         }
         // Shapes: [1, C, H, W] → [1, classes].
@@ -79,13 +81,15 @@ public final class TransferClassifier {
         for (k, layers) in stages.enumerated() {
             for (i, l) in layers.enumerated() {
                 do { shape = try l.outputShape(for: shape) } catch {
-                    throw TrainerError.incompatibleStage(stage: k + 1, layer: "\(i) (\(type(of: l)))", reason: "\(error)")
+                    throw TrainerError.incompatibleStage(
+                        stage: k + 1, layer: "\(i) (\(type(of: l)))", reason: "\(error)")
                 }
             }
         }
         for (i, l) in head.enumerated() {
             do { shape = try l.outputShape(for: shape) } catch {
-                throw TrainerError.incompatibleStage(stage: stages.count + 1, layer: "head \(i) (\(type(of: l)))", reason: "\(error)")
+                throw TrainerError.incompatibleStage(
+                    stage: stages.count + 1, layer: "head \(i) (\(type(of: l)))", reason: "\(error)")
             }
         }
         guard shape.count == 2, shape[1] >= 1 else {
@@ -109,7 +113,8 @@ public final class TransferClassifier {
                     }
                     guard t.shape == p.value.shape else {
                         throw TrainerError.checkpoint(
-                            path: "pretrained weights", reason: "tensor \"\(name)\" has shape \(t.shape), expected \(p.value.shape)")
+                            path: "pretrained weights",
+                            reason: "tensor \"\(name)\" has shape \(t.shape), expected \(p.value.shape)")
                     }
                     assignments.append((p, t))
                 }
@@ -137,7 +142,8 @@ public final class TransferClassifier {
         pretrained: [String: Tensor]? = nil, scratchInitializer: WeightInitializer = .kaimingUniform, seed: UInt64
     ) throws {
         try self.init(
-            stages: stages, modes: Array(repeating: mode, count: max(1, stages.count)), head: head, inputShape: inputShape,
+            stages: stages, modes: Array(repeating: mode, count: max(1, stages.count)), head: head,
+            inputShape: inputShape,
             pretrained: pretrained, scratchInitializer: scratchInitializer, seed: seed)
     }
 

@@ -1,5 +1,6 @@
 import TensorCore
 import XCTest
+
 @testable import Augmentations
 
 /// A random image with values in [0, 1].
@@ -71,7 +72,8 @@ final class GeometricTests: XCTestCase {
         let up = try Resize(height: 1, width: 4).apply(to: ramp, using: &g)
         XCTAssertEqual(up.tensor.scalars, [0, 0.25, 0.75, 1])
         // Downsampling by 2 averages pixel pairs.
-        let down = try Resize(height: 1, width: 2).apply(to: try Image(Tensor(shape: [1, 1, 4], values: [0, 1, 2, 3])), using: &g)
+        let down = try Resize(height: 1, width: 2).apply(
+            to: try Image(Tensor(shape: [1, 1, 4], values: [0, 1, 2, 3])), using: &g)
         XCTAssertEqual(down.tensor.scalars, [0.5, 2.5])
         XCTAssertThrowsError(try Resize(height: 0, width: 3))
     }
@@ -86,15 +88,19 @@ final class GeometricTests: XCTestCase {
             XCTAssertEqual(out.tensor.shape, [3, 8, 8])
             // The output is the image shifted by (dy, dx) ∈ [−2, 2]² with zeros elsewhere: find it.
             var found = false
-            for dy in -2...2 { for dx in -2...2 {
-                var ok = true
-                for y in 0..<8 where ok { for x in 0..<8 {
-                    let sy = y + dy, sx = x + dx
-                    let expected: Float = (sy >= 0 && sy < 8 && sx >= 0 && sx < 8) ? img[0, sy, sx] : 0
-                    if out[0, y, x] != expected { ok = false; break }
-                } }
-                if ok { found = true; if dy != 0 || dx != 0 { sawShift = true } }
-            } }
+            for dy in -2...2 {
+                for dx in -2...2 {
+                    var ok = true
+                    for y in 0..<8 where ok {
+                        for x in 0..<8 {
+                            let sy = y + dy, sx = x + dx
+                            let expected: Float = (sy >= 0 && sy < 8 && sx >= 0 && sx < 8) ? img[0, sy, sx] : 0
+                            if out[0, y, x] != expected { ok = false; break }
+                        }
+                    }
+                    if ok { found = true; if dy != 0 || dx != 0 { sawShift = true } }
+                }
+            }
             XCTAssertTrue(found)
         }
         XCTAssertTrue(sawShift)
@@ -180,7 +186,8 @@ final class PhotometricTests: XCTestCase {
         let img = randomImage()
         let grey = try RandomGrayscale(probability: 1).apply(to: img, using: &g)
         XCTAssertEqual(grey[0, 1, 2], grey[2, 1, 2])
-        XCTAssertEqual(grey[1, 1, 2], 0.299 * img[0, 1, 2] + 0.587 * img[1, 1, 2] + 0.114 * img[2, 1, 2], accuracy: 1e-6)
+        XCTAssertEqual(
+            grey[1, 1, 2], 0.299 * img[0, 1, 2] + 0.587 * img[1, 1, 2] + 0.114 * img[2, 1, 2], accuracy: 1e-6)
         assertClose(try RandomGrayscale(probability: 0).apply(to: img, using: &g), img, accuracy: 0)
         let big = Image(channels: 1, height: 100, width: 100, repeating: 0.5)
         let noisy = try GaussianNoise(standardDeviation: 0.1).apply(to: big, using: &g)
@@ -195,8 +202,10 @@ final class PhotometricTests: XCTestCase {
 
     func testComposeSameSeedSameOutputAndFiniteShapes() throws {
         let pipeline = Compose([
-            try RandomResizedCrop(size: 7, scale: 0.5...1), try HorizontalFlip(), try RandomRotation(maxDegrees: 20, fill: .edge),
-            try ColorJitter(brightness: 0.3, contrast: 0.3, saturation: 0.3, hue: 0.05), try RandomGrayscale(probability: 0.2),
+            try RandomResizedCrop(size: 7, scale: 0.5...1), try HorizontalFlip(),
+            try RandomRotation(maxDegrees: 20, fill: .edge),
+            try ColorJitter(brightness: 0.3, contrast: 0.3, saturation: 0.3, hue: 0.05),
+            try RandomGrayscale(probability: 0.2),
             try GaussianNoise(standardDeviation: 0.01), try RandomCrop(size: 6, padding: 1),
         ])
         let img = randomImage(height: 10, width: 9)
@@ -208,6 +217,7 @@ final class PhotometricTests: XCTestCase {
         XCTAssertTrue(a.tensor.isFinite)
         XCTAssertTrue(a.tensor.isBitIdentical(to: b.tensor))
         XCTAssertFalse(a.tensor.isBitIdentical(to: c.tensor))
-        XCTAssertEqual(AugmentationError.invalidOption(name: "x", value: "1", reason: "r").description, "invalid x = 1: r")
+        XCTAssertEqual(
+            AugmentationError.invalidOption(name: "x", value: "1", reason: "r").description, "invalid x = 1: r")
     }
 }

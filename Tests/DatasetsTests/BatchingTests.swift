@@ -1,13 +1,16 @@
 import Augmentations
 import TensorCore
 import XCTest
+
 @testable import Datasets
 
 /// Adds a constant to every pixel and crops one column: a deterministic test augmentation.
 struct ShiftAndCrop: Augmentation {
     func apply<G: RandomNumberGenerator>(to image: Image, using generator: inout G) -> Image {
         var out = Image(channels: image.channels, height: image.height, width: image.width - 1)
-        for c in 0..<image.channels { for y in 0..<image.height { for x in 0..<(image.width - 1) { out[c, y, x] = image[c, y, x] + 1 } } }
+        for c in 0..<image.channels {
+            for y in 0..<image.height { for x in 0..<(image.width - 1) { out[c, y, x] = image[c, y, x] + 1 } }
+        }
         return out
     }
 }

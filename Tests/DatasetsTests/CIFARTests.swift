@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Datasets
 
 final class CIFARTests: XCTestCase {
@@ -36,7 +37,8 @@ final class CIFARTests: XCTestCase {
         guard case .missingFile = expectDatasetError({ try CIFAR.loadCIFAR10(directory: dir, split: .train) }) else {
             return XCTFail("expected missingFile")
         }
-        guard case .missingFile = expectDatasetError({ try CIFAR.loadCIFAR10(directory: dir + "/nope", split: .test) }) else {
+        guard case .missingFile = expectDatasetError({ try CIFAR.loadCIFAR10(directory: dir + "/nope", split: .test) })
+        else {
             return XCTFail("expected missingFile")
         }
     }
@@ -45,7 +47,8 @@ final class CIFARTests: XCTestCase {
         let dir = try makeTemporaryDirectory(self)
         try writeBytes(cifar10Records(labels: [1]), to: dir + "/test_batch.bin")
         try writeBytes(Array("cat\ndog\n".utf8), to: dir + "/batches.meta.txt")
-        guard case .badHeader(let file, _) = expectDatasetError({ try CIFAR.loadCIFAR10(directory: dir, split: .test) }) else {
+        guard case .badHeader(let file, _) = expectDatasetError({ try CIFAR.loadCIFAR10(directory: dir, split: .test) })
+        else {
             return XCTFail("expected badHeader")
         }
         XCTAssertTrue(file.hasSuffix("batches.meta.txt"))
@@ -72,10 +75,15 @@ final class CIFARTests: XCTestCase {
     func testDirectoryInsteadOfFileMissingFileAndEmptyFile() throws {
         let dir = try makeTemporaryDirectory(self)
         XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(files: [dir]) }, .notAFile(path: dir))
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(files: [dir + "/x.bin"]) }, .missingFile(path: dir + "/x.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(files: [dir + "/x.bin"]) }, .missingFile(path: dir + "/x.bin"))
         try writeBytes([], to: dir + "/empty.bin")
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(files: [dir + "/empty.bin"]) }, .emptyFile(path: dir + "/empty.bin"))
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/empty.bin") }, .emptyFile(path: dir + "/empty.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(files: [dir + "/empty.bin"]) },
+            .emptyFile(path: dir + "/empty.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/empty.bin") },
+            .emptyFile(path: dir + "/empty.bin"))
         expectDatasetError { try CIFAR.loadCIFAR10(files: []) }
     }
 
@@ -90,26 +98,35 @@ final class CIFARTests: XCTestCase {
         XCTAssertEqual(coarse.classCount, 20)
         XCTAssertEqual(coarse.image(at: 2)[0, 0, 1], Float(2 * 13 + 1 * 3) / 255)
         // With name files in a directory.
-        try writeBytes(Array((0..<100).map { "fine\($0)" }.joined(separator: "\n").utf8), to: dir + "/fine_label_names.txt")
-        try writeBytes(Array((0..<20).map { "coarse\($0)" }.joined(separator: "\n").utf8), to: dir + "/coarse_label_names.txt")
+        try writeBytes(
+            Array((0..<100).map { "fine\($0)" }.joined(separator: "\n").utf8), to: dir + "/fine_label_names.txt")
+        try writeBytes(
+            Array((0..<20).map { "coarse\($0)" }.joined(separator: "\n").utf8), to: dir + "/coarse_label_names.txt")
         let named = try CIFAR.loadCIFAR100(directory: dir, split: .train, labels: .coarse)
         XCTAssertEqual(named.classNames?[19], "coarse19")
         XCTAssertEqual(try CIFAR.loadCIFAR100(directory: dir, split: .train).classNames?[99], "fine99")
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(directory: dir, split: .test) },
-                       .missingFile(path: dir + "/test.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR100(directory: dir, split: .test) },
+            .missingFile(path: dir + "/test.bin"))
     }
 
     func testCIFAR100OutOfRangeLabelsAndTruncation() throws {
         let dir = try makeTemporaryDirectory(self)
         try writeBytes(cifar100Records([(1, 2), (20, 5)]), to: dir + "/a.bin")
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/a.bin") },
-                       .labelOutOfRange(file: dir + "/a.bin", record: 1, offset: 3074, value: 20, limit: 20))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/a.bin") },
+            .labelOutOfRange(file: dir + "/a.bin", record: 1, offset: 3074, value: 20, limit: 20))
         try writeBytes(cifar100Records([(1, 100)]), to: dir + "/b.bin")
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/b.bin") },
-                       .labelOutOfRange(file: dir + "/b.bin", record: 0, offset: 1, value: 100, limit: 100))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR100(file: dir + "/b.bin") },
+            .labelOutOfRange(file: dir + "/b.bin", record: 0, offset: 1, value: 100, limit: 100))
         // A CIFAR-10 file read as CIFAR-100 has the wrong record length.
         try writeBytes(cifar10Records(labels: [1, 1]), to: dir + "/c10.bin")
-        guard case .truncated(_, let size, 3074, let offset) = expectDatasetError({ try CIFAR.loadCIFAR100(file: dir + "/c10.bin") }) else {
+        guard
+            case .truncated(_, let size, 3074, let offset) = expectDatasetError({
+                try CIFAR.loadCIFAR100(file: dir + "/c10.bin")
+            })
+        else {
             return XCTFail("expected truncated")
         }
         XCTAssertEqual(size, 6146)

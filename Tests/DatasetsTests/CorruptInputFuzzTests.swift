@@ -1,12 +1,13 @@
 import Foundation
 import TensorCore
 import XCTest
+
 @testable import Datasets
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Deterministic corruption of every dataset file format the package reads: CIFAR-10 and
@@ -108,16 +109,19 @@ final class CorruptInputFuzzTests: XCTestCase {
         func expected(_ bytes: [UInt8], path: String) -> Result<(labels: [Int], pixels: [UInt8]), DatasetError> {
             if bytes.isEmpty { return .failure(.emptyFile(path: path)) }
             if bytes.count % recordLength != 0 {
-                return .failure(.truncated(
-                    file: path, size: bytes.count, recordLength: recordLength,
-                    offset: bytes.count - bytes.count % recordLength))
+                return .failure(
+                    .truncated(
+                        file: path, size: bytes.count, recordLength: recordLength,
+                        offset: bytes.count - bytes.count % recordLength))
             }
             var labels = [Int](), pixels = [UInt8]()
             for r in 0..<(bytes.count / recordLength) {
                 let base = r * recordLength
                 for j in 0..<labelBytes where Int(bytes[base + j]) >= labelLimits[j] {
-                    return .failure(.labelOutOfRange(
-                        file: path, record: r, offset: base + j, value: Int(bytes[base + j]), limit: labelLimits[j]))
+                    return .failure(
+                        .labelOutOfRange(
+                            file: path, record: r, offset: base + j, value: Int(bytes[base + j]), limit: labelLimits[j])
+                    )
                 }
                 labels.append(Int(bytes[base + labelIndex]))
                 pixels += bytes[(base + labelBytes)..<(base + recordLength)]
@@ -158,11 +162,13 @@ final class CorruptInputFuzzTests: XCTestCase {
             switch expected {
             case let .success(e):
                 if data.labels != e.labels || data.pixels != e.pixels || data.imageShape != CIFAR.imageShape
-                    || data.count != bytes.count / format.recordLength {
+                    || data.count != bytes.count / format.recordLength
+                {
                     tally.failures.append("\(format.name) \(label()): loaded data differs from the file")
                 }
                 if data.classCount != format.labelLimits[format.labelIndex] {
-                    tally.failures.append("\(format.name) \(label()): classCount \(String(describing: data.classCount))")
+                    tally.failures.append(
+                        "\(format.name) \(label()): classCount \(String(describing: data.classCount))")
                 }
             case let .failure(e):
                 tally.failures.append("\(format.name) \(label()): loaded \(data.count) records, expected \(e)")
@@ -208,7 +214,8 @@ final class CorruptInputFuzzTests: XCTestCase {
             }
             // Trailing garbage after whole records.
             for extra in [1, 2, rec - 1, rec + 1] {
-                try Self.checkCIFAR(s + [UInt8](repeating: 7, count: extra), format, path: path, label: "+\(extra) bytes", &tally)
+                try Self.checkCIFAR(
+                    s + [UInt8](repeating: 7, count: extra), format, path: path, label: "+\(extra) bytes", &tally)
             }
         }
 
@@ -229,7 +236,10 @@ final class CorruptInputFuzzTests: XCTestCase {
         try Self.put(seeds[0], at: goodPath)
         let badFiles: [([UInt8], DatasetError)] = [
             ([], .emptyFile(path: path)),
-            (Array(seeds[0].dropLast()), .truncated(file: path, size: seeds[0].count - 1, recordLength: 3073, offset: 2 * 3073)),
+            (
+                Array(seeds[0].dropLast()),
+                .truncated(file: path, size: seeds[0].count - 1, recordLength: 3073, offset: 2 * 3073)
+            ),
         ]
         for (bad, expected) in badFiles {
             try Self.put(bad, at: path)
@@ -240,16 +250,21 @@ final class CorruptInputFuzzTests: XCTestCase {
                     tally.failures.append("file list \(files): loaded \(d.count) records from a bad list")
                 } catch let error as DatasetError {
                     tally.reject(error)
-                    if error != expected { tally.failures.append("file list \(files): got \(error), expected \(expected)") }
+                    if error != expected {
+                        tally.failures.append("file list \(files): got \(error), expected \(expected)")
+                    }
                 }
             }
         }
         tally.inputs += 2
         XCTAssertEqual(try CIFAR.loadCIFAR10(files: [goodPath, goodPath]).count, 6)
         tally.accepted += 1
-        do { _ = try CIFAR.loadCIFAR10(files: []); tally.failures.append("empty file list loaded") } catch let e as DatasetError {
+        do { _ = try CIFAR.loadCIFAR10(files: []); tally.failures.append("empty file list loaded") } catch let e
+            as DatasetError
+        {
             tally.reject(e)
-            XCTAssertEqual(e, .invalidOption(name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file"))
+            XCTAssertEqual(
+                e, .invalidOption(name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file"))
         }
 
         // 4. Random mutations until the budget (half of the total) is spent.
@@ -266,9 +281,12 @@ final class CorruptInputFuzzTests: XCTestCase {
             case 1:  // truncate at a record boundary (valid unless 0 records remain)
                 m = Array(s[..<(rec * rng.nextInt(below: 4))])
             case 2:  // random value in a random label byte
-                m[rec * rng.nextInt(below: 3) + rng.nextInt(below: format.labelBytes)] = UInt8(truncatingIfNeeded: rng.next())
+                m[rec * rng.nextInt(below: 3) + rng.nextInt(below: format.labelBytes)] = UInt8(
+                    truncatingIfNeeded: rng.next())
             case 3:  // flip bits anywhere (pixel flips are still valid files)
-                for _ in 0...rng.nextInt(below: 4) { m[rng.nextInt(below: m.count)] ^= 1 << UInt8(rng.nextInt(below: 8)) }
+                for _ in 0...rng.nextInt(below: 4) {
+                    m[rng.nextInt(below: m.count)] ^= 1 << UInt8(rng.nextInt(below: 8))
+                }
             case 4:  // append a few random bytes
                 m += (0..<(1 + rng.nextInt(below: 8))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             case 5:  // random bytes, random length (sometimes a whole number of records)
@@ -311,7 +329,9 @@ final class CorruptInputFuzzTests: XCTestCase {
         text += [UInt8](repeating: 0x20, count: (64 - (prefixLength + text.count + 1) % 64) % 64) + [0x0A]
         let n = text.count
         var out = NPY.magic + [version, 0]
-        out += version == 1 ? [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF)]
+        out +=
+            version == 1
+            ? [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF)]
             : [UInt8(n & 0xFF), UInt8((n >> 8) & 0xFF), UInt8((n >> 16) & 0xFF), UInt8(n >> 24)]
         return out + text + payload
     }
@@ -324,13 +344,20 @@ final class CorruptInputFuzzTests: XCTestCase {
     private static func npySeeds(using rng: inout SeededGenerator) -> [NPYSeed] {
         func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
         func le(_ values: [Int], _ size: Int) -> [UInt8] {
-            values.flatMap { v in (0..<size).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: Int64(v)) >> (8 * UInt64($0))) } }
+            values.flatMap { v in
+                (0..<size).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: Int64(v)) >> (8 * UInt64($0))) }
+            }
         }
         var seeds = [NPYSeed]()
-        func add(_ descr: String, _ shape: [Int], _ payload: [UInt8], labels: Bool, _ layout: NPYLayout = .nhwc, version: UInt8 = 1) {
+        func add(
+            _ descr: String, _ shape: [Int], _ payload: [UInt8], labels: Bool, _ layout: NPYLayout = .nhwc,
+            version: UInt8 = 1
+        ) {
             let d = dict(descr, shape)
-            seeds.append(NPYSeed(bytes: npy(dict: d, payload: payload, version: version), dict: d, payload: payload,
-                                 isLabels: labels, layout: layout))
+            seeds.append(
+                NPYSeed(
+                    bytes: npy(dict: d, payload: payload, version: version), dict: d, payload: payload,
+                    isLabels: labels, layout: layout))
         }
         add("|u1", [3, 4, 5, 3], bytes(180), labels: false, .nhwc)
         add("|u1", [2, 3, 4, 4], bytes(96), labels: false, .nchw)
@@ -369,16 +396,20 @@ final class CorruptInputFuzzTests: XCTestCase {
                     reference.append(Int(v))
                 }
                 if values != reference || header.dataOffset + values.count * size != bytes.count {
-                    tally.failures.append("\(label()): labels \(values.prefix(8)) differ from the file (\(reference.prefix(8)))")
+                    tally.failures.append(
+                        "\(label()): labels \(values.prefix(8)) differ from the file (\(reference.prefix(8)))")
                 }
             } else {
                 let data = try NPY.loadImages(path: path, layout: layout)
                 tally.accepted += 1
                 let header = try NPY.readHeader(path: path, fileSize: bytes.count)
                 let s = data.imageShape, dims = header.shape
-                let expectedShape = dims.count == 3 ? ImageShape(channels: 1, height: dims[1], width: dims[2])
-                    : layout == .nhwc ? ImageShape(channels: dims[3], height: dims[1], width: dims[2])
-                    : ImageShape(channels: dims[1], height: dims[2], width: dims[3])
+                let expectedShape =
+                    dims.count == 3
+                    ? ImageShape(channels: 1, height: dims[1], width: dims[2])
+                    : layout == .nhwc
+                        ? ImageShape(channels: dims[3], height: dims[1], width: dims[2])
+                        : ImageShape(channels: dims[1], height: dims[2], width: dims[3])
                 let payload = Array(bytes[header.dataOffset...])
                 if data.count != dims[0] || s != expectedShape || data.pixels.count != payload.count {
                     tally.failures.append("\(label()): loaded \(data.count) × \(s) from a header of shape \(dims)")
@@ -389,9 +420,12 @@ final class CorruptInputFuzzTests: XCTestCase {
                     let c = s.channels, hw = s.height * s.width, per = s.elementCount
                     var same = true
                     for img in 0..<data.count where same {
-                        for p in 0..<hw { for ch in 0..<c where data.pixels[img * per + ch * hw + p] != payload[img * per + p * c + ch] {
-                            same = false
-                        } }
+                        for p in 0..<hw {
+                            for ch in 0..<c
+                            where data.pixels[img * per + ch * hw + p] != payload[img * per + p * c + ch] {
+                                same = false
+                            }
+                        }
                     }
                     if !same { tally.failures.append("\(label()): NHWC pixels were not transposed to CHW") }
                 }
@@ -418,7 +452,8 @@ final class CorruptInputFuzzTests: XCTestCase {
         "|u1", "<u1", "u1", "|i1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", ">i8", ">u1", "<f4", "<f8", "|b1",
         "<i0", "<u9", "<c8", "|O", "", "u", "<i", "'", "\\", "|u1|u1",
     ]
-    private static let headerBytes = Array("{}()[]'\":,. 0123456789-TrueFalsedescrshapefortran_order\n\t\u{0}".utf8)
+    private static let headerBytes =
+        Array("{}()[]'\":,. 0123456789-TrueFalsedescrshapefortran_order\n\t\u{0}".utf8)
         + [0x80, 0xC3, 0xFF]
 
     /// Every digit run in the `'shape'` tuple of a header text.
@@ -447,29 +482,35 @@ final class CorruptInputFuzzTests: XCTestCase {
         let seeds = Self.npySeeds(using: &rng)
 
         func check(_ m: [UInt8], _ s: NPYSeed, _ expect: Expectation, _ label: @autoclosure () -> String) throws {
-            try Self.checkNPY(m, asLabels: s.isLabels, layout: s.layout, expect: expect, path: path,
-                              label: label(), &tally)
+            try Self.checkNPY(
+                m, asLabels: s.isLabels, layout: s.layout, expect: expect, path: path,
+                label: label(), &tally)
         }
 
         // 1. The seeds load; loading images as labels and labels as images is rejected.
         for (k, s) in seeds.enumerated() {
             try check(s.bytes, s, .accept, "seed \(k)")
-            try Self.checkNPY(s.bytes, asLabels: !s.isLabels, layout: s.layout, expect: .reject,
-                              path: path, label: "seed \(k) read as the other kind", &tally)
+            try Self.checkNPY(
+                s.bytes, asLabels: !s.isLabels, layout: s.layout, expect: .reject,
+                path: path, label: "seed \(k) read as the other kind", &tally)
         }
 
         // 2. Truncation at every byte (mid-magic, mid-version, mid-length, mid-header, mid-data):
         //    the header fixes the data size, so every shorter file is invalid.
         for (k, s) in seeds.enumerated() {
-            for cut in 0..<s.bytes.count { try check(Array(s.bytes[..<cut]), s, .reject, "seed \(k) truncated to \(cut)") }
+            for cut in 0..<s.bytes.count {
+                try check(Array(s.bytes[..<cut]), s, .reject, "seed \(k) truncated to \(cut)")
+            }
             try check(s.bytes + [0], s, .reject, "seed \(k) + 1 byte")
         }
 
         // 3. Absurd shapes and dtypes, each with a tiny payload: rejected from the header,
         //    before anything is allocated for the claimed size (10^12 elements would be 1 TB).
-        let absurd: [[Int]] = [[1_000_000_000_000], [1_000_000, 1_000_000, 1], [1_000_000, 1_000, 1_000, 3],
-                               [Int.max], [Int.max, 2], [3_037_000_500, 3_037_000_500], [1 << 62, 4], [2, 1 << 62],
-                               [0], [0, 2, 2, 3], [2, 0, 2, 3], [], [1], [1, 1], [1, 1, 1, 1, 1], [4, 4, 4, 4]]
+        let absurd: [[Int]] = [
+            [1_000_000_000_000], [1_000_000, 1_000_000, 1], [1_000_000, 1_000, 1_000, 3],
+            [Int.max], [Int.max, 2], [3_037_000_500, 3_037_000_500], [1 << 62, 4], [2, 1 << 62],
+            [0], [0, 2, 2, 3], [2, 0, 2, 3], [], [1], [1, 1], [1, 1, 1, 1, 1], [4, 4, 4, 4],
+        ]
         for shape in absurd {
             for descr in ["|u1", "<i8"] {
                 for layout in NPYLayout.allCases {
@@ -478,11 +519,13 @@ final class CorruptInputFuzzTests: XCTestCase {
                     // Four bytes can only be a valid image file for shape (1,1,1,4)/(1,2,2) style
                     // shapes with 4 elements; among these only [4,4,4,4]-like shapes need more.
                     let fourElements = shape.reduce(1, { $0 &* $1 }) == 4 && !shape.contains(0)
-                    try check(m, s, descr == "|u1" && fourElements && shape.count >= 3 ? .either : .reject,
-                              "images shape \(shape) \(descr) \(layout)")
+                    try check(
+                        m, s, descr == "|u1" && fourElements && shape.count >= 3 ? .either : .reject,
+                        "images shape \(shape) \(descr) \(layout)")
                     var l = s
                     l.isLabels = true
-                    try check(m, l, descr == "|u1" && shape == [4] ? .either : .reject, "labels shape \(shape) \(descr)")
+                    try check(
+                        m, l, descr == "|u1" && shape == [4] ? .either : .reject, "labels shape \(shape) \(descr)")
                 }
             }
         }
@@ -503,7 +546,9 @@ final class CorruptInputFuzzTests: XCTestCase {
                 for b in 0..<lengthBytes { m[8 + b] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(b))) }
                 try check(m, s, .reject, "version \(version) header length \(value)")
             }
-            for minor: UInt8 in [1, 255] { var m = valid; m[7] = minor; try check(m, s, .reject, "version \(version).\(minor)") }
+            for minor: UInt8 in [1, 255] {
+                var m = valid; m[7] = minor; try check(m, s, .reject, "version \(version).\(minor)")
+            }
         }
         for major: UInt8 in [0, 4, 255] {
             var m = seeds[0].bytes
@@ -525,7 +570,9 @@ final class CorruptInputFuzzTests: XCTestCase {
                 m = Array(s.bytes[..<rng.nextInt(below: s.bytes.count)])
                 expect = .reject
             case 1:  // flip bits in the prefix or header text
-                for _ in 0...rng.nextInt(below: 3) { m[rng.nextInt(below: dataOffset)] ^= 1 << UInt8(rng.nextInt(below: 8)) }
+                for _ in 0...rng.nextInt(below: 3) {
+                    m[rng.nextInt(below: dataOffset)] ^= 1 << UInt8(rng.nextInt(below: 8))
+                }
             case 2:  // flip bits in the data: still a valid file
                 for _ in 0...rng.nextInt(below: 3) {
                     m[dataOffset + rng.nextInt(below: s.payload.count)] ^= 1 << UInt8(rng.nextInt(below: 8))
@@ -534,18 +581,22 @@ final class CorruptInputFuzzTests: XCTestCase {
             case 3:  // replace a shape entry with an interesting number (header rebuilt)
                 let runs = Self.shapeDigitRanges(s.dict)
                 var d = s.dict
-                d.replaceSubrange(runs[rng.nextInt(below: runs.count)], with: Self.numbers[rng.nextInt(below: Self.numbers.count)])
+                d.replaceSubrange(
+                    runs[rng.nextInt(below: runs.count)], with: Self.numbers[rng.nextInt(below: Self.numbers.count)])
                 m = Self.npy(dict: d, payload: s.payload)
             case 4:  // overwrite header characters with syntax bytes
                 for _ in 0...rng.nextInt(below: 3) {
-                    m[10 + rng.nextInt(below: dataOffset - 10)] = Self.headerBytes[rng.nextInt(below: Self.headerBytes.count)]
+                    m[10 + rng.nextInt(below: dataOffset - 10)] =
+                        Self.headerBytes[rng.nextInt(below: Self.headerBytes.count)]
                 }
             case 5:  // insert or delete a chunk of the header text (header rebuilt)
                 var d = Array(s.dict.utf8)
                 let at = rng.nextInt(below: d.count + 1)
                 if rng.nextInt(below: 2) == 0 {
-                    d.insert(contentsOf: (0..<(1 + rng.nextInt(below: 6))).map { _ in
-                        Self.headerBytes[rng.nextInt(below: Self.headerBytes.count)] }, at: at)
+                    d.insert(
+                        contentsOf: (0..<(1 + rng.nextInt(below: 6))).map { _ in
+                            Self.headerBytes[rng.nextInt(below: Self.headerBytes.count)]
+                        }, at: at)
                 } else {
                     d.removeSubrange(at..<min(d.count, at + 1 + rng.nextInt(below: 6)))
                 }
@@ -617,8 +668,9 @@ final class CorruptInputFuzzTests: XCTestCase {
         XCTAssertEqual(rejected, cases.filter { !$0.valid }.count)
         // Label count mismatch and a labels file that is really an image file.
         try Self.put(NPY.encode(descr: "<i8", shape: [2], payload: le64(0) + le64(1)), at: labels)
-        XCTAssertEqual(expectDatasetError { try NPY.loadImages(path: images, labelsPath: labels) },
-                       .shapeMismatch(what: "labels in \(labels)", expected: "3 (one per image in \(images))", got: "2"))
+        XCTAssertEqual(
+            expectDatasetError { try NPY.loadImages(path: images, labelsPath: labels) },
+            .shapeMismatch(what: "labels in \(labels)", expected: "3 (one per image in \(images))", got: "2"))
         expectDatasetError { try NPY.loadImages(path: images, labelsPath: images) }
     }
 
@@ -643,8 +695,10 @@ final class CorruptInputFuzzTests: XCTestCase {
         let header = NPY.encode(descr: "|u1", shape: [1_000_000, 1_000, 1_000, 1], payload: [])
         try sparse(npy, prefix: header, size: header.count + 1_000_000_000_000)
         let start = Date()
-        for (name, load) in [("CIFAR-10", { _ = try CIFAR.loadCIFAR10(files: [cifar]) }),
-                             ("NPY", { _ = try NPY.loadImages(path: npy) })] as [(String, () throws -> Void)] {
+        for (name, load) in [
+            ("CIFAR-10", { _ = try CIFAR.loadCIFAR10(files: [cifar]) }),
+            ("NPY", { _ = try NPY.loadImages(path: npy) }),
+        ] as [(String, () throws -> Void)] {
             let error = expectDatasetError(load)
             XCTAssertTrue(error.map { "\($0)".contains("memory") } ?? false, "\(name): \(String(describing: error))")
         }
@@ -679,9 +733,11 @@ final class CorruptInputFuzzTests: XCTestCase {
         try Self.put(validNPY, at: dir + "/ok.npy")
         var count = 0
         for (name, read) in readers {
-            for (path, expected) in [(missing, DatasetError.missingFile(path: missing)), (subdir, .notAFile(path: subdir)),
-                                     (fifo, .notAFile(path: fifo)), ("/dev/null", .notAFile(path: "/dev/null")),
-                                     ("", .missingFile(path: ""))] {
+            for (path, expected) in [
+                (missing, DatasetError.missingFile(path: missing)), (subdir, .notAFile(path: subdir)),
+                (fifo, .notAFile(path: fifo)), ("/dev/null", .notAFile(path: "/dev/null")),
+                ("", .missingFile(path: "")),
+            ] {
                 count += 1
                 XCTAssertEqual(expectDatasetError { try read(path) }, expected, "\(name) on \(path)")
             }
@@ -702,34 +758,48 @@ final class CorruptInputFuzzTests: XCTestCase {
         try fm.createDirectory(atPath: c10, withIntermediateDirectories: true)
         try fm.createDirectory(atPath: c100, withIntermediateDirectories: true)
         for split in CIFARSplit.allCases {
-            XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: missing, split: split) }, .missingFile(path: missing))
-            XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: file, split: split) }, .notADirectory(path: file))
-            XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(directory: missing, split: split) }, .missingFile(path: missing))
-            XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(directory: file, split: split) }, .notADirectory(path: file))
+            XCTAssertEqual(
+                expectDatasetError { try CIFAR.loadCIFAR10(directory: missing, split: split) },
+                .missingFile(path: missing))
+            XCTAssertEqual(
+                expectDatasetError { try CIFAR.loadCIFAR10(directory: file, split: split) }, .notADirectory(path: file))
+            XCTAssertEqual(
+                expectDatasetError { try CIFAR.loadCIFAR100(directory: missing, split: split) },
+                .missingFile(path: missing))
+            XCTAssertEqual(
+                expectDatasetError { try CIFAR.loadCIFAR100(directory: file, split: split) }, .notADirectory(path: file)
+            )
         }
         // Empty directories.
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
-                       .missingFile(path: c10 + "/data_batch_1.bin … data_batch_5.bin (none found)"))
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .test) },
-                       .missingFile(path: c10 + "/test_batch.bin"))
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR100(directory: c100, split: .train) },
-                       .missingFile(path: c100 + "/train.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
+            .missingFile(path: c10 + "/data_batch_1.bin … data_batch_5.bin (none found)"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .test) },
+            .missingFile(path: c10 + "/test_batch.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR100(directory: c100, split: .train) },
+            .missingFile(path: c100 + "/train.bin"))
         // A directory where the test file belongs.
         try fm.createDirectory(atPath: c10 + "/test_batch.bin", withIntermediateDirectories: true)
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .test) },
-                       .notAFile(path: c10 + "/test_batch.bin"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .test) },
+            .notAFile(path: c10 + "/test_batch.bin"))
         try fm.removeItem(atPath: c10 + "/test_batch.bin")
         // Batches 2 and 4 only, one of them corrupt, then both valid.
         try Self.put(valid10, at: c10 + "/data_batch_2.bin")
         try Self.put(Array(valid10.dropLast(5)), at: c10 + "/data_batch_4.bin")
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
-                       .truncated(file: c10 + "/data_batch_4.bin", size: valid10.count - 5, recordLength: 3073, offset: 3073))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
+            .truncated(file: c10 + "/data_batch_4.bin", size: valid10.count - 5, recordLength: 3073, offset: 3073))
         try Self.put(valid10, at: c10 + "/data_batch_4.bin")
         XCTAssertEqual(try CIFAR.loadCIFAR10(directory: c10, split: .train).count, 4)
         // Class-name files: wrong count, not UTF-8, a directory, empty.
         let meta = c10 + "/batches.meta.txt"
-        for (content, isValid) in [("a\nb\n", false), ((0..<10).map { "c\($0)" }.joined(separator: "\n"), true),
-                                   ((0..<11).map { "c\($0)" }.joined(separator: "\n"), false), ("", false)] {
+        for (content, isValid) in [
+            ("a\nb\n", false), ((0..<10).map { "c\($0)" }.joined(separator: "\n"), true),
+            ((0..<11).map { "c\($0)" }.joined(separator: "\n"), false), ("", false),
+        ] {
             try Self.put(Array(content.utf8), at: meta)
             if isValid {
                 XCTAssertEqual(try CIFAR.loadCIFAR10(directory: c10, split: .train).classNames?.count, 10)
@@ -738,8 +808,9 @@ final class CorruptInputFuzzTests: XCTestCase {
             }
         }
         try Self.put([0xFF, 0xFE, 0x0A], at: meta)
-        XCTAssertEqual(expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
-                       .badHeader(file: meta, reason: "not UTF-8 text"))
+        XCTAssertEqual(
+            expectDatasetError { try CIFAR.loadCIFAR10(directory: c10, split: .train) },
+            .badHeader(file: meta, reason: "not UTF-8 text"))
         try Self.put(valid100, at: c100 + "/train.bin")
         try Self.put(Array("x\n".utf8), at: c100 + "/coarse_label_names.txt")
         XCTAssertEqual(try CIFAR.loadCIFAR100(directory: c100, split: .train, labels: .fine).count, 2)

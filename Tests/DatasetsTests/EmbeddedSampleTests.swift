@@ -1,11 +1,13 @@
 import Foundation
 import XCTest
+
 @testable import Datasets
 
 /// The example's embedded sample data loads with the library's own loaders.
 final class EmbeddedSampleTests: XCTestCase {
     var resources: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Examples/ReproducePaper/Resources").path
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Datasets
 
 /// A fresh temporary directory, removed when the test ends.
@@ -36,7 +37,8 @@ func cifar100Records(_ pairs: [(coarse: UInt8, fine: UInt8)]) -> [UInt8] {
 
 /// Asserts that `body` throws a ``DatasetError`` and returns it.
 @discardableResult
-func expectDatasetError<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> DatasetError? {
+func expectDatasetError<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> DatasetError?
+{
     do {
         _ = try body()
         XCTFail("expected a DatasetError", file: file, line: line)

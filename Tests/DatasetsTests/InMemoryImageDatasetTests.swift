@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Datasets
 
 final class InMemoryImageDatasetTests: XCTestCase {
@@ -20,11 +21,22 @@ final class InMemoryImageDatasetTests: XCTestCase {
 
     func testValidationErrors() {
         expectDatasetError { try InMemoryImageDataset(pixels: [1, 2, 3], shape: self.shape) }
-        expectDatasetError { try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0]) }
-        expectDatasetError { try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0, -1]) }
-        expectDatasetError { try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0, 5], classCount: 3) }
+        expectDatasetError {
+            try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0])
+        }
+        expectDatasetError {
+            try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0, -1])
+        }
+        expectDatasetError {
+            try InMemoryImageDataset(
+                pixels: [UInt8](repeating: 0, count: 16), shape: self.shape, labels: [0, 5], classCount: 3)
+        }
         expectDatasetError { try InMemoryImageDataset(pixels: [], shape: ImageShape(channels: 0, height: 1, width: 1)) }
-        expectDatasetError { try InMemoryImageDataset(pixels: [UInt8](repeating: 0, count: 8), shape: self.shape, labels: [0], classCount: 3, classNames: ["a", "b"]) }
+        expectDatasetError {
+            try InMemoryImageDataset(
+                pixels: [UInt8](repeating: 0, count: 8), shape: self.shape, labels: [0], classCount: 3,
+                classNames: ["a", "b"])
+        }
     }
 
     func testSubsetPrefixSplit() throws {
@@ -40,8 +52,10 @@ final class InMemoryImageDatasetTests: XCTestCase {
         XCTAssertEqual(train.labels, [0, 1, 2])
         XCTAssertEqual(validation.labels, [3, 4])
         XCTAssertEqual(Array(validation.bytes(of: 0)), Array(d.bytes(of: 3)))
-        XCTAssertEqual(expectDatasetError { try d.split(validationCount: 6) },
-                       .invalidOption(name: "validationCount", value: "6", reason: "must lie in 0...5 (the dataset holds 5 images)"))
+        XCTAssertEqual(
+            expectDatasetError { try d.split(validationCount: 6) },
+            .invalidOption(
+                name: "validationCount", value: "6", reason: "must lie in 0...5 (the dataset holds 5 images)"))
         expectDatasetError { try d.split(validationCount: -1) }
         let joined = try InMemoryImageDataset.concatenate([train, validation])
         XCTAssertEqual(joined.pixels, d.pixels)
@@ -49,15 +63,20 @@ final class InMemoryImageDatasetTests: XCTestCase {
 
     func testSequenceDataset() throws {
         let fs = ImageShape(channels: 1, height: 1, width: 2)
-        let seq = try InMemorySequenceDataset(pixels: [0, 255, 51, 102, 1, 2, 3, 4], clipCount: 2, framesPerClip: 2, frameShape: fs)
+        let seq = try InMemorySequenceDataset(
+            pixels: [0, 255, 51, 102, 1, 2, 3, 4], clipCount: 2, framesPerClip: 2, frameShape: fs)
         var b = [Float](repeating: 0, count: 2)
         b.withUnsafeMutableBufferPointer { seq.copyPixels(ofClip: 0, frame: 1, into: $0) }
         XCTAssertEqual(b, [0.2, 0.4])
         let f = try InMemorySequenceDataset(frames: [0.5, 0.25, 1, 0], clipCount: 2, framesPerClip: 1, frameShape: fs)
         b.withUnsafeMutableBufferPointer { f.copyPixels(ofClip: 1, frame: 0, into: $0) }
         XCTAssertEqual(b, [1, 0])
-        expectDatasetError { try InMemorySequenceDataset(frames: [0.5], clipCount: 2, framesPerClip: 1, frameShape: fs) }
-        expectDatasetError { try InMemorySequenceDataset(frames: [.nan, 0], clipCount: 1, framesPerClip: 1, frameShape: fs) }
+        expectDatasetError {
+            try InMemorySequenceDataset(frames: [0.5], clipCount: 2, framesPerClip: 1, frameShape: fs)
+        }
+        expectDatasetError {
+            try InMemorySequenceDataset(frames: [.nan, 0], clipCount: 1, framesPerClip: 1, frameShape: fs)
+        }
         expectDatasetError { try InMemorySequenceDataset(pixels: [], clipCount: 0, framesPerClip: 1, frameShape: fs) }
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Datasets
 
 final class NPYTests: XCTestCase {
@@ -75,11 +76,24 @@ final class NPYTests: XCTestCase {
             ("fortran", header("{'descr': '|u1', 'fortran_order': True, 'shape': (1, 2, 2, 1), }"), "fortran"),
             ("dtype", header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1), }"), "uint8"),
             ("missing", header("{'descr': '|u1', 'fortran_order': False, }"), "shape"),
-            ("extra", header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2, 1), 'x': 1}"), "unexpected key"),
+            (
+                "extra", header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2, 1), 'x': 1}"),
+                "unexpected key"
+            ),
             ("negative", header("{'descr': '|u1', 'fortran_order': False, 'shape': (1, -2, 2, 1), }"), "non-negative"),
-            ("sizemismatch", header("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2, 1), }"), "needs 8 data bytes"),
-            ("overflow", header("{'descr': '|u1', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296, 1), }"), "overflow"),
-            ("huge", header("{'descr': '|u1', 'fortran_order': False, 'shape': (100000000, 32, 32, 3), }"), "data bytes"),
+            (
+                "sizemismatch", header("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2, 2, 1), }"),
+                "needs 8 data bytes"
+            ),
+            (
+                "overflow",
+                header("{'descr': '|u1', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296, 1), }"),
+                "overflow"
+            ),
+            (
+                "huge", header("{'descr': '|u1', 'fortran_order': False, 'shape': (100000000, 32, 32, 3), }"),
+                "data bytes"
+            ),
             ("rank", header("{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }"), "4-D"),
             ("notdict", header("descr: u1"), "dict"),
             ("short", Array(good[0..<7]), "too short"),

@@ -1,5 +1,7 @@
+import Foundation
 import TensorCore
 import XCTest
+
 @testable import Datasets
 
 final class NormalizationTests: XCTestCase {
@@ -29,7 +31,8 @@ final class NormalizationTests: XCTestCase {
     }
 
     func testConstantChannelGetsUnitStdAndErrors() throws {
-        let d = try InMemoryImageDataset(pixels: [UInt8](repeating: 51, count: 8), shape: ImageShape(channels: 1, height: 2, width: 2))
+        let d = try InMemoryImageDataset(
+            pixels: [UInt8](repeating: 51, count: 8), shape: ImageShape(channels: 1, height: 2, width: 2))
         let norm = ChannelNormalization.fit(d, maxImages: 1)
         XCTAssertEqual(norm.std, [1])
         XCTAssertEqual(norm.mean[0], 0.2, accuracy: 1e-6)
@@ -56,5 +59,3 @@ final class NormalizationTests: XCTestCase {
         XCTAssertEqual(flat.scalars, [0, 0, 0, 0])
     }
 }
-
-import Foundation

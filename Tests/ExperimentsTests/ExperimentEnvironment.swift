@@ -29,7 +29,8 @@ enum ExperimentEnvironment {
     static func requireEnabled(file: String = #filePath) throws -> String {
         guard isEnabled else {
             throw XCTSkip(
-                "real-data experiment (minutes of training): enable with `\(command)`; data from $\(dataVariable) or <repo>/../shared/data")
+                "real-data experiment (minutes of training): enable with `\(command)`; data from $\(dataVariable) or <repo>/../shared/data"
+            )
         }
         return try dataDirectory(file: file)
     }
@@ -49,7 +50,8 @@ enum ExperimentEnvironment {
             url = url.deletingLastPathComponent()
         }
         throw ExperimentSetupError.data(
-            "no shared/data folder next to any ancestor of \(file); set \(dataVariable) to the folder holding cifar-10-batches-bin and cifar-100-binary")
+            "no shared/data folder next to any ancestor of \(file); set \(dataVariable) to the folder holding cifar-10-batches-bin and cifar-100-binary"
+        )
     }
 
     static var threads: Int {
@@ -79,7 +81,9 @@ func report(_ message: String) {
     print(line)
     fflush(nil)  // all streams: test logs interleave with XCTest output
     if let path = ProcessInfo.processInfo.environment[ExperimentEnvironment.logVariable], !path.isEmpty {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
         if let handle = FileHandle(forWritingAtPath: path) {
             handle.seekToEndOfFile()
             handle.write(Data((line + "\n").utf8))

@@ -82,47 +82,24 @@ final class ExperimentFixture: @unchecked Sendable {
         let pretrain = try CIFAR.loadCIFAR100(file: c100 + "/train.bin", labels: .fine).prefix(budget.pretrainImages)
         let loaded = Data(
             pretrain: pretrain, train: train, validation: parts.validation,
-            pretrainNormalization: ChannelNormalization.fit(pretrain), trainNormalization: ChannelNormalization.fit(train))
-        report("data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) │ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) │ BLAS threads \(BLAS.threadCount)")
+            pretrainNormalization: ChannelNormalization.fit(pretrain),
+            trainNormalization: ChannelNormalization.fit(train))
+        report(
+            "data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) │ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) │ BLAS threads \(BLAS.threadCount)"
+        )
         report("budget: \(budget.summary)")
         data = loaded
         return loaded
     }
 
-    // MARK: - Layers (as in Examples/ReproducePaper/Experiment.swift, one transferred stage)
+    // MARK: - Layers
 
-    /// The paper's classifier: conv6 → pool | BN → ReLU → conv3 → pool → BN → ReLU → FC →
-    /// ReLU → BN → FC. The transferable stage is `[conv1, pool]`; the rest is the head.
-    /// The same seed gives the same initialisation of every layer, so all arms share
-    /// their head's initial weights.
-    func classifierLayers(classes: Int, seed: UInt64) throws -> (stages: [[any Layer]], head: [any Layer]) {
-        var g = SeededGenerator(seed: seed)
-        let (w1, w2, f) = (budget.conv1Filters, budget.conv2Filters, budget.hiddenUnits)
-        let stage1: [any Layer] = [try Conv2D(inputChannels: 3, outputChannels: w1, kernelSize: 6, using: &g), try MaxPool2D(kernelSize: 2)]
-        let head: [any Layer] = [
-            try BatchNorm(features: w1), ReLU(),
-            try Conv2D(inputChannels: w1, outputChannels: w2, kernelSize: 3, using: &g), try MaxPool2D(kernelSize: 2),
-            try BatchNorm(features: w2), ReLU(), Flatten(),
-            try Linear(inputFeatures: w2 * 25, outputFeatures: f, using: &g), ReLU(), try BatchNorm(features: f),
-            try Linear(inputFeatures: f, outputFeatures: classes, using: &g),
-        ]
-        return ([stage1], head)
-    }
-
-    /// Maps pretraining names (`"stage1.0.*"`, the conv of pretraining stage
-    /// `[conv, pool, ReLU]`) onto the classifier stage `[conv, pool]`: the conv is layer 0 in
-    /// both, so names coincide; anything the pretraining lacks keeps the classifier's value.
-    func classifierWeights(fromPretrained weights: [String: Tensor], stages: [[any Layer]]) -> [String: Tensor] {
-        var out: [String: Tensor] = [:]
-        for (k, layers) in stages.enumerated() {
-            for (i, layer) in layers.enumerated() {
-                for p in layer.parameters + layer.buffers {
-                    let name = "stage\(k + 1).\(i).\(p.name)"
-                    if layer is Conv2D, let t = weights["stage\(k + 1).0.\(p.name)"] { out[name] = t } else { out[name] = p.value }
-                }
-            }
+    /// The paper's classifier at the budget's widths, one transferred stage `[conv1, pool]`.
+    var classifier: PaperClassifier {
+        get throws {
+            try PaperClassifier(
+                conv1Filters: budget.conv1Filters, conv2Filters: budget.conv2Filters, hiddenUnits: budget.hiddenUnits)
         }
-        return out
     }
 
     // MARK: - Pretraining
@@ -145,15 +122,18 @@ final class ExperimentFixture: @unchecked Sendable {
             layers: [conv, try MaxPool2D(kernelSize: 2), ReLU()],
             objective: ContrastiveObjective(sampler: sampler, loss: InfoNCELoss(temperature: 0.1)),
             optimizer: Adam(learningRate: 1e-3), schedule: ConstantSchedule(1e-3), batchSize: budget.pretrainBatchSize,
-            budget: .epochs(budget.pretrainSteps / budget.pretrainStepsPerEpoch, stepsPerEpoch: budget.pretrainStepsPerEpoch))
+            budget: .epochs(
+                budget.pretrainSteps / budget.pretrainStepsPerEpoch, stepsPerEpoch: budget.pretrainStepsPerEpoch))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 7, seed: budget.seed)
         let result = try trainer.pretrain { event in
             if case let .epochEnded(_, epoch, loss, _) = event {
                 report(String(format: "contrastive pretraining epoch %d: mean loss %.4f", epoch, loss))
             }
         }
-        report(String(format: "contrastive pretraining: %d steps in %.1f s, final loss %.4f",
-                      result.stages[0].steps, result.totalSeconds, result.finalLoss ?? .nan))
+        report(
+            String(
+                format: "contrastive pretraining: %d steps in %.1f s, final loss %.4f",
+                result.stages[0].steps, result.totalSeconds, result.finalLoss ?? .nan))
         let made = Contrastive(weights: trainer.stateTensors(), initialWeights: initial, report: result)
         contrastive = made
         return made
@@ -165,71 +145,60 @@ final class ExperimentFixture: @unchecked Sendable {
         let data = try loadData(directory: directory)
         lock.lock(); defer { lock.unlock() }
         if let supervised { return supervised }
-        let (stages, head) = try classifierLayers(classes: 100, seed: budget.seed &+ 2000)
-        let config = try classifierConfiguration(epochs: budget.supervisedEpochs, normalization: data.pretrainNormalization,
-                                                 seed: budget.seed &+ 2000)
+        let (stages, head) = try classifier.layers(classes: 100, seed: budget.seed &+ 2000)
+        let config = try PaperClassifier.trainingConfiguration(
+            epochs: budget.supervisedEpochs, batchSize: budget.batchSize, normalization: data.pretrainNormalization,
+            seed: budget.seed &+ 2000)
         let (weights, result) = try SupervisedPretraining.run(
-            stages: stages, head: head, data: data.pretrain, configuration: config, events: epochLogger("supervised pretraining"))
-        report(String(format: "supervised pretraining: %d epochs in %.1f s, final training loss %.4f, ",
-                      result.epochs.count, result.totalSeconds, result.epochs.last?.trainingLoss ?? .nan)
-            + "training accuracy \(percent(result.epochs.last?.trainingAccuracy))")
+            stages: stages, head: head, data: data.pretrain, configuration: config,
+            events: epochLogger("supervised pretraining"))
+        report(
+            String(
+                format: "supervised pretraining: %d epochs in %.1f s, final training loss %.4f, ",
+                result.epochs.count, result.totalSeconds, result.epochs.last?.trainingLoss ?? .nan)
+                + "training accuracy \(percent(result.epochs.last?.trainingAccuracy))")
         supervised = weights
         return weights
     }
 
     // MARK: - Transfer arms
 
-    enum Arm: String, CaseIterable {
-        case scratch, contrastiveFineTuned = "contrastive_finetuned", contrastiveFrozen = "contrastive_frozen"
-        case supervisedFrozen = "supervised_frozen"
-    }
-
     /// Trains one arm on the CIFAR-10 training images and validates after every epoch.
     /// Every arm uses the same seed: the same head initialisation, data order and
     /// augmentation draws; only conv1's weights and whether they train differ.
-    func run(_ arm: Arm, directory: String) throws -> ClassifierReport {
+    func run(_ arm: TransferArm, directory: String) throws -> ClassifierReport {
         let data = try loadData(directory: directory)
         var pretrained: [String: Tensor]?
-        let (stages, head) = try classifierLayers(classes: 10, seed: budget.seed)
-        switch arm {
-        case .scratch: pretrained = nil
-        case .contrastiveFineTuned, .contrastiveFrozen:
-            pretrained = classifierWeights(fromPretrained: try contrastivePretraining(directory: directory).weights, stages: stages)
-        case .supervisedFrozen:
-            pretrained = try supervisedPretraining(directory: directory)
+        switch arm.source {
+        case nil: pretrained = nil
+        case .contrastive: pretrained = try contrastivePretraining(directory: directory).weights
+        case .supervised: pretrained = try supervisedPretraining(directory: directory)
+        case .kmeans: throw ExperimentSetupError.data("the experiment suite has no k-means arms")
         }
         lock.lock(); defer { lock.unlock() }
         if let done = arms[arm.rawValue] { return done }
-        let mode: TransferMode = switch arm {
-        case .scratch: .scratch
-        case .contrastiveFineTuned: .fineTuned
-        case .contrastiveFrozen, .supervisedFrozen: .frozen
-        }
-        let classifier = try TransferClassifier(
-            stages: stages, mode: mode, head: head, inputShape: data.train.imageShape, pretrained: pretrained, seed: budget.seed)
-        let config = try classifierConfiguration(epochs: budget.epochs, normalization: data.trainNormalization, seed: budget.seed)
+        let classifier = try self.classifier.transferClassifier(
+            arm, classes: 10, pretrained: pretrained, inputShape: data.train.imageShape, seed: budget.seed)
+        let config = try PaperClassifier.trainingConfiguration(
+            epochs: budget.epochs, batchSize: budget.batchSize, normalization: data.trainNormalization,
+            seed: budget.seed)
         let result = try ClassifierTrainer(classifier: classifier, configuration: config)
             .train(on: data.train, validation: data.validation, events: epochLogger(arm.rawValue))
         let curve = result.epochs.map { percent($0.validationAccuracy) }.joined(separator: ", ")
-        report("\(arm.rawValue): validation accuracy per epoch [\(curve)], " + String(format: "%.1f s", result.totalSeconds))
+        report(
+            "\(arm.rawValue): validation accuracy per epoch [\(curve)], "
+                + String(format: "%.1f s", result.totalSeconds))
         arms[arm.rawValue] = result
         return result
-    }
-
-    func classifierConfiguration(epochs: Int, normalization: ChannelNormalization, seed: UInt64) throws -> ClassifierConfiguration {
-        ClassifierConfiguration(
-            epochs: epochs, batchSize: budget.batchSize, optimizer: Adam(learningRate: 1e-3),
-            schedule: StepDecaySchedule(initial: 1e-3, factor: 0.1, milestones: [2.0 / 3.0]),
-            augmentation: try ClassifierConfiguration.standardAugmentation(imageSize: 32), normalization: normalization,
-            seed: seed)
     }
 
     func epochLogger(_ label: String) -> (ClassifierEvent) -> Void {
         { event in
             if case let .epochEnded(r) = event {
-                report("\(label) epoch \(r.epoch): " + String(format: "training loss %.4f, ", r.trainingLoss)
-                    + "training accuracy \(percent(r.trainingAccuracy)), validation accuracy \(percent(r.validationAccuracy)), "
-                    + String(format: "%.1f s", r.seconds))
+                report(
+                    "\(label) epoch \(r.epoch): " + String(format: "training loss %.4f, ", r.trainingLoss)
+                        + "training accuracy \(percent(r.trainingAccuracy)), validation accuracy \(percent(r.validationAccuracy)), "
+                        + String(format: "%.1f s", r.seconds))
             }
         }
     }

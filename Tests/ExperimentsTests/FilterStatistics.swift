@@ -32,7 +32,8 @@ struct FilterStatistics: Equatable, CustomStringConvertible {
 
     var description: String {
         String(
-            format: "filters %d │ non-DC %.3f │ low-freq share of non-DC %.3f │ chromatic %.3f (spread %.3f) │ colour-axis share %.3f",
+            format:
+                "filters %d │ non-DC %.3f │ low-freq share of non-DC %.3f │ chromatic %.3f (spread %.3f) │ colour-axis share %.3f",
             filters, nonDCFraction, lowFrequencyShare, chromaticFraction, chromaticSpread, colourAxisShare)
     }
 
@@ -70,7 +71,8 @@ struct FilterStatistics: Equatable, CustomStringConvertible {
                             for x in 0..<k {
                                 let a = w[o + y * k + x]
                                 // exp(-2πi(uy + vx)/k) = cos(α+β) − i sin(α+β).
-                                let cu = cosT[u * k + y], su = sinT[u * k + y], cv = cosT[v * k + x], sv = sinT[v * k + x]
+                                let cu = cosT[u * k + y], su = sinT[u * k + y], cv = cosT[v * k + x],
+                                    sv = sinT[v * k + x]
                                 re += a * (cu * cv - su * sv)
                                 im -= a * (su * cv + cu * sv)
                             }

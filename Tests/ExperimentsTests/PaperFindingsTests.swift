@@ -27,12 +27,19 @@ final class PaperFindingsTests: XCTestCase {
         let c1 = try XCTUnwrap(fineTuned.epochs.first?.validationAccuracy)
         let n = Float(fixture.budget.validationImages)
         let standardError = ((s1 * (1 - s1) + c1 * (1 - c1)) / n).squareRoot()
-        report("finding 1 │ epoch 1 validation accuracy: contrastive fine-tuned \(percent(c1)) vs scratch \(percent(s1)) │ "
-               + String(format: "difference %+.2f points (binomial s.e. of an unpaired difference ≈ %.2f points)",
-                        (c1 - s1) * 100, standardError * 100))
-        report("finding 1 │ final (epoch \(fixture.budget.epochs)) validation accuracy: contrastive fine-tuned "
-               + "\(percent(fineTuned.finalValidationAccuracy)) vs scratch \(percent(scratch.finalValidationAccuracy))")
-        XCTAssertGreaterThan(c1, s1, "paper finding 1 does not hold at this budget: contrastive fine-tuned \(percent(c1)) ≤ scratch \(percent(s1)) after epoch 1")
+        report(
+            "finding 1 │ epoch 1 validation accuracy: contrastive fine-tuned \(percent(c1)) vs scratch \(percent(s1)) │ "
+                + String(
+                    format: "difference %+.2f points (binomial s.e. of an unpaired difference ≈ %.2f points)",
+                    (c1 - s1) * 100, standardError * 100))
+        report(
+            "finding 1 │ final (epoch \(fixture.budget.epochs)) validation accuracy: contrastive fine-tuned "
+                + "\(percent(fineTuned.finalValidationAccuracy)) vs scratch \(percent(scratch.finalValidationAccuracy))"
+        )
+        XCTAssertGreaterThan(
+            c1, s1,
+            "paper finding 1 does not hold at this budget: contrastive fine-tuned \(percent(c1)) ≤ scratch \(percent(s1)) after epoch 1"
+        )
     }
 
     /// Finding 2: the learned first-layer filters are edge- and colour-like rather than
@@ -46,13 +53,15 @@ final class PaperFindingsTests: XCTestCase {
     func testLearnedFirstLayerFiltersAreEdgeAndColourLike() throws {
         let directory = try ExperimentEnvironment.requireEnabled()
         let contrastive = try fixture.contrastivePretraining(directory: directory)
-        let learnedWeights = try XCTUnwrap(contrastive.weights["stage1.0.weight"], "pretraining produced no stage1.0.weight")
+        let learnedWeights = try XCTUnwrap(
+            contrastive.weights["stage1.0.weight"], "pretraining produced no stage1.0.weight")
         let learned = FilterStatistics(weights: learnedWeights)
         let initial = FilterStatistics(weights: contrastive.initialWeights)
         var draws: [FilterStatistics] = []
         for s in 0..<20 {
             var g = SeededGenerator(seed: 77_000 &+ UInt64(s))
-            let conv = try Conv2D(inputChannels: 3, outputChannels: fixture.budget.conv1Filters, kernelSize: 6, using: &g)
+            let conv = try Conv2D(
+                inputChannels: 3, outputChannels: fixture.budget.conv1Filters, kernelSize: 6, using: &g)
             draws.append(FilterStatistics(weights: conv.weight.value))
         }
         func meanSD(_ key: KeyPath<FilterStatistics, Double>) -> (mean: Double, sd: Double) {
@@ -69,16 +78,21 @@ final class PaperFindingsTests: XCTestCase {
         ]
         for (name, key) in keys {
             let (m, sd) = meanSD(key)
-            report(String(format: "finding 2 │ %@: learned %.3f │ initial %.3f │ 20 random banks %.3f ± %.3f (z = %+.1f)",
-                          name as NSString, learned[keyPath: key], initial[keyPath: key], m, sd,
-                          sd > 0 ? (learned[keyPath: key] - m) / sd : .nan))
+            report(
+                String(
+                    format: "finding 2 │ %@: learned %.3f │ initial %.3f │ 20 random banks %.3f ± %.3f (z = %+.1f)",
+                    name as NSString, learned[keyPath: key], initial[keyPath: key], m, sd,
+                    sd > 0 ? (learned[keyPath: key] - m) / sd : .nan))
         }
-        for (name, key) in [("low-frequency share", \FilterStatistics.lowFrequencyShare), ("colour-axis share", \.colourAxisShare)] {
+        for (name, key) in [
+            ("low-frequency share", \FilterStatistics.lowFrequencyShare), ("colour-axis share", \.colourAxisShare),
+        ] {
             let (m, sd) = meanSD(key)
             let threshold = max(initial[keyPath: key], m + 3 * sd)
             XCTAssertGreaterThan(
                 learned[keyPath: key], threshold,
-                "learned filters' \(name) \(learned[keyPath: key]) is not above random filters' (initial \(initial[keyPath: key]), random mean + 3 sd \(m + 3 * sd))")
+                "learned filters' \(name) \(learned[keyPath: key]) is not above random filters' (initial \(initial[keyPath: key]), random mean + 3 sd \(m + 3 * sd))"
+            )
         }
     }
 
@@ -91,11 +105,16 @@ final class PaperFindingsTests: XCTestCase {
         let supervised = try fixture.run(.supervisedFrozen, directory: directory)
         let c = try XCTUnwrap(contrastive.finalValidationAccuracy)
         let s = try XCTUnwrap(supervised.finalValidationAccuracy)
-        report("finding 3 │ final validation accuracy, conv1 frozen: supervised \(percent(s)) vs contrastive \(percent(c)) │ "
-               + String(format: "difference %+.2f points", (s - c) * 100))
-        report("finding 3 │ epoch 1: supervised \(percent(supervised.epochs.first?.validationAccuracy)) vs contrastive "
-               + "\(percent(contrastive.epochs.first?.validationAccuracy))")
-        XCTAssertGreaterThan(s, c, "paper finding 3 does not hold at this budget: supervised frozen \(percent(s)) ≤ contrastive frozen \(percent(c))")
+        report(
+            "finding 3 │ final validation accuracy, conv1 frozen: supervised \(percent(s)) vs contrastive \(percent(c)) │ "
+                + String(format: "difference %+.2f points", (s - c) * 100))
+        report(
+            "finding 3 │ epoch 1: supervised \(percent(supervised.epochs.first?.validationAccuracy)) vs contrastive "
+                + "\(percent(contrastive.epochs.first?.validationAccuracy))")
+        XCTAssertGreaterThan(
+            s, c,
+            "paper finding 3 does not hold at this budget: supervised frozen \(percent(s)) ≤ contrastive frozen \(percent(c))"
+        )
     }
 }
 

@@ -20,7 +20,9 @@ private func naiveConvolution(_ x: Tensor, _ conv: Conv2D) -> Tensor {
                             for kx in 0..<k {
                                 let iy = y * s - p + ky, ix = xx * s - p + kx
                                 guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                                acc += wt[flat: ((oi * c + ci) * k + ky) * k + kx] * x[flat: ((ni * c + ci) * h + iy) * w + ix]
+                                acc +=
+                                    wt[flat: ((oi * c + ci) * k + ky) * k + kx]
+                                    * x[flat: ((ni * c + ci) * h + iy) * w + ix]
                             }
                         }
                     }
@@ -35,7 +37,8 @@ private func naiveConvolution(_ x: Tensor, _ conv: Conv2D) -> Tensor {
 final class Conv2DTests: XCTestCase {
     /// (kernel, stride, padding, height, width)
     private let configurations: [(Int, Int, Int, Int, Int)] = [
-        (3, 1, 0, 5, 5), (3, 1, 1, 5, 4), (3, 2, 1, 6, 5), (2, 2, 0, 5, 5), (1, 1, 0, 3, 3), (6, 1, 0, 7, 7), (2, 1, 2, 3, 3),
+        (3, 1, 0, 5, 5), (3, 1, 1, 5, 4), (3, 2, 1, 6, 5), (2, 2, 0, 5, 5), (1, 1, 0, 3, 3), (6, 1, 0, 7, 7),
+        (2, 1, 2, 3, 3),
         (3, 1, 1, 8, 9),  // 72 output positions: the per-image GEMM path straight into NCHW
     ]
 
@@ -69,7 +72,8 @@ final class Conv2DTests: XCTestCase {
 
     func testGradientWithoutBias() throws {
         var rng = SeededGenerator(seed: 2)
-        let conv = try Conv2D(inputChannels: 1, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, bias: false, using: &rng)
+        let conv = try Conv2D(
+            inputChannels: 1, outputChannels: 2, kernelSize: 3, stride: 2, padding: 1, bias: false, using: &rng)
         XCTAssertEqual(conv.parameters.map(\.name), ["weight"])
         assertGradientsMatch(conv, input: .uniform([2, 1, 5, 5], low: -1, high: 1, using: &rng))
     }
@@ -148,10 +152,16 @@ final class Conv2DTests: XCTestCase {
         let g = ConvGeometry(channels: c, height: h, width: w, kernel: (5, 5), stride: (1, 1), padding: (2, 2))
         let p = g.outputPositions, l = g.patchLength
         var cols = [Float](repeating: 0, count: n * p * l)
-        x.withUnsafeBufferPointer { xb in cols.withUnsafeMutableBufferPointer { Im2Col.im2row(xb.baseAddress!, batch: n, geometry: g, rows: $0.baseAddress!) } }
+        x.withUnsafeBufferPointer { xb in
+            cols.withUnsafeMutableBufferPointer {
+                Im2Col.im2row(xb.baseAddress!, batch: n, geometry: g, rows: $0.baseAddress!)
+            }
+        }
         var product = [Float](repeating: 0, count: n * p * o)
         let wt = conv.weight.value.scalars, b = conv.bias!.value.scalars
-        BLAS.gemm(transposeA: false, transposeB: true, m: n * p, n: o, k: l, alpha: 1, a: cols, lda: l, b: wt, ldb: l, beta: 0, c: &product, ldc: o)
+        BLAS.gemm(
+            transposeA: false, transposeB: true, m: n * p, n: o, k: l, alpha: 1, a: cols, lda: l, b: wt, ldb: l,
+            beta: 0, c: &product, ldc: o)
         var expected = [Float](repeating: 0, count: n * o * p)
         for ni in 0..<n {
             for oi in 0..<o {
@@ -172,7 +182,8 @@ final class Conv2DTests: XCTestCase {
         let single = conv.forward(x3, mode: .inference).scalars
         BLAS.threadCount = 2
         for mode in [Mode.inference, .training] {
-            XCTAssertEqual(conv.forward(x3, mode: mode).scalars.map(\.bitPattern), single.map(\.bitPattern), "\(mode), 2 threads")
+            XCTAssertEqual(
+                conv.forward(x3, mode: mode).scalars.map(\.bitPattern), single.map(\.bitPattern), "\(mode), 2 threads")
             XCTAssertEqual(BLAS.threadCount, 2)
         }
     }
@@ -193,7 +204,9 @@ final class Conv2DTests: XCTestCase {
             BLAS.threadCount = threads
             let y = conv.forward(x, mode: .training)
             let dx = conv.backward(dy)
-            return [y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars].map { $0.map(\.bitPattern) }
+            return [y.scalars, dx.scalars, conv.weight.gradient.scalars, conv.bias!.gradient.scalars].map {
+                $0.map(\.bitPattern)
+            }
         }
         let one = try run(threads: 1), two = try run(threads: 2)
         XCTAssertEqual(one, two)
@@ -212,7 +225,8 @@ final class Conv2DTests: XCTestCase {
         _ = conv.forward(x, mode: .training)
         let dx = conv.backward(g).scalars
         for i in 0..<n {
-            let xi = try Tensor(shape: [1, 16, 32, 32], values: Array(x.scalars[(i * imageSize)..<((i + 1) * imageSize)]))
+            let xi = try Tensor(
+                shape: [1, 16, 32, 32], values: Array(x.scalars[(i * imageSize)..<((i + 1) * imageSize)]))
             let gi = try Tensor(shape: [1, 8, 32, 32], values: Array(g.scalars[(i * outSize)..<((i + 1) * outSize)]))
             _ = conv.forward(xi, mode: .training)
             let dxi = conv.backward(gi)
@@ -224,7 +238,9 @@ final class Conv2DTests: XCTestCase {
     func testInvalidConfigurationsAndShapesThrow() throws {
         var rng = SeededGenerator(seed: 1)
         XCTAssertThrowsError(try Conv2D(inputChannels: 0, outputChannels: 1, kernelSize: 3, using: &rng)) {
-            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(layer: "Conv2D", option: "inputChannels", value: "0", reason: "must be > 0"))
+            XCTAssertEqual(
+                $0 as? LayerError,
+                .invalidConfiguration(layer: "Conv2D", option: "inputChannels", value: "0", reason: "must be > 0"))
         }
         XCTAssertThrowsError(try Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, stride: 0, using: &rng))
         XCTAssertThrowsError(try Conv2D(inputChannels: 1, outputChannels: 1, kernelSize: 3, padding: -1, using: &rng))

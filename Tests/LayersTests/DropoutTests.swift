@@ -40,7 +40,10 @@ final class DropoutTests: XCTestCase {
 
     func testInvalidProbabilityThrows() {
         XCTAssertThrowsError(try Dropout(probability: 1, seed: 0)) {
-            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(layer: "Dropout", option: "probability", value: "1.0", reason: "must be in [0, 1)"))
+            XCTAssertEqual(
+                $0 as? LayerError,
+                .invalidConfiguration(
+                    layer: "Dropout", option: "probability", value: "1.0", reason: "must be in [0, 1)"))
         }
         XCTAssertThrowsError(try Dropout(probability: -0.1, seed: 0))
         XCTAssertThrowsError(try Dropout(probability: .nan, seed: 0))

@@ -31,7 +31,8 @@ final class InputTrimmingTests: XCTestCase {
     func testPaddedConvolutionAndUnknownLayersStopTheAnalysis() throws {
         var rng = SeededGenerator(seed: 2)
         let padded = try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, padding: 1, using: &rng)
-        XCTAssertNil(try InputTrimming.readExtent(of: [padded, try MaxPool2D(kernelSize: 2)], inputShape: [1, 3, 9, 9]))
+        XCTAssertNil(
+            try InputTrimming.readExtent(of: [padded, try MaxPool2D(kernelSize: 2)], inputShape: [1, 3, 9, 9]))
         let bn = try BatchNorm(features: 3)
         XCTAssertNil(try InputTrimming.readExtent(of: [bn, try MaxPool2D(kernelSize: 2)], inputShape: [1, 3, 9, 9]))
         // Shape errors surface as the layer's own error.
@@ -71,9 +72,11 @@ final class InputTrimmingTests: XCTestCase {
         }
         // The window is where the output looks: the bottom-right 13×13 gives other values.
         var shifted = InputTrimming.crop(input, height: 16, width: 16)
-        shifted = try Tensor(shape: [6, 3, 13, 13], values: (0..<6 * 3).flatMap { p in
-            (3..<16).flatMap { r in (3..<16).map { c in shifted.scalars[p * 256 + r * 16 + c] } }
-        })
+        shifted = try Tensor(
+            shape: [6, 3, 13, 13],
+            values: (0..<6 * 3).flatMap { p in
+                (3..<16).flatMap { r in (3..<16).map { c in shifted.scalars[p * 256 + r * 16 + c] } }
+            })
         let other = try run(shifted)
         XCTAssertGreaterThan(zip(full.output, other.output).map { abs($0 - $1) }.max() ?? 0, 1e-3)
     }

@@ -29,7 +29,9 @@ final class LinearTests: XCTestCase {
         XCTAssertEqual(linear.weight.value.shape, [10, 64])
         XCTAssertEqual(try linear.outputShape(for: [7, 64]), [7, 10])
         XCTAssertThrowsError(try linear.outputShape(for: [7, 64, 1, 1])) { error in
-            guard case let .incompatibleInput(layer, shape, reason)? = error as? LayerError else { return XCTFail("\(error)") }
+            guard case let .incompatibleInput(layer, shape, reason)? = error as? LayerError else {
+                return XCTFail("\(error)")
+            }
             XCTAssertTrue(layer.hasPrefix("Linear"))
             XCTAssertEqual(shape, [7, 64, 1, 1])
             XCTAssertTrue(reason.contains("Flatten"))

@@ -43,22 +43,26 @@ final class MaxPool2DTests: XCTestCase {
     func testForwardAndBackwardRouteToTheArgmax() throws {
         let pool = try MaxPool2D(kernelSize: 2)
         // One 4×4 plane; window maxima at (0,1)=5, (1,2)=8, (3,0)=9, (2,3)=7.
-        let x = try Tensor(shape: [1, 1, 4, 4], values: [
-            1, 5, 2, 0,
-            3, 4, 8, 6,
-            0, 2, 1, 7,
-            9, 1, 3, 2,
-        ])
+        let x = try Tensor(
+            shape: [1, 1, 4, 4],
+            values: [
+                1, 5, 2, 0,
+                3, 4, 8, 6,
+                0, 2, 1, 7,
+                9, 1, 3, 2,
+            ])
         let y = pool.forward(x, mode: .training)
         XCTAssertEqual(y.shape, [1, 1, 2, 2])
         XCTAssertEqual(y.scalars, [5, 8, 9, 7])
         let dx = pool.backward(try Tensor(shape: [1, 1, 2, 2], values: [10, 20, 30, 40]))
-        XCTAssertEqual(dx.scalars, [
-            0, 10, 0, 0,
-            0, 0, 20, 0,
-            0, 0, 0, 40,
-            30, 0, 0, 0,
-        ])
+        XCTAssertEqual(
+            dx.scalars,
+            [
+                0, 10, 0, 0,
+                0, 0, 20, 0,
+                0, 0, 0, 40,
+                30, 0, 0, 0,
+            ])
     }
 
     func testOverlappingWindowsAccumulate() throws {
@@ -76,7 +80,8 @@ final class MaxPool2DTests: XCTestCase {
         let pool2 = try MaxPool2D(kernelSize: 2)
         for shape in [[2, 3, 8, 8], [1, 2, 11, 11], [2, 1, 5, 19], [1, 1, 2, 2], [3, 2, 9, 10]] {
             let x = distinctValues(shape, seed: UInt64(shape.reduce(0, +)))
-            XCTAssertTrue(pool2.forward(x, mode: .inference).isBitIdentical(to: pool2.forward(x, mode: .training)), "\(shape)")
+            XCTAssertTrue(
+                pool2.forward(x, mode: .inference).isBitIdentical(to: pool2.forward(x, mode: .training)), "\(shape)")
         }
     }
 
@@ -96,7 +101,9 @@ final class MaxPool2DTests: XCTestCase {
         XCTAssertThrowsError(try pool.outputShape(for: [1, 4]))
         XCTAssertThrowsError(try MaxPool2D(kernelSize: 0))
         XCTAssertThrowsError(try MaxPool2D(kernelSize: 2, stride: -1)) {
-            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(layer: "MaxPool2D", option: "stride", value: "-1", reason: "must be > 0"))
+            XCTAssertEqual(
+                $0 as? LayerError,
+                .invalidConfiguration(layer: "MaxPool2D", option: "stride", value: "-1", reason: "must be > 0"))
         }
     }
 }

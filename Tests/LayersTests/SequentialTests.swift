@@ -16,9 +16,13 @@ final class SequentialTests: XCTestCase {
 
     func testNamesFollowStateDictConvention() throws {
         var rng = SeededGenerator(seed: 1)
-        let inner = Sequential([try Linear(inputFeatures: 4, outputFeatures: 4, using: &rng), try BatchNorm(features: 4)])
+        let inner = Sequential([
+            try Linear(inputFeatures: 4, outputFeatures: 4, using: &rng), try BatchNorm(features: 4),
+        ])
         let outer = Sequential([try Linear(inputFeatures: 3, outputFeatures: 4, using: &rng), inner, ReLU()])
-        XCTAssertEqual(outer.namedParameters().map(\.name), ["0.weight", "0.bias", "1.0.weight", "1.0.bias", "1.1.weight", "1.1.bias"])
+        XCTAssertEqual(
+            outer.namedParameters().map(\.name),
+            ["0.weight", "0.bias", "1.0.weight", "1.0.bias", "1.1.weight", "1.1.bias"])
         XCTAssertEqual(outer.namedBuffers().map(\.name), ["1.1.runningMean", "1.1.runningVar"])
         XCTAssertEqual(outer.layers.count, 3)
     }
@@ -27,7 +31,9 @@ final class SequentialTests: XCTestCase {
         let net = try makeNetwork(seed: 1)
         XCTAssertEqual(try net.outputShape(for: [5, 2, 4, 4]), [5, 2])
         XCTAssertThrowsError(try net.outputShape(for: [5, 2, 6, 6])) { error in
-            guard case let .incompatibleInput(layer, shape, _)? = error as? LayerError else { return XCTFail("\(error)") }
+            guard case let .incompatibleInput(layer, shape, _)? = error as? LayerError else {
+                return XCTFail("\(error)")
+            }
             XCTAssertTrue(layer.hasPrefix("Linear"), layer)
             XCTAssertEqual(shape, [5, 27])
         }
@@ -38,7 +44,8 @@ final class SequentialTests: XCTestCase {
         // Chosen so no pre-activation sits within the finite-difference step of ReLU's kink
         // and every pooling window has a clear maximum: the check fails loudly otherwise.
         var rng = SeededGenerator(seed: 11)
-        assertGradientsMatch(net, input: .uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng), epsilon: 1e-3, tolerance: 2e-2)
+        assertGradientsMatch(
+            net, input: .uniform([2, 2, 4, 4], low: -1, high: 1, using: &rng), epsilon: 1e-3, tolerance: 2e-2)
     }
 
     func testFrozenChildrenAreSkippedByTheCheckAndKeepZeroGradients() throws {
@@ -65,7 +72,8 @@ final class SequentialWithNormalisationTests: XCTestCase {
             bn, dropout, Flatten(),
             try Linear(inputFeatures: 12, outputFeatures: 2, using: &rng),
         ])
-        XCTAssertEqual(net.namedParameters().map(\.name), ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"])
+        XCTAssertEqual(
+            net.namedParameters().map(\.name), ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"])
         assertGradientsMatch(net, input: .uniform([3, 1, 4, 4], low: -1, high: 1, using: &rng))
     }
 

@@ -33,7 +33,8 @@ func distinctValues(_ shape: [Int], step: Float = 0.1, seed: UInt64) -> Tensor {
     return try! Tensor(shape: shape, values: values)
 }
 
-func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line)
+{
     XCTAssertEqual(a.shape, b.shape, file: file, line: line)
     guard a.shape == b.shape else { return }
     var worst: Float = 0

@@ -39,12 +39,16 @@ private func naiveEncode(_ x: Tensor, _ e: TriangleEncoder) -> (output: Tensor, 
                 var patch = [Double]()
                 for ci in 0..<c {
                     for ky in 0..<k {
-                        for kx in 0..<k { patch.append(Double(x[flat: ((ni * c + ci) * h + oy * s + ky) * w + ox * s + kx])) }
+                        for kx in 0..<k {
+                            patch.append(Double(x[flat: ((ni * c + ci) * h + oy * s + ky) * w + ox * s + kx]))
+                        }
                     }
                 }
                 let m = patch.reduce(0, +) / Double(d)
                 let v = patch.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(d)
-                let centred = (0..<d).map { (patch[$0] - m) / (v + Double(e.contrastEpsilon)).squareRoot() - Double(mu[flat: $0]) }
+                let centred = (0..<d).map {
+                    (patch[$0] - m) / (v + Double(e.contrastEpsilon)).squareRoot() - Double(mu[flat: $0])
+                }
                 let white = (0..<d).map { j in (0..<d).reduce(0.0) { $0 + centred[$1] * Double(wm[flat: $1 * d + j]) } }
                 let z = (0..<kk).map { q in
                     (0..<d).reduce(0.0) { acc, j in
@@ -103,7 +107,8 @@ final class TriangleActivationTests: XCTestCase {
         }
         XCTAssertEqual(x.shape, [2, 2, 4, 4], "no seeded input away from the kinks")
         let y = e.forward(x, mode: .inference)
-        XCTAssertTrue(y.scalars.contains { $0 == 0 } && y.scalars.contains { $0 > 0 }, "both sides of the triangle are exercised")
+        XCTAssertTrue(
+            y.scalars.contains { $0 == 0 } && y.scalars.contains { $0 > 0 }, "both sides of the triangle are exercised")
         let report = GradientCheck.check(layer: e, input: x, epsilon: 1e-3)
         XCTAssertTrue(report.passes(tolerance: 1e-2), "\(report)")
         XCTAssertEqual(report.checked, x.count)
@@ -186,8 +191,10 @@ final class TriangleActivationTests: XCTestCase {
         var bad = c
         bad[flat: 5] = .infinity
         expectError("centroids", centroids: bad)
-        XCTAssertNoThrow(try TriangleEncoder(
-            centroids: c, whiteningMean: m, whiteningMatrix: w, inputChannels: 2, kernelSize: 3, contrastEpsilon: 0.1))
+        XCTAssertNoThrow(
+            try TriangleEncoder(
+                centroids: c, whiteningMean: m, whiteningMatrix: w, inputChannels: 2, kernelSize: 3,
+                contrastEpsilon: 0.1))
     }
 
     func testOutputShapeErrors() throws {

@@ -15,12 +15,15 @@ final class DistanceTests: XCTestCase {
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     matrix.withUnsafeMutableBufferPointer { m in
-                        dist.distances(from: pa.baseAddress!, count: 5, to: pb.baseAddress!, count: 7, dimension: 9, into: m.baseAddress!)
+                        dist.distances(
+                            from: pa.baseAddress!, count: 5, to: pb.baseAddress!, count: 7, dimension: 9,
+                            into: m.baseAddress!)
                     }
                     for i in 0..<5 {
                         for j in 0..<7 {
                             let d = dist.distance(pa.baseAddress! + i * 9, pb.baseAddress! + j * 9, dimension: 9)
-                            XCTAssertEqual(Double(d), Naive.distance(kind, ra[i], rb[j]), accuracy: 1e-4 * max(1, Double(d)))
+                            XCTAssertEqual(
+                                Double(d), Naive.distance(kind, ra[i], rb[j]), accuracy: 1e-4 * max(1, Double(d)))
                             XCTAssertEqual(matrix[i * 7 + j], d, accuracy: 1e-4 * max(1, d))
                         }
                     }
@@ -30,7 +33,8 @@ final class DistanceTests: XCTestCase {
                             for i in 0..<5 {
                                 for j in 0..<7 {
                                     dist.accumulateGradient(
-                                        pa.baseAddress! + i * 9, pb.baseAddress! + j * 9, dimension: 9, upstream: Float(i - j),
+                                        pa.baseAddress! + i * 9, pb.baseAddress! + j * 9, dimension: 9,
+                                        upstream: Float(i - j),
                                         gradA: gpa.baseAddress! + i * 9, gradB: gpb.baseAddress! + j * 9)
                                 }
                             }
@@ -85,11 +89,13 @@ final class DistanceTests: XCTestCase {
         let expected = (0..<3).map { max(0, l1($0, 3 + $0) - l1($0, 6 + $0) + 1) }.reduce(0, +) / 3
         XCTAssertEqual(Double(plain.value), expected, accuracy: 1e-5)
         // The default (row-by-row) distance matrix feeds the miner.
-        let mined = try TripletMarginLoss(distance: Manhattan(), margin: 1, miner: HardestNegativeMiner()).evaluate(batch)
-        let minedExpected = (0..<3).map { i -> Double in
-            let n = (0..<9).filter { $0 % 3 != i }.min { l1(i, $0) < l1(i, $1) }!
-            return max(0, l1(i, 3 + i) - l1(i, n) + 1)
-        }.reduce(0, +) / 3
+        let mined = try TripletMarginLoss(distance: Manhattan(), margin: 1, miner: HardestNegativeMiner()).evaluate(
+            batch)
+        let minedExpected =
+            (0..<3).map { i -> Double in
+                let n = (0..<9).filter { $0 % 3 != i }.min { l1(i, $0) < l1(i, $1) }!
+                return max(0, l1(i, 3 + i) - l1(i, n) + 1)
+            }.reduce(0, +) / 3
         XCTAssertEqual(Double(mined.value), minedExpected, accuracy: 1e-5)
     }
 }

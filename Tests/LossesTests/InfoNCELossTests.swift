@@ -87,7 +87,8 @@ final class InfoNCELossTests: XCTestCase {
     }
 
     func testNoNegativeCandidatesIsATypedError() {
-        let batch = randomBatch(batchSize: 2, negatives: 1, dimension: 4, seed: 1, sources: Array(repeating: 0, count: 6))
+        let batch = randomBatch(
+            batchSize: 2, negatives: 1, dimension: 4, seed: 1, sources: Array(repeating: 0, count: 6))
         XCTAssertThrowsError(try InfoNCELoss().evaluate(batch)) {
             XCTAssertEqual($0 as? LossError, .noNegativeCandidates(anchor: 0))
         }

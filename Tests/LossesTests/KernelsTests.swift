@@ -1,7 +1,8 @@
 import Foundation
-@testable import Losses
 import TensorCore
 import XCTest
+
+@testable import Losses
 
 final class KernelsTests: XCTestCase {
     func testVectorExpMatchesLibm() {
@@ -37,7 +38,9 @@ final class KernelsTests: XCTestCase {
         XCTAssertEqual(stats.min, kept.min()!)
         XCTAssertEqual(stats.sum, kept.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-5)
         var copy = row
-        let z = copy.withUnsafeMutableBufferPointer { Kernels.exponentiate($0.baseAddress!, $0.count, scale: 2, shift: 1) }
+        let z = copy.withUnsafeMutableBufferPointer {
+            Kernels.exponentiate($0.baseAddress!, $0.count, scale: 2, shift: 1)
+        }
         XCTAssertEqual(Double(z), row.reduce(0.0) { $0 + Foundation.exp(2 * Double($1) - 1) }, accuracy: 1e-4)
         XCTAssertEqual(copy[3], 0)
         XCTAssertEqual(copy[20], 0)

@@ -30,7 +30,9 @@ final class LossErrorTests: XCTestCase {
     }
 
     func testEmptyBatch() {
-        expect(.emptyBatch, TripletEmbeddings(Tensor.zeros([0, 4]), layout: TripletLayout(batchSize: 0, negativesPerAnchor: 1)))
+        expect(
+            .emptyBatch,
+            TripletEmbeddings(Tensor.zeros([0, 4]), layout: TripletLayout(batchSize: 0, negativesPerAnchor: 1)))
     }
 
     func testNonFiniteValuesNameTheRow() {
@@ -48,7 +50,7 @@ final class LossErrorTests: XCTestCase {
     func testOverflowingDistancesThrow() throws {
         let layout = TripletLayout(batchSize: 2, negativesPerAnchor: 1)
         var x = Tensor(shape: [6, 4], repeating: 1)
-        x[flat: 1 * 4] = 3e38    // anchor 1, its negative far on the other side
+        x[flat: 1 * 4] = 3e38  // anchor 1, its negative far on the other side
         x[flat: 5 * 4] = -3e38
         let loss = TripletMarginLoss(distance: SquaredEuclideanDistance(), margin: 1)
         XCTAssertThrowsError(try loss.evaluate(TripletEmbeddings(x, layout: layout))) {
@@ -106,7 +108,8 @@ final class LossErrorTests: XCTestCase {
         XCTAssertTrue(LossError.rowCountMismatch(expected: 6, got: 5).description.contains("5 rows"))
         XCTAssertTrue(LossError.nonFinite(what: "embeddings", row: 3).description.contains("row 3"))
         XCTAssertTrue(LossError.sourceImageCountMismatch(expected: 6, got: 4).description.contains("sourceImages"))
-        XCTAssertTrue(LossError.invalidHyperparameter(name: "temperature", value: 0, reason: "must be > 0")
-            .description.contains("temperature"))
+        XCTAssertTrue(
+            LossError.invalidHyperparameter(name: "temperature", value: 0, reason: "must be > 0")
+                .description.contains("temperature"))
     }
 }

@@ -169,7 +169,9 @@ func assertClose(
     XCTAssertLessThan(worst, accuracy, "\(label): max abs gradient difference", file: file, line: line)
 }
 
-func randomBatch(batchSize: Int, negatives: Int, dimension: Int, seed: UInt64, sources: [Int]? = nil) -> TripletEmbeddings {
+func randomBatch(
+    batchSize: Int, negatives: Int, dimension: Int, seed: UInt64, sources: [Int]? = nil
+) -> TripletEmbeddings {
     var rng = SeededGenerator(seed: seed)
     let layout = TripletLayout(batchSize: batchSize, negativesPerAnchor: negatives)
     let x = Tensor.normal([layout.rowCount, dimension], using: &rng)

@@ -50,17 +50,21 @@ final class NegativeMinerTests: XCTestCase {
 
     func testMinersReturnNilWithoutAllowedCandidates() throws {
         let none = try MiningProblem(
-            anchorPositiveDistances: [0.5], distances: [0.1, 0.2], allowed: [false, false], candidateCount: 2, margin: 0.2)
+            anchorPositiveDistances: [0.5], distances: [0.1, 0.2], allowed: [false, false], candidateCount: 2,
+            margin: 0.2)
         XCTAssertEqual(HardestNegativeMiner().selectNegatives(none), [nil])
         XCTAssertEqual(SemiHardNegativeMiner().selectNegatives(none), [nil])
         XCTAssertEqual(RandomNegativeMiner(seed: 1).selectNegatives(none), [nil])
     }
 
     func testMiningProblemRejectsMismatchedArrays() {
-        XCTAssertThrowsError(try MiningProblem(
-            anchorPositiveDistances: [0.5], distances: [0.1, 0.2, 0.3], allowed: [true, true], candidateCount: 2, margin: 0.2))
-        XCTAssertThrowsError(try MiningProblem(
-            anchorPositiveDistances: [0.5], distances: [0.1, 0.2], allowed: [true], candidateCount: 2, margin: 0.2))
+        XCTAssertThrowsError(
+            try MiningProblem(
+                anchorPositiveDistances: [0.5], distances: [0.1, 0.2, 0.3], allowed: [true, true], candidateCount: 2,
+                margin: 0.2))
+        XCTAssertThrowsError(
+            try MiningProblem(
+                anchorPositiveDistances: [0.5], distances: [0.1, 0.2], allowed: [true], candidateCount: 2, margin: 0.2))
     }
 
     func testRandomMinerIsSeededAllowedOnlyAndCoversCandidates() throws {
@@ -94,12 +98,15 @@ final class NegativeMinerTests: XCTestCase {
         let withSources = try TripletMarginLoss(margin: 2, miner: spy)
             .evaluate(TripletEmbeddings(x, layout: layout, sourceImages: [10, 11, 10, 11, 12, 10]))
         let problem = try XCTUnwrap(spy.last)
-        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, true, false])
-        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 1, candidate: $0) }, [true, false, true, false, true, true])
+        XCTAssertEqual(
+            (0..<6).map { problem.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, true, false])
+        XCTAssertEqual(
+            (0..<6).map { problem.isAllowed(anchor: 1, candidate: $0) }, [true, false, true, false, true, true])
         // Anchor 0: the closest allowed row is n0 (row 4, d ≈ 5e-5); n1 would be excluded anyway.
         // Anchor 1: allowed rows 0, 2, 4, 5 — the closest is n1 (row 5).
         let x64 = Naive.rows(x)
-        let expected = Naive.triplet(.cosine, rows: x64, triplets: [(0, 2, 4), (1, 3, 5)], margin: 2, overActive: false)
+        let expected = Naive.triplet(
+            .cosine, rows: x64, triplets: [(0, 2, 4), (1, 3, 5)], margin: 2, overActive: false)
         XCTAssertEqual(Double(withSources.value), expected.loss, accuracy: 1e-5)
 
         // Without source images, anchor i's own rows (a_i, p_i, n_i) are its source: anchor 0
@@ -109,10 +116,12 @@ final class NegativeMinerTests: XCTestCase {
         let grouped = try TripletMarginLoss(margin: 2, miner: spy2).evaluate(TripletEmbeddings(x, layout: layout))
         let p2 = try XCTUnwrap(spy2.last)
         XCTAssertEqual((0..<6).map { p2.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, false, true])
-        let expected2 = Naive.triplet(.cosine, rows: x64, triplets: [(0, 2, 5), (1, 3, 2)], margin: 2, overActive: false)
+        let expected2 = Naive.triplet(
+            .cosine, rows: x64, triplets: [(0, 2, 5), (1, 3, 2)], margin: 2, overActive: false)
         XCTAssertEqual(Double(grouped.value), expected2.loss, accuracy: 1e-5)
         XCTAssertEqual(problem.anchorPositiveDistances.count, 2)
-        XCTAssertEqual(problem.distance(anchor: 0, candidate: 4), Float(Naive.distance(.cosine, x64[0], x64[4])), accuracy: 1e-5)
+        XCTAssertEqual(
+            problem.distance(anchor: 0, candidate: 4), Float(Naive.distance(.cosine, x64[0], x64[4])), accuracy: 1e-5)
     }
 
     func testTheAnchorsOwnPositiveIsNeverANegativeEvenFromAnotherImage() throws {
@@ -121,10 +130,14 @@ final class NegativeMinerTests: XCTestCase {
         let x = try Tensor(shape: [6, 2], values: rows)
         let spy = SpyMiner(HardestNegativeMiner())
         _ = try TripletMarginLoss(margin: 2, miner: spy)
-            .evaluate(TripletEmbeddings(x, layout: TripletLayout(batchSize: 2, negativesPerAnchor: 1), sourceImages: [0, 1, 2, 3, 4, 5]))
+            .evaluate(
+                TripletEmbeddings(
+                    x, layout: TripletLayout(batchSize: 2, negativesPerAnchor: 1), sourceImages: [0, 1, 2, 3, 4, 5]))
         let problem = try XCTUnwrap(spy.last)
-        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, true, true])
-        XCTAssertEqual((0..<6).map { problem.isAllowed(anchor: 1, candidate: $0) }, [true, false, true, false, true, true])
+        XCTAssertEqual(
+            (0..<6).map { problem.isAllowed(anchor: 0, candidate: $0) }, [false, true, false, true, true, true])
+        XCTAssertEqual(
+            (0..<6).map { problem.isAllowed(anchor: 1, candidate: $0) }, [true, false, true, false, true, true])
         XCTAssertEqual(HardestNegativeMiner().selectNegatives(problem), [4, 5])
     }
 

@@ -24,7 +24,8 @@ final class SoftmaxCrossEntropyTests: XCTestCase {
     func testKnownAnswersAndStability() throws {
         // Uniform logits over 4 classes: log 4.
         let uniform = Tensor(shape: [2, 4], repeating: 7)
-        XCTAssertEqual(try SoftmaxCrossEntropy().evaluate(logits: uniform, labels: [1, 3]).loss, log(4), accuracy: 1e-6)
+        XCTAssertEqual(
+            try SoftmaxCrossEntropy().evaluate(logits: uniform, labels: [1, 3]).loss, log(4), accuracy: 1e-6)
         // Huge logits do not overflow.
         let huge = try Tensor(shape: [1, 2], values: [1000, 0])
         let right = try SoftmaxCrossEntropy().evaluate(logits: huge, labels: [0])

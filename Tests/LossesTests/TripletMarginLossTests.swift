@@ -21,7 +21,8 @@ final class TripletMarginLossTests: XCTestCase {
     ) -> TripletEmbeddings {
         let gap = 0.02 * (kind == .squaredEuclidean ? 8.0 : 1.0)
         for seed in UInt64(1)...500 {
-            let batch = randomBatch(batchSize: batchSize, negatives: negatives, dimension: 8, seed: seed, sources: sources)
+            let batch = randomBatch(
+                batchSize: batchSize, negatives: negatives, dimension: 8, seed: seed, sources: sources)
             let x = Naive.rows(batch.embeddings)
             let hinges = Naive.triplet(
                 kind, rows: x, triplets: Naive.storedTriplets(batch.layout), margin: Double(margin), overActive: false
@@ -92,7 +93,8 @@ final class TripletMarginLossTests: XCTestCase {
                 let x = Naive.rows(batch.embeddings)
                 for reduction in [TripletReduction.mean, .meanOverActive] {
                     let margin = Self.margin(for: kind)
-                    let loss = TripletMarginLoss(distance: Naive.distance(for: kind), margin: margin, reduction: reduction)
+                    let loss = TripletMarginLoss(
+                        distance: Naive.distance(for: kind), margin: margin, reduction: reduction)
                     let result = try loss.evaluate(batch)
                     let naive = Naive.triplet(
                         kind, rows: x, triplets: Naive.storedTriplets(batch.layout), margin: Double(margin),
@@ -116,7 +118,9 @@ final class TripletMarginLossTests: XCTestCase {
         func group(_ row: Int) -> Int { row < b ? row : row < 2 * b ? row - b : (row - 2 * b) / 2 }
         for kind in Naive.Kind.allCases {
             let margin = Double(Self.margin(for: kind))
-            for (name, miner) in [("hardest", HardestNegativeMiner() as any NegativeMiner), ("semihard", SemiHardNegativeMiner())] {
+            for (name, miner) in [
+                ("hardest", HardestNegativeMiner() as any NegativeMiner), ("semihard", SemiHardNegativeMiner()),
+            ] {
                 // Naive selection per the documented rules.
                 var triplets: [(Int, Int, Int)] = []
                 for i in 0..<b {
@@ -134,8 +138,10 @@ final class TripletMarginLossTests: XCTestCase {
                     triplets.append((i, b + i, pick))
                 }
                 let naive = Naive.triplet(kind, rows: x, triplets: triplets, margin: margin, overActive: false)
-                let result = try TripletMarginLoss(distance: Naive.distance(for: kind), margin: Float(margin), miner: miner)
-                    .evaluate(batch)
+                let result = try TripletMarginLoss(
+                    distance: Naive.distance(for: kind), margin: Float(margin), miner: miner
+                )
+                .evaluate(batch)
                 XCTAssertEqual(Double(result.value), naive.loss, accuracy: 1e-4 * max(1, naive.loss), "\(kind) \(name)")
                 assertClose(result.gradient, naive.gradient, accuracy: 1e-4, "\(kind) \(name)")
             }
@@ -152,8 +158,10 @@ final class TripletMarginLossTests: XCTestCase {
             let batch = Self.wellSeparatedBatch(kind, batchSize: b, negatives: k, margin: margin) { batch in
                 let x = Naive.rows(batch.embeddings)
                 for i in 0..<b {
-                    let values = ([b + i] + (0..<x.count).filter { $0 % b != i }).map { Naive.distance(kind, x[i], x[$0]) }
-                        .sorted()
+                    let values = ([b + i] + (0..<x.count).filter { $0 % b != i }).map {
+                        Naive.distance(kind, x[i], x[$0])
+                    }
+                    .sorted()
                     if zip(values, values.dropFirst()).contains(where: { $1 - $0 < gap }) { return false }
                     // Mined hinges away from the kink too: every candidate's hinge.
                     if values.contains(where: { abs(values[0] - $0 + Double(margin)) < gap }) { return false }
@@ -170,7 +178,8 @@ final class TripletMarginLossTests: XCTestCase {
             // The random miner's choices depend only on the seed and the allowed mask: a fresh
             // miner per evaluation makes the same picks.
             try assertGradientMatchesFiniteDifferences(
-                TripletMarginLoss(distance: Naive.distance(for: kind), margin: margin, miner: RandomNegativeMiner(seed: 9)),
+                TripletMarginLoss(
+                    distance: Naive.distance(for: kind), margin: margin, miner: RandomNegativeMiner(seed: 9)),
                 batch, "\(kind) random")
         }
     }

@@ -17,7 +17,8 @@ final class AdamTests: XCTestCase {
     func testTwoStepsMatchTheClosedForm() {
         let (lr, b1, b2, eps): (Double, Double, Double, Double) = (0.05, 0.8, 0.9, 1e-6)
         let p = parameter([0.5], gradient: [0])
-        let adam = Adam(learningRate: Float(lr), beta1: Float(b1), beta2: Float(b2), epsilon: Float(eps), weightDecay: 0.1)
+        let adam = Adam(
+            learningRate: Float(lr), beta1: Float(b1), beta2: Float(b2), epsilon: Float(eps), weightDecay: 0.1)
         var theta = 0.5, m = 0.0, v = 0.0
         for (t, raw) in [0.4, -0.7, 0.2].enumerated() {
             setGradient(p, [Float(raw)])
@@ -77,7 +78,9 @@ final class AdamTests: XCTestCase {
             (Adam(epsilon: 0), "epsilon"), (Adam(weightDecay: -0.1), "weightDecay"),
         ] {
             XCTAssertThrowsError(try adam.validate()) { error in
-                guard case let .invalidHyperparameter(n, _, _)? = error as? OptimizerError else { return XCTFail("\(error)") }
+                guard case let .invalidHyperparameter(n, _, _)? = error as? OptimizerError else {
+                    return XCTFail("\(error)")
+                }
                 XCTAssertEqual(n, name)
             }
         }

@@ -55,11 +55,14 @@ final class SGDTests: XCTestCase {
         XCTAssertNoThrow(try SGD(learningRate: 0.1, momentum: 0.9, nesterov: true).validate())
         for (sgd, name) in [
             (SGD(learningRate: -1), "learningRate"), (SGD(learningRate: 0.1, momentum: -0.5), "momentum"),
-            (SGD(learningRate: 0.1, weightDecay: -1), "weightDecay"), (SGD(learningRate: 0.1, nesterov: true), "nesterov"),
+            (SGD(learningRate: 0.1, weightDecay: -1), "weightDecay"),
+            (SGD(learningRate: 0.1, nesterov: true), "nesterov"),
             (SGD(learningRate: .nan), "learningRate"),
         ] {
             XCTAssertThrowsError(try sgd.validate()) { error in
-                guard case let .invalidHyperparameter(n, _, _)? = error as? OptimizerError else { return XCTFail("\(error)") }
+                guard case let .invalidHyperparameter(n, _, _)? = error as? OptimizerError else {
+                    return XCTFail("\(error)")
+                }
                 XCTAssertEqual(n, name)
             }
         }

@@ -13,7 +13,8 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(s.learningRate(atStep: 200, totalSteps: 300), 0.01, accuracy: 1e-9)
         XCTAssertEqual(s.learningRate(atStep: 299, totalSteps: 300), 0.01, accuracy: 1e-9)
         let two = StepDecaySchedule(initial: 1, factor: 0.5, milestones: [0.5, 0.75])
-        XCTAssertEqual([0, 49, 50, 74, 75, 99].map { two.learningRate(atStep: $0, totalSteps: 100) }, [1, 1, 0.5, 0.5, 0.25, 0.25])
+        XCTAssertEqual(
+            [0, 49, 50, 74, 75, 99].map { two.learningRate(atStep: $0, totalSteps: 100) }, [1, 1, 0.5, 0.5, 0.25, 0.25])
         XCTAssertThrowsError(try StepDecaySchedule(initial: 1, milestones: [1.5]).validate())
     }
 

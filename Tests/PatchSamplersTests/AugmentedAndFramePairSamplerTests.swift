@@ -2,13 +2,15 @@ import Augmentations
 import Datasets
 import TensorCore
 import XCTest
+
 @testable import PatchSamplers
 
 final class AugmentedPatchSamplerTests: XCTestCase {
     let data = CodedImages(count: 5, imageShape: ImageShape(channels: 1, height: 12, width: 12))
 
     func testIdentityAugmentationGivesAnchorAsPositive() throws {
-        var sampler = try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation(), negativesPerAnchor: 2)
+        var sampler = try AugmentedPatchSampler(
+            dataset: data, augmentation: IdentityAugmentation(), negativesPerAnchor: 2)
         var g = SeededGenerator(seed: 3)
         let t = try sampler.sample(batchSize: 20, patchSize: 6, using: &g)
         XCTAssertEqual(t.patches.shape, [80, 1, 6, 6])
@@ -49,14 +51,18 @@ final class AugmentedPatchSamplerTests: XCTestCase {
         var a = try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation())
         var b = try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation())
         var g1 = SeededGenerator(seed: 1), g2 = SeededGenerator(seed: 1)
-        XCTAssertTrue(try a.sample(batchSize: 8, patchSize: 5, using: &g1).patches
-            .isBitIdentical(to: try b.sample(batchSize: 8, patchSize: 5, using: &g2).patches))
+        XCTAssertTrue(
+            try a.sample(batchSize: 8, patchSize: 5, using: &g1).patches
+                .isBitIdentical(to: try b.sample(batchSize: 8, patchSize: 5, using: &g2).patches))
         expectSamplerError(.invalidNegativesPerAnchor(0)) {
             try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation(), negativesPerAnchor: 0)
         }
-        expectSamplerError { try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation(), contextMargin: -1) }
+        expectSamplerError {
+            try AugmentedPatchSampler(dataset: data, augmentation: IdentityAugmentation(), contextMargin: -1)
+        }
         expectSamplerError(.tooFewImages(count: 1, required: 2)) {
-            try AugmentedPatchSampler(dataset: CodedImages(count: 1, imageShape: data.imageShape), augmentation: IdentityAugmentation())
+            try AugmentedPatchSampler(
+                dataset: CodedImages(count: 1, imageShape: data.imageShape), augmentation: IdentityAugmentation())
         }
         expectSamplerError { try a.sample(batchSize: 1, patchSize: 13, using: &g1) }
         expectSamplerError(.invalidBatchSize(-1)) { try a.sample(batchSize: -1, patchSize: 3, using: &g1) }
@@ -70,7 +76,9 @@ struct MovingPattern: SequenceDataset {
     var framesPerClip: Int
     var frameShape: ImageShape { ImageShape(channels: 1, height: 10, width: 12) }
     func copyPixels(ofClip clip: Int, frame: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        for y in 0..<10 { for x in 0..<12 { buffer[y * 12 + x] = Float(clip * 1000 + y * 20 + ((x - frame) % 12 + 12) % 12) } }
+        for y in 0..<10 {
+            for x in 0..<12 { buffer[y * 12 + x] = Float(clip * 1000 + y * 20 + ((x - frame) % 12 + 12) % 12) }
+        }
     }
 }
 
@@ -105,8 +113,12 @@ final class FramePairSamplerTests: XCTestCase {
     }
 
     func testFramePairErrors() throws {
-        expectSamplerError(.tooFewFrames(framesPerClip: 1)) { try FramePairSampler(clips: MovingPattern(count: 3, framesPerClip: 1)) }
-        expectSamplerError(.tooFewImages(count: 1, required: 2)) { try FramePairSampler(clips: MovingPattern(count: 1, framesPerClip: 2)) }
+        expectSamplerError(.tooFewFrames(framesPerClip: 1)) {
+            try FramePairSampler(clips: MovingPattern(count: 3, framesPerClip: 1))
+        }
+        expectSamplerError(.tooFewImages(count: 1, required: 2)) {
+            try FramePairSampler(clips: MovingPattern(count: 1, framesPerClip: 2))
+        }
         expectSamplerError(.invalidNegativesPerAnchor(0)) {
             try FramePairSampler(clips: MovingPattern(count: 2, framesPerClip: 2), negativesPerAnchor: 0)
         }
@@ -115,8 +127,9 @@ final class FramePairSamplerTests: XCTestCase {
         expectSamplerError { try s.sample(batchSize: 2, patchSize: 11, using: &g) }
         XCTAssertNoThrow(try s.sample(batchSize: 2, patchSize: 10, using: &g))
         // Works on the in-memory sequence dataset too.
-        let mem = try InMemorySequenceDataset(pixels: [UInt8](repeating: 7, count: 2 * 2 * 9), clipCount: 2, framesPerClip: 2,
-                                              frameShape: ImageShape(channels: 1, height: 3, width: 3))
+        let mem = try InMemorySequenceDataset(
+            pixels: [UInt8](repeating: 7, count: 2 * 2 * 9), clipCount: 2, framesPerClip: 2,
+            frameShape: ImageShape(channels: 1, height: 3, width: 3))
         var m = try FramePairSampler(clips: mem)
         XCTAssertEqual(try m.sample(batchSize: 1, patchSize: 2, using: &g).patches[flat: 0], 7.0 / 255)
     }

@@ -2,6 +2,7 @@ import Augmentations
 import Datasets
 import TensorCore
 import XCTest
+
 @testable import PatchSamplers
 
 final class NeighborPatchSamplerTests: XCTestCase {
@@ -19,7 +20,8 @@ final class NeighborPatchSamplerTests: XCTestCase {
             var seenOffsets = Set<[Int]>()
             for i in 0..<b {
                 guard let a = data.locate(t.patches, row: t.layout.anchorRow(i)),
-                      let pos = data.locate(t.patches, row: t.layout.positiveRow(i)) else { return }
+                    let pos = data.locate(t.patches, row: t.layout.positiveRow(i))
+                else { return }
                 XCTAssertEqual(a.image, pos.image)
                 XCTAssertEqual(t.sourceImages[t.layout.anchorRow(i)], a.image)
                 XCTAssertEqual(t.sourceImages[t.layout.positiveRow(i)], a.image)
@@ -51,7 +53,8 @@ final class NeighborPatchSamplerTests: XCTestCase {
     }
 
     func testSameImageNegativesDoNotOverlapTheAnchor() throws {
-        var sampler = try NeighborPatchSampler(dataset: data, maxOffset: 1, negativesPerAnchor: 2, sameImageNegatives: true)
+        var sampler = try NeighborPatchSampler(
+            dataset: data, maxOffset: 1, negativesPerAnchor: 2, sameImageNegatives: true)
         var g = SeededGenerator(seed: 4)
         let p = 5
         let t = try sampler.sample(batchSize: 50, patchSize: p, using: &g)
@@ -66,7 +69,8 @@ final class NeighborPatchSamplerTests: XCTestCase {
         // Works with a single image too.
         let one = CodedImages(count: 1, imageShape: ImageShape(channels: 1, height: 12, width: 12))
         var single = try NeighborPatchSampler(dataset: one, sameImageNegatives: true)
-        XCTAssertEqual(try single.sample(batchSize: 3, patchSize: 4, using: &g).sourceImages, [0, 0, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(
+            try single.sample(batchSize: 3, patchSize: 4, using: &g).sourceImages, [0, 0, 0, 0, 0, 0, 0, 0, 0])
         // Too large a patch for a guaranteed non-overlapping location (12 < 3·5 − 1).
         expectSamplerError { try single.sample(batchSize: 1, patchSize: 5, using: &g) }
     }
@@ -75,7 +79,8 @@ final class NeighborPatchSamplerTests: XCTestCase {
         var g = SeededGenerator(seed: 11)
         var seen = Set<[Int]>()
         for _ in 0..<4000 {
-            let (y, x) = NeighborPatchSampler.farLocation(anchorY: 3, anchorX: 4, height: 12, width: 14, size: 4, using: &g)
+            let (y, x) = NeighborPatchSampler.farLocation(
+                anchorY: 3, anchorX: 4, height: 12, width: 14, size: 4, using: &g)
             XCTAssertTrue(y >= 0 && y <= 8 && x >= 0 && x <= 10)
             XCTAssertTrue(abs(y - 3) >= 4 || abs(x - 4) >= 4)
             seen.insert([y, x])
@@ -88,7 +93,9 @@ final class NeighborPatchSamplerTests: XCTestCase {
         var sampler = try NeighborPatchSampler(dataset: data, positiveAugmentation: AddConstant(value: 0.5))
         var g = SeededGenerator(seed: 1)
         let t = try sampler.sample(batchSize: 4, patchSize: 3, using: &g)
-        for i in 0..<4 { XCTAssertEqual(t.patches[flat: t.layout.positiveRow(i) * 18].truncatingRemainder(dividingBy: 1), 0.5) }
+        for i in 0..<4 {
+            XCTAssertEqual(t.patches[flat: t.layout.positiveRow(i) * 18].truncatingRemainder(dividingBy: 1), 0.5)
+        }
         let norm = try ChannelNormalization(mean: [1, 2], std: [2, 4])
         var normed = try NeighborPatchSampler(dataset: data, normalization: norm)
         var g1 = SeededGenerator(seed: 1), g2 = SeededGenerator(seed: 1)
@@ -104,7 +111,9 @@ final class NeighborPatchSamplerTests: XCTestCase {
         expectSamplerError(.invalidOption(name: "maxOffset", value: "-1", reason: "must be ≥ 0")) {
             try NeighborPatchSampler(dataset: data, maxOffset: -1)
         }
-        expectSamplerError(.invalidNegativesPerAnchor(0)) { try NeighborPatchSampler(dataset: data, negativesPerAnchor: 0) }
+        expectSamplerError(.invalidNegativesPerAnchor(0)) {
+            try NeighborPatchSampler(dataset: data, negativesPerAnchor: 0)
+        }
         expectSamplerError(.tooFewImages(count: 1, required: 2)) {
             try NeighborPatchSampler(dataset: CodedImages(count: 1, imageShape: data.imageShape))
         }

@@ -2,6 +2,7 @@ import Augmentations
 import Datasets
 import TensorCore
 import XCTest
+
 @testable import PatchSamplers
 
 final class SharedFlipAndViewAugmentationTests: XCTestCase {
@@ -11,7 +12,9 @@ final class SharedFlipAndViewAugmentationTests: XCTestCase {
     func unflipped(_ patches: Tensor, row: Int) -> Tensor {
         var t = patches
         let c = patches.shape[1], p = patches.shape[2]
-        t.withUnsafeMutableBufferPointer { PatchCopy.flipHorizontally($0.baseAddress! + row * c * p * p, channels: c, size: p) }
+        t.withUnsafeMutableBufferPointer {
+            PatchCopy.flipHorizontally($0.baseAddress! + row * c * p * p, channels: c, size: p)
+        }
         return t
     }
 
@@ -28,7 +31,8 @@ final class SharedFlipAndViewAugmentationTests: XCTestCase {
         var mirrored = 0
         for i in 0..<200 {
             let a = t.layout.anchorRow(i), p = t.layout.positiveRow(i)
-            XCTAssertEqual(isMirrored(t.patches, row: a), isMirrored(t.patches, row: p), "pair \(i) must share its flip")
+            XCTAssertEqual(
+                isMirrored(t.patches, row: a), isMirrored(t.patches, row: p), "pair \(i) must share its flip")
             if isMirrored(t.patches, row: a) {
                 mirrored += 1
                 // A mirrored patch is an intact window of its image once mirrored back.

@@ -2,6 +2,7 @@ import Augmentations
 import Datasets
 import TensorCore
 import XCTest
+
 @testable import PatchSamplers
 
 /// Images with one distinct colour each (per-channel level) plus a faint texture, so a
@@ -19,9 +20,14 @@ struct ColourImages: ImageDataset {
         return 0.2 + 0.6 * Float(j) / Float(max(1, count - 1))
     }
     func copyPixels(of index: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        for c in 0..<3 { for y in 0..<16 { for x in 0..<16 {
-            buffer[(c * 16 + y) * 16 + x] = level(index, c) + 0.02 * sin(Float(x) * 1.3 + Float(y) * 0.7 + Float(index))
-        } } }
+        for c in 0..<3 {
+            for y in 0..<16 {
+                for x in 0..<16 {
+                    buffer[(c * 16 + y) * 16 + x] =
+                        level(index, c) + 0.02 * sin(Float(x) * 1.3 + Float(y) * 0.7 + Float(index))
+                }
+            }
+        }
     }
 }
 
@@ -33,9 +39,11 @@ struct HalfFlatImages: ImageDataset {
     func label(at index: Int) -> Int? { nil }
     func isTextured(_ i: Int) -> Bool { i % 2 == 1 }
     func copyPixels(of index: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
-        for y in 0..<12 { for x in 0..<12 {
-            buffer[y * 12 + x] = isTextured(index) ? Float((x + y) % 2) : 0.5
-        } }
+        for y in 0..<12 {
+            for x in 0..<12 {
+                buffer[y * 12 + x] = isTextured(index) ? Float((x + y) % 2) : 0.5
+            }
+        }
     }
 }
 
@@ -124,15 +132,22 @@ final class SurrogateClassDatasetTests: XCTestCase {
     func testResizeFitShowsTheWholeRegion() throws {
         var g = SeededGenerator(seed: 4)
         let d = try SurrogateClassDataset(
-            dataset: coded, classCount: 3, seedPatchSize: 8, augmentation: IdentityAugmentation(), fit: .resize, using: &g)
+            dataset: coded, classCount: 3, seedPatchSize: 8, augmentation: IdentityAugmentation(), fit: .resize,
+            using: &g)
         let batch = try d.sample(classes: [1], copiesPerClass: 1, patchSize: 4, using: &g)
         let s = d.seeds[1]
         // Pixel codes are linear in y and x, so the bilinear 2× downsample samples the code
         // at the half-pixel centre of each 2×2 block.
-        for c in 0..<2 { for oy in 0..<4 { for ox in 0..<4 {
-            let expected = Float(s.image * 4096 + c * 1024) + 32 * (Float(s.y) + 2 * Float(oy) + 0.5) + Float(s.x) + 2 * Float(ox) + 0.5
-            XCTAssertEqual(batch.patches[flat: (c * 4 + oy) * 4 + ox], expected, accuracy: 0.01)
-        } } }
+        for c in 0..<2 {
+            for oy in 0..<4 {
+                for ox in 0..<4 {
+                    let expected =
+                        Float(s.image * 4096 + c * 1024) + 32 * (Float(s.y) + 2 * Float(oy) + 0.5) + Float(s.x) + 2
+                        * Float(ox) + 0.5
+                    XCTAssertEqual(batch.patches[flat: (c * 4 + oy) * 4 + ox], expected, accuracy: 0.01)
+                }
+            }
+        }
     }
 
     func testCopiesOfOneSeedDifferButMatchTheirSeedsImage() throws {
@@ -155,11 +170,15 @@ final class SurrogateClassDatasetTests: XCTestCase {
             XCTAssertEqual(nearest, d.seeds[batch.labels[row]].image, "row \(row)")
         }
         for j in 0..<6 {
-            for a in 0..<k { for b in (a + 1)..<k {
-                let ra = (j * k + a) * per, rb = (j * k + b) * per
-                let identical = (0..<per).allSatisfy { batch.patches[flat: ra + $0] == batch.patches[flat: rb + $0] }
-                XCTAssertFalse(identical, "copies \(a) and \(b) of class \(batch.labels[j * k]) are identical")
-            } }
+            for a in 0..<k {
+                for b in (a + 1)..<k {
+                    let ra = (j * k + a) * per, rb = (j * k + b) * per
+                    let identical = (0..<per).allSatisfy {
+                        batch.patches[flat: ra + $0] == batch.patches[flat: rb + $0]
+                    }
+                    XCTAssertFalse(identical, "copies \(a) and \(b) of class \(batch.labels[j * k]) are identical")
+                }
+            }
         }
     }
 
@@ -167,7 +186,8 @@ final class SurrogateClassDatasetTests: XCTestCase {
         func make(_ seed: UInt64) throws -> (SurrogateClassDataset, Tensor, [Int]) {
             var g = SeededGenerator(seed: seed)
             var d = try SurrogateClassDataset(
-                dataset: ColourImages(count: 7), classCount: 5, seedPatchSize: 9, augmentation: try distortion(), using: &g)
+                dataset: ColourImages(count: 7), classCount: 5, seedPatchSize: 9, augmentation: try distortion(),
+                using: &g)
             let b = try d.sample(count: 3, copiesPerClass: 2, patchSize: 5, using: &g)
             return (d, b.patches, b.labels)
         }
@@ -220,21 +240,29 @@ final class SurrogateClassDatasetTests: XCTestCase {
             normalization: norm, using: &g2)
         let a = try plain.sample(classes: [2], copiesPerClass: 1, patchSize: 4, using: &g).patches
         let b = try normalised.sample(classes: [2], copiesPerClass: 1, patchSize: 4, using: &g2).patches
-        for c in 0..<2 { for i in 0..<16 {
-            XCTAssertEqual(b[flat: c * 16 + i], (a[flat: c * 16 + i] - norm.mean[c]) / norm.std[c], accuracy: 1e-2)
-        } }
+        for c in 0..<2 {
+            for i in 0..<16 {
+                XCTAssertEqual(b[flat: c * 16 + i], (a[flat: c * 16 + i] - norm.mean[c]) / norm.std[c], accuracy: 1e-2)
+            }
+        }
     }
 
     func testErrorsAreTypedAndNamed() throws {
         var g = SeededGenerator(seed: 8)
         let id = IdentityAugmentation()
-        expectSamplerError(.invalidOption(name: "classCount", value: "1", reason: "surrogate classification needs at least 2 classes")) {
+        expectSamplerError(
+            .invalidOption(name: "classCount", value: "1", reason: "surrogate classification needs at least 2 classes")
+        ) {
             try SurrogateClassDataset(dataset: coded, classCount: 1, seedPatchSize: 6, augmentation: id, using: &g)
         }
-        expectSamplerError { try SurrogateClassDataset(dataset: coded, classCount: 4, seedPatchSize: 0, augmentation: id, using: &g) }
-        expectSamplerError(.patchLargerThanImage(
-            patchSize: 13, needed: 13, imageHeight: 12, imageWidth: 12, reason: "the seed region (seedPatchSize)"
-        )) {
+        expectSamplerError {
+            try SurrogateClassDataset(dataset: coded, classCount: 4, seedPatchSize: 0, augmentation: id, using: &g)
+        }
+        expectSamplerError(
+            .patchLargerThanImage(
+                patchSize: 13, needed: 13, imageHeight: 12, imageWidth: 12, reason: "the seed region (seedPatchSize)"
+            )
+        ) {
             try SurrogateClassDataset(dataset: coded, classCount: 4, seedPatchSize: 13, augmentation: id, using: &g)
         }
         expectSamplerError {
@@ -275,7 +303,8 @@ final class SurrogateClassDatasetTests: XCTestCase {
         do {
             _ = try d.sample(count: 2, copiesPerClass: 1, patchSize: 7, using: &g)
         } catch let e as SamplerError {
-            XCTAssertTrue(e.description.contains("patchSize") && e.description.contains("seedPatchSize = 6"), e.description)
+            XCTAssertTrue(
+                e.description.contains("patchSize") && e.description.contains("seedPatchSize = 6"), e.description)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Augmentations
 import Datasets
+import PatchSamplers
 import TensorCore
 import XCTest
 
@@ -12,25 +13,37 @@ struct CodedImages: ImageDataset {
     func label(at index: Int) -> Int? { nil }
     func copyPixels(of index: Int, into buffer: UnsafeMutableBufferPointer<Float>) {
         let s = imageShape
-        for c in 0..<s.channels { for y in 0..<s.height { for x in 0..<s.width {
-            buffer[(c * s.height + y) * s.width + x] = Self.code(index, c, y, x)
-        } } }
+        for c in 0..<s.channels {
+            for y in 0..<s.height {
+                for x in 0..<s.width {
+                    buffer[(c * s.height + y) * s.width + x] = Self.code(index, c, y, x)
+                }
+            }
+        }
     }
     static func code(_ i: Int, _ c: Int, _ y: Int, _ x: Int) -> Float { Float(i * 4096 + c * 1024 + y * 32 + x) }
 
     /// Decodes a patch (row `row` of `patches`) and checks it is one intact window.
-    func locate(_ patches: Tensor, row: Int, file: StaticString = #filePath, line: UInt = #line) -> (image: Int, y: Int, x: Int)? {
+    func locate(
+        _ patches: Tensor, row: Int, file: StaticString = #filePath, line: UInt = #line
+    ) -> (image: Int, y: Int, x: Int)? {
         let c = patches.shape[1], p = patches.shape[2]
         let base = row * c * p * p
         let v = Int(patches[flat: base])
         let image = v / 4096, y = (v % 1024) / 32, x = v % 32
-        for ch in 0..<c { for dy in 0..<p { for dx in 0..<p {
-            let got = patches[flat: base + (ch * p + dy) * p + dx]
-            if got != Self.code(image, ch, y + dy, x + dx) {
-                XCTFail("row \(row) is not an intact window of image \(image) at (\(y), \(x))", file: file, line: line)
-                return nil
+        for ch in 0..<c {
+            for dy in 0..<p {
+                for dx in 0..<p {
+                    let got = patches[flat: base + (ch * p + dy) * p + dx]
+                    if got != Self.code(image, ch, y + dy, x + dx) {
+                        XCTFail(
+                            "row \(row) is not an intact window of image \(image) at (\(y), \(x))", file: file,
+                            line: line)
+                        return nil
+                    }
+                }
             }
-        } } }
+        }
         return (image, y, x)
     }
 }
@@ -54,12 +67,16 @@ struct IdentityAugmentation: Augmentation {
 struct DropLastRowColumn: Augmentation {
     func apply<G: RandomNumberGenerator>(to image: Image, using generator: inout G) -> Image {
         var out = Image(channels: image.channels, height: image.height - 1, width: image.width - 1)
-        for c in 0..<image.channels { for y in 0..<(image.height - 1) { for x in 0..<(image.width - 1) { out[c, y, x] = image[c, y, x] } } }
+        for c in 0..<image.channels {
+            for y in 0..<(image.height - 1) { for x in 0..<(image.width - 1) { out[c, y, x] = image[c, y, x] } }
+        }
         return out
     }
 }
 
-func expectSamplerError<T>(_ expected: SamplerError? = nil, _ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) {
+func expectSamplerError<T>(
+    _ expected: SamplerError? = nil, _ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line
+) {
     do {
         _ = try body()
         XCTFail("expected a SamplerError", file: file, line: line)
@@ -70,5 +87,3 @@ func expectSamplerError<T>(_ expected: SamplerError? = nil, _ body: () throws ->
         XCTFail("expected a SamplerError, got \(error)", file: file, line: line)
     }
 }
-
-import PatchSamplers

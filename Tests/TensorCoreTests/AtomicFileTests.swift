@@ -105,11 +105,14 @@ final class AtomicFileTests: XCTestCase {
             XCTAssertEqual(error as? AtomicFileError, .notADirectory(directory: file, path: file + "/inner"))
         }
         XCTAssertThrowsError(try AtomicFile.write([1], to: file + "/deeper/inner", createDirectories: true)) { error in
-            XCTAssertEqual(error as? AtomicFileError, .notADirectory(directory: file + "/deeper", path: file + "/deeper/inner"))
+            XCTAssertEqual(
+                error as? AtomicFileError, .notADirectory(directory: file + "/deeper", path: file + "/deeper/inner"))
         }
         for bad in ["", directory + "/", directory + "/.", directory + "/.."] {
             XCTAssertThrowsError(try AtomicFile.write([1], to: bad), bad) { error in
-                guard case .invalidPath(path: bad, _) = error as? AtomicFileError else { return XCTFail("\(bad): \(error)") }
+                guard case .invalidPath(path: bad, _) = error as? AtomicFileError else {
+                    return XCTFail("\(bad): \(error)")
+                }
             }
         }
         XCTAssertEqual(try contents(file), [0])

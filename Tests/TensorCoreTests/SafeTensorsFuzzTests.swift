@@ -39,8 +39,11 @@ final class SafeTensorsFuzzTests: XCTestCase {
                 ["stage1.conv.weight": Tensor.normal([2, 3], using: &rng), "stage1.conv.bias": Tensor.zeros([3])],
                 metadata: ["step": "12", "rng.state": "1,2,3,4"]),
             try SafeTensors.encode(
-                ["empty": Tensor.zeros([0]), "scalar": Tensor(shape: [], repeating: -0.0), "x": Tensor.zeros([1, 0, 5]),
-                 "y": Tensor.uniform([2, 2, 2], low: -1, high: 1, using: &rng)]),
+                [
+                    "empty": Tensor.zeros([0]), "scalar": Tensor(shape: [], repeating: -0.0),
+                    "x": Tensor.zeros([1, 0, 5]),
+                    "y": Tensor.uniform([2, 2, 2], low: -1, high: 1, using: &rng),
+                ]),
             try SafeTensors.encode([:], metadata: ["only": "metadata", "ünï": "\"\\\n"]),
             try SafeTensors.encode(["名前": Tensor.uniform([5], low: 0, high: 1, using: &rng)]),
         ]
@@ -111,9 +114,11 @@ final class SafeTensorsFuzzTests: XCTestCase {
         for (k, s) in seeds.enumerated() {
             for cut in 0..<s.count { check(Array(s[..<cut]), "seed \(k) truncated to \(cut)", &tally) }
             let n = Self.headerLength(s)
-            let lengths: [UInt64] = [0, 1, 2, UInt64(n) - 1, UInt64(n) + 1, UInt64(n) + 8, UInt64(s.count - 8),
-                                     UInt64(s.count - 7), 99_999_999, 100_000_000, 100_000_001, 1_000_000_000_000,
-                                     1 << 32, 1 << 63, (1 << 63) + 1, UInt64.max]
+            let lengths: [UInt64] = [
+                0, 1, 2, UInt64(n) - 1, UInt64(n) + 1, UInt64(n) + 8, UInt64(s.count - 8),
+                UInt64(s.count - 7), 99_999_999, 100_000_000, 100_000_001, 1_000_000_000_000,
+                1 << 32, 1 << 63, (1 << 63) + 1, UInt64.max,
+            ]
             for length in lengths { check(Self.withLength(s, length), "seed \(k) length \(length)", &tally) }
             // Trailing bytes after a valid file.
             check(s + [0], "seed \(k) + 1 byte", &tally)
@@ -133,14 +138,22 @@ final class SafeTensorsFuzzTests: XCTestCase {
             }
         }
         let entry = "{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"
-        for header in ["[]", "\"x\"", "0", "null", "{\"t\":\(entry),\"t\":\(entry)}", "{\"__metadata__\":{\"k\":1},\"t\":\(entry)}",
-                       "{\"__metadata__\":[],\"t\":\(entry)}", "{\"t\":\(entry.replacingOccurrences(of: "F32", with: "F64"))}"] {
+        for header in [
+            "[]", "\"x\"", "0", "null", "{\"t\":\(entry),\"t\":\(entry)}",
+            "{\"__metadata__\":{\"k\":1},\"t\":\(entry)}",
+            "{\"__metadata__\":[],\"t\":\(entry)}", "{\"t\":\(entry.replacingOccurrences(of: "F32", with: "F64"))}",
+        ] {
             check(safeTensorsBytes(header: header, buffer: buffer4), "header \(header)", &tally)
         }
         for depth in [1, 2, 3, 63, 64, 65, 1_000, 100_000] {
-            check(safeTensorsBytes(header: String(repeating: "[", count: depth) + String(repeating: "]", count: depth)), "depth \(depth)", &tally)
-            check(safeTensorsBytes(header: "{\"t\":" + String(repeating: "{\"a\":", count: depth) + "1" + String(repeating: "}", count: depth + 1)),
-                  "object depth \(depth)", &tally)
+            check(
+                safeTensorsBytes(header: String(repeating: "[", count: depth) + String(repeating: "]", count: depth)),
+                "depth \(depth)", &tally)
+            check(
+                safeTensorsBytes(
+                    header: "{\"t\":" + String(repeating: "{\"a\":", count: depth) + "1"
+                        + String(repeating: "}", count: depth + 1)),
+                "object depth \(depth)", &tally)
         }
 
         // 3. Random mutations of the seeds until the budget is spent.
@@ -160,7 +173,9 @@ final class SafeTensorsFuzzTests: XCTestCase {
             case 2:  // flip bits in the header
                 for _ in 0...rng.nextInt(below: 4) { m[8 + rng.nextInt(below: n)] ^= 1 << UInt8(rng.nextInt(below: 8)) }
             case 3:  // flip bits anywhere (data flips should mostly be accepted)
-                for _ in 0...rng.nextInt(below: 4) { m[rng.nextInt(below: m.count)] ^= 1 << UInt8(rng.nextInt(below: 8)) }
+                for _ in 0...rng.nextInt(below: 4) {
+                    m[rng.nextInt(below: m.count)] ^= 1 << UInt8(rng.nextInt(below: 8))
+                }
             case 4:  // overwrite header bytes with JSON-significant bytes
                 for _ in 0...rng.nextInt(below: 3) {
                     m[8 + rng.nextInt(below: n)] = Self.jsonBytes[rng.nextInt(below: Self.jsonBytes.count)]
@@ -176,7 +191,9 @@ final class SafeTensorsFuzzTests: XCTestCase {
                 var header = Array(s[8..<(8 + n)])
                 let at = rng.nextInt(below: header.count + 1)
                 if rng.nextInt(below: 2) == 0 {
-                    let chunk = (0..<(1 + rng.nextInt(below: 8))).map { _ in Self.jsonBytes[rng.nextInt(below: Self.jsonBytes.count)] }
+                    let chunk = (0..<(1 + rng.nextInt(below: 8))).map { _ in
+                        Self.jsonBytes[rng.nextInt(below: Self.jsonBytes.count)]
+                    }
                     header.insert(contentsOf: chunk, at: at)
                 } else {
                     header.removeSubrange(at..<min(header.count, at + 1 + rng.nextInt(below: 8)))
@@ -185,7 +202,9 @@ final class SafeTensorsFuzzTests: XCTestCase {
             case 7:  // random bytes, with or without a plausible length prefix
                 let count = rng.nextInt(below: 96)
                 m = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-                if count >= 8, rng.nextInt(below: 2) == 0 { m = Self.withLength(m, UInt64(rng.nextInt(below: count - 7))) }
+                if count >= 8, rng.nextInt(below: 2) == 0 {
+                    m = Self.withLength(m, UInt64(rng.nextInt(below: count - 7)))
+                }
             case 8:  // splice one seed's header onto another seed's buffer
                 let other = seeds[rng.nextInt(below: seeds.count)]
                 m = Self.replacingHeader(other, with: Array(s[8..<(8 + n)]))
@@ -208,7 +227,11 @@ final class SafeTensorsFuzzTests: XCTestCase {
                 if s.count > bufferStart {
                     let a = bufferStart + rng.nextInt(below: s.count - bufferStart)
                     let b = min(s.count, a + 1 + rng.nextInt(below: 8))
-                    if rng.nextInt(below: 2) == 0 { m.insert(contentsOf: s[a..<b], at: a) } else { m.removeSubrange(a..<b) }
+                    if rng.nextInt(below: 2) == 0 {
+                        m.insert(contentsOf: s[a..<b], at: a)
+                    } else {
+                        m.removeSubrange(a..<b)
+                    }
                 } else {
                     m.append(UInt8(truncatingIfNeeded: rng.next()))
                 }
@@ -223,15 +246,19 @@ final class SafeTensorsFuzzTests: XCTestCase {
         // The mutations must reach deep validation, not just the length prefix: some inputs
         // survive (data-only flips), and most rejection paths are exercised.
         XCTAssertGreaterThan(tally.accepted, 0)
-        let expectedKinds = ["fileTooShort", "headerTooLarge", "headerLengthBeyondFile", "headerNotUTF8", "invalidJSON",
-                             "headerNotAnObject", "duplicateName", "invalidMetadata", "invalidEntry", "unsupportedDtype",
-                             "invalidShape", "elementCountOverflow", "invalidOffsets", "byteLengthMismatch",
-                             "overlappingTensors", "uncoveredBytes"]
+        let expectedKinds = [
+            "fileTooShort", "headerTooLarge", "headerLengthBeyondFile", "headerNotUTF8", "invalidJSON",
+            "headerNotAnObject", "duplicateName", "invalidMetadata", "invalidEntry", "unsupportedDtype",
+            "invalidShape", "elementCountOverflow", "invalidOffsets", "byteLengthMismatch",
+            "overlappingTensors", "uncoveredBytes",
+        ]
         for kind in expectedKinds {
             XCTAssertGreaterThan(tally.problemKinds[kind, default: 0], 0, "no input was rejected with \(kind)")
         }
-        print("SafeTensors fuzz: \(tally.accepted + tally.rejected) inputs (\(tally.accepted) accepted, \(tally.rejected) rejected) "
-              + "in \(String(format: "%.2f", elapsed)) s; rejections by kind: \(tally.problemKinds.sorted { $0.key < $1.key })")
+        print(
+            "SafeTensors fuzz: \(tally.accepted + tally.rejected) inputs (\(tally.accepted) accepted, \(tally.rejected) rejected) "
+                + "in \(String(format: "%.2f", elapsed)) s; rejections by kind: \(tally.problemKinds.sorted { $0.key < $1.key })"
+        )
     }
 
     /// Ranges of ASCII digit runs in `header` (candidate numbers to replace).

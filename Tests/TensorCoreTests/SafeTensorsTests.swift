@@ -142,7 +142,8 @@ final class SafeTensorsTests: XCTestCase {
 
         // Whitespace, reordered fields, null metadata, escapes in names: all valid JSON.
         let loose = safeTensorsBytes(
-            header: " { \"__metadata__\" : null , \"b\\u00e9\\n\" : { \"shape\" : [ 1 ] , \"data_offsets\" : [ 0 , 4 ] , \"dtype\" : \"F32\" } }\n\t ",
+            header:
+                " { \"__metadata__\" : null , \"b\\u00e9\\n\" : { \"shape\" : [ 1 ] , \"data_offsets\" : [ 0 , 4 ] , \"dtype\" : \"F32\" } }\n\t ",
             buffer: littleEndianBytes([3]))
         let looseFile = try SafeTensors.decode(loose)
         XCTAssertEqual(looseFile.tensors["bé\n"]?.scalars, [3])
@@ -156,13 +157,16 @@ final class SafeTensorsTests: XCTestCase {
         //              "a": np.arange(6, dtype=np.float32).reshape(2, 3) * 0.5 - 1,
         //              "empty": np.zeros((0,), dtype=np.float32), "scalar": np.array(2.5, dtype=np.float32)},
         //             path, metadata={"step": "12", "z": "ünï \"q\""})
-        let reference = "GAEAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJzdGVwIjoiMTIiLCJ6Ijoiw7xuw68gXCJxXCIifSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbMCwyNF19LCJiIjp7ImR0eXBlIjoiRjMyIiwic2hhcGUiOls1XSwiZGF0YV9vZmZzZXRzIjpbMjQsNDRdfSwiZW1wdHkiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzBdLCJkYXRhX29mZnNldHMiOls0NCw0NF19LCJzY2FsYXIiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6W10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4XX19ICAgAACAvwAAAL8AAAAAAAAAPwAAgD8AAMA/AAAAgAEAwH8BAAAAAACAfwAAgD8AACBA"
+        let reference =
+            "GAEAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJzdGVwIjoiMTIiLCJ6Ijoiw7xuw68gXCJxXCIifSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbMCwyNF19LCJiIjp7ImR0eXBlIjoiRjMyIiwic2hhcGUiOls1XSwiZGF0YV9vZmZzZXRzIjpbMjQsNDRdfSwiZW1wdHkiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzBdLCJkYXRhX29mZnNldHMiOls0NCw0NF19LCJzY2FsYXIiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6W10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4XX19ICAgAACAvwAAAL8AAAAAAAAAPwAAgD8AAMA/AAAAgAEAwH8BAAAAAACAfwAAgD8AACBA"
         let bytes = try Array(XCTUnwrap(Data(base64Encoded: reference)))
         let file = try SafeTensors.decode(bytes)
         XCTAssertEqual(file.metadata, ["step": "12", "z": "ünï \"q\""])
         XCTAssertEqual(file.tensors["a"]?.shape, [2, 3])
         XCTAssertEqual(file.tensors["a"]?.scalars, [-1, -0.5, 0, 0.5, 1, 1.5])
-        XCTAssertEqual(file.tensors["b"]?.scalars.map(\.bitPattern), [0x8000_0000, 0x7FC0_0001, 0x0000_0001, 0x7F80_0000, 0x3F80_0000])
+        XCTAssertEqual(
+            file.tensors["b"]?.scalars.map(\.bitPattern),
+            [0x8000_0000, 0x7FC0_0001, 0x0000_0001, 0x7F80_0000, 0x3F80_0000])
         XCTAssertEqual(file.tensors["empty"]?.shape, [0])
         XCTAssertEqual(file.tensors["scalar"]?.shape, [])
         XCTAssertEqual(file.tensors["scalar"]?.scalars, [2.5])
@@ -198,7 +202,9 @@ final class SafeTensorsTests: XCTestCase {
         try SafeTensors.write(tensors, metadata: ["epoch": "3"], to: path)
         let file = try SafeTensors.read(path: path)
         XCTAssertTrue(file.isBitIdentical(to: SafeTensorsFile(tensors: tensors, metadata: ["epoch": "3"])))
-        XCTAssertEqual(try Array(Data(contentsOf: URL(fileURLWithPath: path))), try SafeTensors.encode(tensors, metadata: ["epoch": "3"]))
+        XCTAssertEqual(
+            try Array(Data(contentsOf: URL(fileURLWithPath: path))),
+            try SafeTensors.encode(tensors, metadata: ["epoch": "3"]))
 
         // Overwrite in place.
         try SafeTensors.write(["w": Tensor.zeros([1])], to: path)
@@ -232,14 +238,17 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertEqual(e?.problem, .notARegularFile)
         }
         XCTAssertThrowsError(try SafeTensors.write([:], to: directory + "/missing/dir/x.safetensors")) { error in
-            XCTAssertEqual(error as? AtomicFileError,
-                           .directoryMissing(directory: directory + "/missing/dir", path: directory + "/missing/dir/x.safetensors"))
+            XCTAssertEqual(
+                error as? AtomicFileError,
+                .directoryMissing(directory: directory + "/missing/dir", path: directory + "/missing/dir/x.safetensors")
+            )
         }
         // A corrupt file on disk is reported with its path.
         let corrupt = directory + "/corrupt.safetensors"
         try AtomicFile.write([1, 2, 3], to: corrupt)
         XCTAssertThrowsError(try SafeTensors.read(path: corrupt)) { error in
-            XCTAssertEqual(error as? SafeTensorsError, SafeTensorsError(source: corrupt, problem: .fileTooShort(byteCount: 3)))
+            XCTAssertEqual(
+                error as? SafeTensorsError, SafeTensorsError(source: corrupt, problem: .fileTooShort(byteCount: 3)))
             XCTAssertTrue(String(describing: error).contains(corrupt))
         }
     }
@@ -270,17 +279,24 @@ final class SafeTensorsTests: XCTestCase {
     func testHeaderTextProblems() {
         assertRejects([2, 0, 0, 0, 0, 0, 0, 0, 0x7B, 0xFF], "invalid UTF-8") { $0 == .headerNotUTF8 }
         assertRejects([4, 0, 0, 0, 0, 0, 0, 0, 0x22, 0xED, 0xA0, 0x80], "encoded surrogate") { $0 == .headerNotUTF8 }
-        let notJSON = ["", "{", "{\"a\"", "{\"a\":}", "{\"a\":1,}", "{'a':1}", "{} x", "{}\0", "[1 2]",
-                       "{\"a\":tru}", "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":1e}", "{\"a\":\"\\x\"}",
-                       "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\n\"}",
-                       String(repeating: "[", count: 100_000), String(repeating: "{\"a\":", count: 100) + "1"]
+        let notJSON = [
+            "", "{", "{\"a\"", "{\"a\":}", "{\"a\":1,}", "{'a':1}", "{} x", "{}\0", "[1 2]",
+            "{\"a\":tru}", "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":1e}", "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\n\"}",
+            String(repeating: "[", count: 100_000), String(repeating: "{\"a\":", count: 100) + "1",
+        ]
         for text in notJSON {
             assertRejects(safeTensorsBytes(header: text), "not JSON: \(text.prefix(20))") {
                 if case .invalidJSON = $0 { return true } else { return false }
             }
         }
-        for (text, kind) in [("[]", "an array"), ("\"x\"", "a string"), ("42", "the number 42"), ("null", "null"), ("true", "the boolean true")] {
-            assertRejects(safeTensorsBytes(header: text), "not an object: \(text)") { $0 == .headerNotAnObject(found: kind) }
+        for (text, kind) in [
+            ("[]", "an array"), ("\"x\"", "a string"), ("42", "the number 42"), ("null", "null"),
+            ("true", "the boolean true"),
+        ] {
+            assertRejects(safeTensorsBytes(header: text), "not an object: \(text)") {
+                $0 == .headerNotAnObject(found: kind)
+            }
         }
     }
 
@@ -307,19 +323,39 @@ final class SafeTensorsTests: XCTestCase {
             safeTensorsBytes(header: "{" + entries.joined(separator: ",") + "}", buffer: buffer)
         }
         func isInvalidEntry(_ p: SafeTensorsError.Problem, _ fragment: String) -> Bool {
-            if case let .invalidEntry(tensor: "t", reason) = p { return reason.contains(fragment) } else { return false }
+            if case let .invalidEntry(tensor: "t", reason) = p {
+                return reason.contains(fragment)
+            } else {
+                return false
+            }
         }
         assertRejects(bytes("\"t\":[1]"), "entry not an object") { isInvalidEntry($0, "expected an object") }
-        assertRejects(bytes("\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}"), "missing dtype") { isInvalidEntry($0, "missing field 'dtype'") }
-        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}"), "missing shape") { isInvalidEntry($0, "missing field 'shape'") }
-        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"shape\":[1]}"), "missing offsets") { isInvalidEntry($0, "missing field 'data_offsets'") }
-        assertRejects(bytes(entry("t", shape: "[1]", offsets: "[0,4]", dtype: "32")), "dtype not string") { isInvalidEntry($0, "'dtype' must be a string") }
-        assertRejects(bytes(entry("t", shape: "1", offsets: "[0,4]")), "shape not array") { isInvalidEntry($0, "'shape' must be an array") }
-        assertRejects(bytes(entry("t", shape: "[1]", offsets: "{}")), "offsets not array") { isInvalidEntry($0, "'data_offsets' must be an array") }
-        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"), "duplicate field") {
+        assertRejects(bytes("\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}"), "missing dtype") {
+            isInvalidEntry($0, "missing field 'dtype'")
+        }
+        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}"), "missing shape") {
+            isInvalidEntry($0, "missing field 'shape'")
+        }
+        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"shape\":[1]}"), "missing offsets") {
+            isInvalidEntry($0, "missing field 'data_offsets'")
+        }
+        assertRejects(bytes(entry("t", shape: "[1]", offsets: "[0,4]", dtype: "32")), "dtype not string") {
+            isInvalidEntry($0, "'dtype' must be a string")
+        }
+        assertRejects(bytes(entry("t", shape: "1", offsets: "[0,4]")), "shape not array") {
+            isInvalidEntry($0, "'shape' must be an array")
+        }
+        assertRejects(bytes(entry("t", shape: "[1]", offsets: "{}")), "offsets not array") {
+            isInvalidEntry($0, "'data_offsets' must be an array")
+        }
+        assertRejects(
+            bytes("\"t\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"), "duplicate field"
+        ) {
             isInvalidEntry($0, "duplicate field 'dtype'")
         }
-        assertRejects(bytes("\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":1}"), "unknown field") {
+        assertRejects(
+            bytes("\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":1}"), "unknown field"
+        ) {
             isInvalidEntry($0, "unknown field 'extra'")
         }
         for dtype in ["F64", "F16", "BF16", "I64", "U8", "BOOL", "f32", "", "FLOAT"] {
@@ -327,38 +363,62 @@ final class SafeTensorsTests: XCTestCase {
                 $0 == .unsupportedDtype(tensor: "t", dtype: dtype)
             }
         }
-        assertRejects(bytes(entry("t", shape: "[1]", offsets: "[0,4]"), entry("t", shape: "[0]", offsets: "[4,4]")), "duplicate name") {
+        assertRejects(
+            bytes(entry("t", shape: "[1]", offsets: "[0,4]"), entry("t", shape: "[0]", offsets: "[4,4]")),
+            "duplicate name"
+        ) {
             $0 == .duplicateName("t")
         }
     }
 
     func testShapeProblems() {
         func isInvalidShape(_ p: SafeTensorsError.Problem, _ fragment: String) -> Bool {
-            if case let .invalidShape(tensor: "t", reason) = p { return reason.contains(fragment) } else { return false }
+            if case let .invalidShape(tensor: "t", reason) = p {
+                return reason.contains(fragment)
+            } else {
+                return false
+            }
         }
         let buffer = littleEndianBytes([1])
-        for (shape, fragment) in [("[-1]", "negative"), ("[1.0]", "not an integer"), ("[1e0]", "not an integer"), ("[\"1\"]", "a string"),
-                                  ("[null]", "null"), ("[[1]]", "an array"), ("[true]", "boolean"), ("[99999999999999999999]", "too large"),
-                                  ("[-0]", "negative")] {
-            assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: shape, offsets: "[0,4]") + "}", buffer: buffer), "shape \(shape)") {
+        for (shape, fragment) in [
+            ("[-1]", "negative"), ("[1.0]", "not an integer"), ("[1e0]", "not an integer"), ("[\"1\"]", "a string"),
+            ("[null]", "null"), ("[[1]]", "an array"), ("[true]", "boolean"), ("[99999999999999999999]", "too large"),
+            ("[-0]", "negative"),
+        ] {
+            assertRejects(
+                safeTensorsBytes(header: "{" + entry("t", shape: shape, offsets: "[0,4]") + "}", buffer: buffer),
+                "shape \(shape)"
+            ) {
                 isInvalidShape($0, fragment)
             }
         }
         // Overflowing element counts are rejected before anything is allocated.
-        for shape in ["[4294967296,4294967296]", "[9223372036854775807,2]", "[3037000500,3037000500,0]", "[2305843009213693952]"] {
-            assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: shape, offsets: "[0,4]") + "}", buffer: buffer), "overflow \(shape)") {
+        for shape in [
+            "[4294967296,4294967296]", "[9223372036854775807,2]", "[3037000500,3037000500,0]", "[2305843009213693952]",
+        ] {
+            assertRejects(
+                safeTensorsBytes(header: "{" + entry("t", shape: shape, offsets: "[0,4]") + "}", buffer: buffer),
+                "overflow \(shape)"
+            ) {
                 if case .elementCountOverflow(tensor: "t", _) = $0 { return true } else { return false }
             }
         }
         // Absurd but representable counts (10^12 elements) fail the size check, not an allocation.
-        assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: "[1000000,1000000]", offsets: "[0,4]") + "}", buffer: buffer), "10^12") {
+        assertRejects(
+            safeTensorsBytes(
+                header: "{" + entry("t", shape: "[1000000,1000000]", offsets: "[0,4]") + "}", buffer: buffer), "10^12"
+        ) {
             $0 == .byteLengthMismatch(tensor: "t", expected: 4_000_000_000_000, actual: 4)
         }
     }
 
     func testOffsetProblems() {
         func isInvalidOffsets(_ p: SafeTensorsError.Problem, _ fragment: String) -> Bool {
-            if case let .invalidOffsets(tensor: "t", reason) = p { return reason.contains(fragment) } else { return false }
+            if case let .invalidOffsets(tensor: "t", reason) = p {
+                return reason.contains(fragment)
+            } else {
+                return false
+            }
         }
         let buffer = littleEndianBytes([1, 2])
         let cases: [(String, String)] = [
@@ -368,14 +428,23 @@ final class SafeTensorsTests: XCTestCase {
             ("[0,9223372036854775808]", "too large"), ("[1000000000000,1000000000004]", "beyond"),
         ]
         for (offsets, fragment) in cases {
-            assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: "[1]", offsets: offsets) + "}", buffer: buffer), "offsets \(offsets)") {
+            assertRejects(
+                safeTensorsBytes(header: "{" + entry("t", shape: "[1]", offsets: offsets) + "}", buffer: buffer),
+                "offsets \(offsets)"
+            ) {
                 isInvalidOffsets($0, fragment)
             }
         }
-        assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: "[1]", offsets: "[0,8]") + "}", buffer: buffer), "length mismatch") {
+        assertRejects(
+            safeTensorsBytes(header: "{" + entry("t", shape: "[1]", offsets: "[0,8]") + "}", buffer: buffer),
+            "length mismatch"
+        ) {
             $0 == .byteLengthMismatch(tensor: "t", expected: 4, actual: 8)
         }
-        assertRejects(safeTensorsBytes(header: "{" + entry("t", shape: "[3]", offsets: "[0,8]") + "}", buffer: buffer), "length mismatch 2") {
+        assertRejects(
+            safeTensorsBytes(header: "{" + entry("t", shape: "[3]", offsets: "[0,8]") + "}", buffer: buffer),
+            "length mismatch 2"
+        ) {
             $0 == .byteLengthMismatch(tensor: "t", expected: 12, actual: 8)
         }
     }
@@ -385,16 +454,26 @@ final class SafeTensorsTests: XCTestCase {
         func file(_ entries: String...) -> [UInt8] {
             safeTensorsBytes(header: "{" + entries.joined(separator: ",") + "}", buffer: buffer)
         }
-        assertRejects(file(entry("a", shape: "[2]", offsets: "[0,8]"), entry("b", shape: "[2]", offsets: "[4,12]")), "overlap") {
+        assertRejects(
+            file(entry("a", shape: "[2]", offsets: "[0,8]"), entry("b", shape: "[2]", offsets: "[4,12]")), "overlap"
+        ) {
             $0 == .overlappingTensors(first: "a", second: "b")
         }
-        assertRejects(file(entry("a", shape: "[3]", offsets: "[0,12]"), entry("b", shape: "[0]", offsets: "[4,4]")), "empty inside") {
+        assertRejects(
+            file(entry("a", shape: "[3]", offsets: "[0,12]"), entry("b", shape: "[0]", offsets: "[4,4]")),
+            "empty inside"
+        ) {
             $0 == .overlappingTensors(first: "a", second: "b")
         }
-        assertRejects(file(entry("a", shape: "[1]", offsets: "[0,4]"), entry("b", shape: "[1]", offsets: "[8,12]")), "hole") {
+        assertRejects(
+            file(entry("a", shape: "[1]", offsets: "[0,4]"), entry("b", shape: "[1]", offsets: "[8,12]")), "hole"
+        ) {
             $0 == .uncoveredBytes(begin: 4, end: 8)
         }
-        assertRejects(file(entry("a", shape: "[1]", offsets: "[4,8]"), entry("b", shape: "[1]", offsets: "[8,12]")), "leading hole") {
+        assertRejects(
+            file(entry("a", shape: "[1]", offsets: "[4,8]"), entry("b", shape: "[1]", offsets: "[8,12]")),
+            "leading hole"
+        ) {
             $0 == .uncoveredBytes(begin: 0, end: 4)
         }
         assertRejects(file(entry("a", shape: "[2]", offsets: "[0,8]")), "trailing bytes") {
@@ -402,14 +481,18 @@ final class SafeTensorsTests: XCTestCase {
         }
         assertRejects(file(), "no tensors but a buffer") { $0 == .uncoveredBytes(begin: 0, end: 12) }
         // Out-of-order offsets and empty tensors at the boundaries are fine.
-        let ok = file(entry("z", shape: "[1]", offsets: "[0,4]"), entry("a", shape: "[2]", offsets: "[4,12]"),
-                      entry("e", shape: "[0]", offsets: "[12,12]"), entry("f", shape: "[2,0]", offsets: "[0,0]"))
+        let ok = file(
+            entry("z", shape: "[1]", offsets: "[0,4]"), entry("a", shape: "[2]", offsets: "[4,12]"),
+            entry("e", shape: "[0]", offsets: "[12,12]"), entry("f", shape: "[2,0]", offsets: "[0,0]"))
         XCTAssertEqual(try SafeTensors.decode(ok).tensors["a"]?.scalars, [2, 3])
         XCTAssertEqual(try SafeTensors.decode(ok).tensors["f"]?.shape, [2, 0])
     }
 
     func testErrorDescriptionsNameTheProblem() {
-        let e = SafeTensorsError(source: "/ckpt/stage1.safetensors", problem: .byteLengthMismatch(tensor: "w", expected: 16, actual: 8))
-        XCTAssertEqual(e.description, "safetensors /ckpt/stage1.safetensors: tensor 'w': shape needs 16 bytes but data_offsets span 8")
+        let e = SafeTensorsError(
+            source: "/ckpt/stage1.safetensors", problem: .byteLengthMismatch(tensor: "w", expected: 16, actual: 8))
+        XCTAssertEqual(
+            e.description,
+            "safetensors /ckpt/stage1.safetensors: tensor 'w': shape needs 16 bytes but data_offsets span 8")
     }
 }

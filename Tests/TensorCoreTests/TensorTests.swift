@@ -38,13 +38,22 @@ final class TensorTests: XCTestCase {
         // <im2col(x), y> == <x, col2im(y)> for random x, y: the defining property of an adjoint.
         var rng = SeededGenerator(seed: 2)
         for (stride, padding) in [(1, 0), (2, 1), (1, 2), (3, 0)] {
-            let g = ConvGeometry(channels: 2, height: 7, width: 6, kernel: (3, 2), stride: (stride, stride), padding: (padding, padding))
+            let g = ConvGeometry(
+                channels: 2, height: 7, width: 6, kernel: (3, 2), stride: (stride, stride), padding: (padding, padding))
             let x = Tensor.uniform([2, 7, 6], low: -1, high: 1, using: &rng)
             let y = Tensor.uniform([g.patchLength, g.outputPositions], low: -1, high: 1, using: &rng)
             var cols = Tensor.zeros([g.patchLength, g.outputPositions])
             var back = Tensor.zeros([2, 7, 6])
-            x.withUnsafeBufferPointer { xb in cols.withUnsafeMutableBufferPointer { Im2Col.im2col(xb.baseAddress!, geometry: g, columns: $0.baseAddress!) } }
-            y.withUnsafeBufferPointer { yb in back.withUnsafeMutableBufferPointer { Im2Col.col2imAdd(yb.baseAddress!, geometry: g, image: $0.baseAddress!) } }
+            x.withUnsafeBufferPointer { xb in
+                cols.withUnsafeMutableBufferPointer {
+                    Im2Col.im2col(xb.baseAddress!, geometry: g, columns: $0.baseAddress!)
+                }
+            }
+            y.withUnsafeBufferPointer { yb in
+                back.withUnsafeMutableBufferPointer {
+                    Im2Col.col2imAdd(yb.baseAddress!, geometry: g, image: $0.baseAddress!)
+                }
+            }
             var lhs = 0.0, rhs = 0.0
             for i in 0..<cols.count { lhs += Double(cols[flat: i]) * Double(y[flat: i]) }
             for i in 0..<x.count { rhs += Double(x[flat: i]) * Double(back[flat: i]) }

@@ -32,8 +32,10 @@ final class CheckpointFormatTests: XCTestCase {
             optimizer: SGD(learningRate: 0.01, momentum: 0.9), schedule: ConstantSchedule(0.01),
             batchSize: 8, budget: .epochs(2, stepsPerEpoch: 2))
         let stage2 = Stage(
-            layers: [try Conv2D(inputChannels: 8, outputChannels: 8, kernelSize: 2, using: &g),
-                     try MaxPool2D(kernelSize: 2, stride: 2)],
+            layers: [
+                try Conv2D(inputChannels: 8, outputChannels: 8, kernelSize: 2, using: &g),
+                try MaxPool2D(kernelSize: 2, stride: 2),
+            ],
             objective: TestSurrogateObjective(sampler: neighborSampler(data), classes: 2),
             optimizer: SGD(learningRate: 0.01, momentum: 0.9), schedule: ConstantSchedule(0.01),
             batchSize: 8, budget: .epochs(2, stepsPerEpoch: 2))
@@ -45,44 +47,53 @@ final class CheckpointFormatTests: XCTestCase {
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: 5, seed: 3)
         trainer.checkpointDirectory = try temporaryDirectory("format\(stop.stage)x\(stop.step)")
         var saved: [String] = []
-        XCTAssertThrowsError(try trainer.pretrain { e in
-            if case let .step(s) = e, s.stage == stop.stage, s.step == stop.step { trainer.requestStop() }
-            if case let .checkpointSaved(path) = e { saved.append(path) }
-        })
+        XCTAssertThrowsError(
+            try trainer.pretrain { e in
+                if case let .step(s) = e, s.stage == stop.stage, s.step == stop.step { trainer.requestStop() }
+                if case let .checkpointSaved(path) = e { saved.append(path) }
+            })
         return try SafeTensors.read(path: try XCTUnwrap(saved.last))
     }
 
     func testStageOneCheckpointKeepsItsNames() throws {
         let file = try checkpoint(stoppingAt: (1, 3))
-        XCTAssertEqual(file.tensors.keys.sorted(), [
-            "optimizer.stage1.0.0.bias.0", "optimizer.stage1.0.0.weight.0", "optimizer.stage1.0.1.bias.0",
-            "optimizer.stage1.0.1.weight.0", "optimizer.stage1.head.0.bias.0", "optimizer.stage1.head.0.weight.0",
-            "stage1.0.0.bias", "stage1.0.0.weight", "stage1.0.1.bias", "stage1.0.1.runningMean",
-            "stage1.0.1.runningVar", "stage1.0.1.weight", "stage1.head.0.bias", "stage1.head.0.weight",
-            "stage2.0.bias", "stage2.0.weight",
-        ])
-        XCTAssertEqual(file.metadata.keys.sorted(), [
-            "architecture", "epochLossCount", "epochLossSum", "format", "generator", "generator.stage1.0.2",
-            "generator.stage1.head.1", "generator.stage1.objective.loss.miner", "kind", "mode",
-            "optimizerStepCount", "patchSizes", "phase", "seed", "stage", "stepsDone", "totalSteps",
-        ])
+        XCTAssertEqual(
+            file.tensors.keys.sorted(),
+            [
+                "optimizer.stage1.0.0.bias.0", "optimizer.stage1.0.0.weight.0", "optimizer.stage1.0.1.bias.0",
+                "optimizer.stage1.0.1.weight.0", "optimizer.stage1.head.0.bias.0", "optimizer.stage1.head.0.weight.0",
+                "stage1.0.0.bias", "stage1.0.0.weight", "stage1.0.1.bias", "stage1.0.1.runningMean",
+                "stage1.0.1.runningVar", "stage1.0.1.weight", "stage1.head.0.bias", "stage1.head.0.weight",
+                "stage2.0.bias", "stage2.0.weight",
+            ])
+        XCTAssertEqual(
+            file.metadata.keys.sorted(),
+            [
+                "architecture", "epochLossCount", "epochLossSum", "format", "generator", "generator.stage1.0.2",
+                "generator.stage1.head.1", "generator.stage1.objective.loss.miner", "kind", "mode",
+                "optimizerStepCount", "patchSizes", "phase", "seed", "stage", "stepsDone", "totalSteps",
+            ])
         XCTAssertEqual(file.metadata["format"], "layerwise-checkpoint-v1")
         XCTAssertEqual(file.metadata["architecture"], "Sequential,MaxPool2D,ReLU | Conv2D,MaxPool2D")
     }
 
     func testStageTwoCheckpointKeepsItsNames() throws {
         let file = try checkpoint(stoppingAt: (2, 3))
-        XCTAssertEqual(file.tensors.keys.sorted(), [
-            "optimizer.stage2.0.bias.0", "optimizer.stage2.0.weight.0", "optimizer.stage2.objective.bias.0",
-            "optimizer.stage2.objective.weight.0",
-            "stage1.0.0.bias", "stage1.0.0.weight", "stage1.0.1.bias", "stage1.0.1.runningMean",
-            "stage1.0.1.runningVar", "stage1.0.1.weight", "stage1.head.0.bias", "stage1.head.0.weight",
-            "stage2.0.bias", "stage2.0.weight", "stage2.objective.bias", "stage2.objective.weight",
-        ])
-        XCTAssertEqual(file.metadata.keys.sorted(), [
-            "architecture", "epochLossCount", "epochLossSum", "format", "generator", "generator.stage1.0.2",
-            "generator.stage1.head.1", "kind", "mode", "optimizerStepCount", "patchSizes", "phase", "seed", "stage",
-            "stepsDone", "totalSteps",
-        ])
+        XCTAssertEqual(
+            file.tensors.keys.sorted(),
+            [
+                "optimizer.stage2.0.bias.0", "optimizer.stage2.0.weight.0", "optimizer.stage2.objective.bias.0",
+                "optimizer.stage2.objective.weight.0",
+                "stage1.0.0.bias", "stage1.0.0.weight", "stage1.0.1.bias", "stage1.0.1.runningMean",
+                "stage1.0.1.runningVar", "stage1.0.1.weight", "stage1.head.0.bias", "stage1.head.0.weight",
+                "stage2.0.bias", "stage2.0.weight", "stage2.objective.bias", "stage2.objective.weight",
+            ])
+        XCTAssertEqual(
+            file.metadata.keys.sorted(),
+            [
+                "architecture", "epochLossCount", "epochLossSum", "format", "generator", "generator.stage1.0.2",
+                "generator.stage1.head.1", "kind", "mode", "optimizerStepCount", "patchSizes", "phase", "seed", "stage",
+                "stepsDone", "totalSteps",
+            ])
     }
 }

@@ -41,13 +41,17 @@ final class CheckpointTests: XCTestCase {
             first.checkpointDirectory = dir
             first.checkpointEvery = 5
             var saved: [String] = []
-            XCTAssertThrowsError(try first.pretrain { e in
-                if case let .step(s) = e, s.stage == stopAt.stage, s.step == stopAt.step { first.requestStop() }
-                if case let .checkpointSaved(path) = e { saved.append(path) }
-            }) { error in
+            XCTAssertThrowsError(
+                try first.pretrain { e in
+                    if case let .step(s) = e, s.stage == stopAt.stage, s.step == stopAt.step { first.requestStop() }
+                    if case let .checkpointSaved(path) = e { saved.append(path) }
+                }
+            ) { error in
                 XCTAssertEqual(error as? TrainerError, .stopped(stage: stopAt.stage, step: stopAt.step))
             }
-            XCTAssertTrue(saved.last!.hasSuffix("layerwise-stage\(stopAt.stage)-step\(String(format: "%09d", stopAt.step)).safetensors"))
+            XCTAssertTrue(
+                saved.last!.hasSuffix(
+                    "layerwise-stage\(stopAt.stage)-step\(String(format: "%09d", stopAt.step)).safetensors"))
 
             // A new process: different initial weights and trainer seed; everything comes
             // back from the checkpoint.
@@ -57,7 +61,8 @@ final class CheckpointTests: XCTestCase {
             var resumedEvents: [TrainingEvent] = []
             let report = try resumed.pretrain(resume: true) { e in if case .resumed = e { resumedEvents.append(e) } }
             XCTAssertEqual(resumedEvents.count, 1)
-            XCTAssertTrue(bitIdentical(state(full), state(resumed)), "resume after \(stopAt) differs from the uninterrupted run")
+            XCTAssertTrue(
+                bitIdentical(state(full), state(resumed)), "resume after \(stopAt) differs from the uninterrupted run")
             // Epoch means survive the interruption too.
             if stopAt.step < 12 {
                 XCTAssertEqual(report.stages.last?.epochLosses.last, fullReport.stages.last?.epochLosses.last)
@@ -75,7 +80,8 @@ final class CheckpointTests: XCTestCase {
             var f = TwoStageFixture(seed: weightsSeed, momentum: 0.9, steps: 10, stepsPerEpoch: 5, stage2: false)
             f.stages[0].objective = ContrastiveObjective(
                 sampler: neighborSampler(f.data),
-                loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5, miner: RandomNegativeMiner(seed: minerSeed)))
+                loss: TripletMarginLoss(
+                    distance: CosineDistance(), margin: 0.5, miner: RandomNegativeMiner(seed: minerSeed)))
             return f
         }
         let full = try fixture(minerSeed: 5).trainer(seed: 11)
@@ -100,11 +106,13 @@ final class CheckpointTests: XCTestCase {
     func testResumeWithAuxiliaryObjectiveParameters() throws {
         func make(seed: UInt64) -> [Stage] {
             let data = SyntheticImages(count: 24, seed: 99)
-            return [Stage(
-                layers: [conv(3, 8, 4, seed: seed), pool(2), ReLU()],
-                objective: TestSurrogateObjective(sampler: neighborSampler(data), classes: 2),
-                optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
-                batchSize: 8, budget: .epochs(5, stepsPerEpoch: 4))]
+            return [
+                Stage(
+                    layers: [conv(3, 8, 4, seed: seed), pool(2), ReLU()],
+                    objective: TestSurrogateObjective(sampler: neighborSampler(data), classes: 2),
+                    optimizer: SGD(learningRate: 0.05, momentum: 0.9), schedule: ConstantSchedule(0.05),
+                    batchSize: 8, budget: .epochs(5, stepsPerEpoch: 4))
+            ]
         }
         let fullStages = make(seed: 1)
         let full = try LayerwiseTrainer(stages: fullStages, inputChannels: 3, firstPatchSize: 5, seed: 3)
@@ -133,8 +141,12 @@ final class CheckpointTests: XCTestCase {
         let report = try t.pretrain(resume: true)
         XCTAssertEqual(report.stages.map(\.steps), [2, 2])
         // One checkpoint per stage end is kept (keepCheckpoints = 2).
-        let files = try FileManager.default.contentsOfDirectory(atPath: t.checkpointDirectory!).filter { $0.hasSuffix(".safetensors") }
-        XCTAssertEqual(files.sorted(), ["layerwise-stage1-step000000002.safetensors", "layerwise-stage2-step000000002.safetensors"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: t.checkpointDirectory!).filter {
+            $0.hasSuffix(".safetensors")
+        }
+        XCTAssertEqual(
+            files.sorted(),
+            ["layerwise-stage1-step000000002.safetensors", "layerwise-stage2-step000000002.safetensors"])
         // A finished run resumes to nothing.
         let again = try t.pretrain(resume: true)
         XCTAssertEqual(again.stages.count, 0)
@@ -171,7 +183,8 @@ final class CheckpointTests: XCTestCase {
         let pruned = (dir as NSString).appendingPathComponent("pruned.safetensors")
         try SafeTensors.write(file.tensors, metadata: file.metadata, to: pruned)
         XCTAssertThrowsError(try other.loadWeights(from: pruned)) { error in
-            XCTAssertEqual(error as? TrainerError, .checkpoint(path: pruned, reason: "missing tensor \"stage1.0.bias\""))
+            XCTAssertEqual(
+                error as? TrainerError, .checkpoint(path: pruned, reason: "missing tensor \"stage1.0.bias\""))
         }
         // A tensor that is not the stack's.
         file = try SafeTensors.read(path: path)
@@ -239,15 +252,19 @@ final class EndToEndResumeTests: XCTestCase {
 
         let first = try TwoStageFixture(steps: 8, stepsPerEpoch: 4).trainer()
         first.checkpointDirectory = dir
-        XCTAssertThrowsError(try first.pretrainEndToEnd { e in if case let .step(s) = e, s.step == 5 { first.requestStop() } }) {
+        XCTAssertThrowsError(
+            try first.pretrainEndToEnd { e in if case let .step(s) = e, s.step == 5 { first.requestStop() } }
+        ) {
             XCTAssertEqual($0 as? TrainerError, .stopped(stage: 0, step: 5))
         }
-        XCTAssertTrue(try first.latestCheckpoint(mode: .endToEnd)!.hasSuffix("endToEnd-stage0-step000000005.safetensors"))
+        XCTAssertTrue(
+            try first.latestCheckpoint(mode: .endToEnd)!.hasSuffix("endToEnd-stage0-step000000005.safetensors"))
         let resumed = try TwoStageFixture(seed: 42, steps: 8, stepsPerEpoch: 4).trainer(seed: 3)
         resumed.checkpointDirectory = dir
         let report = try resumed.pretrainEndToEnd(resume: true)
         XCTAssertEqual(report.stages.first?.resumedAfterStep, 5)
         XCTAssertEqual(report.stages.first?.steps, 3)
-        XCTAssertTrue(bitIdentical(full.namedState().map(\.parameter.value), resumed.namedState().map(\.parameter.value)))
+        XCTAssertTrue(
+            bitIdentical(full.namedState().map(\.parameter.value), resumed.namedState().map(\.parameter.value)))
     }
 }

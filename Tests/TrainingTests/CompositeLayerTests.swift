@@ -98,10 +98,11 @@ final class CompositeLayerTests: XCTestCase {
         first.checkpointDirectory = dir
         first.checkpointEvery = 3
         var saved: [String] = []
-        XCTAssertThrowsError(try first.pretrain { e in
-            if case let .step(s) = e, s.step == 7 { first.requestStop() }
-            if case let .checkpointSaved(path) = e { saved.append(path) }
-        })
+        XCTAssertThrowsError(
+            try first.pretrain { e in
+                if case let .step(s) = e, s.step == 7 { first.requestStop() }
+                if case let .checkpointSaved(path) = e { saved.append(path) }
+            })
         let file = try SafeTensors.read(path: try XCTUnwrap(saved.last))
         XCTAssertNotNil(file.metadata["generator.stage1.0.dropout"])
         XCTAssertNotNil(file.tensors["stage1.0.gain"])

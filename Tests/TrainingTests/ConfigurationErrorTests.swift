@@ -69,8 +69,10 @@ final class ConfigurationErrorTests: XCTestCase {
         let error = expectError(SamplerError.self, mentioning: ["patchSize 11", "13", "12×12", "maxOffset 2"]) {
             try sampler.sample(batchSize: 4, patchSize: 11, using: &g)
         }
-        XCTAssertEqual(error, .patchLargerThanImage(
-            patchSize: 11, needed: 13, imageHeight: 12, imageWidth: 12, reason: "patch plus maxOffset 2"))
+        XCTAssertEqual(
+            error,
+            .patchLargerThanImage(
+                patchSize: 11, needed: 13, imageHeight: 12, imageWidth: 12, reason: "patch plus maxOffset 2"))
         XCTAssertNoThrow(try sampler.sample(batchSize: 4, patchSize: 10, using: &g))
         var exemplar = try AugmentedPatchSampler(dataset: data, augmentation: try HorizontalFlip())
         expectError(SamplerError.self, mentioning: ["patchSize 13", "12×12"]) {
@@ -91,9 +93,12 @@ final class ConfigurationErrorTests: XCTestCase {
         XCTAssertNoThrow(try InfoNCELoss(temperature: 1e-3).validate())
         // The losses also refuse to evaluate with a bad hyper-parameter (no silent NaN).
         let batch = TripletEmbeddings(
-            try Tensor(shape: [3, 2], values: [1, 0, 1, 0.1, 0, 1]), layout: TripletLayout(batchSize: 1, negativesPerAnchor: 1))
+            try Tensor(shape: [3, 2], values: [1, 0, 1, 0.1, 0, 1]),
+            layout: TripletLayout(batchSize: 1, negativesPerAnchor: 1))
         expectError(LossError.self, mentioning: ["margin", "-1"]) { try TripletMarginLoss(margin: -1).evaluate(batch) }
-        expectError(LossError.self, mentioning: ["temperature", "0"]) { try InfoNCELoss(temperature: 0).evaluate(batch) }
+        expectError(LossError.self, mentioning: ["temperature", "0"]) {
+            try InfoNCELoss(temperature: 0).evaluate(batch)
+        }
     }
 
     // MARK: - Optimizers and schedules
@@ -103,9 +108,15 @@ final class ConfigurationErrorTests: XCTestCase {
             expectError(OptimizerError.self, mentioning: ["learningRate"]) { try SGD(learningRate: lr).validate() }
             expectError(OptimizerError.self, mentioning: ["learningRate"]) { try Adam(learningRate: lr).validate() }
         }
-        expectError(OptimizerError.self, mentioning: ["momentum", "-0.5"]) { try SGD(learningRate: 0.1, momentum: -0.5).validate() }
-        expectError(OptimizerError.self, mentioning: ["weightDecay"]) { try SGD(learningRate: 0.1, weightDecay: -1).validate() }
-        expectError(OptimizerError.self, mentioning: ["nesterov"]) { try SGD(learningRate: 0.1, nesterov: true).validate() }
+        expectError(OptimizerError.self, mentioning: ["momentum", "-0.5"]) {
+            try SGD(learningRate: 0.1, momentum: -0.5).validate()
+        }
+        expectError(OptimizerError.self, mentioning: ["weightDecay"]) {
+            try SGD(learningRate: 0.1, weightDecay: -1).validate()
+        }
+        expectError(OptimizerError.self, mentioning: ["nesterov"]) {
+            try SGD(learningRate: 0.1, nesterov: true).validate()
+        }
         expectError(OptimizerError.self, mentioning: ["beta1"]) { try Adam(learningRate: 0.1, beta1: 1).validate() }
         expectError(OptimizerError.self, mentioning: ["epsilon"]) { try Adam(learningRate: 0.1, epsilon: 0).validate() }
         expectError(OptimizerError.self, mentioning: ["warmupSteps"]) {
@@ -137,19 +148,25 @@ final class ConfigurationErrorTests: XCTestCase {
 
         func stages() throws -> [Stage] {
             try (0..<2).map { k in
-                let layers: [any Layer] = k == 0 ? [conv(3, 4, 4, seed: 1), pool(2)] : [conv(stage2Input, 4, 2, seed: 2), pool(2)]
-                let sampler = try NeighborPatchSampler(dataset: data, maxOffset: maxOffset, negativesPerAnchor: negativesPerAnchor)
-                let loss: any ContrastiveLoss = temperature.map { InfoNCELoss(temperature: $0) }
+                let layers: [any Layer] =
+                    k == 0 ? [conv(3, 4, 4, seed: 1), pool(2)] : [conv(stage2Input, 4, 2, seed: 2), pool(2)]
+                let sampler = try NeighborPatchSampler(
+                    dataset: data, maxOffset: maxOffset, negativesPerAnchor: negativesPerAnchor)
+                let loss: any ContrastiveLoss =
+                    temperature.map { InfoNCELoss(temperature: $0) }
                     ?? TripletMarginLoss(distance: CosineDistance(), margin: margin)
-                let optimizer: any Optimizer = adam ? Adam(learningRate: learningRate[k]) : SGD(learningRate: learningRate[k])
+                let optimizer: any Optimizer =
+                    adam ? Adam(learningRate: learningRate[k]) : SGD(learningRate: learningRate[k])
                 return Stage(
                     layers: layers, objective: ContrastiveObjective(sampler: sampler, loss: loss), optimizer: optimizer,
-                    schedule: schedule ?? ConstantSchedule(max(0, learningRate[k])), batchSize: batchSize[k], budget: .steps(3))
+                    schedule: schedule ?? ConstantSchedule(max(0, learningRate[k])), batchSize: batchSize[k],
+                    budget: .steps(3))
             }
         }
 
         func trainer() throws -> LayerwiseTrainer {
-            try LayerwiseTrainer(stages: try stages(), inputChannels: inputChannels, firstPatchSize: firstPatchSize, seed: 1)
+            try LayerwiseTrainer(
+                stages: try stages(), inputChannels: inputChannels, firstPatchSize: firstPatchSize, seed: 1)
         }
     }
 
@@ -163,17 +180,31 @@ final class ConfigurationErrorTests: XCTestCase {
     /// stage and value. Nothing can have trained: the trainer does not exist yet.
     func testTrainerRejectsEachMisconfigurationBeforeTraining() throws {
         let cases: [(String, (inout Setup) -> Void, [String])] = [
-            ("patch the stack cannot reduce to 1x1", { $0.firstPatchSize = 7 }, ["stage 1", "7x7", "2x2", "smallest patch that gives 1x1 is 5x5"]),
+            (
+                "patch the stack cannot reduce to 1x1", { $0.firstPatchSize = 7 },
+                ["stage 1", "7x7", "2x2", "smallest patch that gives 1x1 is 5x5"]
+            ),
             ("patch smaller than the kernel", { $0.firstPatchSize = 3 }, ["stage 1", "3x3", "too small"]),
             ("channel mismatch between stages", { $0.stage2Input = 6 }, ["stage 2", "layer 0 (Conv2D)", "6"]),
             ("raw channels differ from the data", { $0.inputChannels = 1 }, ["objective.inputChannels", "3", "1"]),
             ("batch size 0", { $0.batchSize[1] = 0 }, ["stage 2", "batchSize = 0"]),
             ("batch size -5", { $0.batchSize[0] = -5 }, ["stage 1", "batchSize = -5"]),
-            ("negative learning rate (SGD)", { $0.learningRate[0] = -0.1 }, ["stage 1", "optimizer.learningRate = -0.1"]),
-            ("negative learning rate (Adam)", { $0.adam = true; $0.learningRate[1] = -1e-3 }, ["stage 2", "optimizer.learningRate = -0.001"]),
+            (
+                "negative learning rate (SGD)", { $0.learningRate[0] = -0.1 },
+                ["stage 1", "optimizer.learningRate = -0.1"]
+            ),
+            (
+                "negative learning rate (Adam)",
+                {
+                    $0.adam = true; $0.learningRate[1] = -1e-3
+                }, ["stage 2", "optimizer.learningRate = -0.001"]
+            ),
             ("NaN learning rate", { $0.learningRate[0] = .nan }, ["stage 1", "optimizer.learningRate = nan"]),
             ("negative schedule", { $0.schedule = ConstantSchedule(-1) }, ["stage 1", "schedule", "-1"]),
-            ("cosine warm-up < 0", { $0.schedule = CosineSchedule(initial: 0.1, warmupSteps: -2) }, ["stage 1", "schedule.warmupSteps", "-2"]),
+            (
+                "cosine warm-up < 0", { $0.schedule = CosineSchedule(initial: 0.1, warmupSteps: -2) },
+                ["stage 1", "schedule.warmupSteps", "-2"]
+            ),
             ("margin < 0", { $0.margin = -0.5 }, ["stage 1", "loss.margin = -0.5", "≥ 0"]),
             ("temperature 0", { $0.temperature = 0 }, ["stage 1", "loss.temperature = 0", "> 0"]),
             ("temperature < 0", { $0.temperature = -0.2 }, ["stage 1", "loss.temperature = -0.2"]),
@@ -188,10 +219,14 @@ final class ConfigurationErrorTests: XCTestCase {
                 XCTFail("\(name): accepted (patch sizes \(trainer.patchSizes))")
             } catch let error as TrainerError {
                 print("ConfigurationErrorTests: \(name): \(error)")
-                for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
+                for m in mentions {
+                    XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"")
+                }
             } catch let error as SamplerError {
                 print("ConfigurationErrorTests: \(name): \(error)")
-                for m in mentions { XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"") }
+                for m in mentions {
+                    XCTAssertTrue("\(error)".contains(m), "\(name): \"\(error)\" does not mention \"\(m)\"")
+                }
             } catch {
                 XCTFail("\(name): untyped or unexpected error \(type(of: error)): \(error)")
             }
@@ -215,7 +250,9 @@ final class ConfigurationErrorTests: XCTestCase {
         let text = error.map { "\($0)" } ?? "no error"
         print("ConfigurationErrorTests: patch larger than image: \(text)")
         XCTAssertTrue(error is SamplerError || error is TrainerError, "untyped: \(text)")
-        for m in ["patchSize 9", "10", "9×9"] { XCTAssertTrue(text.contains(m), "\"\(text)\" does not mention \"\(m)\"") }
+        for m in ["patchSize 9", "10", "9×9"] {
+            XCTAssertTrue(text.contains(m), "\"\(text)\" does not mention \"\(m)\"")
+        }
         XCTAssertEqual(steps, 0, "stage 1 trained \(steps) steps before the stage-2 patch size was found not to fit")
     }
 
@@ -230,11 +267,14 @@ final class ConfigurationErrorTests: XCTestCase {
             trainer.checkpointDirectory = path
             var steps = 0
             XCTAssertThrowsError(try trainer.pretrain { if case .step = $0 { steps += 1 } }) { error in
-                guard case let TrainerError.checkpoint(p, _) = error else { return XCTFail("\(type(of: error)): \(error)") }
+                guard case let TrainerError.checkpoint(p, _) = error else {
+                    return XCTFail("\(type(of: error)): \(error)")
+                }
                 print("ConfigurationErrorTests: checkpoint directory: \(error)")
                 XCTAssertTrue(p.hasPrefix(blocker), p)
             }
-            XCTAssertEqual(steps, 0, "\(path): \(steps) steps trained before the checkpoint directory was found unusable")
+            XCTAssertEqual(
+                steps, 0, "\(path): \(steps) steps trained before the checkpoint directory was found unusable")
         }
     }
 }

@@ -18,7 +18,9 @@ final class ExemplarObjectiveTests: XCTestCase {
         ])
     }
 
-    func surrogates(classes: Int = 8, seedPatchSize: Int = 7, seed: UInt64 = 5, dataset: (any ImageDataset)? = nil) throws
+    func surrogates(
+        classes: Int = 8, seedPatchSize: Int = 7, seed: UInt64 = 5, dataset: (any ImageDataset)? = nil
+    ) throws
         -> SurrogateClassDataset
     {
         var g = SeededGenerator(seed: seed)
@@ -122,7 +124,8 @@ final class ExemplarObjectiveTests: XCTestCase {
         let report = try trainer.pretrain { e in
             if case .stageStarted(stage: 2, _) = e { stage1AtStage2 = snapshot(stages[0].parameters) }
         }
-        XCTAssertTrue(bitIdentical(try XCTUnwrap(stage1AtStage2), snapshot(stages[0].parameters)), "stage 1 moved in stage 2")
+        XCTAssertTrue(
+            bitIdentical(try XCTUnwrap(stage1AtStage2), snapshot(stages[0].parameters)), "stage 1 moved in stage 2")
         XCTAssertEqual(exemplar.classifier?.inputFeatures, 8)
         XCTAssertEqual(exemplar.classifier?.outputFeatures, 6)
         let s2 = report.stages[1]
@@ -203,31 +206,39 @@ final class ExemplarObjectiveTests: XCTestCase {
         resumed.checkpointDirectory = dir
         try resumed.pretrain(resume: true)
         XCTAssertTrue(bitIdentical(snapshot(fullStage.parameters), snapshot(resumedStage.parameters)))
-        XCTAssertTrue(bitIdentical(
-            snapshot(fullStage.objective.auxiliaryParameters), snapshot(resumedStage.objective.auxiliaryParameters)))
+        XCTAssertTrue(
+            bitIdentical(
+                snapshot(fullStage.objective.auxiliaryParameters), snapshot(resumedStage.objective.auxiliaryParameters))
+        )
     }
 
     func testInvalidOptionsAreNamedBeforeTraining() throws {
         func trainerError(_ objective: ExemplarObjective, inputChannels: Int = 3) -> TrainerError? {
             do {
                 _ = try LayerwiseTrainer(
-                    stages: [exemplarStage(objective: objective)], inputChannels: inputChannels, firstPatchSize: 5, seed: 1)
+                    stages: [exemplarStage(objective: objective)], inputChannels: inputChannels, firstPatchSize: 5,
+                    seed: 1)
                 return nil
             } catch { return error as? TrainerError }
         }
         let s = try surrogates()
-        guard case let .invalidOption(stage, option, _, reason)? = trainerError(ExemplarObjective(surrogates: s, copiesPerClass: 0))
+        guard
+            case let .invalidOption(stage, option, _, reason)? = trainerError(
+                ExemplarObjective(surrogates: s, copiesPerClass: 0))
         else { return XCTFail("copiesPerClass 0 accepted") }
         XCTAssertEqual(stage, 1)
         XCTAssertEqual(option, "objective")
         XCTAssertTrue(reason.contains("copiesPerClass"), reason)
-        guard case let .invalidOption(_, _, _, reason2)? = trainerError(ExemplarObjective(surrogates: s, classesPerStep: 9))
+        guard
+            case let .invalidOption(_, _, _, reason2)? = trainerError(
+                ExemplarObjective(surrogates: s, classesPerStep: 9))
         else { return XCTFail("classesPerStep 9 > 8 classes accepted") }
         XCTAssertTrue(reason2.contains("classesPerStep") && reason2.contains("1...8"), reason2)
         // One-channel surrogates for a three-channel stack.
         let gray = SyntheticImages(count: 6, channels: 1, seed: 1)
-        guard case let .invalidOption(_, option3, _, _)? = trainerError(
-            ExemplarObjective(surrogates: try surrogates(dataset: gray)))
+        guard
+            case let .invalidOption(_, option3, _, _)? = trainerError(
+                ExemplarObjective(surrogates: try surrogates(dataset: gray)))
         else { return XCTFail("channel mismatch accepted") }
         XCTAssertEqual(option3, "objective.inputChannels")
     }
@@ -235,7 +246,8 @@ final class ExemplarObjectiveTests: XCTestCase {
     func testRuntimeErrorsAreTyped() throws {
         // Seed regions smaller than the stage's patch: a SamplerError on the first step.
         let small = ExemplarObjective(surrogates: try surrogates(seedPatchSize: 4))
-        let trainer = try LayerwiseTrainer(stages: [exemplarStage(objective: small)], inputChannels: 3, firstPatchSize: 5, seed: 1)
+        let trainer = try LayerwiseTrainer(
+            stages: [exemplarStage(objective: small)], inputChannels: 3, firstPatchSize: 5, seed: 1)
         XCTAssertThrowsError(try trainer.pretrain()) { error in
             guard case let .invalidOption(name, value, _)? = error as? SamplerError else { return XCTFail("\(error)") }
             XCTAssertEqual(name, "patchSize")
@@ -249,7 +261,9 @@ final class ExemplarObjectiveTests: XCTestCase {
             stage: 1, patchSize: 5, batchSize: 4, frozen: FrozenStack(layers: []),
             trainable: TrainableBlock(layers: [conv(3, 8, 5)], head: nil))
         XCTAssertThrowsError(try unprepared.step(context, using: &g)) { error in
-            guard case .invalidOption(stage: 1, option: "objective", _, _)? = error as? TrainerError else { return XCTFail("\(error)") }
+            guard case .invalidOption(stage: 1, option: "objective", _, _)? = error as? TrainerError else {
+                return XCTFail("\(error)")
+            }
         }
         // Prepared for another width: named, not a crash.
         try unprepared.prepare(embeddingFeatures: 5, using: &g)
@@ -263,7 +277,9 @@ final class ExemplarObjectiveTests: XCTestCase {
         stage.layers[0].parameters[0].value[flat: 0] = .nan
         let diverging = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 5, seed: 1)
         XCTAssertThrowsError(try diverging.pretrain()) { error in
-            guard case .nonFinite(stage: 1, epoch: 1, step: 1, _)? = error as? TrainerError else { return XCTFail("\(error)") }
+            guard case .nonFinite(stage: 1, epoch: 1, step: 1, _)? = error as? TrainerError else {
+                return XCTFail("\(error)")
+            }
         }
     }
 }

@@ -36,7 +36,8 @@ final class LayerwiseTrainerTests: XCTestCase {
         for s in report.stages {
             XCTAssertEqual(s.epochLosses.count, 4)
             XCTAssertEqual(s.steps, 40)
-            XCTAssertLessThan(s.epochLosses.last!, s.epochLosses.first! * 0.8, "stage \(s.stage) loss did not fall: \(s.epochLosses)")
+            XCTAssertLessThan(
+                s.epochLosses.last!, s.epochLosses.first! * 0.8, "stage \(s.stage) loss did not fall: \(s.epochLosses)")
             XCTAssertEqual(s.finalLoss, s.epochLosses.last!)
             XCTAssertGreaterThan(s.seconds, 0)
         }
@@ -61,10 +62,14 @@ final class LayerwiseTrainerTests: XCTestCase {
             case .resumed: return "resumed"
             }
         }
-        XCTAssertEqual(events.map(kind), [
-            "start1@5", "step1.1.1/4", "step1.1.2/4", "epoch1.1", "step1.2.3/4", "step1.2.4/4", "epoch1.2", "finish1",
-            "start2@9", "step2.1.1/4", "step2.1.2/4", "epoch2.1", "step2.2.3/4", "step2.2.4/4", "epoch2.2", "finish2",
-        ])
+        XCTAssertEqual(
+            events.map(kind),
+            [
+                "start1@5", "step1.1.1/4", "step1.1.2/4", "epoch1.1", "step1.2.3/4", "step1.2.4/4", "epoch1.2",
+                "finish1",
+                "start2@9", "step2.1.1/4", "step2.1.2/4", "epoch2.1", "step2.2.3/4", "step2.2.4/4", "epoch2.2",
+                "finish2",
+            ])
         for case let .step(e) in events {
             XCTAssertTrue(e.loss.isFinite)
             XCTAssertNotNil(e.activeFraction)
@@ -131,9 +136,11 @@ final class LayerwiseTrainerTests: XCTestCase {
         trainer.keepCheckpoints = 100
         var lastGood: [Tensor] = []
         var steps = 0
-        XCTAssertThrowsError(try trainer.pretrain { e in
-            if case .step = e { lastGood = snapshot(f.stages[0].parameters); steps += 1 }
-        }) { error in
+        XCTAssertThrowsError(
+            try trainer.pretrain { e in
+                if case .step = e { lastGood = snapshot(f.stages[0].parameters); steps += 1 }
+            }
+        ) { error in
             guard case let TrainerError.nonFinite(stage, epoch, step, what) = error else {
                 return XCTFail("expected nonFinite, got \(error)")
             }
@@ -179,13 +186,16 @@ final class LayerwiseTrainerTests: XCTestCase {
         let trainer = try f.trainer()
         let headBefore = snapshot(head.parameters)
         var headAtStage2: [Tensor] = []
-        try trainer.pretrain { e in if case .stageStarted(stage: 2, _) = e { headAtStage2 = snapshot(head.parameters) } }
+        try trainer.pretrain { e in if case .stageStarted(stage: 2, _) = e { headAtStage2 = snapshot(head.parameters) }
+        }
         XCTAssertFalse(bitIdentical(headBefore, headAtStage2), "the head trains with stage 1")
         XCTAssertTrue(bitIdentical(headAtStage2, snapshot(head.parameters)), "the head is unused afterwards")
         XCTAssertEqual(
             trainer.namedState().map(\.name),
-            ["stage1.0.weight", "stage1.0.bias", "stage1.3.running_mean", "stage1.head.weight", "stage1.head.bias",
-             "stage2.0.weight", "stage2.0.bias"])
+            [
+                "stage1.0.weight", "stage1.0.bias", "stage1.3.running_mean", "stage1.head.weight", "stage1.head.bias",
+                "stage2.0.weight", "stage2.0.bias",
+            ])
         XCTAssertEqual(
             trainer.stateTensors().keys.sorted(),
             ["stage1.0.bias", "stage1.0.weight", "stage1.3.running_mean", "stage2.0.bias", "stage2.0.weight"])
@@ -229,7 +239,8 @@ final class LayerwiseTrainerTests: XCTestCase {
         XCTAssertTrue(margin! == (2, "loss.margin"))
         XCTAssertThrowsError(try LayerwiseTrainer(stages: [], inputChannels: 3, firstPatchSize: 5, seed: 1))
         let f = TwoStageFixture()
-        XCTAssertThrowsError(try LayerwiseTrainer(stages: f.stages, inputChannels: 1, firstPatchSize: 5, seed: 1)) { error in
+        XCTAssertThrowsError(try LayerwiseTrainer(stages: f.stages, inputChannels: 1, firstPatchSize: 5, seed: 1)) {
+            error in
             // The sampler delivers 3 channels.
             guard case let TrainerError.invalidOption(_, option, _, _) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(option, "objective.inputChannels")

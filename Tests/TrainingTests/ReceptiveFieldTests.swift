@@ -18,7 +18,8 @@ final class ReceptiveFieldTests: XCTestCase {
         XCTAssertTrue(ReceptiveField.reducesToOne([s1, s2], channels: 3, size: 16))
         // A third stage with the same shape: needs a 4x4 stage-2 map → 10x10 stage-1 map → 25.
         let s3: [any Layer] = [conv(64, 64, 3), pool(2)]
-        XCTAssertEqual(try ReceptiveField.patchSizes(stages: [s1, s2, s3], inputChannels: 3, firstPatchSize: 7), [7, 13, 25])
+        XCTAssertEqual(
+            try ReceptiveField.patchSizes(stages: [s1, s2, s3], inputChannels: 3, firstPatchSize: 7), [7, 13, 25])
     }
 
     func testStridedAndSingleLayerStacks() throws {
@@ -28,16 +29,19 @@ final class ReceptiveFieldTests: XCTestCase {
         XCTAssertEqual(try ReceptiveField.patchSizes(stages: [a, b], inputChannels: 1, firstPatchSize: 3), [3, 7])
         // Pool-only second stage: 3x3 conv gives 1x1 from 3; pool 2 on top needs 2x2 → 4.
         let c: [any Layer] = [conv(1, 4, 3)]
-        XCTAssertEqual(try ReceptiveField.patchSizes(stages: [c, [pool(2)]], inputChannels: 1, firstPatchSize: 3), [3, 4])
+        XCTAssertEqual(
+            try ReceptiveField.patchSizes(stages: [c, [pool(2)]], inputChannels: 1, firstPatchSize: 3), [3, 4])
         // A trailing Linear after the 1x1 map is fine.
         XCTAssertEqual(
-            try ReceptiveField.patchSizes(stages: [[conv(1, 4, 3), Flatten(), linear(4, 2, seed: 1)]], inputChannels: 1, firstPatchSize: 3), [3])
+            try ReceptiveField.patchSizes(
+                stages: [[conv(1, 4, 3), Flatten(), linear(4, 2, seed: 1)]], inputChannels: 1, firstPatchSize: 3), [3])
     }
 
     func testPatchThatDoesNotReduceToOneIsRejected() {
         let s1: [any Layer] = [conv(3, 8, 6), pool(2)]
         // 9 → 4 → 2: not 1x1.
-        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1], inputChannels: 3, firstPatchSize: 9)) { error in
+        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1], inputChannels: 3, firstPatchSize: 9)) {
+            error in
             guard case let TrainerError.receptiveField(stage, patch, reason) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(stage, 1)
             XCTAssertEqual(patch, 9)
@@ -45,7 +49,8 @@ final class ReceptiveFieldTests: XCTestCase {
             XCTAssertTrue(reason.contains("smallest patch that gives 1x1 is 7x7"), reason)
         }
         // 5 is smaller than the 6x6 kernel.
-        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1], inputChannels: 3, firstPatchSize: 5)) { error in
+        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1], inputChannels: 3, firstPatchSize: 5)) {
+            error in
             guard case let TrainerError.receptiveField(stage, patch, reason) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(stage, 1)
             XCTAssertEqual(patch, 5)
@@ -56,8 +61,11 @@ final class ReceptiveFieldTests: XCTestCase {
     func testChannelMismatchBetweenStagesIsNamed() {
         let s1: [any Layer] = [conv(3, 8, 6), pool(2)]
         let s2: [any Layer] = [conv(16, 8, 3)]  // expects 16 channels, gets 8
-        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1, s2], inputChannels: 3, firstPatchSize: 7)) { error in
-            guard case let TrainerError.incompatibleStage(stage, layer, reason) = error else { return XCTFail("\(error)") }
+        XCTAssertThrowsError(try ReceptiveField.patchSizes(stages: [s1, s2], inputChannels: 3, firstPatchSize: 7)) {
+            error in
+            guard case let TrainerError.incompatibleStage(stage, layer, reason) = error else {
+                return XCTFail("\(error)")
+            }
             XCTAssertEqual(stage, 2)
             XCTAssertTrue(layer.hasPrefix("0"), layer)
             XCTAssertTrue(reason.contains("16"), reason)
@@ -65,10 +73,15 @@ final class ReceptiveFieldTests: XCTestCase {
         // The same through the trainer's initializer, before any training.
         let data = SyntheticImages(count: 4, seed: 1)
         func stage(_ layers: [any Layer]) -> Stage {
-            Stage(layers: layers, objective: ContrastiveObjective(sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
-                  optimizer: SGD(learningRate: 0.1), schedule: ConstantSchedule(0.1), batchSize: 2, budget: .steps(1))
+            Stage(
+                layers: layers,
+                objective: ContrastiveObjective(
+                    sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
+                optimizer: SGD(learningRate: 0.1), schedule: ConstantSchedule(0.1), batchSize: 2, budget: .steps(1))
         }
-        XCTAssertThrowsError(try LayerwiseTrainer(stages: [stage(s1), stage(s2)], inputChannels: 3, firstPatchSize: 7, seed: 1)) {
+        XCTAssertThrowsError(
+            try LayerwiseTrainer(stages: [stage(s1), stage(s2)], inputChannels: 3, firstPatchSize: 7, seed: 1)
+        ) {
             guard case TrainerError.incompatibleStage(stage: 2, _, _) = $0 else { return XCTFail("\($0)") }
         }
     }

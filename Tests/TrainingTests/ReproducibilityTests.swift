@@ -53,7 +53,8 @@ final class ReproducibilityTests: XCTestCase {
                     loss: InfoNCELoss(temperature: 0.2))
             case .exemplar:
                 let augmentation = Compose([
-                    try HorizontalFlip(), try ColorJitter(brightness: 0.3, contrast: 0.3), try GaussianNoise(standardDeviation: 0.02),
+                    try HorizontalFlip(), try ColorJitter(brightness: 0.3, contrast: 0.3),
+                    try GaussianNoise(standardDeviation: 0.02),
                 ])
                 objective = ContrastiveObjective(
                     sampler: try AugmentedPatchSampler(dataset: data, augmentation: augmentation),
@@ -85,7 +86,8 @@ final class ReproducibilityTests: XCTestCase {
             let a = dir + "/\(kind)-a.safetensors", b = dir + "/\(kind)-b.safetensors"
             try ta.saveWeights(to: a)
             try tb.saveWeights(to: b)
-            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a)), try Data(contentsOf: URL(fileURLWithPath: b)), "\(kind)")
+            XCTAssertEqual(
+                try Data(contentsOf: URL(fileURLWithPath: a)), try Data(contentsOf: URL(fileURLWithPath: b)), "\(kind)")
         }
     }
 
@@ -101,11 +103,14 @@ final class ReproducibilityTests: XCTestCase {
             let (first, _) = try config.make()
             first.checkpointDirectory = dir
             first.checkpointEvery = 1
-            XCTAssertThrowsError(try first.pretrain { e in
-                if case let .step(s) = e, s.step == stopAfter { first.requestStop() }
-            })
+            XCTAssertThrowsError(
+                try first.pretrain { e in
+                    if case let .step(s) = e, s.step == stopAfter { first.requestStop() }
+                })
             // A "new process": other initial weights and trainer seed, all restored from disk.
-            let (resumed, parameters) = try Pretraining(kind: .exemplar, layerSeed: 9, trainerSeed: 99, steps: 9, adam: true).make()
+            let (resumed, parameters) = try Pretraining(
+                kind: .exemplar, layerSeed: 9, trainerSeed: 99, steps: 9, adam: true
+            ).make()
             resumed.checkpointDirectory = dir
             var losses: [Float] = []
             try resumed.pretrain(resume: true) { if case let .step(e) = $0 { losses.append(e.loss) } }
@@ -120,10 +125,14 @@ final class ReproducibilityTests: XCTestCase {
         let dir = try temporaryDirectory()
         let dead = Int32.max - 7  // above any pid_max: no such process
         let live = ProcessInfo.processInfo.processIdentifier
-        let stale = [".layerwise-stage1-step000000004.safetensors.tmp-\(dead)-1x2y",
-                     ".endToEnd-stage0-step000000010.safetensors.tmp-\(dead)-zz"]
-        let kept = [".layerwise-stage1-step000000004.safetensors.tmp-\(live)-abc",  // a live writer
-                    ".notes.safetensors.tmp-\(dead)-q", "notes.txt", ".hidden"]
+        let stale = [
+            ".layerwise-stage1-step000000004.safetensors.tmp-\(dead)-1x2y",
+            ".endToEnd-stage0-step000000010.safetensors.tmp-\(dead)-zz",
+        ]
+        let kept = [
+            ".layerwise-stage1-step000000004.safetensors.tmp-\(live)-abc",  // a live writer
+            ".notes.safetensors.tmp-\(dead)-q", "notes.txt", ".hidden",
+        ]
         for name in stale + kept {
             XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data([1, 2, 3])))
         }
@@ -141,8 +150,9 @@ final class ReproducibilityTests: XCTestCase {
         // Another trainer seed (sampling), same initial weights.
         let (_, otherSampling, otherLosses) = try Pretraining(trainerSeed: 8).run()
         XCTAssertNotEqual(bits(referenceLosses), bits(otherLosses))
-        XCTAssertFalse(zip(snapshot(reference), snapshot(otherSampling)).contains { $0.isBitIdentical(to: $1) },
-                       "every parameter should differ when the sampled triplets differ")
+        XCTAssertFalse(
+            zip(snapshot(reference), snapshot(otherSampling)).contains { $0.isBitIdentical(to: $1) },
+            "every parameter should differ when the sampled triplets differ")
         // Another initialisation seed, same sampling.
         let (_, otherInit, _) = try Pretraining(layerSeed: 2).run()
         XCTAssertFalse(zip(snapshot(reference), snapshot(otherInit)).contains { $0.isBitIdentical(to: $1) })
@@ -170,15 +180,18 @@ final class ReproducibilityTests: XCTestCase {
         }
         for (a, b) in zip(snapshot(single), snapshot(double)) {
             XCTAssertEqual(a.shape, b.shape)
-            a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in
-                for i in 0..<x.count { worstWeight = max(worstWeight, abs(x[i] - y[i])) }
-            } }
+            a.withUnsafeBufferPointer { x in
+                b.withUnsafeBufferPointer { y in
+                    for i in 0..<x.count { worstWeight = max(worstWeight, abs(x[i] - y[i])) }
+                }
+            }
         }
         XCTAssertLessThanOrEqual(worstLoss, 1e-3, "loss drifted beyond summation-order noise")
         XCTAssertLessThanOrEqual(worstWeight, 1e-3, "weights drifted beyond summation-order noise")
         let identical = bitIdentical(snapshot(single), snapshot(double))
-        print("ReproducibilityTests: BLAS threads \(threads) vs 1 after \(config.steps) steps: worst relative loss "
-              + "difference \(worstLoss), worst weight difference \(worstWeight), bit-identical: \(identical)")
+        print(
+            "ReproducibilityTests: BLAS threads \(threads) vs 1 after \(config.steps) steps: worst relative loss "
+                + "difference \(worstLoss), worst weight difference \(worstWeight), bit-identical: \(identical)")
     }
 
     /// The BLAS call alone, at a size OpenBLAS certainly splits between threads: a 2-thread
@@ -193,12 +206,15 @@ final class ReproducibilityTests: XCTestCase {
         let two = try BLAS.matmul(a, b)
         BLAS.threadCount = 1
         var worst: Float = 0
-        one.withUnsafeBufferPointer { x in two.withUnsafeBufferPointer { y in
-            for i in 0..<x.count { worst = max(worst, abs(x[i] - y[i])) }
-        } }
+        one.withUnsafeBufferPointer { x in
+            two.withUnsafeBufferPointer { y in
+                for i in 0..<x.count { worst = max(worst, abs(x[i] - y[i])) }
+            }
+        }
         // Entries are sums of 512 products of N(0,1) values (|c| ~ 23): 1e-3 is ~100 ulps.
         XCTAssertLessThanOrEqual(worst, 1e-3)
-        print("ReproducibilityTests: 384x512x512 SGEMM, 2 vs 1 threads: worst difference \(worst), "
-              + "bit-identical: \(one.isBitIdentical(to: two))")
+        print(
+            "ReproducibilityTests: 384x512x512 SGEMM, 2 vs 1 threads: worst difference \(worst), "
+                + "bit-identical: \(one.isBitIdentical(to: two))")
     }
 }

@@ -31,7 +31,8 @@ final class StagePreparationTests: XCTestCase {
         let frozen = FrozenStack(layers: try frozenStage())
         let layer = try whitenedStage()
         let weight = layer.weight.value
-        let prep = try InputWhitening(dataset: data, normalization: norm, imageCount: 24, windowCount: 3_000, relativeEpsilon: 1e-4)
+        let prep = try InputWhitening(
+            dataset: data, normalization: norm, imageCount: 24, windowCount: 3_000, relativeEpsilon: 1e-4)
         var g = SeededGenerator(seed: 5)
         try prep.prepare(stage: 2, layers: [layer], below: frozen, using: &g)
         XCTAssertTrue(layer.weight.value.isBitIdentical(to: weight), "preparation must not touch W")
@@ -65,15 +66,19 @@ final class StagePreparationTests: XCTestCase {
         let prep = try InputWhitening(dataset: data, normalization: norm, imageCount: 4, windowCount: 100)
         var g = SeededGenerator(seed: 1)
         var plain = SeededGenerator(seed: 2)
-        XCTAssertThrowsError(try prep.prepare(
-            stage: 2, layers: [try Conv2D(inputChannels: 4, outputChannels: 2, kernelSize: 2, using: &plain)],
-            below: FrozenStack(layers: try frozenStage()), using: &g)) { error in
+        XCTAssertThrowsError(
+            try prep.prepare(
+                stage: 2, layers: [try Conv2D(inputChannels: 4, outputChannels: 2, kernelSize: 2, using: &plain)],
+                below: FrozenStack(layers: try frozenStage()), using: &g)
+        ) { error in
             XCTAssertTrue("\(error)".contains("stage 2"), "\(error)")
             XCTAssertTrue("\(error)".contains("WhitenedConv2D"), "\(error)")
         }
         // A frozen stack that leaves less than one window.
         let shrink: [any Layer] = try frozenStage() + [try MaxPool2D(kernelSize: 8)]
-        XCTAssertThrowsError(try prep.prepare(stage: 3, layers: [try whitenedStage()], below: FrozenStack(layers: shrink), using: &g)) { error in
+        XCTAssertThrowsError(
+            try prep.prepare(stage: 3, layers: [try whitenedStage()], below: FrozenStack(layers: shrink), using: &g)
+        ) { error in
             XCTAssertTrue("\(error)".contains("stage 3"), "\(error)")
             XCTAssertTrue("\(error)".contains("too small"), "\(error)")
         }
@@ -91,7 +96,8 @@ final class StagePreparationTests: XCTestCase {
         let data = SyntheticImages(count: 24, seed: 1)
         let norm = ChannelNormalization.fit(data)
         var g = SeededGenerator(seed: 7)
-        let baseline = try KMeansBaseline.fit(dataset: data, filters: 5, kernelSize: 3, patches: 600, normalization: norm, using: &g)
+        let baseline = try KMeansBaseline.fit(
+            dataset: data, filters: 5, kernelSize: 3, patches: 600, normalization: norm, using: &g)
         let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, using: &g)
         // Stage 1's own whitening first (fitted on the normalised images), then the start.
         try InputWhitening(dataset: data, normalization: norm, imageCount: 24, windowCount: 2_000)
@@ -99,7 +105,9 @@ final class StagePreparationTests: XCTestCase {
         let input = Tensor.normal([2, 3, 8, 8], using: &g)
         let expected = try baseline.convolution().forward(input, mode: .inference)
         let before = conv.forward(input, mode: .inference)
-        XCTAssertGreaterThan(largestDifference(before, expected), 0.1, "the random start must differ from k-means, or the test cannot fail")
+        XCTAssertGreaterThan(
+            largestDifference(before, expected), 0.1,
+            "the random start must differ from k-means, or the test cannot fail")
 
         try KMeansStart(baseline: baseline).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
         // The layer now computes the baseline's folded convolution.
@@ -109,9 +117,12 @@ final class StagePreparationTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-3 * max(1, scale), "largest difference \(worst)")
 
         // A scale multiplies every output by the same constant.
-        try KMeansStart(baseline: baseline, scale: 0.25).prepare(stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
+        try KMeansStart(baseline: baseline, scale: 0.25).prepare(
+            stage: 1, layers: [conv], below: FrozenStack(layers: []), using: &g)
         let scaled = conv.forward(input, mode: .inference)
-        for i in 0..<got.count { XCTAssertEqual(scaled[flat: i], 0.25 * expected[flat: i], accuracy: 1e-3 * max(1, scale)) }
+        for i in 0..<got.count {
+            XCTAssertEqual(scaled[flat: i], 0.25 * expected[flat: i], accuracy: 1e-3 * max(1, scale))
+        }
     }
 
     /// The GettingStarted recipe: `KMeansStart` as stage 1's preparation. With a zero
@@ -121,7 +132,8 @@ final class StagePreparationTests: XCTestCase {
         let data = SyntheticImages(count: 24, seed: 2)
         let norm = ChannelNormalization.fit(data)
         var g = SeededGenerator(seed: 9)
-        let baseline = try KMeansBaseline.fit(dataset: data, filters: 4, kernelSize: 3, patches: 400, normalization: norm, using: &g)
+        let baseline = try KMeansBaseline.fit(
+            dataset: data, filters: 4, kernelSize: 3, patches: 400, normalization: norm, using: &g)
         let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)  // identity whitening
         let stage = Stage(
             layers: [conv, try MaxPool2D(kernelSize: 2), ReLU()],
@@ -133,7 +145,9 @@ final class StagePreparationTests: XCTestCase {
             preparation: try KMeansStart(baseline: baseline))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 4, seed: 1)
         let (expected, _) = baseline.foldedFilters()
-        XCTAssertGreaterThan(largestDifference(conv.foldedParameters().weight, expected), 0.05, "the random start must differ from k-means, or the test cannot fail")
+        XCTAssertGreaterThan(
+            largestDifference(conv.foldedParameters().weight, expected), 0.05,
+            "the random start must differ from k-means, or the test cannot fail")
         try trainer.pretrain()
         let trained = conv.foldedParameters().weight
         for i in 0..<expected.count { XCTAssertEqual(trained[flat: i], expected[flat: i], accuracy: 1e-4) }
@@ -145,22 +159,27 @@ final class StagePreparationTests: XCTestCase {
         let baseline = try KMeansBaseline.fit(dataset: data, filters: 5, kernelSize: 3, patches: 200, using: &g)
         let start = try KMeansStart(baseline: baseline)
         // Not the images: frozen layers below.
-        XCTAssertThrowsError(try start.prepare(
-            stage: 2, layers: [try WhitenedConv2D(inputChannels: 4, outputChannels: 5, kernelSize: 3, using: &g)],
-            below: FrozenStack(layers: try frozenStage()), using: &g)) { error in
+        XCTAssertThrowsError(
+            try start.prepare(
+                stage: 2, layers: [try WhitenedConv2D(inputChannels: 4, outputChannels: 5, kernelSize: 3, using: &g)],
+                below: FrozenStack(layers: try frozenStage()), using: &g)
+        ) { error in
             XCTAssertTrue("\(error)".contains("stage 2"), "\(error)")
             XCTAssertTrue("\(error)".contains("image windows"), "\(error)")
         }
         // Not a whitened conv.
-        XCTAssertThrowsError(try start.prepare(
-            stage: 1, layers: [try Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, using: &g)],
-            below: FrozenStack(layers: []), using: &g)) { error in
+        XCTAssertThrowsError(
+            try start.prepare(
+                stage: 1, layers: [try Conv2D(inputChannels: 3, outputChannels: 5, kernelSize: 3, using: &g)],
+                below: FrozenStack(layers: []), using: &g)
+        ) { error in
             XCTAssertTrue("\(error)".contains("WhitenedConv2D"), "\(error)")
         }
         // Another filter count than the baseline's: the layer is left as it was.
         let four = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)
         let weight = four.weight.value
-        XCTAssertThrowsError(try start.prepare(stage: 1, layers: [four], below: FrozenStack(layers: []), using: &g)) { error in
+        XCTAssertThrowsError(try start.prepare(stage: 1, layers: [four], below: FrozenStack(layers: []), using: &g)) {
+            error in
             XCTAssertTrue("\(error)".contains("stage 1"), "\(error)")
             XCTAssertTrue("\(error)".contains("5 filters"), "\(error)")
         }
@@ -173,7 +192,8 @@ final class StagePreparationTests: XCTestCase {
     /// first frozen layer's weights were at that moment.
     final class RecordingPreparation: StagePreparation {
         var calls: [(stage: Int, frozenLayers: Int, frozenWeights: [Tensor])] = []
-        func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+        func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws
+        {
             calls.append((stage, below.layers.count, below.layers.flatMap(\.parameters).map(\.value)))
         }
     }
@@ -204,7 +224,8 @@ final class StagePreparationTests: XCTestCase {
         try f.trainer().pretrainEndToEnd()
         XCTAssertEqual(shared.calls.map(\.stage), [1, 2])
         XCTAssertEqual(shared.calls.map(\.frozenLayers), [0, f.stages[0].layers.count])
-        XCTAssertTrue(bitIdentical(shared.calls[1].frozenWeights, initialStage1), "end to end, stage 1 is not trained yet")
+        XCTAssertTrue(
+            bitIdentical(shared.calls[1].frozenWeights, initialStage1), "end to end, stage 1 is not trained yet")
     }
 
     func testAWhitenedFirstLayerSkipsItsInputGradientOnlyWhileItsStageTrains() throws {
@@ -238,7 +259,8 @@ final class StagePreparationTests: XCTestCase {
         let first = try fixture(seed: 1).trainer(seed: 11)
         first.checkpointDirectory = dir
         first.checkpointEvery = 3
-        XCTAssertThrowsError(try first.pretrain { e in if case let .step(s) = e, s.stage == 2, s.step == 5 { first.requestStop() } })
+        XCTAssertThrowsError(
+            try first.pretrain { e in if case let .step(s) = e, s.stage == 2, s.step == 5 { first.requestStop() } })
         let resumed = try fixture(seed: 77).trainer(seed: 999)
         resumed.checkpointDirectory = dir
         try resumed.pretrain(resume: true)

@@ -4,7 +4,6 @@ import XCTest
 // Test-local conforming types: a custom layer with a buffer, a custom objective, synthetic
 // data and a neighbour sampler. They also prove that user-written components plug in unchanged.
 
-
 /// Synthetic images: each image is a smooth oriented sinusoid with its own frequency,
 /// orientation and colour, so neighbouring patches of one image look alike and patches
 /// of different images do not.
@@ -30,9 +29,11 @@ struct SyntheticImages: ImageDataset {
             let (fx, fy) = (freq * cos(angle), freq * sin(angle))
             for _ in 0..<channels {
                 let phase = g.nextUniform(0, 6.28), amp = g.nextUniform(0.2, 0.5)
-                for y in 0..<size { for x in 0..<size {
-                    px.append(0.5 + amp * sin(fx * Float(x) + fy * Float(y) + phase))
-                } }
+                for y in 0..<size {
+                    for x in 0..<size {
+                        px.append(0.5 + amp * sin(fx * Float(x) + fy * Float(y) + phase))
+                    }
+                }
             }
         }
         pixels = px
@@ -64,7 +65,9 @@ struct SyntheticImages: ImageDataset {
 /// buffer, like BatchNorm's running statistics: checkpoints must carry it.
 final class TestRunningMean: Layer {
     let runningMean: Parameter
-    init(channels: Int) { runningMean = Parameter(name: "running_mean", value: Tensor.zeros([channels]), isFrozen: true) }
+    init(channels: Int) {
+        runningMean = Parameter(name: "running_mean", value: Tensor.zeros([channels]), isFrozen: true)
+    }
     var parameters: [Parameter] { [] }
     var buffers: [Parameter] { [runningMean] }
     func outputShape(for s: [Int]) throws -> [Int] { s }

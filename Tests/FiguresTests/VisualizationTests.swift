@@ -1,7 +1,8 @@
 import Foundation
-@testable import Training
 import Layerwise
 import XCTest
+
+@testable import Figures
 
 final class VisualizationTests: XCTestCase {
     func testPNGHasSignatureChunksAndValidChecksums() throws {
@@ -30,21 +31,24 @@ final class VisualizationTests: XCTestCase {
 
     func testFilterGridNormalisesEachFilter() throws {
         var w = Tensor.zeros([2, 3, 2, 2])
-        for i in 0..<12 { w[flat: i] = Float(i) }          // filter 0: 0…11
-        for i in 12..<24 { w[flat: i] = Float(i) * 100 }   // filter 1: same pattern, 100x scale
+        for i in 0..<12 { w[flat: i] = Float(i) }  // filter 0: 0…11
+        for i in 12..<24 { w[flat: i] = Float(i) * 100 }  // filter 1: same pattern, 100x scale
         let (rgb, width, height) = try FilterGrid.render(w, columns: 2, scale: 1, gap: 0)
         XCTAssertEqual(width, 4)
         XCTAssertEqual(height, 2)
         // Both filters map to the same pixels after per-filter normalisation… up to the offset.
-        XCTAssertEqual(rgb[0], 0)          // filter 0, red channel, pixel (0,0) is its minimum
+        XCTAssertEqual(rgb[0], 0)  // filter 0, red channel, pixel (0,0) is its minimum
         XCTAssertEqual(rgb[(0 * 4 + 2) * 3], 0)  // filter 1 likewise
         XCTAssertThrowsError(try FilterGrid.render(Tensor.zeros([2, 2, 3, 3])))
     }
 
     func testLineChartHasAxesLegendAndOnePolylinePerSeries() throws {
-        let chart = LineChart(title: "Validation accuracy", xLabel: "epoch", yLabel: "accuracy (%)", series: [
-            .init(name: "scratch", values: [0.4, 0.5, 0.55]), .init(name: "contrastive_finetuned", values: [0.45, 0.52, 0.57]),
-        ])
+        let chart = LineChart(
+            title: "Validation accuracy", xLabel: "epoch", yLabel: "accuracy (%)",
+            series: [
+                .init(name: "scratch", values: [0.4, 0.5, 0.55]),
+                .init(name: "contrastive_finetuned", values: [0.45, 0.52, 0.57]),
+            ])
         let svg = try chart.svg()
         XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 2)
         XCTAssertTrue(svg.contains("contrastive_finetuned"))

@@ -1,6 +1,7 @@
 import Datasets
 import Layers
 import TensorCore
+import Training
 
 /// The single-layer k-means baseline of Coates, Lee & Ng (2011), "An Analysis of
 /// Single-Layer Networks in Unsupervised Feature Learning": random `k × k` patches →
@@ -52,7 +53,9 @@ public struct KMeansBaseline: Sendable {
         centroids: Tensor, whitening: ZCAWhitening, channels: Int, kernelSize: Int, contrastEpsilon: Float,
         normalization: ChannelNormalization? = nil
     ) throws {
-        guard channels >= 1 else { throw BaselineError.invalidOption(name: "channels", value: "\(channels)", reason: "must be ≥ 1") }
+        guard channels >= 1 else {
+            throw BaselineError.invalidOption(name: "channels", value: "\(channels)", reason: "must be ≥ 1")
+        }
         guard kernelSize >= 1 else {
             throw BaselineError.invalidOption(name: "kernelSize", value: "\(kernelSize)", reason: "must be ≥ 1")
         }
@@ -61,13 +64,16 @@ public struct KMeansBaseline: Sendable {
             throw BaselineError.shapeMismatch(what: "centroids", expected: "[K ≥ 1, \(d)]", got: "\(centroids.shape)")
         }
         guard whitening.dimension == d else {
-            throw BaselineError.shapeMismatch(what: "whitening dimension", expected: "\(d)", got: "\(whitening.dimension)")
+            throw BaselineError.shapeMismatch(
+                what: "whitening dimension", expected: "\(d)", got: "\(whitening.dimension)")
         }
         guard contrastEpsilon > 0, contrastEpsilon.isFinite else {
-            throw BaselineError.invalidOption(name: "contrastEpsilon", value: "\(contrastEpsilon)", reason: "must be positive and finite")
+            throw BaselineError.invalidOption(
+                name: "contrastEpsilon", value: "\(contrastEpsilon)", reason: "must be positive and finite")
         }
         if let normalization, normalization.channels != channels {
-            throw BaselineError.shapeMismatch(what: "normalisation channels", expected: "\(channels)", got: "\(normalization.channels)")
+            throw BaselineError.shapeMismatch(
+                what: "normalisation channels", expected: "\(channels)", got: "\(normalization.channels)")
         }
         self.centroids = centroids
         self.whitening = whitening
@@ -105,17 +111,21 @@ public struct KMeansBaseline: Sendable {
                 name: "patches", value: "\(patches)", reason: "must be ≥ 2 and ≥ the number of filters (\(filters))")
         }
         guard contrastEpsilon > 0, contrastEpsilon.isFinite else {
-            throw BaselineError.invalidOption(name: "contrastEpsilon", value: "\(contrastEpsilon)", reason: "must be positive and finite")
+            throw BaselineError.invalidOption(
+                name: "contrastEpsilon", value: "\(contrastEpsilon)", reason: "must be positive and finite")
         }
         guard whiteningEpsilon > 0, whiteningEpsilon.isFinite else {
-            throw BaselineError.invalidOption(name: "whiteningEpsilon", value: "\(whiteningEpsilon)", reason: "must be positive and finite")
+            throw BaselineError.invalidOption(
+                name: "whiteningEpsilon", value: "\(whiteningEpsilon)", reason: "must be positive and finite")
         }
         let shape = dataset.imageShape
         if let normalization, normalization.channels != shape.channels {
             throw BaselineError.shapeMismatch(
-                what: "normalisation channels", expected: "\(shape.channels) (the dataset's)", got: "\(normalization.channels)")
+                what: "normalisation channels", expected: "\(shape.channels) (the dataset's)",
+                got: "\(normalization.channels)")
         }
-        var x = try PatchExtraction.extractRandomPatches(from: dataset, count: patches, size: kernelSize, using: &generator)
+        var x = try PatchExtraction.extractRandomPatches(
+            from: dataset, count: patches, size: kernelSize, using: &generator)
         if let normalization {
             // Rows are (c, y, x): channel c owns a run of k·k values.
             let plane = kernelSize * kernelSize, d = shape.channels * plane
@@ -139,7 +149,8 @@ public struct KMeansBaseline: Sendable {
     public static func effectiveContrastEpsilon(_ epsilon: Float, normalization: ChannelNormalization?) -> Float {
         var e = epsilon / (255 * 255)
         if let normalization {
-            let meanInverseVariance = normalization.std.reduce(Float(0)) { $0 + 1 / ($1 * $1) } / Float(normalization.channels)
+            let meanInverseVariance =
+                normalization.std.reduce(Float(0)) { $0 + 1 / ($1 * $1) } / Float(normalization.channels)
             e *= meanInverseVariance
         }
         return e
@@ -154,8 +165,9 @@ public struct KMeansBaseline: Sendable {
             whitening.matrix.withUnsafeBufferPointer { w in
                 weight.withUnsafeMutableBufferPointer { out in
                     // x̂ = (x − μ)·W, so x̂·c = (x − μ)·(W c): weight rows = C · Wᵀ.
-                    BLAS.gemm(transposeA: false, transposeB: true, m: k, n: d, k: d, alpha: 1,
-                              a: c.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: true, m: k, n: d, k: d, alpha: 1,
+                        a: c.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: out.baseAddress!, ldc: d)
                 }
             }
         }
@@ -194,7 +206,9 @@ public struct KMeansBaseline: Sendable {
     /// initialisation of contrastive training (Krähenbühl et al. 2016).
     /// - Throws: ``LayerError`` when the whitening does not have this baseline's window
     ///   dimension, is not positive definite, or `scale` is not positive.
-    public func whitenedConvolution(whiteningMean: Tensor, whiteningMatrix: Tensor, scale: Float = 1) throws -> WhitenedConv2D {
+    public func whitenedConvolution(
+        whiteningMean: Tensor, whiteningMatrix: Tensor, scale: Float = 1
+    ) throws -> WhitenedConv2D {
         var unused = SeededGenerator(seed: 0)  // the initial draw is overwritten
         let layer = try WhitenedConv2D(
             inputChannels: channels, outputChannels: filters, kernelSize: kernelSize, whiteningMean: whiteningMean,

@@ -46,7 +46,8 @@ private func syntheticDataset(count: Int, size: Int, seed: UInt64) throws -> InM
         for c in 0..<3 {
             for y in 0..<size {
                 for x in 0..<size {
-                    let v = 0.5 + 0.4 * sin(fx * Float(x) + fy * Float(y) + phase + Float(c)) + rng.nextUniform(-0.1, 0.1)
+                    let v =
+                        0.5 + 0.4 * sin(fx * Float(x) + fy * Float(y) + phase + Float(c)) + rng.nextUniform(-0.1, 0.1)
                     pixels.append(UInt8(max(0, min(255, v * 255))))
                 }
             }
@@ -174,10 +175,13 @@ final class KMeansBaselineTests: XCTestCase {
 
     func testErrors() throws {
         XCTAssertThrowsError(try KMeans(clusters: 0)) { error in
-            XCTAssertEqual(error as? BaselineError, .invalidOption(name: "k-means clusters", value: "0", reason: "must be ≥ 1"))
+            XCTAssertEqual(
+                error as? BaselineError, .invalidOption(name: "k-means clusters", value: "0", reason: "must be ≥ 1"))
         }
         XCTAssertThrowsError(try KMeans(clusters: 2, iterations: 0)) { error in
-            guard case BaselineError.invalidOption(name: "k-means iterations", _, _) = error else { return XCTFail("\(error)") }
+            guard case BaselineError.invalidOption(name: "k-means iterations", _, _) = error else {
+                return XCTFail("\(error)")
+            }
         }
         var rng = SeededGenerator(seed: 14)
         let three = try Tensor(shape: [3, 2], values: [0, 0, 1, 1, 2, 2])
@@ -261,12 +265,19 @@ final class KMeansBaselineTests: XCTestCase {
         for (n, oy, ox) in [(0, 0, 0), (0, 3, 5), (1, 6, 6), (1, 2, 1)] {
             // c_k · ((x − μ) · W), computed naively in Double.
             var patch = [Double]()
-            for c in 0..<3 { for ky in 0..<3 { for kx in 0..<3 { patch.append(Double(x[flat: ((n * 3 + c) * 9 + oy + ky) * 9 + ox + kx])) } } }
-            let white = (0..<d).map { j in (0..<d).reduce(0.0) { $0 + (patch[$1] - Double(mu[flat: $1])) * Double(w[flat: $1 * d + j]) } }
+            for c in 0..<3 {
+                for ky in 0..<3 {
+                    for kx in 0..<3 { patch.append(Double(x[flat: ((n * 3 + c) * 9 + oy + ky) * 9 + ox + kx])) }
+                }
+            }
+            let white = (0..<d).map { j in
+                (0..<d).reduce(0.0) { $0 + (patch[$1] - Double(mu[flat: $1])) * Double(w[flat: $1 * d + j]) }
+            }
             for k in 0..<5 {
                 let expected = (0..<d).reduce(0.0) { $0 + white[$1] * Double(baseline.centroids[flat: k * d + $1]) }
                 let got = Double(y[flat: ((n * 5 + k) * 7 + oy) * 7 + ox])
-                XCTAssertEqual(got, expected, accuracy: 1e-3 * max(1, abs(expected)), "window (\(n), \(oy), \(ox)), filter \(k)")
+                XCTAssertEqual(
+                    got, expected, accuracy: 1e-3 * max(1, abs(expected)), "window (\(n), \(oy), \(ox)), filter \(k)")
             }
         }
     }
@@ -279,21 +290,27 @@ final class KMeansBaselineTests: XCTestCase {
         var rng = SeededGenerator(seed: 23)
         let baseline = try KMeansBaseline.fit(dataset: dataset, filters: 6, kernelSize: 3, patches: 1_000, using: &rng)
         let other = try ZCAWhitening.fit(
-            patches: try PatchExtraction.extractRandomPatches(from: dataset, count: 800, size: 3, using: &rng), epsilon: 0.05)
+            patches: try PatchExtraction.extractRandomPatches(from: dataset, count: 800, size: 3, using: &rng),
+            epsilon: 0.05)
         let conv = try baseline.convolution()
         let x = Tensor.uniform([2, 3, 9, 8], low: -2, high: 2, using: &rng)
         let expected = conv.forward(x, mode: .inference)
         let scale = Swift.max(1, expected.scalars.map(abs).max() ?? 1)
         for s: Float in [1, 0.25] {
-            let layer = try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: s)
+            let layer = try baseline.whitenedConvolution(
+                whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: s)
             let y = layer.forward(x, mode: .inference)
             XCTAssertEqual(y.shape, expected.shape)
-            for i in 0..<y.count { XCTAssertEqual(y[flat: i], s * expected[flat: i], accuracy: 1e-3 * scale, "scale \(s), index \(i)") }
+            for i in 0..<y.count {
+                XCTAssertEqual(y[flat: i], s * expected[flat: i], accuracy: 1e-3 * scale, "scale \(s), index \(i)")
+            }
             // The learnable weight lives in the other whitening's coordinates, not k-means'.
             XCTAssertFalse(layer.weight.value.isBitIdentical(to: conv.weight.value))
         }
-        XCTAssertThrowsError(try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: 0))
-        XCTAssertThrowsError(try baseline.whitenedConvolution(whiteningMean: Tensor.zeros([5]), whiteningMatrix: Tensor.zeros([5, 5])))
+        XCTAssertThrowsError(
+            try baseline.whitenedConvolution(whiteningMean: other.mean, whiteningMatrix: other.matrix, scale: 0))
+        XCTAssertThrowsError(
+            try baseline.whitenedConvolution(whiteningMean: Tensor.zeros([5]), whiteningMatrix: Tensor.zeros([5, 5])))
         // A whitening that is not positive definite cannot express the filters.
         var singular = other.matrix
         for i in 0..<27 { singular[flat: i * 27 + i] = -1 }
@@ -358,39 +375,56 @@ final class KMeansBaselineTests: XCTestCase {
     func testFitErrors() throws {
         let dataset = try syntheticDataset(count: 5, size: 6, seed: 24)
         var rng = SeededGenerator(seed: 25)
-        XCTAssertThrowsError(try KMeansBaseline.fit(dataset: dataset, filters: 0, kernelSize: 3, patches: 100, using: &rng)) {
+        XCTAssertThrowsError(
+            try KMeansBaseline.fit(dataset: dataset, filters: 0, kernelSize: 3, patches: 100, using: &rng)
+        ) {
             guard case BaselineError.invalidOption(name: "k-means clusters", _, _) = $0 else { return XCTFail("\($0)") }
         }
-        XCTAssertThrowsError(try KMeansBaseline.fit(dataset: dataset, filters: 8, kernelSize: 3, patches: 4, using: &rng)) {
+        XCTAssertThrowsError(
+            try KMeansBaseline.fit(dataset: dataset, filters: 8, kernelSize: 3, patches: 4, using: &rng)
+        ) {
             guard case BaselineError.invalidOption(name: "patches", _, _) = $0 else { return XCTFail("\($0)") }
         }
-        XCTAssertThrowsError(try KMeansBaseline.fit(dataset: dataset, filters: 2, kernelSize: 7, patches: 100, using: &rng)) {
+        XCTAssertThrowsError(
+            try KMeansBaseline.fit(dataset: dataset, filters: 2, kernelSize: 7, patches: 100, using: &rng)
+        ) {
             guard case DatasetError.invalidOption(name: "patch size", _, _) = $0 else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(
-            try KMeansBaseline.fit(dataset: dataset, filters: 2, kernelSize: 3, patches: 100, contrastEpsilon: 0, using: &rng)
+            try KMeansBaseline.fit(
+                dataset: dataset, filters: 2, kernelSize: 3, patches: 100, contrastEpsilon: 0, using: &rng)
         ) {
             guard case BaselineError.invalidOption(name: "contrastEpsilon", _, _) = $0 else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(
-            try KMeansBaseline.fit(dataset: dataset, filters: 2, kernelSize: 3, patches: 100, whiteningEpsilon: -1, using: &rng)
+            try KMeansBaseline.fit(
+                dataset: dataset, filters: 2, kernelSize: 3, patches: 100, whiteningEpsilon: -1, using: &rng)
         ) {
             guard case BaselineError.invalidOption(name: "whiteningEpsilon", _, _) = $0 else { return XCTFail("\($0)") }
         }
         let gray = try ChannelNormalization(mean: [0.5], std: [0.2])
         XCTAssertThrowsError(
-            try KMeansBaseline.fit(dataset: dataset, filters: 2, kernelSize: 3, patches: 100, normalization: gray, using: &rng)
+            try KMeansBaseline.fit(
+                dataset: dataset, filters: 2, kernelSize: 3, patches: 100, normalization: gray, using: &rng)
         ) {
             guard case BaselineError.shapeMismatch = $0 else { return XCTFail("\($0)") }
         }
         let zca = try ZCAWhitening(mean: .zeros([27]), matrix: .zeros([27, 27]))
-        XCTAssertThrowsError(try KMeansBaseline(centroids: .zeros([4, 26]), whitening: zca, channels: 3, kernelSize: 3, contrastEpsilon: 0.1))
-        XCTAssertThrowsError(try KMeansBaseline(centroids: .zeros([4, 27]), whitening: zca, channels: 3, kernelSize: 2, contrastEpsilon: 0.1))
-        XCTAssertNoThrow(try KMeansBaseline(centroids: .zeros([4, 27]), whitening: zca, channels: 3, kernelSize: 3, contrastEpsilon: 0.1))
+        XCTAssertThrowsError(
+            try KMeansBaseline(
+                centroids: .zeros([4, 26]), whitening: zca, channels: 3, kernelSize: 3, contrastEpsilon: 0.1))
+        XCTAssertThrowsError(
+            try KMeansBaseline(
+                centroids: .zeros([4, 27]), whitening: zca, channels: 3, kernelSize: 2, contrastEpsilon: 0.1))
+        XCTAssertNoThrow(
+            try KMeansBaseline(
+                centroids: .zeros([4, 27]), whitening: zca, channels: 3, kernelSize: 3, contrastEpsilon: 0.1))
     }
 
     func testEffectiveContrastEpsilon() throws {
-        XCTAssertEqual(KMeansBaseline.effectiveContrastEpsilon(10, normalization: nil), PatchContrastNormalization.defaultEpsilon, accuracy: 1e-12)
+        XCTAssertEqual(
+            KMeansBaseline.effectiveContrastEpsilon(10, normalization: nil), PatchContrastNormalization.defaultEpsilon,
+            accuracy: 1e-12)
         let n = try ChannelNormalization(mean: [0, 0, 0], std: [0.5, 0.5, 0.25])
         // mean(1/σ²) = (4 + 4 + 16) / 3 = 8.
         XCTAssertEqual(KMeansBaseline.effectiveContrastEpsilon(10, normalization: n), 8 * 10 / 65_025, accuracy: 1e-9)
@@ -416,7 +450,8 @@ final class KMeansBaselineExperiment: XCTestCase {
 
     private static func rows(_ x: Tensor, _ range: Range<Int>) -> Tensor {
         let d = x.shape[1]
-        return try! Tensor(shape: [range.count, d], values: Array(x.scalars[(range.lowerBound * d)..<(range.upperBound * d)]))
+        return try! Tensor(
+            shape: [range.count, d], values: Array(x.scalars[(range.lowerBound * d)..<(range.upperBound * d)]))
     }
 
     /// Selects the probe on a validation split of `train`, refits on all of it, scores `test`.
@@ -429,13 +464,18 @@ final class KMeansBaselineExperiment: XCTestCase {
             let r = try p.evaluate(
                 train: rows(train.features, 0..<fit), trainLabels: Array(train.labels[..<fit]),
                 test: rows(train.features, fit..<n), testLabels: Array(train.labels[fit...]), classCount: 10)
-            print("[kmeans] \(name): probe epochs \(p.epochs), lr \(p.learningRate), wd \(p.weightDecay): fit \(r.trainAccuracy), validation \(r.testAccuracy)")
+            print(
+                "[kmeans] \(name): probe epochs \(p.epochs), lr \(p.learningRate), wd \(p.weightDecay): fit \(r.trainAccuracy), validation \(r.testAccuracy)"
+            )
             if best == nil || r.testAccuracy > best!.accuracy { best = (p, r.testAccuracy) }
         }
         let chosen = best!.probe
         let r = try chosen.evaluate(
-            train: train.features, trainLabels: train.labels, test: test.features, testLabels: test.labels, classCount: 10)
-        print("[kmeans] \(name): chosen probe epochs \(chosen.epochs), lr \(chosen.learningRate), wd \(chosen.weightDecay): train \(r.trainAccuracy), HELD-OUT TEST \(r.testAccuracy) (\(r.featureCount) features)")
+            train: train.features, trainLabels: train.labels, test: test.features, testLabels: test.labels,
+            classCount: 10)
+        print(
+            "[kmeans] \(name): chosen probe epochs \(chosen.epochs), lr \(chosen.learningRate), wd \(chosen.weightDecay): train \(r.trainAccuracy), HELD-OUT TEST \(r.testAccuracy) (\(r.featureCount) features)"
+        )
         return r.testAccuracy
     }
 
@@ -460,9 +500,12 @@ final class KMeansBaselineExperiment: XCTestCase {
             let input = normalization == nil ? "raw [0,1] pixels" : "per-channel normalised (CIFAR-100 statistics)"
             var rng = SeededGenerator(seed: 0)
             let baseline = try KMeansBaseline.fit(
-                dataset: cifar100, filters: 64, kernelSize: 6, patches: 50_000, whiteningEpsilon: 0.1, contrastEpsilon: 10,
+                dataset: cifar100, filters: 64, kernelSize: 6, patches: 50_000, whiteningEpsilon: 0.1,
+                contrastEpsilon: 10,
                 iterations: 10, normalization: normalization, using: &rng)
-            print("[kmeans] \(input): fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64), inertia \(baseline.inertia ?? .nan), \(lap())")
+            print(
+                "[kmeans] \(input): fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64), inertia \(baseline.inertia ?? .nan), \(lap())"
+            )
 
             // Coates' exact encoder (contrast normalisation + whitening + triangle).
             let triangle = FeatureExtractor(layers: [try baseline.encoder()])

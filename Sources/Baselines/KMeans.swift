@@ -79,7 +79,8 @@ public struct KMeans: Sendable {
         var sums = [Double](repeating: 0, count: k * d)
         var counts = [Int](repeating: 0, count: k)
         for _ in 0..<iterations {
-            let changed = assign(data, rowNorms: rowNorms, centroids: centroids, assignments: &assignments, distances: &distances)
+            let changed = assign(
+                data, rowNorms: rowNorms, centroids: centroids, assignments: &assignments, distances: &distances)
             if changed == 0 && iterationsRun > 0 { converged = true; break }
             iterationsRun += 1
             // Update: every centroid to the mean of its rows.
@@ -126,7 +127,9 @@ public struct KMeans: Sendable {
 
     /// The nearest centroid of every row of `data` `[N, D]` and its squared distance.
     /// - Throws: ``BaselineError`` for non-finite data or mismatched widths.
-    public static func assign(_ data: Tensor, to centroids: Tensor) throws -> (assignments: [Int], squaredDistances: [Float]) {
+    public static func assign(
+        _ data: Tensor, to centroids: Tensor
+    ) throws -> (assignments: [Int], squaredDistances: [Float]) {
         try validate(data, what: "k-means data")
         try validate(centroids, what: "centroids")
         guard centroids.shape[1] == data.shape[1] else {
@@ -136,7 +139,8 @@ public struct KMeans: Sendable {
         let n = data.shape[0]
         var assignments = [Int](repeating: -1, count: n), distances = [Float](repeating: 0, count: n)
         let kmeans = try KMeans(clusters: centroids.shape[0])
-        _ = kmeans.assign(data, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments, distances: &distances)
+        _ = kmeans.assign(
+            data, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments, distances: &distances)
         return (assignments, distances)
     }
 
@@ -183,9 +187,10 @@ public struct KMeans: Sendable {
                     while start < n {
                         let rows = Swift.min(block, n - start)
                         // [rows, D] × [K, D]ᵀ = [rows, K] dot products.
-                        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: k, k: d, alpha: 1,
-                                  a: x.baseAddress! + start * d, lda: d, b: c.baseAddress!, ldb: d,
-                                  beta: 0, c: p.baseAddress!, ldc: k)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: rows, n: k, k: d, alpha: 1,
+                            a: x.baseAddress! + start * d, lda: d, b: c.baseAddress!, ldb: d,
+                            beta: 0, c: p.baseAddress!, ldc: k)
                         for r in 0..<rows {
                             let dots = p.baseAddress! + r * k
                             var best = 0
@@ -206,7 +211,9 @@ public struct KMeans: Sendable {
         return changed
     }
 
-    func initialCentroids<G: RandomNumberGenerator>(_ data: Tensor, rowNorms: [Float], using generator: inout G) -> Tensor {
+    func initialCentroids<G: RandomNumberGenerator>(
+        _ data: Tensor, rowNorms: [Float], using generator: inout G
+    ) -> Tensor {
         let n = data.shape[0], d = data.shape[1], k = clusters
         var chosen: [Int] = []
         chosen.reserveCapacity(k)
@@ -239,7 +246,9 @@ public struct KMeans: Sendable {
         var centroids = Tensor.uninitialized(shape: [k, d])
         data.withUnsafeBufferPointer { x in
             centroids.withUnsafeMutableBufferPointer { c in
-                for (j, r) in chosen.enumerated() { (c.baseAddress! + j * d).update(from: x.baseAddress! + r * d, count: d) }
+                for (j, r) in chosen.enumerated() {
+                    (c.baseAddress! + j * d).update(from: x.baseAddress! + r * d, count: d)
+                }
             }
         }
         return centroids
