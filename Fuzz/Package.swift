@@ -9,8 +9,10 @@ let targets = ["FuzzSafeTensors", "FuzzNPY", "FuzzCIFAR", "FuzzCheckpoint"]
 let package = Package(
     name: "LayerwiseFuzz",
     dependencies: [.package(name: "Layerwise", path: "..")],
-    targets: [.target(name: "FuzzDriver")] + targets.map {
-        .executableTarget(name: $0, dependencies: ["FuzzDriver", .product(name: "Layerwise", package: "Layerwise")])
-    },
+    targets: [.target(name: "FuzzDriver")]
+        + targets.map {
+            .executableTarget(
+                name: $0, dependencies: ["FuzzDriver", .product(name: "Layerwise", package: "Layerwise")])
+        },
     swiftLanguageModes: [.v6]
 )

@@ -33,7 +33,8 @@ public enum CIFAR {
     /// - Throws: ``DatasetError`` for a missing, empty, truncated or out-of-range file.
     public static func loadCIFAR10(files: [String]) throws -> InMemoryImageDataset {
         guard !files.isEmpty else {
-            throw DatasetError.invalidOption(name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file")
+            throw DatasetError.invalidOption(
+                name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file")
         }
         var pixels = [UInt8]()
         var labels = [Int]()
@@ -58,7 +59,8 @@ public enum CIFAR {
         case .train:
             files = (1...5).map { join(directory, "data_batch_\($0).bin") }.filter { FileReading.isRegularFile($0) }
             guard !files.isEmpty else {
-                throw DatasetError.missingFile(path: join(directory, "data_batch_1.bin … data_batch_5.bin (none found)"))
+                throw DatasetError.missingFile(
+                    path: join(directory, "data_batch_1.bin … data_batch_5.bin (none found)"))
             }
         case .test:
             files = [join(directory, "test_batch.bin")]
@@ -72,7 +74,8 @@ public enum CIFAR {
     }
 
     /// Loads one CIFAR-100 binary file (`train.bin` or `test.bin`).
-    public static func loadCIFAR100(file: String, labels kind: CIFAR100LabelKind = .fine) throws -> InMemoryImageDataset {
+    public static func loadCIFAR100(file: String, labels kind: CIFAR100LabelKind = .fine) throws -> InMemoryImageDataset
+    {
         var pixels = [UInt8]()
         var labels = [Int]()
         try readRecords(
@@ -184,7 +187,8 @@ public enum CIFAR {
                     }
                 }
                 labels.append(Int(src[offset + labelIndex]))
-                pixels.append(contentsOf: UnsafeBufferPointer(rebasing: src[(offset + labelBytes)..<(offset + recordLength)]))
+                pixels.append(
+                    contentsOf: UnsafeBufferPointer(rebasing: src[(offset + labelBytes)..<(offset + recordLength)]))
             }
         }
     }

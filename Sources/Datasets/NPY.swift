@@ -42,7 +42,9 @@ public enum NPY {
         let header = try readHeader(path: path, fileSize: size)
         let (n, shape) = try imageGeometry(header, layout: layout, path: path)
         let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
-        let labels = try labelsPath.map { try checkedLabels(loadLabels(path: $0), imageCount: n, path: path, labelsPath: $0) }
+        let labels = try labelsPath.map {
+            try checkedLabels(loadLabels(path: $0), imageCount: n, path: path, labelsPath: $0)
+        }
         return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
     }
 
@@ -60,7 +62,8 @@ public enum NPY {
         let (n, shape) = try imageGeometry(header, layout: layout, path: source)
         let raw = Array(bytes[header.dataOffset...])
         let labels = try labelBytes.map {
-            try checkedLabels(decodeLabels($0, source: labelsSource), imageCount: n, path: source, labelsPath: labelsSource)
+            try checkedLabels(
+                decodeLabels($0, source: labelsSource), imageCount: n, path: source, labelsPath: labelsSource)
         }
         return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
     }
@@ -68,7 +71,8 @@ public enum NPY {
     /// Validates and parses the header of `.npy` bytes held in memory.
     static func decodeHeader(_ bytes: [UInt8], source: String) throws -> Header {
         guard bytes.count >= 10 else {
-            throw DatasetError.badHeader(file: source, reason: "file of \(bytes.count) bytes is too short for an .npy header")
+            throw DatasetError.badHeader(
+                file: source, reason: "file of \(bytes.count) bytes is too short for an .npy header")
         }
         return try parseHeader(path: source, fileSize: bytes.count, prefix: Array(bytes.prefix(12))) { offset, count in
             Array(bytes[offset..<(offset + count)])  // parseHeader checked offset + count ≤ fileSize
@@ -76,16 +80,20 @@ public enum NPY {
     }
 
     /// The image count and shape an image header describes (uint8, rank 3 or 4, no zero dimension).
-    static func imageGeometry(_ header: Header, layout: NPYLayout, path: String) throws -> (count: Int, shape: ImageShape) {
+    static func imageGeometry(
+        _ header: Header, layout: NPYLayout, path: String
+    ) throws -> (count: Int, shape: ImageShape) {
         guard ["|u1", "<u1", ">u1", "u1"].contains(header.descr) else {
-            throw DatasetError.badHeader(file: path, reason: "images must be uint8 ('|u1'), found descr '\(header.descr)'")
+            throw DatasetError.badHeader(
+                file: path, reason: "images must be uint8 ('|u1'), found descr '\(header.descr)'")
         }
         let shape: ImageShape
         switch header.shape.count {
         case 3:
             shape = ImageShape(channels: 1, height: header.shape[1], width: header.shape[2])
         case 4:
-            shape = layout == .nhwc
+            shape =
+                layout == .nhwc
                 ? ImageShape(channels: header.shape[3], height: header.shape[1], width: header.shape[2])
                 : ImageShape(channels: header.shape[1], height: header.shape[2], width: header.shape[3])
         default:
@@ -181,7 +189,8 @@ public enum NPY {
             }
             let value = Int64(bitPattern: v)
             if !signed && itemSize == 8 && v > UInt64(Int.max) {
-                throw DatasetError.invalidOption(name: "\(path) label[\(i)]", value: "\(v)", reason: "does not fit in Int")
+                throw DatasetError.invalidOption(
+                    name: "\(path) label[\(i)]", value: "\(v)", reason: "does not fit in Int")
             }
             out[i] = Int(value)
         }
@@ -215,7 +224,8 @@ public enum NPY {
     public static func readHeader(path: String, fileSize: Int) throws -> Header {
         let prefixLength = 8
         guard fileSize >= prefixLength + 2 else {
-            throw DatasetError.badHeader(file: path, reason: "file of \(fileSize) bytes is too short for an .npy header")
+            throw DatasetError.badHeader(
+                file: path, reason: "file of \(fileSize) bytes is too short for an .npy header")
         }
         let prefix = try FileReading.readBytes(path, count: Swift.min(fileSize, 12))
         return try parseHeader(path: path, fileSize: fileSize, prefix: prefix) { offset, count in
@@ -252,7 +262,9 @@ public enum NPY {
         guard headerLength > 0, headerStart + headerLength <= fileSize else {
             throw DatasetError.badHeader(
                 file: path,
-                reason: "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end of the \(fileSize)-byte file")
+                reason:
+                    "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end of the \(fileSize)-byte file"
+            )
         }
         let headerBytes = try read(headerStart, headerLength)
         guard let text = String(bytes: headerBytes, encoding: major == 3 ? .utf8 : .ascii) else {
@@ -277,7 +289,8 @@ public enum NPY {
         guard !overflow, bytes == remaining else {
             throw DatasetError.badHeader(
                 file: path,
-                reason: "shape \(header.shape) of '\(header.descr)' needs \(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
+                reason:
+                    "shape \(header.shape) of '\(header.descr)' needs \(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
                     + "but \(remaining) bytes follow the header at offset \(header.dataOffset)")
         }
         return header
@@ -294,7 +307,9 @@ public enum NPY {
         func skipSpaces() { while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() } }
         func readString() throws -> String {
             skipSpaces()
-            guard let q = s.first, q == "'" || q == "\"" else { throw bad("expected a quoted string near '\(s.prefix(20))'") }
+            guard let q = s.first, q == "'" || q == "\"" else {
+                throw bad("expected a quoted string near '\(s.prefix(20))'")
+            }
             s = s.dropFirst()
             guard let end = s.firstIndex(of: q) else { throw bad("unterminated string") }
             let value = String(s[..<end])
@@ -319,9 +334,13 @@ public enum NPY {
                 descr = try readString()
             case "fortran_order":
                 guard fortran == nil else { throw bad("duplicate key 'fortran_order'") }
-                if s.hasPrefix("False") { fortran = false; s = s.dropFirst(5) }
-                else if s.hasPrefix("True") { fortran = true; s = s.dropFirst(4) }
-                else { throw bad("fortran_order must be True or False") }
+                if s.hasPrefix("False") {
+                    fortran = false; s = s.dropFirst(5)
+                } else if s.hasPrefix("True") {
+                    fortran = true; s = s.dropFirst(4)
+                } else {
+                    throw bad("fortran_order must be True or False")
+                }
             case "shape":
                 guard shape == nil else { throw bad("duplicate key 'shape'") }
                 try expect("(")
@@ -342,7 +361,11 @@ public enum NPY {
                 throw bad("unexpected key '\(key)'")
             }
             skipSpaces()
-            if s.first == "," { s = s.dropFirst() } else if !s.isEmpty { throw bad("expected ',' near '\(s.prefix(20))'") }
+            if s.first == "," {
+                s = s.dropFirst()
+            } else if !s.isEmpty {
+                throw bad("expected ',' near '\(s.prefix(20))'")
+            }
         }
         guard let descr else { throw bad("missing key 'descr'") }
         guard let fortran else { throw bad("missing key 'fortran_order'") }
@@ -372,7 +395,8 @@ public enum NPY {
     public static func write(pixels: [UInt8], shape: [Int], to path: String) throws {
         let n = shape.reduce(1, *)
         guard shape.allSatisfy({ $0 >= 0 }), n == pixels.count else {
-            throw DatasetError.shapeMismatch(what: "pixels for shape \(shape)", expected: "\(n) bytes", got: "\(pixels.count)")
+            throw DatasetError.shapeMismatch(
+                what: "pixels for shape \(shape)", expected: "\(n) bytes", got: "\(pixels.count)")
         }
         try writeFile(encode(descr: "|u1", shape: shape, payload: pixels), to: path)
     }
@@ -401,7 +425,9 @@ public enum NPY {
             var out = [UInt8](repeating: 0, count: dataset.pixels.count)
             for img in 0..<n {
                 for p in 0..<hw {
-                    for c in 0..<s.channels { out[img * per + p * s.channels + c] = dataset.pixels[img * per + c * hw + p] }
+                    for c in 0..<s.channels {
+                        out[img * per + p * s.channels + c] = dataset.pixels[img * per + c * hw + p]
+                    }
                 }
             }
             try write(pixels: out, shape: [n, s.height, s.width, s.channels], to: imagesPath)

@@ -22,8 +22,10 @@ public final class FaultyFileSystemCalls: FileSystemCalls {
     private let calls = Atomic<Int>(0)
     private let real = POSIXFileSystemCalls()
 
-    public init(failing operation: Operation?, errno errorCode: Int32 = EIO, after succeedingCalls: Int = 0,
-                shortWrites: Bool = false) {
+    public init(
+        failing operation: Operation?, errno errorCode: Int32 = EIO, after succeedingCalls: Int = 0,
+        shortWrites: Bool = false
+    ) {
         self.operation = operation
         self.errorCode = errorCode
         self.succeedingCalls = succeedingCalls

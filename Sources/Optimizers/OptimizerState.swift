@@ -4,7 +4,9 @@ import TensorCore
 extension Optimizer {
     public func stateProblem(_ state: [Tensor], for parameter: Parameter) -> String? {
         for (i, slot) in state.enumerated() {
-            if let problem = OptimizerState.problem(slot, index: i, shapes: [parameter.value.shape, [1]]) { return problem }
+            if let problem = OptimizerState.problem(slot, index: i, shapes: [parameter.value.shape, [1]]) {
+                return problem
+            }
         }
         return nil
     }

@@ -60,7 +60,8 @@ public final class SignalStop {
         self.signals = signals
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
-            FileHandle.standardError.write(Data("warning: cannot create a pipe for signal handling; signals keep their default action\n".utf8))
+            FileHandle.standardError.write(
+                Data("warning: cannot create a pipe for signal handling; signals keep their default action\n".utf8))
             return
         }
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)

@@ -19,8 +19,10 @@ final class NumericalInputTests: XCTestCase {
             try writeBytes(bytes, to: path)
             // Images are 8-bit: a float array (finite or not) is a typed header error, so no
             // NaN can enter through a pixel file.
-            for error in [expectDatasetError { try NPY.loadImages(path: path) },
-                          expectDatasetError { try NPY.decodeImages(bytes, source: path) }] {
+            for error in [
+                expectDatasetError { try NPY.loadImages(path: path) },
+                expectDatasetError { try NPY.decodeImages(bytes, source: path) },
+            ] {
                 guard case let .badHeader(file, reason)? = error else { return XCTFail("\(String(describing: error))") }
                 XCTAssertEqual(file, path)
                 XCTAssertTrue(reason.contains("uint8") && reason.contains("<f4"), reason)

@@ -33,7 +33,8 @@ final class DirectoryLockTests: XCTestCase {
 
     func testAStaleLockOfADeadPIDIsTakenOver() throws {
         // A PID that belongs to no process (kill(pid, 0) fails with ESRCH).
-        let dead = try XCTUnwrap((4_000_000...4_100_000).lazy.map { Int32($0) }.first { kill($0, 0) == -1 && errno == ESRCH })
+        let dead = try XCTUnwrap(
+            (4_000_000...4_100_000).lazy.map { Int32($0) }.first { kill($0, 0) == -1 && errno == ESRCH })
         try "\(dead)\n".write(toFile: lockFile, atomically: false, encoding: .utf8)
         let lock = try DirectoryLock(directory: directory)
         XCTAssertEqual(lock.staleOwner, dead)
@@ -48,7 +49,8 @@ final class DirectoryLockTests: XCTestCase {
         let child = Process()
         child.executableURL = URL(fileURLWithPath: "/bin/sh")
         child.arguments = [
-            "-c", "exec 9<>\"$0\"; /usr/bin/flock -x 9; printf '%s\\n' $$ >\"$0\"; echo locked; exec sleep 60", lockFile,
+            "-c", "exec 9<>\"$0\"; /usr/bin/flock -x 9; printf '%s\\n' $$ >\"$0\"; echo locked; exec sleep 60",
+            lockFile,
         ]
         let output = Pipe()
         child.standardOutput = output

@@ -37,7 +37,8 @@ final class DiskFaultTests: XCTestCase {
             XCTAssertTrue("\(error)".contains(path), file: file, line: line)
         }
         XCTAssertEqual(contents(path), old, "the previous file is intact", file: file, line: line)
-        XCTAssertEqual(directoryEntries(dir).filter { $0.contains(".tmp-") }, [], "no temporary file", file: file, line: line)
+        XCTAssertEqual(
+            directoryEntries(dir).filter { $0.contains(".tmp-") }, [], "no temporary file", file: file, line: line)
     }
 
     func testEveryInjectedIOErrorKeepsThePreviousFile() throws {

@@ -38,7 +38,9 @@ final class CheckpointStateTests: XCTestCase {
         return try XCTUnwrap(failure)
     }
 
-    func assertCheckpointError(_ error: any Error, mentions text: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertCheckpointError(
+        _ error: any Error, mentions text: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard case let .checkpoint(_, reason)? = error as? TrainerError else {
             return XCTFail("expected a checkpoint error, got \(error)", file: file, line: line)
         }
@@ -62,9 +64,9 @@ final class CheckpointStateTests: XCTestCase {
     func testSGDStateIsChecked() throws {
         // A momentum buffer of shape [1] used to pass (any slot could be [1]); SGD's update
         // would then have read and written past its end.
-        let error = try resumeError({ SGD(learningRate: 0.01, momentum: 0.9) }) {
-            $0["optimizer.stage1.0.weight.0"] = Tensor(shape: [1], repeating: 0)
-        }
+        let error = try resumeError(
+            { SGD(learningRate: 0.01, momentum: 0.9) },
+            edit: { $0["optimizer.stage1.0.weight.0"] = Tensor(shape: [1], repeating: 0) })
         assertCheckpointError(error, mentions: "slot 0 has shape [1], expected [2, 1, 3, 3]")
     }
 

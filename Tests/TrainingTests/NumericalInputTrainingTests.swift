@@ -19,8 +19,12 @@ final class NumericalInputTrainingTests: XCTestCase {
         let norm = ChannelNormalization.fit(constant)
         let prep = try InputWhitening(dataset: constant, normalization: norm, imageCount: 8, windowCount: 200)
         var g = SeededGenerator(seed: 1)
-        XCTAssertThrowsError(try prep.prepare(stage: 1, layers: [try whitenedConv()], below: FrozenStack(layers: []), using: &g)) {
-            guard case let .invalidOption(stage, option, _, reason)? = $0 as? TrainerError else { return XCTFail("\($0)") }
+        XCTAssertThrowsError(
+            try prep.prepare(stage: 1, layers: [try whitenedConv()], below: FrozenStack(layers: []), using: &g)
+        ) {
+            guard case let .invalidOption(stage, option, _, reason)? = $0 as? TrainerError else {
+                return XCTFail("\($0)")
+            }
             XCTAssertEqual(stage, 1)
             XCTAssertEqual(option, "InputWhitening")
             XCTAssertTrue(reason.contains("constant"), reason)
@@ -44,7 +48,8 @@ final class NumericalInputTrainingTests: XCTestCase {
         let sampler = try NeighborPatchSampler(dataset: constant, normalization: ChannelNormalization.fit(constant))
         let stage = Stage(
             layers: [try Conv2D(inputChannels: 3, outputChannels: 4, kernelSize: 5, using: &g)],
-            objective: ContrastiveObjective(sampler: sampler, loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
+            objective: ContrastiveObjective(
+                sampler: sampler, loss: TripletMarginLoss(distance: CosineDistance(), margin: 0.5)),
             optimizer: Adam(learningRate: 0.01), schedule: ConstantSchedule(0.01), batchSize: 4,
             budget: .epochs(2, stepsPerEpoch: 3))
         let trainer = try LayerwiseTrainer(stages: [stage], inputChannels: 3, firstPatchSize: 5, seed: 1)

@@ -34,13 +34,15 @@ final class SignalStopTests: XCTestCase {
         let stop = SignalStop(stopRequest: t.stopRequest, message: { "test saw \($0)" })
         defer { stop.cancel() }
         var saved: [String] = []
-        XCTAssertThrowsError(try t.pretrain { event in
-            if case let .step(s) = event, s.step == 2 {
-                kill(getpid(), SIGTERM)
-                XCTAssertTrue(self.waitUntil { t.stopRequest.isRequested })
+        XCTAssertThrowsError(
+            try t.pretrain { event in
+                if case let .step(s) = event, s.step == 2 {
+                    kill(getpid(), SIGTERM)
+                    XCTAssertTrue(self.waitUntil { t.stopRequest.isRequested })
+                }
+                if case let .checkpointSaved(path) = event { saved.append((path as NSString).lastPathComponent) }
             }
-            if case let .checkpointSaved(path) = event { saved.append((path as NSString).lastPathComponent) }
-        }) { error in
+        ) { error in
             XCTAssertEqual(error as? TrainerError, .stopped(stage: 1, step: 2))
         }
         XCTAssertEqual(saved, ["layerwise-stage1-step000000002.safetensors"])

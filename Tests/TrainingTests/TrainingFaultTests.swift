@@ -11,7 +11,9 @@ final class TrainingFaultTests: XCTestCase {
 
     static let steps = 6
 
-    func fixture() -> TwoStageFixture { TwoStageFixture(momentum: 0.9, steps: Self.steps, stepsPerEpoch: 3, stage2: false) }
+    func fixture() -> TwoStageFixture {
+        TwoStageFixture(momentum: 0.9, steps: Self.steps, stepsPerEpoch: 3, stage2: false)
+    }
 
     /// The weights of an uninterrupted run.
     lazy var reference: [String: Tensor] = {
@@ -54,8 +56,10 @@ final class TrainingFaultTests: XCTestCase {
     }
 
     /// The error is a checkpoint error for the checkpoint of `step`, mentioning `why`.
-    func assertCheckpointError(_ error: any Error, dir: String, step: Int, mentions why: String,
-                               file: StaticString = #filePath, line: UInt = #line) {
+    func assertCheckpointError(
+        _ error: any Error, dir: String, step: Int, mentions why: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         guard case let .checkpoint(path, reason)? = error as? TrainerError else {
             return XCTFail("expected TrainerError.checkpoint, got \(error)", file: file, line: line)
         }
@@ -84,7 +88,8 @@ final class TrainingFaultTests: XCTestCase {
         for (op, after) in [(FaultyFileSystemCalls.Operation.write, 2), (.fsync, 4), (.rename, 2)] {
             let dir = try temporaryDirectory("eio\(op.rawValue)")
             let faulty = FaultyFileSystemCalls(failing: op, errno: EIO, after: after)
-            let error = try failingRun(dir, around: { run in try AtomicFile.$systemCalls.withValue(faulty) { try run() } })
+            let error = try failingRun(
+                dir, around: { run in try AtomicFile.$systemCalls.withValue(faulty) { try run() } })
             assertCheckpointError(error, dir: dir, step: 3, mentions: "Input/output error (errno 5)")
             try assertResumable(dir, checkpoints: 2)
         }
@@ -97,13 +102,15 @@ final class TrainingFaultTests: XCTestCase {
         defer { mount.unmount() }
         let dir = mount.path + "/checkpoints"
         let filler = mount.path + "/filler"
-        let error = try failingRun(dir, fault: {
-            // Fill every free block after the first checkpoint.
-            let fd = open(filler, O_WRONLY | O_CREAT, 0o644)
-            let block = [UInt8](repeating: 0, count: 4096)
-            while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
-            close(fd)
-        })
+        let error = try failingRun(
+            dir,
+            fault: {
+                // Fill every free block after the first checkpoint.
+                let fd = open(filler, O_WRONLY | O_CREAT, 0o644)
+                let block = [UInt8](repeating: 0, count: 4096)
+                while block.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) > 0 {}
+                close(fd)
+            })
         assertCheckpointError(error, dir: dir, step: 2, mentions: "No space left on device (errno 28)")
         try FileManager.default.removeItem(atPath: filler)
         try assertResumable(dir, checkpoints: 1)
@@ -157,15 +164,17 @@ final class TrainingFaultTests: XCTestCase {
             request.request()
         }
         var saved: [String] = []
-        XCTAssertThrowsError(try t.pretrain { event in
-            // Step 1 waits for the other thread, so the request lands during that step.
-            if case let .step(s) = event, s.step == 1 {
-                started.signal()
-                let deadline = Date().addingTimeInterval(10)
-                while !request.isRequested && Date() < deadline { usleep(1000) }
+        XCTAssertThrowsError(
+            try t.pretrain { event in
+                // Step 1 waits for the other thread, so the request lands during that step.
+                if case let .step(s) = event, s.step == 1 {
+                    started.signal()
+                    let deadline = Date().addingTimeInterval(10)
+                    while !request.isRequested && Date() < deadline { usleep(1000) }
+                }
+                if case let .checkpointSaved(path) = event { saved.append(path) }
             }
-            if case let .checkpointSaved(path) = event { saved.append(path) }
-        }) { error in
+        ) { error in
             XCTAssertEqual(error as? TrainerError, .stopped(stage: 1, step: 1))
         }
         XCTAssertEqual(saved.map { ($0 as NSString).lastPathComponent }, [name(step: 1)], "checkpoint before stopping")

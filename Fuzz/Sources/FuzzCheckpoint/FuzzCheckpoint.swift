@@ -14,7 +14,10 @@ import Layerwise
 /// With `LAYERWISE_FUZZ_SEED_DIR=<folder>` the binary instead trains the tiny trainer
 /// with a checkpoint after every step into that folder (the seed corpus) and exits.
 @_cdecl("LLVMFuzzerInitialize")
-public func fuzzCheckpointInitialize(_ argc: UnsafeMutablePointer<Int32>?, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?) -> Int32 {
+public func fuzzCheckpointInitialize(
+    _ argc: UnsafeMutablePointer<Int32>?,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?
+) -> Int32 {
     guard let seeds = ProcessInfo.processInfo.environment["LAYERWISE_FUZZ_SEED_DIR"] else { return 0 }
     do {
         let trainer = try TinyTrainer.make()

@@ -11,7 +11,9 @@ public func fuzzNPY(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     guard bytes.count >= 3, bytes[0] & 1 == 1 else {
         for layout in NPYLayout.allCases {
-            if let d = try? NPY.decodeImages(bytes, layout: layout), d.pixels.count != d.count * d.imageShape.elementCount {
+            if let d = try? NPY.decodeImages(bytes, layout: layout),
+                d.pixels.count != d.count * d.imageShape.elementCount
+            {
                 fatalError("pixel count does not match the shape")
             }
         }
