@@ -18,6 +18,12 @@ let package = Package(
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "custom-components", targets: ["CustomComponents"]),
         .executable(name: "layerwise-bench", targets: ["LayerwiseBench"]),
+        // Optional: PNG/JPEG folders through libpng and libjpeg-turbo (the core needs only OpenBLAS).
+        .library(name: "LayerwiseImages", targets: ["LayerwiseImages"]),
+        // TensorBoard event files from training events (pure Swift).
+        .library(name: "LayerwiseTensorBoard", targets: ["LayerwiseTensorBoard"]),
+        // The `layerwise` command-line tool (pretrain, features, probe, inspect, recipe).
+        .executable(name: "layerwise", targets: ["LayerwiseTool"]),
     ] + concernModules.map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -54,6 +60,22 @@ let package = Package(
         ),
         .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
 
+        // Image folders (optional product): libpng and libjpeg-turbo behind a C shim that keeps
+        // their longjmp error paths inside C.
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(
+            name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]),
+        .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"]),
+        .target(name: "LayerwiseImages", dependencies: ["TensorCore", "Datasets", "CImageCodecs"]),
+        .target(name: "LayerwiseTensorBoard", dependencies: ["Layerwise"]),
+        .target(
+            name: "LayerwiseCLI",
+            dependencies: [
+                "Layerwise", "LayerwiseImages", "LayerwiseTensorBoard",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "LayerwiseTool", dependencies: ["LayerwiseCLI"]),
+
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.
         .target(name: "LayerwiseTestSupport", dependencies: ["TensorCore", "Layers", "Losses"]),
@@ -86,6 +108,10 @@ let package = Package(
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Layerwise"]),
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(
+            name: "LayerwiseTensorBoardTests", dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(name: "LayerwiseCLITests", dependencies: ["LayerwiseCLI", "LayerwiseImages", "Layerwise"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Layerwise"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],

@@ -309,7 +309,9 @@ struct Experiment {
         let std = accuracies.count > 1
             ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot() : 0
         let curve = (0..<budget.epochs).map { e in curves.map { $0[e] }.reduce(0, +) / Double(curves.count) }
-        return .init(testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve, seconds: seconds)
+        return .init(
+            testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve,
+            curvePerSeed: curves, seconds: seconds)
     }
 
     // MARK: - k-means baseline and linear probes
@@ -425,10 +427,13 @@ struct Experiment {
         }
         guard !results.arms.isEmpty else { return }
         let chart = LineChart(
-            title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, mean of \(budget.seeds) seed(s))",
+            title: "CIFAR-10 validation accuracy per epoch (\(budget.name) preset, "
+                + (budget.seeds > 1 ? "mean ± std of \(budget.seeds) seeds)" : "1 seed)"),
             xLabel: "epoch", yLabel: "accuracy (%)",
             series: TransferArm.allCases.compactMap { arm in
-                results.arms[arm.rawValue].map { .init(name: arm.rawValue, values: $0.curve) }
+                results.arms[arm.rawValue].map {
+                    .init(name: arm.rawValue, runs: $0.curvePerSeed.isEmpty ? [$0.curve] : $0.curvePerSeed)
+                }
             })
         try AtomicFile.write(Data(try chart.svg().utf8), to: out + "/curves.svg")
     }

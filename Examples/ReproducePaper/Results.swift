@@ -25,6 +25,8 @@ struct Results: Encodable {
         var testAccuracyPerSeed: [Double]
         /// Validation accuracy per epoch, averaged over seeds.
         var curve: [Double]
+        /// Validation accuracy per epoch of each seed (the curves' ± std bands).
+        var curvePerSeed: [[Double]] = []
         var seconds: Double
     }
 

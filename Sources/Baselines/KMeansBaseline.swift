@@ -36,7 +36,7 @@ public struct KMeansBaseline: Sendable {
     /// Window size k.
     public var kernelSize: Int
     /// ε of the per-patch contrast normalisation in the units of the encoder's input
-    /// (see ``fit(dataset:filters:kernelSize:patches:whiteningEpsilon:contrastEpsilon:iterations:initialization:normalization:using:)``).
+    /// (the `contrastEpsilon` argument of the static `fit` method).
     public var contrastEpsilon: Float
     /// The input normalisation the baseline was fitted under (nil: raw [0, 1] pixels).
     public var normalization: ChannelNormalization?

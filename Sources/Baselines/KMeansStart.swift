@@ -39,7 +39,8 @@ public struct KMeansStart: StagePreparation {
             throw TrainerError.invalidOption(
                 stage: stage, option: "KMeansStart", value: "\(below.layers.count) frozen layers below",
                 reason:
-                    "the k-means baseline is fitted on image windows; only a stage that reads the images can start from it"
+                    "the k-means baseline is fitted on image windows; "
+                    + "only a stage that reads the images can start from it"
             )
         }
         guard let conv = layers.first as? any WindowWhitening else {

@@ -51,7 +51,8 @@ enum FileReading {
             throw DatasetError.readFailed(
                 path: path,
                 reason:
-                    "reading \(count) bytes needs more memory than this machine has (\(memory) bytes of physical memory)"
+                    "reading \(count) bytes needs more memory than this machine has "
+                    + "(\(memory) bytes of physical memory)"
             )
         }
         guard let handle = FileHandle(forReadingAtPath: path) else {

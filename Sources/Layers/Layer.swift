@@ -138,7 +138,8 @@ extension ConvGeometry {
             throw LayerError.incompatibleInput(
                 layer: layer, shape: inputShape,
                 reason:
-                    "kernel \(kernel) is larger than the padded input \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)"
+                    "kernel \(kernel) is larger than the padded input"
+                    + " \(inputShape[2] + 2 * padding)×\(inputShape[3] + 2 * padding)"
             )
         }
         return g

@@ -134,7 +134,7 @@ extension LayerTree {
         _ layers: [any Layer], initializer: WeightInitializer, using generator: inout SeededGenerator
     ) {
         var nodes: [any Layer] = []
-        visit(indexed(layers), descendingInto: { !($0 is any Reinitializable) }) { _, layer in nodes.append(layer) }
+        visit(indexed(layers), descendingInto: { !($0 is any Reinitializable) }, { _, layer in nodes.append(layer) })
         for layer in nodes {
             if let custom = layer as? any Reinitializable {
                 custom.reinitialize(initializer: initializer, using: &generator)

@@ -130,7 +130,8 @@ public final class TriangleEncoder: InputGradientSkipping {
         precondition(
             centroids.value.shape == [k, d] && whiteningMean.value.shape == [d]
                 && whiteningMatrix.value.shape == [d, d],
-            "\(name): buffers have shapes \(centroids.value.shape), \(whiteningMean.value.shape), \(whiteningMatrix.value.shape)"
+            "\(name): buffers have shapes \(centroids.value.shape),"
+                + " \(whiteningMean.value.shape), \(whiteningMatrix.value.shape)"
         )
         let width = d + k
         combined.reserve(d * width)

@@ -36,12 +36,14 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .invalidEmbeddingShape(shape):
             return
-                "embeddings have shape \(shape); a loss needs [rows, features…] (rank ≥ 2) with at least one feature per row"
+                "embeddings have shape \(shape); a loss needs [rows, features…] (rank ≥ 2)"
+                + " with at least one feature per row"
         case let .rowCountMismatch(expected, got):
             return "embeddings have \(got) rows but the triplet layout needs \(expected) (B · (2 + K))"
         case let .sourceImageCountMismatch(expected, got):
             return
-                "sourceImages has \(got) entries but there are \(expected) embedding rows; give one source image per row"
+                "sourceImages has \(got) entries but there are \(expected) embedding rows"
+                + "; give one source image per row"
         case .emptyBatch:
             return "the batch is empty: a loss needs at least one anchor"
         case let .invalidLayout(b, k):
@@ -52,16 +54,19 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
             return "invalid \(name) = \(value): \(reason)"
         case let .noNegatives(k):
             return
-                "the layout stores \(k) negatives per anchor and the loss has no negative miner; store negatives or pass a miner"
+                "the layout stores \(k) negatives per anchor and the loss has no negative miner"
+                + "; store negatives or pass a miner"
         case let .noNegativeCandidates(anchor):
             return
                 "anchor \(anchor) has no negative candidate: every other row in the batch comes from its source image"
         case let .invalidMinerChoice(anchor, row):
             return
-                "the negative miner chose row \(row) for anchor \(anchor), which is out of range or from the anchor's own source image"
+                "the negative miner chose row \(row) for anchor \(anchor)"
+                + ", which is out of range or from the anchor's own source image"
         case let .invalidLogitShape(shape):
             return
-                "logits have shape \(shape); cross-entropy needs a rank-2 tensor [batch, classes] with at least one class"
+                "logits have shape \(shape); cross-entropy needs a rank-2 tensor [batch, classes]"
+                + " with at least one class"
         case let .labelCountMismatch(expected, got):
             return "\(got) labels for \(expected) logit rows; give one label per row"
         case let .labelOutOfRange(index, label, classCount):

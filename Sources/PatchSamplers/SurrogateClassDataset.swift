@@ -306,7 +306,8 @@ public struct SurrogateClassDataset: Sendable {
             throw SamplerError.invalidOption(
                 name: "patchSize", value: "\(p)",
                 reason:
-                    "larger than the seed regions (seedPatchSize = \(seedPatchSize)); build the dataset with seedPatchSize ≥ \(p)"
+                    "larger than the seed regions (seedPatchSize = \(seedPatchSize))"
+                    + "; build the dataset with seedPatchSize ≥ \(p)"
             )
         }
     }

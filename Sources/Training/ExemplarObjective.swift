@@ -103,7 +103,8 @@ public final class ExemplarObjective: StageObjective {
             throw TrainerError.incompatibleStage(
                 stage: context.stage, layer: "objective.classifier",
                 reason:
-                    "embeddings have shape \(embeddings.shape) but the classifier was prepared for \(classifier.inputFeatures) features"
+                    "embeddings have shape \(embeddings.shape)"
+                    + " but the classifier was prepared for \(classifier.inputFeatures) features"
             )
         }
         let logits = classifier.forward(embeddings, mode: .training)

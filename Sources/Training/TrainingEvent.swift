@@ -163,11 +163,14 @@ public struct ProgressLine: Sendable {
         switch event {
         case let .step(epoch, step, steps, loss, rate):
             return clip(
-                "classifier │ epoch \(epoch) │ batch \(step)/\(steps) │ loss \(Self.fixed(loss, 4)) │ \(Self.fixed(Float(rate), 0)) img/s"
+                "classifier │ epoch \(epoch) │ batch \(step)/\(steps)"
+                    + " │ loss \(Self.fixed(loss, 4)) │ \(Self.fixed(Float(rate), 0)) img/s"
             )
         case let .epochEnded(r):
             var s =
-                "classifier │ epoch \(r.epoch) done │ train loss \(Self.fixed(r.trainingLoss, 4)) │ train acc \(Self.fixed(r.trainingAccuracy * 100, 1))%"
+                "classifier │ epoch \(r.epoch) done"
+                + " │ train loss \(Self.fixed(r.trainingLoss, 4))"
+                + " │ train acc \(Self.fixed(r.trainingAccuracy * 100, 1))%"
             if let v = r.validationAccuracy { s += " │ val acc \(Self.fixed(v * 100, 1))%" }
             s += " │ \(Self.duration(r.seconds))"
             return clip(s)

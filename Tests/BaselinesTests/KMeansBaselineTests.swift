@@ -434,8 +434,11 @@ final class KMeansBaselineTests: XCTestCase {
 /// The k-means baseline measured on the real data (not part of the normal suite).
 ///
 /// Run (release build; about five minutes on one busy core):
-/// `LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release -Xswiftc -enable-testing --filter KMeansBaselineExperiment`
-/// Data directory: `LAYERWISE_DATA` (default `/work/shared/data`), holding
+///
+///     LAYERWISE_EXPERIMENTS=1 OPENBLAS_NUM_THREADS=1 swift test -c release -Xswiftc -enable-testing \
+///         --filter KMeansBaselineExperiment
+///
+/// Data directory: `LAYERWISE_DATA` (default `shared/data` beside the repository), holding
 /// `cifar-100-binary/train.bin` and `cifar-10-batches-bin/data_batch_{1,2}.bin`.
 ///
 /// Protocol: fit on CIFAR-100 train (50,000 random 6x6 patches, K = 64, seed 0); features of
@@ -465,7 +468,8 @@ final class KMeansBaselineExperiment: XCTestCase {
                 train: rows(train.features, 0..<fit), trainLabels: Array(train.labels[..<fit]),
                 test: rows(train.features, fit..<n), testLabels: Array(train.labels[fit...]), classCount: 10)
             print(
-                "[kmeans] \(name): probe epochs \(p.epochs), lr \(p.learningRate), wd \(p.weightDecay): fit \(r.trainAccuracy), validation \(r.testAccuracy)"
+                "[kmeans] \(name): probe epochs \(p.epochs), lr \(p.learningRate), wd \(p.weightDecay)"
+                    + ": fit \(r.trainAccuracy), validation \(r.testAccuracy)"
             )
             if best == nil || r.testAccuracy > best!.accuracy { best = (p, r.testAccuracy) }
         }
@@ -474,7 +478,9 @@ final class KMeansBaselineExperiment: XCTestCase {
             train: train.features, trainLabels: train.labels, test: test.features, testLabels: test.labels,
             classCount: 10)
         print(
-            "[kmeans] \(name): chosen probe epochs \(chosen.epochs), lr \(chosen.learningRate), wd \(chosen.weightDecay): train \(r.trainAccuracy), HELD-OUT TEST \(r.testAccuracy) (\(r.featureCount) features)"
+            "[kmeans] \(name): chosen probe epochs \(chosen.epochs)"
+                + ", lr \(chosen.learningRate), wd \(chosen.weightDecay)"
+                + ": train \(r.trainAccuracy), HELD-OUT TEST \(r.testAccuracy) (\(r.featureCount) features)"
         )
         return r.testAccuracy
     }
@@ -484,7 +490,9 @@ final class KMeansBaselineExperiment: XCTestCase {
         guard env["LAYERWISE_EXPERIMENTS"] == "1" else {
             throw XCTSkip("experiment: set LAYERWISE_EXPERIMENTS=1 to fit k-means on CIFAR-100 and probe CIFAR-10")
         }
-        let root = env["LAYERWISE_DATA"] ?? "/work/shared/data"
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let root = env["LAYERWISE_DATA"] ?? repository.deletingLastPathComponent().path + "/shared/data"
         let clock = ContinuousClock()
         var start = clock.now
         func lap() -> String { let t = clock.now - start; start = clock.now; return "\(t)" }
@@ -504,7 +512,8 @@ final class KMeansBaselineExperiment: XCTestCase {
                 contrastEpsilon: 10,
                 iterations: 10, normalization: normalization, using: &rng)
             print(
-                "[kmeans] \(input): fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64), inertia \(baseline.inertia ?? .nan), \(lap())"
+                "[kmeans] \(input): fit on CIFAR-100 (\(cifar100.count) images, 50,000 patches, K = 64)"
+                    + ", inertia \(baseline.inertia ?? .nan), \(lap())"
             )
 
             // Coates' exact encoder (contrast normalisation + whitening + triangle).

@@ -133,9 +133,12 @@ final class CIFARTests: XCTestCase {
         XCTAssertEqual(offset, 3074)
     }
 
-    /// Reads the real shared data when present (skipped elsewhere): checks counts and label ranges.
+    /// Reads the real data in `shared/data` beside the repository when present (skipped
+    /// elsewhere): checks counts and label ranges.
     func testRealCIFAR10WhenAvailable() throws {
-        let path = "/work/shared/data/cifar-10-batches-bin/data_batch_1.bin"
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let path = repository.deletingLastPathComponent().path + "/shared/data/cifar-10-batches-bin/data_batch_1.bin"
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("shared CIFAR-10 not present") }
         let data = try CIFAR.loadCIFAR10(files: [path])
         XCTAssertEqual(data.count, 10_000)

@@ -29,7 +29,8 @@ enum ExperimentEnvironment {
     static func requireEnabled(file: String = #filePath) throws -> String {
         guard isEnabled else {
             throw XCTSkip(
-                "real-data experiment (minutes of training): enable with `\(command)`; data from $\(dataVariable) or <repo>/../shared/data"
+                "real-data experiment (minutes of training): enable with `\(command)`"
+                    + "; data from $\(dataVariable) or <repo>/../shared/data"
             )
         }
         return try dataDirectory(file: file)
@@ -50,7 +51,8 @@ enum ExperimentEnvironment {
             url = url.deletingLastPathComponent()
         }
         throw ExperimentSetupError.data(
-            "no shared/data folder next to any ancestor of \(file); set \(dataVariable) to the folder holding cifar-10-batches-bin and cifar-100-binary"
+            "no shared/data folder next to any ancestor of \(file)"
+                + "; set \(dataVariable) to the folder holding cifar-10-batches-bin and cifar-100-binary"
         )
     }
 

@@ -31,10 +31,14 @@ struct ExperimentBudget {
     static let standard = ExperimentBudget()
 
     var summary: String {
-        "widths \(conv1Filters)/\(conv2Filters)/FC \(hiddenUnits); contrastive pretraining \(pretrainSteps) steps × \(pretrainBatchSize) anchors "
-            + "(InfoNCE τ 0.1, 7x7 patches, offsets ≤ 3, colour-jittered positives) on \(pretrainImages) CIFAR-100 images; "
-            + "supervised pretraining \(supervisedEpochs) epochs on the same images with labels; CIFAR-10 \(trainImages) training images, "
-            + "\(validationImages) held-out validation images (last of data_batch_1+2), \(epochs) epochs, batch \(batchSize), seed \(seed)"
+        "widths \(conv1Filters)/\(conv2Filters)/FC \(hiddenUnits); "
+            + "contrastive pretraining \(pretrainSteps) steps × \(pretrainBatchSize) anchors "
+            + "(InfoNCE τ 0.1, 7x7 patches, offsets ≤ 3, colour-jittered positives) "
+            + "on \(pretrainImages) CIFAR-100 images; "
+            + "supervised pretraining \(supervisedEpochs) epochs on the same images with labels; "
+            + "CIFAR-10 \(trainImages) training images, "
+            + "\(validationImages) held-out validation images (last of data_batch_1+2), "
+            + "\(epochs) epochs, batch \(batchSize), seed \(seed)"
     }
 }
 
@@ -85,7 +89,9 @@ final class ExperimentFixture: @unchecked Sendable {
             pretrainNormalization: ChannelNormalization.fit(pretrain),
             trainNormalization: ChannelNormalization.fit(train))
         report(
-            "data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) │ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) │ BLAS threads \(BLAS.threadCount)"
+            "data: \(directory) │ CIFAR-100 pretraining \(pretrain.count) "
+                + "│ CIFAR-10 train \(train.count) │ validation \(parts.validation.count) "
+                + "│ BLAS threads \(BLAS.threadCount)"
         )
         report("budget: \(budget.summary)")
         data = loaded
@@ -197,7 +203,8 @@ final class ExperimentFixture: @unchecked Sendable {
             if case let .epochEnded(r) = event {
                 report(
                     "\(label) epoch \(r.epoch): " + String(format: "training loss %.4f, ", r.trainingLoss)
-                        + "training accuracy \(percent(r.trainingAccuracy)), validation accuracy \(percent(r.validationAccuracy)), "
+                        + "training accuracy \(percent(r.trainingAccuracy)), "
+                        + "validation accuracy \(percent(r.validationAccuracy)), "
                         + String(format: "%.1f s", r.seconds))
             }
         }

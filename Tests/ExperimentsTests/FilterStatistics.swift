@@ -33,7 +33,8 @@ struct FilterStatistics: Equatable, CustomStringConvertible {
     var description: String {
         String(
             format:
-                "filters %d │ non-DC %.3f │ low-freq share of non-DC %.3f │ chromatic %.3f (spread %.3f) │ colour-axis share %.3f",
+                "filters %d │ non-DC %.3f │ low-freq share of non-DC %.3f"
+                + " │ chromatic %.3f (spread %.3f) │ colour-axis share %.3f",
             filters, nonDCFraction, lowFrequencyShare, chromaticFraction, chromaticSpread, colourAxisShare)
     }
 

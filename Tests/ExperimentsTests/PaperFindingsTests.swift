@@ -28,7 +28,8 @@ final class PaperFindingsTests: XCTestCase {
         let n = Float(fixture.budget.validationImages)
         let standardError = ((s1 * (1 - s1) + c1 * (1 - c1)) / n).squareRoot()
         report(
-            "finding 1 │ epoch 1 validation accuracy: contrastive fine-tuned \(percent(c1)) vs scratch \(percent(s1)) │ "
+            "finding 1 │ epoch 1 validation accuracy: contrastive fine-tuned \(percent(c1)) "
+                + "vs scratch \(percent(s1)) │ "
                 + String(
                     format: "difference %+.2f points (binomial s.e. of an unpaired difference ≈ %.2f points)",
                     (c1 - s1) * 100, standardError * 100))
@@ -38,7 +39,9 @@ final class PaperFindingsTests: XCTestCase {
         )
         XCTAssertGreaterThan(
             c1, s1,
-            "paper finding 1 does not hold at this budget: contrastive fine-tuned \(percent(c1)) ≤ scratch \(percent(s1)) after epoch 1"
+            "paper finding 1 does not hold at this budget"
+                + ": contrastive fine-tuned \(percent(c1)) ≤ scratch \(percent(s1))"
+                + " after epoch 1"
         )
     }
 
@@ -91,7 +94,9 @@ final class PaperFindingsTests: XCTestCase {
             let threshold = max(initial[keyPath: key], m + 3 * sd)
             XCTAssertGreaterThan(
                 learned[keyPath: key], threshold,
-                "learned filters' \(name) \(learned[keyPath: key]) is not above random filters' (initial \(initial[keyPath: key]), random mean + 3 sd \(m + 3 * sd))"
+                "learned filters' \(name) \(learned[keyPath: key]) "
+                    + "is not above random filters' (initial \(initial[keyPath: key])"
+                    + ", random mean + 3 sd \(m + 3 * sd))"
             )
         }
     }
@@ -106,14 +111,16 @@ final class PaperFindingsTests: XCTestCase {
         let c = try XCTUnwrap(contrastive.finalValidationAccuracy)
         let s = try XCTUnwrap(supervised.finalValidationAccuracy)
         report(
-            "finding 3 │ final validation accuracy, conv1 frozen: supervised \(percent(s)) vs contrastive \(percent(c)) │ "
+            "finding 3 │ final validation accuracy, conv1 frozen: supervised \(percent(s)) "
+                + "vs contrastive \(percent(c)) │ "
                 + String(format: "difference %+.2f points", (s - c) * 100))
         report(
             "finding 3 │ epoch 1: supervised \(percent(supervised.epochs.first?.validationAccuracy)) vs contrastive "
                 + "\(percent(contrastive.epochs.first?.validationAccuracy))")
         XCTAssertGreaterThan(
             s, c,
-            "paper finding 3 does not hold at this budget: supervised frozen \(percent(s)) ≤ contrastive frozen \(percent(c))"
+            "paper finding 3 does not hold at this budget"
+                + ": supervised frozen \(percent(s)) ≤ contrastive frozen \(percent(c))"
         )
     }
 }
@@ -132,7 +139,8 @@ final class FilterStatisticsTests: XCTestCase {
         XCTAssertEqual(s.nonDCFraction, 1, accuracy: 1e-9)
         XCTAssertEqual(s.chromaticFraction, 0, accuracy: 1e-9)
         XCTAssertEqual(s.colourAxisShare, 1, accuracy: 1e-9)
-        // A 6-pixel step: |X(u)|² ∝ 1/sin²(πu/6) on odd u only: u = ±1 carry 2·4 of 2·4 + 2·1 + ... = 8 / (8 + 1 + ... ).
+        // A 6-pixel step: |X(u)|² ∝ 1/sin²(πu/6) on odd u only:
+        // u = ±1 carry 2·4 of 2·4 + 2·1 + ... = 8 / (8 + 1 + ... ).
         XCTAssertGreaterThan(s.lowFrequencyShare, 0.8)
     }
 

@@ -256,8 +256,10 @@ final class SafeTensorsFuzzTests: XCTestCase {
             XCTAssertGreaterThan(tally.problemKinds[kind, default: 0], 0, "no input was rejected with \(kind)")
         }
         print(
-            "SafeTensors fuzz: \(tally.accepted + tally.rejected) inputs (\(tally.accepted) accepted, \(tally.rejected) rejected) "
-                + "in \(String(format: "%.2f", elapsed)) s; rejections by kind: \(tally.problemKinds.sorted { $0.key < $1.key })"
+            "SafeTensors fuzz: \(tally.accepted + tally.rejected) inputs "
+                + "(\(tally.accepted) accepted, \(tally.rejected) rejected) "
+                + "in \(String(format: "%.2f", elapsed)) s; "
+                + "rejections by kind: \(tally.problemKinds.sorted { $0.key < $1.key })"
         )
     }
 

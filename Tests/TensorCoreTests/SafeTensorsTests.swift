@@ -143,7 +143,9 @@ final class SafeTensorsTests: XCTestCase {
         // Whitespace, reordered fields, null metadata, escapes in names: all valid JSON.
         let loose = safeTensorsBytes(
             header:
-                " { \"__metadata__\" : null , \"b\\u00e9\\n\" : { \"shape\" : [ 1 ] , \"data_offsets\" : [ 0 , 4 ] , \"dtype\" : \"F32\" } }\n\t ",
+                " { \"__metadata__\" : null ,"
+                + " \"b\\u00e9\\n\" : { \"shape\" : [ 1 ]"
+                + " , \"data_offsets\" : [ 0 , 4 ] , \"dtype\" : \"F32\" } }\n\t ",
             buffer: littleEndianBytes([3]))
         let looseFile = try SafeTensors.decode(loose)
         XCTAssertEqual(looseFile.tensors["bé\n"]?.scalars, [3])
@@ -157,8 +159,12 @@ final class SafeTensorsTests: XCTestCase {
         //              "a": np.arange(6, dtype=np.float32).reshape(2, 3) * 0.5 - 1,
         //              "empty": np.zeros((0,), dtype=np.float32), "scalar": np.array(2.5, dtype=np.float32)},
         //             path, metadata={"step": "12", "z": "ünï \"q\""})
-        let reference =
-            "GAEAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJzdGVwIjoiMTIiLCJ6Ijoiw7xuw68gXCJxXCIifSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbMCwyNF19LCJiIjp7ImR0eXBlIjoiRjMyIiwic2hhcGUiOls1XSwiZGF0YV9vZmZzZXRzIjpbMjQsNDRdfSwiZW1wdHkiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzBdLCJkYXRhX29mZnNldHMiOls0NCw0NF19LCJzY2FsYXIiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6W10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4XX19ICAgAACAvwAAAL8AAAAAAAAAPwAAgD8AAMA/AAAAgAEAwH8BAAAAAACAfwAAgD8AACBA"
+        let reference: String =
+            "GAEAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJzdGVwIjoiMTIiLCJ6Ijoiw7xuw68gXCJxXCIifSwiYSI6eyJkdHlwZSI6IkYzMiIs"
+            + "InNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbMCwyNF19LCJiIjp7ImR0eXBlIjoiRjMyIiwic2hhcGUiOls1XSwiZGF0YV9v"
+            + "ZmZzZXRzIjpbMjQsNDRdfSwiZW1wdHkiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzBdLCJkYXRhX29mZnNldHMiOls0NCw0NF19"
+            + "LCJzY2FsYXIiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6W10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4XX19ICAgAACAvwAAAL8AAAAA"
+            + "AAAAPwAAgD8AAMA/AAAAgAEAwH8BAAAAAACAfwAAgD8AACBA"
         let bytes = try Array(XCTUnwrap(Data(base64Encoded: reference)))
         let file = try SafeTensors.decode(bytes)
         XCTAssertEqual(file.metadata, ["step": "12", "z": "ünï \"q\""])

@@ -28,7 +28,8 @@ struct TwoStageFixture {
                     try! MaxPool2D(kernelSize: 2, stride: 2), ReLU(), TestRunningMean(channels: 8),
                 ],
                 objective: ContrastiveObjective(
-                    sampler: neighborSampler(data), loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
+                    sampler: neighborSampler(data),
+                    loss: TripletMarginLoss(distance: CosineDistance(), margin: margin)),
                 optimizer: sgd1, schedule: ConstantSchedule(learningRate), batchSize: batchSize,
                 budget: .epochs(steps / stepsPerEpoch, stepsPerEpoch: stepsPerEpoch)))
         if stage2 {

@@ -9,7 +9,9 @@ final class ProgressLineTests: XCTestCase {
             learningRate: 0.01)
         XCTAssertEqual(
             ProgressLine().render(e),
-            "stage 2 │ epoch 3 │ step  42/500 │ loss 0.1235 │ active 45% │ d+ 0.120 d− 0.560 │ 1234 trip/s │ eta 1:02:05"
+            "stage 2 │ epoch 3 │ step  42/500 │ loss 0.1235"
+                + " │ active 45% │ d+ 0.120 d− 0.560"
+                + " │ 1234 trip/s │ eta 1:02:05"
         )
         XCTAssertEqual(ProgressLine(width: 20).render(e).count, 20)
         var collapsed = e

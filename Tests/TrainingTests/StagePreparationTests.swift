@@ -134,7 +134,8 @@ final class StagePreparationTests: XCTestCase {
         var g = SeededGenerator(seed: 9)
         let baseline = try KMeansBaseline.fit(
             dataset: data, filters: 4, kernelSize: 3, patches: 400, normalization: norm, using: &g)
-        let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)  // identity whitening
+        // Identity whitening.
+        let conv = try WhitenedConv2D(inputChannels: 3, outputChannels: 4, kernelSize: 3, using: &g)
         let stage = Stage(
             layers: [conv, try MaxPool2D(kernelSize: 2), ReLU()],
             objective: ContrastiveObjective(

@@ -1,0 +1,4 @@
+#ifndef LAYERWISE_CLIBPNG_SHIM_H
+#define LAYERWISE_CLIBPNG_SHIM_H
+#include <png.h>
+#endif
