@@ -13,6 +13,11 @@ let package = Package(
         + targets.map {
             .executableTarget(
                 name: $0, dependencies: ["FuzzDriver", .product(name: "Layerwise", package: "Layerwise")])
-        },
+        }
+        + [
+            .executableTarget(
+                name: "FuzzImages",
+                dependencies: ["FuzzDriver", .product(name: "LayerwiseImages", package: "Layerwise")])
+        ],
     swiftLanguageModes: [.v6]
 )

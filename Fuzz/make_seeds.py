@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the hand-made seed inputs of the fuzz targets into Fuzz/Seeds (standard library
-only). The checkpoint seeds come from the target itself: `Scripts/fuzz.sh seeds`."""
+"""Writes the hand-made seed inputs of the fuzz targets into Fuzz/Seeds (standard library;
+the JPEG seeds need Pillow and are skipped without it). The checkpoint seeds come from the
+target itself: `Scripts/fuzz.sh seeds`."""
 import json
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Seeds")
 
@@ -60,3 +62,29 @@ pixels = bytes((i * 7) % 256 for i in range(3072))
 put("FuzzCIFAR", "cifar10-one", bytes([3]) + pixels)
 put("FuzzCIFAR", "cifar10-two", bytes([9]) + pixels + bytes([0]) + pixels[::-1])
 put("FuzzCIFAR", "cifar100-one", bytes([19, 99]) + pixels)
+
+
+def png(width, height, color_type, rows):
+    """A PNG of 8-bit samples: color type 0 (gray), 2 (RGB), 6 (RGBA); filter byte 0 per row."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + row for row in rows)
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+put("FuzzImages", "gray-3x2.png", png(3, 2, 0, [bytes([0, 128, 255]), bytes([10, 20, 30])]))
+put("FuzzImages", "rgb-2x2.png", png(2, 2, 2, [bytes(range(6)), bytes(range(6, 12))]))
+put("FuzzImages", "rgba-2x1.png", png(2, 1, 6, [bytes([255, 0, 0, 255, 0, 255, 0, 128])]))
+try:
+    import io
+    from PIL import Image
+    for name, mode, size in [("rgb-8x8.jpg", "RGB", (8, 8)), ("gray-4x4.jpg", "L", (4, 4))]:
+        image = Image.new(mode, size)
+        image.putdata([((x * 37) % 256, (x * 91) % 256, (x * 13) % 256) if mode == "RGB" else (x * 16) % 256
+                       for x in range(size[0] * size[1])])
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=75)
+        put("FuzzImages", name, out.getvalue())
+except ImportError:
+    print("Pillow is not installed: no JPEG seeds")

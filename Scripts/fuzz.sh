@@ -7,8 +7,8 @@
 #   Scripts/fuzz.sh seeds                     regenerate the checkpoint seeds (Fuzz/Seeds/FuzzCheckpoint)
 #   Scripts/fuzz.sh ci SECONDS                build, then run every target for SECONDS (what CI runs)
 #
-# Targets: FuzzSafeTensors, FuzzNPY, FuzzCIFAR, FuzzCheckpoint (Fuzz/Sources). The package in
-# Fuzz/ depends on this one by path and builds into .build-fuzz. A run starts from the
+# Targets: FuzzSafeTensors, FuzzNPY, FuzzCIFAR, FuzzCheckpoint, FuzzImages (Fuzz/Sources). The
+# package in Fuzz/ depends on this one by path and builds into .build-fuzz. A run starts from the
 # seeds (Fuzz/Seeds/TARGET) and the committed minimised corpus (Fuzz/Corpus/TARGET); new
 # inputs go to .build-fuzz/corpus/TARGET, findings (crash-*, leak-*, timeout-*) to
 # .build-fuzz/findings/TARGET. Every input must finish within 1 s (-timeout=1) and leaks
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SCRATCH="$ROOT/.build-fuzz"
-TARGETS=(FuzzSafeTensors FuzzNPY FuzzCIFAR FuzzCheckpoint)
+TARGETS=(FuzzSafeTensors FuzzNPY FuzzCIFAR FuzzCheckpoint FuzzImages)
 
 max_len() {  # a valid CIFAR input needs 3,073+ bytes; two records fit in 8 KB
     case "$1" in FuzzCIFAR) echo 8192 ;; *) echo 4096 ;; esac
