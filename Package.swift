@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .library(name: "Layerwise", targets: ["Layerwise"]),
         .library(name: "LayerwiseTestSupport", targets: ["LayerwiseTestSupport"]),
+        // Data-parallel training over MPI (Open MPI); the only product that needs MPI.
+        .library(name: "LayerwiseMPI", targets: ["LayerwiseMPI"]),
         .executable(name: "reproduce-paper", targets: ["ReproducePaper"]),
         .executable(name: "quickstart", targets: ["Quickstart"]),
         .executable(name: "custom-components", targets: ["CustomComponents"]),
@@ -35,6 +37,13 @@ let package = Package(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+
+        // System library: Open MPI, for LayerwiseMPI only (the core never links it).
+        .systemLibrary(
+            name: "COpenMPI",
+            pkgConfig: "ompi",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
         ),
 
         // The concerns, one job each.
@@ -59,6 +68,7 @@ let package = Package(
             ]
         ),
         .target(name: "Layerwise", dependencies: concernModules.map { .target(name: $0) }),
+        .target(name: "LayerwiseMPI", dependencies: ["COpenMPI", "Training"]),
 
         // Image folders (optional product): libpng and libjpeg-turbo behind a C shim that keeps
         // their longjmp error paths inside C.
@@ -83,7 +93,9 @@ let package = Package(
         // Examples.
         .executableTarget(
             name: "ReproducePaper",
-            dependencies: ["Layerwise", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Layerwise", "LayerwiseMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Examples/ReproducePaper",
             resources: [.copy("Resources")]
         ),
@@ -113,6 +125,7 @@ let package = Package(
             name: "LayerwiseTensorBoardTests", dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "LayerwiseCLITests", dependencies: ["LayerwiseCLI", "LayerwiseImages", "Layerwise"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Layerwise"]),
+        .testTarget(name: "LayerwiseMPITests", dependencies: ["LayerwiseMPI", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

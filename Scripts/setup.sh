@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system libraries when missing (as root or via sudo): OpenBLAS, the core's one
-# dependency, and libpng + libjpeg-turbo for the optional LayerwiseImages product (image folders),
-# which this repository's own build and tests include.
+# dependency, libpng + libjpeg-turbo for the optional LayerwiseImages product (image folders) and
+# Open MPI for the optional LayerwiseMPI product (data-parallel training, linked by
+# reproduce-paper), which this repository's own build and tests include.
 set -euo pipefail
 packages=()
 if ! pkg-config --exists openblas 2>/dev/null && [ ! -f /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] \
@@ -10,6 +11,9 @@ if ! pkg-config --exists openblas 2>/dev/null && [ ! -f /usr/include/x86_64-linu
 fi
 pkg-config --exists libpng 2>/dev/null || packages+=(libpng-dev)
 pkg-config --exists libjpeg 2>/dev/null || packages+=(libjpeg62-turbo-dev)
+if ! pkg-config --exists ompi 2>/dev/null || ! command -v mpirun >/dev/null 2>&1; then
+  packages+=(libopenmpi-dev openmpi-bin)
+fi
 command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (the README's test command). Installs OpenBLAS first if missing.
+# Runs the whole test suite (the README's test command): the XCTest suite, then the 2-rank MPI
+# checks (Scripts/mpi_test.sh). Installs OpenBLAS and Open MPI first if missing.
 # Long experiments are skipped unless LAYERWISE_EXPERIMENTS=1 (see Docs/Experiments.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,11 @@ if [ -n "$summary" ]; then
   skipped=$(echo "$summary" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0)
   echo "tests: $((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
 fi
+# Data-parallel training with 2 MPI ranks, on the reproduce-paper binary built above.
+set +e
+BIN="$(swift build --show-bin-path)/reproduce-paper" bash Scripts/mpi_test.sh
+mpi_status=$?
+set -e
+echo "mpi checks: $([ "$mpi_status" -eq 0 ] && echo passed || echo FAILED)"
+if [ "$status" -eq 0 ]; then status=$mpi_status; fi
 exit "$status"

@@ -17,9 +17,16 @@ struct Experiment {
     var selectedArms: [TransferArm]? = nil
     var threads: Int
     var commandLine: String
+    /// The ranks of an MPI job (one process without a launcher): pretraining, the k-means
+    /// baseline and the linear probes split their work; only rank 0 writes files.
+    var communicator: any Communicator = SingleProcessCommunicator()
+    /// Shards of every pretraining batch (nil: one per rank).
+    var shards: Int? = nil
     /// SIGINT/SIGTERM handling from the start of the run until layer-wise pretraining ends
     /// (a signal before pretraining stops it after its first step, with a checkpoint).
     var signals: SignalStop? = nil
+
+    var isRoot: Bool { communicator.isRoot }
 
     // MARK: - Layers
 
@@ -99,7 +106,9 @@ struct Experiment {
     func run(data: DataSources) throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let started = Date()
-        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ threads \(threads)")
+        let ranks = communicator.size > 1 ? " │ \(communicator.size) MPI ranks" : ""
+        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ "
+            + "threads \(threads)\(ranks)")
         log("pretraining data: \(data.pretrain.count) CIFAR-100 images (\(data.pretrainSource)), labels unused for contrastive")
         log("CIFAR-10: \(data.train.count) training images; evaluation: \(data.test.count) images — \(data.testSource)")
 
@@ -112,14 +121,20 @@ struct Experiment {
 
         // The k-means baseline (Coates et al. 2011) first: it can initialise stage 1.
         let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
-        try SafeTensors.write(kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"], to: out + "/kmeans_stage1.safetensors")
+        if isRoot {
+            try SafeTensors.write(
+                kmeans.convolutionState(), metadata: ["kind": "kmeans-folded-conv"],
+                to: out + "/kmeans_stage1.safetensors")
+        }
 
         // 1. Layer-wise contrastive pretraining.
         let contrastive = try pretrainContrastive(
             data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: false, results: &results)
-        try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors")
+        if isRoot {
+            try contrastive.trainer.saveWeights(to: out + "/contrastive_stage\(layers == 1 ? "1" : "s1-2").safetensors")
+        }
         if pretrainOnly {
-            try results.write(to: out)
+            if isRoot { try results.write(to: out) }
             log("pretraining only: weights in \(out); \(elapsed(since: started))")
             return
         }
@@ -137,7 +152,9 @@ struct Experiment {
         try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer, endToEnd: endToEnd?.trainer,
                          supervised: supervisedWeights, kmeans: kmeans, results: &results)
 
-        if probeOnly {
+        if probeOnly || !isRoot {
+            // The transfer arms are not distributed: rank 0 trains them alone.
+            guard isRoot else { return }
             try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
             results.totalSeconds = Date().timeIntervalSince(started)
             try results.write(to: out)
@@ -199,6 +216,8 @@ struct Experiment {
                 } : nil))
         }
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: recipe.patchSize, seed: seed)
+        trainer.communicator = communicator
+        trainer.sampling = shards.map { ShardedSampling(shards: $0) }
         if !endToEnd {
             trainer.checkpointDirectory = out + "/checkpoints"
             trainer.checkpointEvery = max(1, stepsPerEpoch)
@@ -277,9 +296,11 @@ struct Experiment {
         results.pretraining["supervised"] = .init(
             seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan, secondsToLayerwiseLoss: nil,
             lossPerEpoch: report.epochs.map(\.trainingLoss))
-        try SafeTensors.write(
-            weights.filter { $0.key.hasPrefix(StateKey.stagePrefix) }, metadata: ["kind": "supervised-stages"],
-            to: out + "/supervised_stages.safetensors")
+        if isRoot {
+            try SafeTensors.write(
+                weights.filter { $0.key.hasPrefix(StateKey.stagePrefix) }, metadata: ["kind": "supervised-stages"],
+                to: out + "/supervised_stages.safetensors")
+        }
         return weights
     }
 
@@ -324,7 +345,8 @@ struct Experiment {
         let clock = Date()
         let baseline = try KMeansBaseline.fit(
             dataset: data.pretrain, filters: budget.conv1Filters, kernelSize: 6,
-            patches: min(50_000, data.pretrain.count * 20), normalization: normalization, using: &g)
+            patches: min(50_000, data.pretrain.count * 20), normalization: normalization, communicator: communicator,
+            using: &g)
         results.pretraining["kmeans"] = .init(
             seconds: Date().timeIntervalSince(clock), finalLoss: Float(baseline.inertia ?? .nan), secondsToLayerwiseLoss: nil, lossPerEpoch: [])
         log("k-means baseline: \(budget.conv1Filters) centroids in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
@@ -335,7 +357,8 @@ struct Experiment {
         data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, endToEnd: LayerwiseTrainer?,
         supervised: [String: Tensor], kmeans: KMeansBaseline, results: inout Results
     ) throws {
-        let probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
+        var probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
+        probe.communicator = communicator
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
         // Stage-2 control: an untrained stage-2 conv drawn like pretraining draws it.
@@ -363,8 +386,10 @@ struct Experiment {
         var pooled: [String: (train: Tensor, test: Tensor)] = [:]
         var trainLabels: [Int] = [], testLabels: [Int] = []
         for (name, extractor) in extractors {
-            let tr = try Evaluation.pooledFeatures(extractor, of: data.train, normalization: normalization)
-            let te = try Evaluation.pooledFeatures(extractor, of: data.test, normalization: normalization)
+            let tr = try Evaluation.pooledFeatures(
+                extractor, of: data.train, normalization: normalization, communicator: communicator)
+            let te = try Evaluation.pooledFeatures(
+                extractor, of: data.test, normalization: normalization, communicator: communicator)
             (trainLabels, testLabels) = (tr.labels, te.labels)
             pooled[name] = (tr.features, te.features)
             let r = try probe.evaluate(train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
@@ -458,8 +483,12 @@ func elapsed(since start: Date) -> String { String(format: "%.1f s", Date().time
 
 func log(_ message: String) { status(message, final: true) }
 
+/// Set on MPI ranks other than 0, which print nothing but errors.
+nonisolated(unsafe) var isQuietRank = false
+
 /// Progress lines overwrite each other on a terminal; final lines stay.
 func status(_ line: String, final: Bool) {
+    guard !isQuietRank else { return }
     let isTTY = isatty(STDERR_FILENO) != 0
     if final {
         FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + line + "\n").utf8))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Layerwise
+import LayerwiseMPI
 
 /// Reproduces the experiment of "Layer-Wise Contrastive Unsupervised Representation
 /// Learning" (Zhao 2020): pretrain conv stages on CIFAR-100 without labels, transfer
@@ -114,6 +115,13 @@ struct ReproducePaper: ParsableCommand {
     @Flag(help: "Also transfer k-means (Coates et al. 2011) filters as arms kmeans_frozen / kmeans_finetuned.")
     var kmeansArms = false
 
+    @Option(help: ArgumentHelp(
+        "Split every pretraining batch into N independently sampled shards (default: one per MPI rank, "
+            + "none in one process). One process with --batch-shards N computes what `mpirun -np N` computes, "
+            + "up to summation order.",
+        valueName: "N"))
+    var batchShards: Int?
+
     /// The `--arms` list (nil = every arm).
     func selectedArms() throws -> [TransferArm]? {
         do {
@@ -126,6 +134,9 @@ struct ReproducePaper: ParsableCommand {
     func validate() throws {
         guard layers == 1 || layers == 2 else { throw ValidationError("--layers must be 1 or 2, got \(layers)") }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
+        if let batchShards, batchShards < 1 {
+            throw ValidationError("--batch-shards must be ≥ 1, got \(batchShards)")
+        }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
         if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }
         if let supervisedEpochs, supervisedEpochs < 1 { throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)") }
@@ -157,6 +168,41 @@ struct ReproducePaper: ParsableCommand {
     }
 
     mutating func run() throws {
+        // Under an MPI launcher (mpirun, srun) every rank runs this same command.
+        let communicator: any Communicator
+        do {
+            communicator = try MPICommunicator.fromEnvironment()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        isQuietRank = !communicator.isRoot
+        do {
+            try run(communicator: communicator)
+        } catch let exit as ExitCode {
+            end(communicator, failed: exit != .success)
+            throw exit
+        } catch let invalid as ValidationError where communicator.size == 1 {
+            throw invalid  // ArgumentParser prints it with the usage
+        } catch {
+            // Library errors are typed and describe themselves; print them plainly.
+            let text = "\(error)", rank = "rank \(communicator.rank): "
+            let prefix = communicator.size > 1 && !text.hasPrefix(rank) ? rank : ""
+            FileHandle.standardError.write(Data("error: \(prefix)\(text)\n".utf8))
+            end(communicator, failed: true)
+            throw ExitCode.failure
+        }
+        end(communicator, failed: false)
+    }
+
+    /// Shuts MPI down; after a failure it aborts the job, so no other rank waits for this one.
+    func end(_ communicator: any Communicator, failed: Bool) {
+        guard let mpi = communicator as? MPICommunicator else { return }
+        if failed && mpi.size > 1 { mpi.abort(exitCode: 1) }
+        mpi.finalize()
+    }
+
+    mutating func run(communicator: any Communicator) throws {
         BLAS.threadCount = threads
         var budget = Budget.preset(preset)
         if let epochs { budget.epochs = epochs }
@@ -206,31 +252,34 @@ struct ReproducePaper: ParsableCommand {
             pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms,
             selectedArms: try selectedArms(), threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            signals: SignalStop())
-        do {
-            // One run per output folder: a second one gets "in use by PID …".
+            communicator: communicator, shards: batchShards, signals: SignalStop())
+        // One run per output folder: a second one gets "in use by PID …" (rank 0 writes).
+        var lock: DirectoryLock?
+        defer { lock?.release() }
+        if communicator.isRoot {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            let lock = try DirectoryLock(directory: out)
-            defer { lock.release() }
-            if let pid = lock.staleOwner {
+            lock = try DirectoryLock(directory: out)
+            if let pid = lock?.staleOwner {
                 FileHandle.standardError.write(Data("note: \(out) was locked by PID \(pid), which no longer runs\n".utf8))
             }
+        }
+        do {
             let data = try DataSources.load(
                 cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
                 limitPretrain: limitPretrain, limitTrain: limitTrain)
             try experiment.run(data: data)
         } catch let TrainerError.stopped(stage, step) {
             let command = experiment.commandLine + (resume ? "" : " --resume")
-            FileHandle.standardError.write(Data("""
-                stopped after step \(step) of stage \(stage); the checkpoint is in \(out)/checkpoints
-                resume with: \(command)
+            if communicator.isRoot {
+                FileHandle.standardError.write(
+                    Data(
+                        """
+                        stopped after step \(step) of stage \(stage); the checkpoint is in \(out)/checkpoints
+                        resume with: \(command)
 
-                """.utf8))
+                        """.utf8))
+            }
             throw ExitCode(SignalStop.stoppedExitStatus)
-        } catch {
-            // Library errors are typed and describe themselves; print them plainly.
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
         }
     }
 }

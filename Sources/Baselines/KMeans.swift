@@ -1,4 +1,5 @@
 import TensorCore
+import Training
 
 /// Lloyd's k-means on the rows of an `[N, D]` tensor.
 ///
@@ -65,30 +66,42 @@ public struct KMeans: Sendable {
 
     /// Clusters the rows of `data` `[N, D]`.
     ///
+    /// With a `communicator` of several ranks, every rank passes the same `data` and the
+    /// same generator state; each assigns its own contiguous block of rows, and the
+    /// per-cluster sums and counts are all-reduced, so every rank ends with the same centroids
+    /// (those of one process up to the order of the sums).
+    ///
     /// - Throws: ``BaselineError`` when `data` is not rank 2 with D ≥ 1, has fewer rows than
-    ///   clusters, or holds a non-finite value (named by row and column).
-    public func fit<G: RandomNumberGenerator>(_ data: Tensor, using generator: inout G) throws -> Result {
+    ///   clusters, or holds a non-finite value (named by row and column); ``CommunicatorError``.
+    public func fit<G: RandomNumberGenerator>(
+        _ data: Tensor, communicator: any Communicator = SingleProcessCommunicator(), using generator: inout G
+    ) throws -> Result {
         try Self.validate(data, what: "k-means data")
         let n = data.shape[0], d = data.shape[1], k = clusters
         guard n >= k else { throw BaselineError.tooFewRows(rows: n, clusters: k) }
         let rowNorms = Self.squaredNorms(data)
         var centroids = initialCentroids(data, rowNorms: rowNorms, using: &generator)
+        let mine = communicator.share(of: n)
         var assignments = [Int](repeating: -1, count: n)
         var distances = [Float](repeating: 0, count: n)
         var reseeded = 0, iterationsRun = 0, converged = false
         var sums = [Double](repeating: 0, count: k * d)
-        var counts = [Int](repeating: 0, count: k)
+        var counts = [Double](repeating: 0, count: k)
         for _ in 0..<iterations {
-            let changed = assign(
-                data, rowNorms: rowNorms, centroids: centroids, assignments: &assignments, distances: &distances)
-            if changed == 0 && iterationsRun > 0 { converged = true; break }
+            var changed = [
+                Double(assign(
+                    data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
+                    distances: &distances))
+            ]
+            try communicator.allReduce(&changed, .sum)
+            if changed[0] == 0 && iterationsRun > 0 { converged = true; break }
             iterationsRun += 1
             // Update: every centroid to the mean of its rows.
             for i in sums.indices { sums[i] = 0 }
             for j in 0..<k { counts[j] = 0 }
             data.withUnsafeBufferPointer { x in
                 sums.withUnsafeMutableBufferPointer { s in
-                    for r in 0..<n {
+                    for r in mine {
                         let a = assignments[r]
                         counts[a] += 1
                         let src = x.baseAddress! + r * d, dst = s.baseAddress! + a * d
@@ -96,13 +109,18 @@ public struct KMeans: Sendable {
                     }
                 }
             }
+            try communicator.allReduce(&sums, .sum)
+            try communicator.allReduce(&counts, .sum)
             centroids.withUnsafeMutableBufferPointer { c in
                 for j in 0..<k where counts[j] > 0 {
-                    let inv = 1 / Double(counts[j])
+                    let inv = 1 / counts[j]
                     for i in 0..<d { c[j * d + i] = Float(sums[j * d + i] * inv) }
                 }
             }
-            // Re-seed empty clusters from rows far from their centroid.
+            guard counts.contains(0) else { continue }
+            // Re-seed empty clusters from rows far from their centroid (every rank needs
+            // every row's distance to draw the same rows).
+            try Self.gather(&distances, mine: mine, communicator)
             for j in 0..<k where counts[j] == 0 {
                 let r = Self.sampleProportional(distances, using: &generator)
                 data.withUnsafeBufferPointer { x in
@@ -115,7 +133,14 @@ public struct KMeans: Sendable {
             }
         }
         if !converged {
-            _ = assign(data, rowNorms: rowNorms, centroids: centroids, assignments: &assignments, distances: &distances)
+            _ = assign(data, rows: mine, rowNorms: rowNorms, centroids: centroids, assignments: &assignments,
+                       distances: &distances)
+        }
+        try Self.gather(&distances, mine: mine, communicator)
+        if communicator.size > 1 {
+            var gathered = assignments.enumerated().map { mine.contains($0.offset) ? Double($0.element) : 0 }
+            try communicator.allReduce(&gathered, .sum)
+            assignments = gathered.map { Int($0) }
         }
         var finalCounts = [Int](repeating: 0, count: k)
         for a in assignments { finalCounts[a] += 1 }
@@ -123,6 +148,13 @@ public struct KMeans: Sendable {
         return Result(
             centroids: centroids, assignments: assignments, counts: finalCounts, inertia: inertia,
             iterationsRun: iterationsRun, converged: converged, reseeded: reseeded)
+    }
+
+    /// Every rank's entries of `values` (rank r owns the rows of its share) on every rank.
+    static func gather(_ values: inout [Float], mine: Range<Int>, _ communicator: any Communicator) throws {
+        guard communicator.size > 1 else { return }
+        for i in values.indices where !mine.contains(i) { values[i] = 0 }
+        try communicator.allReduce(&values, .sum)
     }
 
     /// The nearest centroid of every row of `data` `[N, D]` and its squared distance.
@@ -140,7 +172,8 @@ public struct KMeans: Sendable {
         var assignments = [Int](repeating: -1, count: n), distances = [Float](repeating: 0, count: n)
         let kmeans = try KMeans(clusters: centroids.shape[0])
         _ = kmeans.assign(
-            data, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments, distances: &distances)
+            data, rows: 0..<n, rowNorms: squaredNorms(data), centroids: centroids, assignments: &assignments,
+            distances: &distances)
         return (assignments, distances)
     }
 
@@ -171,19 +204,21 @@ public struct KMeans: Sendable {
         return out
     }
 
-    /// Assigns every row to its nearest centroid; returns how many assignments changed.
+    /// Assigns `rows` of `data` to their nearest centroid; returns how many assignments changed.
     func assign(
-        _ data: Tensor, rowNorms: [Float], centroids: Tensor, assignments: inout [Int], distances: inout [Float]
+        _ data: Tensor, rows range: Range<Int>, rowNorms: [Float], centroids: Tensor, assignments: inout [Int],
+        distances: inout [Float]
     ) -> Int {
-        let n = data.shape[0], d = data.shape[1], k = centroids.shape[0]
+        let n = range.upperBound, d = data.shape[1], k = centroids.shape[0]
+        guard !range.isEmpty else { return 0 }
         let centroidNorms = Self.squaredNorms(centroids)
-        let block = Swift.max(1, Swift.min(rowsPerBlock, n))
+        let block = Swift.max(1, Swift.min(rowsPerBlock, range.count))
         var product = [Float](repeating: 0, count: block * k)
         var changed = 0
         data.withUnsafeBufferPointer { x in
             centroids.withUnsafeBufferPointer { c in
                 product.withUnsafeMutableBufferPointer { p in
-                    var start = 0
+                    var start = range.lowerBound
                     while start < n {
                         let rows = Swift.min(block, n - start)
                         // [rows, D] × [K, D]ᵀ = [rows, K] dot products.

@@ -97,13 +97,16 @@ public struct KMeansBaseline: Sendable {
     ///   - initialization: k-means initialisation.
     ///   - normalization: the per-channel standardisation the pipeline applies to its input,
     ///     or nil for raw [0, 1] pixels. Patches are drawn after applying it.
+    ///   - communicator: the ranks of a data-parallel job: every rank draws the same patches
+    ///     and fits the same whitening; the k-means iterations split the rows (see
+    ///     ``KMeans/fit(_:communicator:using:)``).
     /// - Throws: ``BaselineError`` for bad options, ``DatasetError`` when the dataset is
     ///   empty or its images are smaller than the window.
     public static func fit<G: RandomNumberGenerator>(
         dataset: any ImageDataset, filters: Int = 64, kernelSize: Int = 6, patches: Int = 50_000,
         whiteningEpsilon: Float = 0.1, contrastEpsilon: Float = 10, iterations: Int = 10,
         initialization: KMeans.Initialization = .randomRows, normalization: ChannelNormalization? = nil,
-        using generator: inout G
+        communicator: any Communicator = SingleProcessCommunicator(), using generator: inout G
     ) throws -> KMeansBaseline {
         let kmeans = try KMeans(clusters: filters, iterations: iterations, initialization: initialization)
         guard patches >= max(2, filters) else {
@@ -137,7 +140,7 @@ public struct KMeansBaseline: Sendable {
         PatchContrastNormalization.apply(to: &x, epsilon: epsilon)
         let whitening = try ZCAWhitening.fit(patches: x, epsilon: whiteningEpsilon)
         try whitening.apply(to: &x)
-        let result = try kmeans.fit(x, using: &generator)
+        let result = try kmeans.fit(x, communicator: communicator, using: &generator)
         var baseline = try KMeansBaseline(
             centroids: result.centroids, whitening: whitening, channels: shape.channels, kernelSize: kernelSize,
             contrastEpsilon: epsilon, normalization: normalization)

@@ -257,16 +257,46 @@ public struct ZCAWhitening: Sendable {
         }
         for j in 0..<d { meanD[j] /= Double(n) }
         let meanF = meanD.map { Float($0) }
+        let cov = centredSecondMoment(of: patches, mean: meanF, count: n)
+        return try fit(mean: Tensor(shape: [d], values: meanF), covariance: cov, epsilon: epsilon)
+    }
+
+    /// `(X − μ)ᵀ(X − μ) / count` [D, D] for the rows `X` of `patches` [N, D] (one SGEMM on a
+    /// centred copy): the covariance when `count` is N, one rank's share of it when the rows
+    /// are that rank's part of `count` rows.
+    public static func centredSecondMoment(of patches: Tensor, mean: [Float], count: Int) -> Tensor {
+        let n = patches.shape[0], d = patches.shape[1]
         var centred = patches
         centred.withUnsafeMutableBufferPointer { x in
-            for r in 0..<n { for j in 0..<d { x[r * d + j] -= meanF[j] } }
+            for r in 0..<n { for j in 0..<d { x[r * d + j] -= mean[j] } }
         }
         var cov = Tensor.zeros([d, d])
+        guard n > 0 else { return cov }
         centred.withUnsafeBufferPointer { x in
             cov.withUnsafeMutableBufferPointer { c in
-                BLAS.gemm(transposeA: true, transposeB: false, m: d, n: d, k: n, alpha: 1 / Float(n),
+                BLAS.gemm(transposeA: true, transposeB: false, m: d, n: d, k: n, alpha: 1 / Float(count),
                           a: x.baseAddress!, lda: d, b: x.baseAddress!, ldb: d, beta: 0, c: c.baseAddress!, ldc: d)
             }
+        }
+        return cov
+    }
+
+    /// The whitening of data with mean `mean` [D] and covariance `covariance` [D, D] — for
+    /// moments accumulated elsewhere, e.g. summed over the ranks of a data-parallel job.
+    /// - Throws: ``DatasetError`` for mismatched shapes, ε ≤ 0 or non-finite moments.
+    public static func fit(mean: Tensor, covariance cov: Tensor, epsilon: Float) throws -> ZCAWhitening {
+        let d = mean.count
+        guard d > 0, mean.shape == [d], cov.shape == [d, d] else {
+            throw DatasetError.shapeMismatch(
+                what: "ZCA mean/covariance", expected: "[D] and [D, D]", got: "\(mean.shape) and \(cov.shape)")
+        }
+        guard epsilon > 0, epsilon.isFinite else {
+            throw DatasetError.invalidOption(
+                name: "epsilon", value: "\(epsilon)", reason: "must be positive and finite")
+        }
+        guard mean.isFinite, cov.isFinite else {
+            throw DatasetError.invalidOption(
+                name: "covariance", value: "non-finite values", reason: "ZCA needs finite moments")
         }
         let (values, vectors) = try SymmetricEigen.decompose(cov.scalars.map(Double.init), n: d)
         var w = [Double](repeating: 0, count: d * d)
@@ -279,8 +309,7 @@ public struct ZCAWhitening: Sendable {
                 w[j * d + i] = s
             }
         }
-        return try ZCAWhitening(
-            mean: Tensor(shape: [d], values: meanF), matrix: Tensor(shape: [d, d], values: w.map { Float($0) }))
+        return try ZCAWhitening(mean: mean, matrix: Tensor(shape: [d, d], values: w.map { Float($0) }))
     }
 
     /// Whitens `patches` in place. Accepts [N, D] or any [N, …] whose trailing size is D.

@@ -22,6 +22,10 @@ public struct LinearProbe: Sendable {
     public var weightDecay: Float
     /// Seeds the classifier's initial weights and the shuffling.
     public var seed: UInt64
+    /// The ranks of a data-parallel job: feature extraction splits the images, and every
+    /// Adam step splits its batch rows, with the gradients summed over the ranks (one
+    /// process by default).
+    public var communicator: any Communicator = SingleProcessCommunicator()
 
     public init(
         epochs: Int = 10, learningRate: Float = 1e-3, batchSize: Int = 128, weightDecay: Float = 0, seed: UInt64 = 0
@@ -49,8 +53,10 @@ public struct LinearProbe: Sendable {
         _ extractor: FeatureExtractor, train: any ImageDataset, test: any ImageDataset,
         normalization: ChannelNormalization? = nil
     ) throws -> Result {
-        let tr = try Evaluation.pooledFeatures(extractor, of: train, normalization: normalization)
-        let te = try Evaluation.pooledFeatures(extractor, of: test, normalization: normalization)
+        let tr = try Evaluation.pooledFeatures(
+            extractor, of: train, normalization: normalization, communicator: communicator)
+        let te = try Evaluation.pooledFeatures(
+            extractor, of: test, normalization: normalization, communicator: communicator)
         let classes = max(train.classCount ?? 0, (tr.labels.max() ?? 0) + 1)
         return try evaluate(
             train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels, classCount: classes)
@@ -98,25 +104,38 @@ public struct LinearProbe: Sendable {
         let loss = SoftmaxCrossEntropy()
         var order = Array(0..<n)
         var batch = Tensor.uninitialized(shape: [min(batchSize, n), d])
+        let ranks = communicator.size
+        var noExtra: [Float] = []
         for _ in 0..<epochs {
             generator.shuffle(&order)
             for start in stride(from: 0, to: n, by: batchSize) {
-                let rows = min(batchSize, n - start)
-                if batch.shape[0] != rows { batch = Tensor.uninitialized(shape: [rows, d]) }
-                var labels = [Int](repeating: 0, count: rows)
-                xs.withUnsafeBufferPointer { src in
-                    batch.withUnsafeMutableBufferPointer { dst in
-                        for r in 0..<rows {
-                            let i = order[start + r]
-                            (dst.baseAddress! + r * d).update(from: src.baseAddress! + i * d, count: d)
-                            labels[r] = trainLabels[i]
+                let all = min(batchSize, n - start)
+                // This rank's rows of the batch; the gradient is the batch mean over all ranks.
+                let part =
+                    ranks > 1 ? SingleProcessCommunicator.shares(of: all, parts: ranks)[communicator.rank] : 0..<all
+                layer.zeroGradients()
+                if !part.isEmpty {
+                    let rows = part.count
+                    if batch.shape[0] != rows { batch = Tensor.uninitialized(shape: [rows, d]) }
+                    var labels = [Int](repeating: 0, count: rows)
+                    xs.withUnsafeBufferPointer { src in
+                        batch.withUnsafeMutableBufferPointer { dst in
+                            for r in 0..<rows {
+                                let i = order[start + part.lowerBound + r]
+                                (dst.baseAddress! + r * d).update(from: src.baseAddress! + i * d, count: d)
+                                labels[r] = trainLabels[i]
+                            }
                         }
                     }
+                    let logits = layer.forward(batch, mode: .training)
+                    var (_, gradient) = try loss.evaluate(logits: logits, labels: labels)
+                    if ranks > 1 {
+                        let share = Float(rows) / Float(all)
+                        gradient.withUnsafeMutableBufferPointer { g in for i in g.indices { g[i] *= share } }
+                    }
+                    _ = layer.backward(gradient)
                 }
-                layer.zeroGradients()
-                let logits = layer.forward(batch, mode: .training)
-                let (_, gradient) = try loss.evaluate(logits: logits, labels: labels)
-                _ = layer.backward(gradient)
+                try communicator.allReduceGradients(of: layer.parameters, .sum, extra: &noExtra)
                 adam.update(layer.parameters)
             }
         }

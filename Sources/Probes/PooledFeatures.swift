@@ -11,9 +11,12 @@ extension Evaluation {
     /// 2x2) → flattened, `[N, 4·C]`. Rank-2 extractor outputs are passed through.
     ///
     /// Pooling happens batch by batch, so memory stays at `N · 4C` floats.
+    ///
+    /// With a `communicator` of several ranks each rank runs the extractor on its contiguous
+    /// share of the images and the rows are gathered, so every rank returns all of them.
     public static func pooledFeatures(
         _ extractor: FeatureExtractor, of dataset: any ImageDataset, normalization: ChannelNormalization? = nil,
-        batchSize: Int = 256
+        batchSize: Int = 256, communicator: any Communicator = SingleProcessCommunicator()
     ) throws -> (features: Tensor, labels: [Int]) {
         guard dataset.count > 0 else {
             throw TrainerError.invalidOption(
@@ -31,15 +34,21 @@ extension Evaluation {
         var labels: [Int] = []
         labels.reserveCapacity(dataset.count)
         var unused = SeededGenerator(seed: 0)
-        for start in stride(from: 0, to: dataset.count, by: max(1, batchSize)) {
+        let shares = SingleProcessCommunicator.shares(of: dataset.count, parts: communicator.size)
+        let mine = shares[communicator.rank]
+        for start in stride(from: mine.lowerBound, to: mine.upperBound, by: max(1, batchSize)) {
             let batch = try makeBatch(
-                from: dataset, indices: start..<min(dataset.count, start + batchSize), normalization: normalization,
+                from: dataset, indices: start..<min(mine.upperBound, start + batchSize), normalization: normalization,
                 using: &unused)
             let out = extractor(batch.images)
             features.withUnsafeMutableBufferPointer { dst in
                 quadrantPool(out, into: dst.baseAddress! + start * width)
             }
             labels += batch.labels
+        }
+        if communicator.size > 1 {
+            try communicator.allGatherRows(&features, ranges: shares)
+            labels = dataset.classCount == nil ? [] : (0..<dataset.count).map { dataset.label(at: $0) ?? -1 }
         }
         return (features, labels)
     }

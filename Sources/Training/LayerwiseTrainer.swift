@@ -112,13 +112,27 @@ public final class LayerwiseTrainer {
     /// and returns an accuracy in [0, 1]. Must not depend on the trainer's randomness.
     public var evaluation: ((_ stage: Int, _ features: FeatureExtractor) throws -> Float)?
 
-    /// The trainer's generator: every sample and objective draw comes from it, and its
-    /// state is saved in checkpoints.
+    /// The ranks of a data-parallel job (default: one process). Every rank builds the same
+    /// trainer; each step's gradients are averaged over the ranks, the ranks agree on
+    /// non-finite values and stop requests, only rank 0 writes checkpoints and sees events,
+    /// and every rank resumes from the same checkpoint.
+    public var communicator: any Communicator = SingleProcessCommunicator()
+    /// How each global batch is split into independently sampled shards (nil: one shard per
+    /// rank when there are several ranks; one process then draws from ``generator``).
+    /// One process with `ShardedSampling(shards: N)` computes what N ranks compute.
+    public var sampling: ShardedSampling?
+
+    /// The trainer's generator: every sample and objective draw comes from it (with
+    /// ``sampling`` or several ranks, the batches come from per-shard generators instead), and
+    /// its state is saved in checkpoints.
     public internal(set) var generator: SeededGenerator
     /// Set by ``requestStop()``; share it with a ``SignalStop`` (or anything on another
     /// thread) to stop a run from outside. A request made before a run starts stops it
     /// after its first step.
     public var stopRequest = StopRequest()
+    /// The stop decided for the current step: with several ranks, any rank's request, agreed
+    /// in ``agreedStep`` so every rank stops after the same step.
+    var stopRequested = false
 
     /// Validates the whole configuration and derives ``patchSizes``.
     ///
@@ -308,13 +322,14 @@ public final class LayerwiseTrainer {
     func prepareStages(of phase: Phase, mode: PretrainingReport.Mode) throws {
         if mode == .layerwise {
             try phase.config.preparation?.prepare(
-                stage: phase.stage, layers: phase.trainable, below: FrozenStack(layers: phase.frozen), using: &generator)
+                stage: phase.stage, layers: phase.trainable, below: FrozenStack(layers: phase.frozen),
+                communicator: communicator, using: &generator)
             return
         }
         for k in stages.indices {
             try stages[k].preparation?.prepare(
                 stage: k + 1, layers: stages[k].layers, below: FrozenStack(layers: stages[..<k].flatMap(\.layers)),
-                using: &generator)
+                communicator: communicator, using: &generator)
         }
     }
 
@@ -352,8 +367,12 @@ public final class LayerwiseTrainer {
     }
 
     private func run(
-        _ phases: [Phase], mode: PretrainingReport.Mode, resume: Bool, events: (TrainingEvent) -> Void
+        _ phases: [Phase], mode: PretrainingReport.Mode, resume: Bool, events handler: (TrainingEvent) -> Void
     ) throws -> PretrainingReport {
+        // Events go to rank 0's handler only.
+        let isRoot = communicator.isRoot
+        func events(_ event: TrainingEvent) { if isRoot { handler(event) } }
+        try validateSharding(phases)
         guard checkpointEvery >= 0 else {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
@@ -363,6 +382,7 @@ public final class LayerwiseTrainer {
         defer { lock?.release() }
         let runStart = ContinuousClock.now
         let resumePoint = resume ? try latestPosition(mode: mode, phases: phases) : nil
+        if resume { try agreeOnResumePosition(resumePoint?.position) }
         defer { for s in stages { for l in s.layers { l.setFrozen(false) } } }
         var reports: [StageReport] = []
         for number in (resumePoint?.position.phase ?? 0)..<phases.count {
@@ -390,7 +410,8 @@ public final class LayerwiseTrainer {
             let why = code.map { String(cString: strerror(Int32($0))) } ?? "\(error)"
             throw TrainerError.checkpoint(path: dir, reason: "cannot create the checkpoint directory: \(why)")
         }
-        removeStaleTemporaryFiles(in: dir)
+        // Rank 0 writes checkpoints; another rank must not delete its temporary file.
+        if communicator.isRoot { removeStaleTemporaryFiles(in: dir) }
     }
 
     /// The latest checkpoint of `mode` and its position, if there is one.
@@ -452,26 +473,20 @@ public final class LayerwiseTrainer {
     }
 
     /// One optimizer step (0-based `step`): schedule, zeroed gradients, the objective's
-    /// step, the non-finite checks, the update. A non-finite value stops before the update.
+    /// step (on this rank's shards, gradients averaged over the ranks: ``agreedStep``), the
+    /// non-finite checks, the update. A non-finite value stops every rank before the update.
     func trainStep(
         _ step: Int, of phase: Phase, context: StageStepContext,
         parameters named: [(name: String, parameter: Parameter)]
     ) throws -> StepStatistics {
         let config = phase.config
-        let epoch = step / config.budget.stepsPerEpoch + 1
         config.optimizer.learningRate = config.schedule.learningRate(atStep: step, totalSteps: config.budget.totalSteps)
         for (_, p) in named { p.zeroGradient() }
-        func diverged(_ what: String) -> TrainerError {
-            .nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: what)
+        let stats = try agreedStep(phase: phase, context: context, step: step, named: named)
+        let epoch = step / config.budget.stepsPerEpoch + 1
+        try updateKeepingWeightsFinite(config.optimizer, named) {
+            .nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: $0)
         }
-        let stats: StepStatistics
-        do {
-            stats = try config.objective.step(context, using: &generator)
-        } catch let e as NonFiniteValue {
-            throw diverged(e.what)
-        }
-        if let what = Self.nonFinite(stats, parameters: named) { throw diverged(what) }
-        try updateKeepingWeightsFinite(config.optimizer, named, error: diverged)
         return stats
     }
 
@@ -519,11 +534,13 @@ public final class LayerwiseTrainer {
     /// the phase, on a stop request) and honours a stop request.
     func checkpointOrStop(_ phase: Phase, step: Int, position: Position, events: (TrainingEvent) -> Void) throws {
         let done = step + 1
-        // Read the request once: one from another thread must not skip the checkpoint.
-        let stopping = stopRequest.take()
+        // Read the request once: one from another thread must not skip the checkpoint. With
+        // several ranks only the agreed flag counts (a late request waits for the next step).
+        let stopping = stopRequested || (communicator.size == 1 && stopRequest.take())
+        stopRequested = false
         let due = (checkpointEvery > 0 && done % checkpointEvery == 0)
             || done == phase.config.budget.totalSteps || stopping
-        if due, checkpointDirectory != nil {
+        if due, checkpointDirectory != nil, communicator.isRoot {
             events(.checkpointSaved(path: try saveCheckpoint(phase: phase, position: position)))
         }
         if stopping {

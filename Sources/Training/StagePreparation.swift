@@ -15,6 +15,23 @@ public protocol StagePreparation {
     ///   - stage: the stage's number (1-based), for error messages.
     ///   - generator: the trainer's generator; draws here are part of the seeded run.
     func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws
+    /// The same in a data-parallel job: every rank calls it with the same generator state and
+    /// must end with the same prepared layers. The default runs
+    /// ``prepare(stage:layers:below:using:)`` on every rank; a preparation that fits
+    /// statistics (``InputWhitening``) splits the work and all-reduces them instead.
+    func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, communicator: any Communicator,
+        using generator: inout SeededGenerator
+    ) throws
+}
+
+extension StagePreparation {
+    public func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, communicator: any Communicator,
+        using generator: inout SeededGenerator
+    ) throws {
+        try prepare(stage: stage, layers: layers, below: below, using: &generator)
+    }
 }
 
 /// Fits the ZCA whitening of a stage whose first layer is a ``WhitenedConv2D`` to the
@@ -63,6 +80,17 @@ public struct InputWhitening: StagePreparation {
     }
 
     public func prepare(stage: Int, layers: [any Layer], below: FrozenStack, using generator: inout SeededGenerator) throws {
+        try prepare(
+            stage: stage, layers: layers, below: below, communicator: SingleProcessCommunicator(), using: &generator)
+    }
+
+    /// Every rank draws the same images and window positions but pushes only its share of
+    /// the image chunks through the frozen stages; the window sums and the centred second
+    /// moments are all-reduced, so every rank fits the whitening of all `windowCount` windows.
+    public func prepare(
+        stage: Int, layers: [any Layer], below: FrozenStack, communicator: any Communicator,
+        using generator: inout SeededGenerator
+    ) throws {
         guard let conv = layers.first as? any WindowWhitening else {
             let found = layers.first.map { String(describing: type(of: $0)) } ?? "no layer"
             throw TrainerError.invalidOption(
@@ -71,73 +99,116 @@ public struct InputWhitening: StagePreparation {
         guard dataset.count > 0 else {
             throw TrainerError.invalidOption(stage: stage, option: "InputWhitening.dataset", value: "0 images", reason: "needs images")
         }
-        let windows = try sampleWindows(kernel: conv.kernelSize, below: below, stage: stage, using: &generator)
+        let windows = try sampleWindows(
+            kernel: conv.kernelSize, below: below, stage: stage, communicator: communicator, using: &generator)
         let d = windows.shape[1]
         // Mean variance of a window value = the mean eigenvalue of the covariance.
         // One pass over contiguous rows; each column is still summed in row order.
-        let n = windows.shape[0]
-        var sum = [Double](repeating: 0, count: d), sumSquares = [Double](repeating: 0, count: d)
+        let n = windowCount, local = windows.shape[0]
+        var moments = [Double](repeating: 0, count: 2 * d)  // Σx, then Σx²
         windows.withUnsafeBufferPointer { x in
-            for r in 0..<n {
-                let row = x.baseAddress! + r * d
-                for j in 0..<d { let v = Double(row[j]); sum[j] += v; sumSquares[j] += v * v }
+            moments.withUnsafeMutableBufferPointer { m in
+                for r in 0..<local {
+                    let row = x.baseAddress! + r * d
+                    for j in 0..<d { let v = Double(row[j]); m[j] += v; m[d + j] += v * v }
+                }
             }
         }
+        try communicator.allReduce(&moments, .sum)
         var meanVariance = 0.0
-        for j in 0..<d { meanVariance += sumSquares[j] / Double(n) - (sum[j] / Double(n)) * (sum[j] / Double(n)) }
+        for j in 0..<d {
+            meanVariance += moments[d + j] / Double(n) - (moments[j] / Double(n)) * (moments[j] / Double(n))
+        }
         meanVariance /= Double(d)
         guard meanVariance > 0, meanVariance.isFinite else {
             throw TrainerError.invalidOption(
                 stage: stage, option: "InputWhitening", value: "window variance \(meanVariance)",
                 reason: "the frozen stages' output is constant or not finite; nothing to whiten")
         }
-        let zca = try ZCAWhitening.fit(patches: windows, epsilon: relativeEpsilon * Float(meanVariance))
+        let epsilon = relativeEpsilon * Float(meanVariance)
+        let zca: ZCAWhitening
+        if communicator.size == 1 {
+            zca = try ZCAWhitening.fit(patches: windows, epsilon: epsilon)
+        } else {
+            let mean = (0..<d).map { Float(moments[$0] / Double(n)) }
+            var covariance = ZCAWhitening.centredSecondMoment(of: windows, mean: mean, count: n)
+            try communicator.allReduce(&covariance, .sum)
+            zca = try ZCAWhitening.fit(mean: Tensor(shape: [d], values: mean), covariance: covariance, epsilon: epsilon)
+        }
         try conv.setWhitening(mean: zca.mean, matrix: zca.matrix)
     }
 
-    /// `windowCount` k×k windows (C·k·k values each, `Conv2D` order) of the frozen stages'
-    /// output on `imageCount` random images.
-    func sampleWindows(kernel k: Int, below: FrozenStack, stage: Int, using g: inout SeededGenerator) throws -> Tensor {
+    /// This rank's rows of `windowCount` k×k windows (C·k·k values each, `Conv2D` order) of
+    /// the frozen stages' output on `imageCount` random images: chunk `c` of 256 images
+    /// belongs to rank `c mod size` (one process: all of them, in order).
+    func sampleWindows(
+        kernel k: Int, below: FrozenStack, stage: Int, communicator: any Communicator = SingleProcessCommunicator(),
+        using g: inout SeededGenerator
+    ) throws -> Tensor {
         let chunk = 256
         // ⌈windowCount / imageCount⌉ windows per image fill exactly windowCount rows.
         let perImage = (windowCount + imageCount - 1) / imageCount
-        var out: Tensor?
-        var filled = 0
-        var done = 0
+        let s = dataset.imageShape
+        let mapShape: [Int]
+        do {
+            mapShape = try FeatureExtractor(layers: below.layers).outputShape(for: [1, s.channels, s.height, s.width])
+        } catch {
+            throw TrainerError.incompatibleStage(
+                stage: stage, layer: "InputWhitening", reason: "the frozen stages: \(error)")
+        }
+        guard mapShape.count == 4, mapShape[2] >= k, mapShape[3] >= k else {
+            throw TrainerError.incompatibleStage(
+                stage: stage, layer: "InputWhitening",
+                reason: "the frozen stages turn \(s) images into \(mapShape.dropFirst()) maps, "
+                    + "too small for \(k)x\(k) windows")
+        }
+        let (c, h, w) = (mapShape[1], mapShape[2], mapShape[3])
+        let d = c * k * k
+        var rows = Tensor.uninitialized(shape: [windowCount, d])
+        var filled = 0, local = 0
+        var done = 0, chunkIndex = 0
         while done < imageCount {
             let n = min(chunk, imageCount - done)
             let indices = (0..<n).map { _ in g.nextInt(below: dataset.count) }
-            let (images, _) = try makeBatch(from: dataset, indices: indices, normalization: normalization, using: &g)
-            let maps = below(images)
-            guard maps.shape.count == 4, maps.shape[2] >= k, maps.shape[3] >= k else {
+            let isMine = chunkIndex % communicator.size == communicator.rank
+            // Other ranks' chunks: the same draws, no forward pass.
+            let maps = isMine
+                ? below(try makeBatch(from: dataset, indices: indices, normalization: normalization, using: &g).images)
+                : Tensor.zeros([0])
+            if isMine, maps.shape != [n, c, h, w] {
                 throw TrainerError.incompatibleStage(
                     stage: stage, layer: "InputWhitening",
-                    reason: "the frozen stages turn \(images.shape) images into \(maps.shape), too small for \(k)x\(k) windows")
+                    reason: "the frozen stages gave \(maps.shape), expected \([n, c, h, w])")
             }
-            let (c, h, w) = (maps.shape[1], maps.shape[2], maps.shape[3])
-            let d = c * k * k
-            var rows = out ?? Tensor.uninitialized(shape: [windowCount, d])
-            out = nil  // keep the storage uniquely referenced while writing
             maps.withUnsafeBufferPointer { m in
                 rows.withUnsafeMutableBufferPointer { dst in
                     for i in 0..<n {
                         for _ in 0..<perImage where filled < windowCount {
                             let y = g.nextInt(below: h - k + 1), x = g.nextInt(below: w - k + 1)
-                            var to = dst.baseAddress! + filled * d
+                            filled += 1
+                            guard isMine else { continue }
+                            var to = dst.baseAddress! + local * d
                             for ch in 0..<c {
                                 for dy in 0..<k {
                                     to.update(from: m.baseAddress! + ((i * c + ch) * h + y + dy) * w + x, count: k)
                                     to += k
                                 }
                             }
-                            filled += 1
+                            local += 1
                         }
                     }
                 }
             }
-            out = rows
             done += n
+            chunkIndex += 1
         }
-        return out!
+        guard local < windowCount else { return rows }
+        var mine = Tensor.uninitialized(shape: [local, d])
+        rows.withUnsafeBufferPointer { src in
+            mine.withUnsafeMutableBufferPointer { dst in
+                if local > 0 { dst.baseAddress!.update(from: src.baseAddress!, count: local * d) }
+            }
+        }
+        return mine
     }
 }

@@ -166,3 +166,29 @@ final class ZCAWhiteningTests: XCTestCase {
         return m
     }
 }
+
+final class ZCAMomentsTests: XCTestCase {
+    /// Data-parallel whitening sums per-rank second moments: two halves' moments about the
+    /// global mean give the whitening of all rows (up to summation order).
+    func testWhiteningFromMomentsSplitOverRowsMatchesTheWholeFit() throws {
+        var g = SeededGenerator(seed: 8)
+        let n = 3000, d = 5
+        var x = try BLAS.matmul(Tensor.normal([n, d], using: &g), Tensor.normal([d, d], using: &g))
+        x.withUnsafeMutableBufferPointer { b in for i in b.indices { b[i] += Float(i % d) } }
+        let whole = try ZCAWhitening.fit(patches: x, epsilon: 1e-3)
+        let mean = whole.mean.scalars
+        let split = 1234
+        let top = try Tensor(shape: [split, d], values: Array(x.scalars[0..<(split * d)]))
+        let bottom = try Tensor(shape: [n - split, d], values: Array(x.scalars[(split * d)...]))
+        let a = ZCAWhitening.centredSecondMoment(of: top, mean: mean, count: n)
+        let b = ZCAWhitening.centredSecondMoment(of: bottom, mean: mean, count: n)
+        let sum = try Tensor(shape: [d, d], values: zip(a.scalars, b.scalars).map { $0 + $1 })
+        let fromMoments = try ZCAWhitening.fit(mean: whole.mean, covariance: sum, epsilon: 1e-3)
+        let difference = zip(fromMoments.matrix.scalars, whole.matrix.scalars).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(difference, 1e-4)
+        XCTAssertGreaterThan(whole.matrix.scalars.map(abs).max()!, 0.1, "a non-trivial whitening")
+        XCTAssertThrowsError(
+            try ZCAWhitening.fit(mean: whole.mean, covariance: Tensor.zeros([d, d + 1]), epsilon: 1e-3))
+        XCTAssertThrowsError(try ZCAWhitening.fit(mean: whole.mean, covariance: sum, epsilon: 0))
+    }
+}
