@@ -29,8 +29,10 @@ binary() { echo "$(swift build -c release --package-path Fuzz --scratch-path "$S
 
 build() {
     bash Scripts/setup.sh
-    # A path dependency's new source files are only seen when the build is planned again.
-    rm -f "$SCRATCH/release.yaml"
+    # Always from scratch (about a minute on an idle machine): an incremental build of the
+    # path dependency was seen to mix objects compiled against an old class layout (a
+    # heap-buffer-overflow in LayerwiseTrainer.init), and missed newly added source files.
+    rm -rf "$SCRATCH/release.yaml" "$SCRATCH/release" "$SCRATCH"/*-unknown-linux-gnu
     swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
 }
