@@ -9,7 +9,8 @@ the difference. Programs alternate (ours, reference, ours, …). Single-threaded
 more threads CPU time adds up across threads and says nothing about wall time.
 
     python3 Benchmarks/cpu_per_step.py --workload l1 --mode excl
-    python3 Benchmarks/cpu_per_step.py --workload cnn --reps 2
+    python3 Benchmarks/cpu_per_step.py --workload cnn --reps 2            # training; --mode inference
+    python3 Benchmarks/cpu_per_step.py --workload wide --mode inference   # or --mode train (train_stage3)
 
 This is a profiling aid, not the benchmark: final figures come from run_benchmarks.sh on
 a quiet machine.
@@ -34,12 +35,15 @@ def cpu_seconds(cmd, cwd):
 def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", choices=["l1", "l2", "cnn"], required=True)
-    ap.add_argument("--mode", choices=["incl", "excl"], default="excl", help="sampling mode (l1, l2)")
-    ap.add_argument("--steps", type=int, default=None, help="steps per timed run (default: l1 200, l2 10, cnn 3)")
+    ap.add_argument("--workload", choices=["l1", "l2", "cnn", "wide"], required=True)
+    ap.add_argument("--mode", choices=["incl", "excl", "train", "inference"], default=None,
+                    help="sampling mode (l1, l2: incl | excl, default excl); cnn, wide: train | inference "
+                         "(default train)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="steps per timed run (default: l1 200, l2 10, cnn 3 (inference 10), wide 2)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--ours", default=os.path.join(repo, ".build", "release", "layerwise-bench"))
-    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "/work/.venv-torch/bin/python"))
+    ap.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", ".venv-torch/bin/python"))
     peer = os.path.join(repo, "..", "shared", "peer")
     d = repo
     while not os.path.isfile(os.path.join(peer, "bench_torch.py")) and d != "/":
@@ -55,10 +59,21 @@ def main():
         sys.exit(f"--reps must be >= 1, got {a.reps}")
 
     w = a.workload
-    steps = a.steps or {"l1": 200, "l2": 10, "cnn": 3}[w]
+    mode = a.mode or ("excl" if w in ("l1", "l2") else "train")
+    if (mode in ("incl", "excl")) != (w in ("l1", "l2")):
+        sys.exit(f"--mode {mode} does not apply to --workload {w}")
+    a.mode = mode
+    steps = a.steps or {"l1": 200, "l2": 10, "cnn": 10 if mode == "inference" else 3, "wide": 2}[w]
     if w == "cnn":
-        common = ["--workload", "cnn", "--runs", "1", "--cnn-warmup", "1", "--infer-steps", "1"]
-        vary, lo, hi, per = "--cnn-steps", steps, 2 * steps, steps
+        common = ["--workload", "cnn", "--runs", "1", "--cnn-warmup", "1"]
+        fixed, vary = ("--cnn-steps", "--infer-steps") if mode == "inference" else ("--infer-steps", "--cnn-steps")
+        common += [fixed, "1"]
+        lo, hi, per = steps, 2 * steps, steps
+    elif w == "wide":
+        common = ["--workload", "wide", "--runs", "1", "--wide-warmup", "1"]
+        fixed, vary = ("--wide-train-steps", "--wide-steps") if mode == "inference" else ("--wide-steps", "--wide-train-steps")
+        common += [fixed, "1"]
+        lo, hi, per = steps, 2 * steps, steps
     else:
         common = ["--workload", w, "--modes", a.mode, "--steps", str(steps), "--warmup", "5" if w == "l2" else "20"]
         vary, lo, hi, per = "--runs", 1, 3, 2 * steps
@@ -73,7 +88,7 @@ def main():
             c2, m2 = cpu_seconds(cmd + [vary, str(hi)], cwd)
             res[name].append((c2 - c1) * 1000 / per)
             rss[name].append(m2)
-    print(f"{w} {'' if w == 'cnn' else a.mode} (1 thread), load {os.getloadavg()[0]:.2f}:")
+    print(f"{w} {a.mode} (1 thread), load {os.getloadavg()[0]:.2f}:")
     for name in progs:
         print(f"  {name:9s} CPU ms/step median {statistics.median(res[name]):9.3f}  "
               f"all {[round(x, 3) for x in res[name]]}  peak RSS {statistics.median(rss[name]):.0f} MB")

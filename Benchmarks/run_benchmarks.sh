@@ -8,11 +8,11 @@
 # compare: the machines are shared and noisy, absolute figures drift.
 #
 # Environment (all optional):
-#   TORCH_PYTHON  python of the reference venv   (default /work/.venv-torch/bin/python if it
+#   TORCH_PYTHON  python of the reference venv   (default <repo>/.venv-torch/bin/python if it
 #                 exists, else <repo>/../.venv-torch/bin/python)
 #   PEER_DIR      folder with bench_torch.py and gemm_peak.py (default <repo>/../shared/peer,
 #                 else the first shared/peer found above the repo)
-#   WORKLOADS     default "l1 l2 l2-full cnn gemm". l2 runs ours with its default --trim on
+#   WORKLOADS     default "l1 l2 l2-full cnn wide gemm". l2 runs ours with its default --trim on
 #                 (the patch cropped to the 13x13 window the network reads: same embeddings
 #                 and gradients, less work); l2-full runs ours with --trim off, the whole
 #                 16x16 patch as the reference computes it. The reference runs l2 for both.
@@ -34,7 +34,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 if [[ -z "${TORCH_PYTHON:-}" ]]; then
-    if [[ -x /work/.venv-torch/bin/python ]]; then TORCH_PYTHON=/work/.venv-torch/bin/python
+    if [[ -x "$REPO/.venv-torch/bin/python" ]]; then TORCH_PYTHON="$REPO/.venv-torch/bin/python"
     else TORCH_PYTHON="$REPO/../.venv-torch/bin/python"; fi
 fi
 if [[ -z "${PEER_DIR:-}" ]]; then
@@ -44,7 +44,7 @@ if [[ -z "${PEER_DIR:-}" ]]; then
         d="$(dirname "$d")"; PEER_DIR="$d/shared/peer"
     done
 fi
-WORKLOADS="${WORKLOADS:-l1 l2 l2-full cnn gemm}"
+WORKLOADS="${WORKLOADS:-l1 l2 l2-full cnn wide gemm}"
 THREADS="${THREADS:-1 2}"
 REPS="${REPS:-5}"
 INNER_RUNS="${INNER_RUNS:-1}"
@@ -59,7 +59,7 @@ die() { echo "run_benchmarks.sh: $*" >&2; exit 2; }
 [[ -f "$PEER_DIR/bench_torch.py" && -f "$PEER_DIR/gemm_peak.py" ]] || die "PEER_DIR=$PEER_DIR has no bench_torch.py / gemm_peak.py"
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "REPS=$REPS must be a positive integer"
 [[ "$INNER_RUNS" =~ ^[1-9][0-9]*$ ]] || die "INNER_RUNS=$INNER_RUNS must be a positive integer"
-for w in $WORKLOADS; do [[ "$w" =~ ^(l1|l2|l2-full|cnn|gemm)$ ]] || die "WORKLOADS: unknown workload '$w' (l1 l2 l2-full cnn gemm)"; done
+for w in $WORKLOADS; do [[ "$w" =~ ^(l1|l2|l2-full|cnn|wide|gemm)$ ]] || die "WORKLOADS: unknown workload '$w' (l1 l2 l2-full cnn wide gemm)"; done
 for t in $THREADS; do [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "THREADS: '$t' is not a positive integer"; done
 mkdir -p "$OUT_DIR"
 

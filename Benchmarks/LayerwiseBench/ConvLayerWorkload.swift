@@ -1,7 +1,10 @@
 import Layerwise
 
-/// Workload `convs` (ours only): each convolution of the `cnn` workload timed alone, so
-/// its GFLOP/s can be set against the SGEMM rate measured in the same process.
+/// Workload `convs` (ours only): each convolution of the `cnn` workload (batch
+/// `--cnn-batch`) and of the `wide` stack (batch `--wide-batch`; stages 1 and 3 without
+/// input gradient, as in train_stage3) timed alone, so its GFLOP/s can be set against the
+/// SGEMM rate measured in the same process. 3×3 convolutions use `--conv-algorithm`; the
+/// FLOPs are always im2row's, so a Winograd layer can exceed the SGEMM rate.
 ///
 /// Per layer, on a batch of `--cnn-batch` random inputs: the training forward (im2row +
 /// one SGEMM + the NCHW transpose and bias), then the backward (weight-gradient GEMM, bias
@@ -13,6 +16,7 @@ enum ConvLayerWorkload {
         var name: String
         var inputChannels: Int, outputChannels: Int, kernel: Int, padding: Int, side: Int
         var needsInputGradient: Bool
+        var wide = false
     }
 
     static let specs = [
@@ -25,17 +29,27 @@ enum ConvLayerWorkload {
         Spec(
             name: "conv3", inputChannels: 128, outputChannels: 256, kernel: 3, padding: 1, side: 8,
             needsInputGradient: true),
+        Spec(
+            name: "wide1", inputChannels: 3, outputChannels: 96, kernel: 5, padding: 2, side: 32,
+            needsInputGradient: false, wide: true),
+        Spec(
+            name: "wide2", inputChannels: 96, outputChannels: 384, kernel: 3, padding: 1, side: 16,
+            needsInputGradient: true, wide: true),
+        Spec(
+            name: "wide3", inputChannels: 384, outputChannels: 1536, kernel: 3, padding: 1, side: 8,
+            needsInputGradient: false, wide: true),
     ]
 
     static func run(options: BenchOptions, images: Tensor) throws -> [JSONLine] {
         var generator = SeededGenerator(seed: UInt64(options.seed) &+ 7)
-        let b = options.cnnBatch
         var lines: [JSONLine] = []
         var totalFlop = 0.0, totalSeconds = 0.0
         for spec in specs {
+            let b = spec.wide ? options.wideBatch : options.cnnBatch
             let conv = try Conv2D(
                 inputChannels: spec.inputChannels, outputChannels: spec.outputChannels, kernelSize: spec.kernel,
-                padding: spec.padding, using: &generator)
+                padding: spec.padding, algorithm: spec.kernel == 3 ? options.convAlgorithm : .automatic,
+                using: &generator)
             conv.needsInputGradient = spec.needsInputGradient
             let input = Tensor.normal([b, spec.inputChannels, spec.side, spec.side], using: &generator)
             let outShape = try conv.outputShape(for: input.shape)
@@ -49,6 +63,9 @@ enum ConvLayerWorkload {
             let forward = timedRuns(
                 warmup: options.cnnWarmup, steps: options.cnnSteps, runs: options.runs, itemsPerStep: 1, preCount: nil
             ) { _ in
+                // A write to the weight, as the optimizer's each step: the forward must
+                // transform it again (Winograd caches transformed weights until they change).
+                conv.weight.value.withUnsafeMutableBufferPointer { $0[0] += 0 }
                 let y = conv.forward(input, mode: .training)
                 sink += y.scalars[0]
             }
@@ -80,32 +97,44 @@ enum ConvLayerWorkload {
             }
             let gemmShapeGFLOPS = forwardFlop * gemmOnly.median / 1e9
             let fwdSeconds = 1 / forward.median, bwdSeconds = 1 / backward.median
-            totalFlop += forwardFlop + backwardFlop
-            totalSeconds += fwdSeconds + bwdSeconds
+            if !spec.wide {
+                totalFlop += forwardFlop + backwardFlop
+                totalSeconds += fwdSeconds + bwdSeconds
+            }
             for (pass, seconds, flop) in [
                 ("forward", fwdSeconds, forwardFlop), ("backward", bwdSeconds, backwardFlop),
                 ("train", fwdSeconds + bwdSeconds, forwardFlop + backwardFlop),
             ] {
-                var line = rateLine(mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, options: options)
+                var line = rateLine(
+                    mode: "\(spec.name)_\(pass)", seconds: seconds, flop: flop, batch: b, options: options)
+                line.set(
+                    "winograd",
+                    conv.usesWinograd(
+                        for: ConvGeometry(
+                            channels: spec.inputChannels, height: spec.side, width: spec.side,
+                            kernel: (spec.kernel, spec.kernel), padding: (spec.padding, spec.padding))) ? 1 : 0)
                 line.set("sgemm_same_shape_gflops", gemmShapeGFLOPS, places: 2)
                 line.set("gemm_shape", "\(rows)x\(depth)x\(spec.outputChannels)")
                 line.set("sink", Double(sink.isFinite ? 0 : 1))
                 lines.append(line)
             }
         }
-        var line = rateLine(mode: "all_train", seconds: totalSeconds, flop: totalFlop, options: options)
+        var line = rateLine(
+            mode: "all_train", seconds: totalSeconds, flop: totalFlop, batch: options.cnnBatch, options: options)
         line.set("peak_rss_mb", ProcessStats.peakResidentMiB(), places: 1)
         lines.append(line)
         return lines
     }
 
     /// The fields every `convs` line has: time per call, GFLOP/s and the fraction of SGEMM.
-    private static func rateLine(mode: String, seconds: Double, flop: Double, options: BenchOptions) -> JSONLine {
+    private static func rateLine(
+        mode: String, seconds: Double, flop: Double, batch: Int, options: BenchOptions
+    ) -> JSONLine {
         var line = JSONLine()
         line.set("workload", "convs")
         line.set("mode", mode)
         line.set("threads", options.threads)
-        line.set("batch", options.cnnBatch)
+        line.set("batch", batch)
         line.set("ms_per_call", 1000 * seconds, places: 3)
         line.set("achieved_gflops", flop / seconds / 1e9, places: 2)
         line.set("gemm_fraction", flop / seconds / 1e9 / options.gemmPeakGFLOPS, places: 4)

@@ -3,7 +3,7 @@ import COpenBLAS
 import Foundation
 import Layerwise
 
-/// Which workload to time. l1, l2 and cnn are defined by the docstring of
+/// Which workload to time. l1, l2, cnn and wide are defined by the docstring of
 /// shared/peer/bench_torch.py; gemm by shared/peer/gemm_peak.py.
 ///
 /// Two workloads have no counterpart in the reference: `convs` times each convolution of
@@ -11,8 +11,10 @@ import Layerwise
 /// measured in the same process; `soak` trains l1 (sampling included) for `--soak-steps`
 /// steps and samples the resident memory ten times, to show it stays flat.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-    case l1, l2, cnn, gemm, convs, soak, all
+    case l1, l2, cnn, wide, gemm, convs, soak, all
 }
+
+extension ConvolutionAlgorithm: ExpressibleByArgument {}
 
 /// An on/off option.
 enum Toggle: String, CaseIterable, ExpressibleByArgument {
@@ -62,6 +64,12 @@ struct BenchOptions {
     var cnnWarmup: Int
     var inferBatch: Int
     var inferSteps: Int
+    var wideBatch: Int
+    var wideSteps: Int
+    var wideTrainSteps: Int
+    var wideWarmup: Int
+    /// The algorithm of every 3×3 convolution of cnn and wide.
+    var convAlgorithm: ConvolutionAlgorithm
     var malloc: MallocPolicy
     /// Crop l1/l2 patches to the window the network reads (``InputTrimming``).
     var trim: Bool
@@ -81,7 +89,7 @@ struct LayerwiseBenchCommand: ParsableCommand {
             Build with -c release. See Benchmarks/README.md.
             """)
 
-    @Option(help: "Workload: l1 | l2 | cnn | gemm | convs | soak | all (all = l1 l2 cnn, as the reference).")
+    @Option(help: "Workload: l1 | l2 | cnn | wide | gemm | convs | soak | all (all = l1 l2 cnn wide, as the reference).")
     var workload: Workload = .all
 
     @Option(help: "OpenBLAS threads (BLAS.threadCount).")
@@ -122,6 +130,21 @@ struct LayerwiseBenchCommand: ParsableCommand {
 
     @Option(name: .customLong("infer-steps"), help: "Inference batches per timed run (cnn).")
     var inferSteps: Int = 40
+
+    @Option(name: .customLong("wide-batch"), help: "Images per step (wide).")
+    var wideBatch: Int = 64
+
+    @Option(name: .customLong("wide-steps"), help: "Inference batches per timed run (wide).")
+    var wideSteps: Int = 10
+
+    @Option(name: .customLong("wide-train-steps"), help: "Stage-3 training steps per timed run (wide).")
+    var wideTrainSteps: Int = 5
+
+    @Option(name: .customLong("wide-warmup"), help: "Untimed warm-up steps (wide inference and training).")
+    var wideWarmup: Int = 2
+
+    @Option(name: .customLong("conv-algorithm"), help: "3×3 convolutions of cnn and wide: automatic | im2row | winograd | winograd4x4.")
+    var convAlgorithm: ConvolutionAlgorithm = .automatic
 
     @Option(help: "tuned: mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1) as the reference; glibc: allocator defaults.")
     var malloc: MallocPolicy = .tuned
@@ -165,6 +188,15 @@ struct LayerwiseBenchCommand: ParsableCommand {
         try positive("cnn-steps", cnnSteps)
         try positive("infer-batch", inferBatch)
         try positive("infer-steps", inferSteps)
+        try positive("wide-batch", wideBatch)
+        try positive("wide-steps", wideSteps)
+        try positive("wide-train-steps", wideTrainSteps)
+        guard wideWarmup >= 0 else { throw ValidationError("--wide-warmup must be ≥ 0, got \(wideWarmup)") }
+        if workload == .wide || workload == .all {
+            guard wideBatch <= imageCount else {
+                throw ValidationError("--wide-batch (\(wideBatch)) must be ≤ --n-images (\(imageCount))")
+            }
+        }
         try positive("gemm-min-reps", gemmMinReps)
         try positive("soak-steps", soakSteps)
         guard warmup >= 0 else { throw ValidationError("--warmup must be ≥ 0, got \(warmup)") }
@@ -214,16 +246,19 @@ struct LayerwiseBenchCommand: ParsableCommand {
         let options = BenchOptions(
             threads: threads, modes: modes, imageCount: imageCount, seed: seed, batch: batch,
             steps: steps, runs: runs, warmup: warmup, cnnBatch: cnnBatch, cnnSteps: cnnSteps,
-            cnnWarmup: cnnWarmup, inferBatch: inferBatch, inferSteps: inferSteps, malloc: malloc,
+            cnnWarmup: cnnWarmup, inferBatch: inferBatch, inferSteps: inferSteps,
+            wideBatch: wideBatch, wideSteps: wideSteps, wideTrainSteps: wideTrainSteps, wideWarmup: wideWarmup,
+            convAlgorithm: convAlgorithm, malloc: malloc,
             trim: trim == .on, gemmPeakGFLOPS: peak)
         // Normalisation happens once, outside timing, as in the reference.
         let images = BenchData.images(count: imageCount, seed: UInt64(seed))
-        let workloads: [Workload] = workload == .all ? [.l1, .l2, .cnn] : [workload]
+        let workloads: [Workload] = workload == .all ? [.l1, .l2, .cnn, .wide] : [workload]
         for w in workloads {
             let lines: [JSONLine]
             switch w {
             case .l1, .l2: lines = try NeuralWorkloads.triplet(w, options: options, images: images)
             case .cnn: lines = try NeuralWorkloads.cnn(options: options, images: images)
+            case .wide: lines = try WideWorkload(options: options).run(images: images)
             case .convs: lines = try ConvLayerWorkload.run(options: options, images: images)
             case .soak: lines = try SoakWorkload.run(options: options, images: images, steps: soakSteps)
             case .gemm, .all: lines = []

@@ -82,8 +82,21 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Seeds per arm.")
     var seeds: Int?
 
-    @Option(help: "Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages is timed too.")
+    @Option(help: """
+        Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages \
+        is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 \
+        training images without labels and probed stage by stage (needs --probe-only --skip-supervised).
+        """)
     var layers: Int = 1
+
+    @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
+    var widthScale: Double = 1
+
+    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
+    var deepObjective: DeepObjective = .softhebb
+
+    @Option(help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
+    var deepWeights: String?
 
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
@@ -132,7 +145,14 @@ struct ReproducePaper: ParsableCommand {
     }
 
     func validate() throws {
-        guard layers == 1 || layers == 2 else { throw ValidationError("--layers must be 1 or 2, got \(layers)") }
+        guard (1...3).contains(layers) else { throw ValidationError("--layers must be 1, 2 or 3, got \(layers)") }
+        if layers == 3, !(probeOnly && skipSupervised) {
+            throw ValidationError("--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
+                + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
+        }
+        guard widthScale > 0, widthScale.isFinite else {
+            throw ValidationError("--width-scale must be > 0, got \(widthScale)")
+        }
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1, got \(threads)") }
         if let batchShards, batchShards < 1 {
             throw ValidationError("--batch-shards must be ≥ 1, got \(batchShards)")
@@ -267,6 +287,13 @@ struct ReproducePaper: ParsableCommand {
             let data = try DataSources.load(
                 cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
                 limitPretrain: limitPretrain, limitTrain: limitTrain)
+            if layers == 3 {
+                let deep = DeepExperiment(
+                    out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
+                    commandLine: experiment.commandLine, widthScale: widthScale,
+                    objective: deepObjective, weightsPath: deepWeights)
+                return try deep.run(data: data)
+            }
             try experiment.run(data: data)
         } catch let TrainerError.stopped(stage, step) {
             let command = experiment.commandLine + (resume ? "" : " --resume")

@@ -63,8 +63,9 @@ public final class AvgPool2D: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && s[2] + 2 * padding >= kernelSize && s[3] + 2 * padding >= kernelSize,
-                     "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 4 && s[2] + 2 * padding >= kernelSize && s[3] + 2 * padding >= kernelSize,
+            "\(name): input shape \(s); validate with outputShape(for:)")
         let h = s[2], w = s[3], oh = outputSide(h), ow = outputSide(w)
         let scale = 1 / Float(kernelSize * kernelSize)
         var output = Tensor.uninitialized(shape: [s[0], s[1], oh, ow])
@@ -95,8 +96,9 @@ public final class AvgPool2D: Layer {
             preconditionFailure("\(name): backward without a preceding training forward")
         }
         let h = s[2], w = s[3], oh = outputSide(h), ow = outputSide(w)
-        precondition(outputGradient.shape == [s[0], s[1], oh, ow],
-                     "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
+        precondition(
+            outputGradient.shape == [s[0], s[1], oh, ow],
+            "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
         let scale = 1 / Float(kernelSize * kernelSize)
         var inputGradient = Tensor.zeros(s)
         outputGradient.withUnsafeBufferPointer { gb in

@@ -285,6 +285,7 @@ public final class MaxPool2D: Layer {
     /// The padded path (training and inference): windows clipped to the image; the argmax
     /// is an offset in the unpadded plane, so backward's scatter needs no special case.
     private func forwardPadded(_ input: Tensor, mode: Mode) -> Tensor {
+        if mode == .inference && kernelSize == 4 && stride == 2 && padding == 1 { return forwardInference4x4(input) }
         let s = input.shape, h = s[2], w = s[3]
         let oh = outputSide(h), ow = outputSide(w)
         let planes = s[0] * s[1], k = kernelSize, st = stride, p = padding
@@ -316,6 +317,64 @@ public final class MaxPool2D: Layer {
             }
         }
         cachedInputShape = training ? s : nil
+        return output
+    }
+
+    /// Inference with 4×4 windows, stride 2, padding 1 (the wide stack's pooling), in two
+    /// separable SIMD passes per output row: the maximum of the (up to) four input rows, into
+    /// a row padded with −∞, then of four neighbours at stride 2 (even/odd halves of two
+    /// SIMD16 loads). Maxima are exact and NaN never wins a comparison, as in the
+    /// window loop, so the output is bit-identical to it.
+    private func forwardInference4x4(_ input: Tensor) -> Tensor {
+        let s = input.shape, h = s[2], w = s[3]
+        let oh = outputSide(h), ow = outputSide(w), planes = s[0] * s[1]
+        var output = Tensor.uninitialized(shape: [s[0], s[1], oh, ow])
+        let width = 2 * ((ow + 7) & ~7) + 18
+        input.withUnsafeBufferPointer { xb in
+            output.withUnsafeMutableBufferPointer { yb in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
+                    let row = buffer.baseAddress!
+                    row.initialize(repeating: -.infinity, count: width)
+                    for plane in 0..<planes {
+                        let src = xb.baseAddress! + plane * h * w, dst = yb.baseAddress! + plane * oh * ow
+                        for oy in 0..<oh {
+                            let y0 = Swift.max(0, 2 * oy - 1), y1 = Swift.min(h, 2 * oy + 3)
+                            // row[1 + x] = max over rows y0..<y1 of column x
+                            let column = row + 1
+                            (column).update(from: src + y0 * w, count: w)
+                            for yy in (y0 + 1)..<y1 {
+                                let line = src + yy * w
+                                var x = 0
+                                while x + 8 <= w {
+                                    let a = UnsafeRawPointer(column + x).loadUnaligned(as: SIMD8<Float>.self)
+                                    let b = UnsafeRawPointer(line + x).loadUnaligned(as: SIMD8<Float>.self)
+                                    UnsafeMutableRawPointer(column + x).storeBytes(of: a.replacing(with: b, where: b .> a), as: SIMD8<Float>.self)
+                                    x += 8
+                                }
+                                while x < w {
+                                    if line[x] > column[x] { column[x] = line[x] }
+                                    x += 1
+                                }
+                            }
+                            // out[ox] = max(row[2ox … 2ox + 3])
+                            let out = dst + oy * ow
+                            var ox = 0
+                            while ox < ow {
+                                let r = UnsafeRawPointer(row + 2 * ox)
+                                let a = r.loadUnaligned(as: SIMD16<Float>.self)
+                                let b = r.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+                                let m1 = a.evenHalf.replacing(with: a.oddHalf, where: a.oddHalf .> a.evenHalf)
+                                let m2 = b.evenHalf.replacing(with: b.oddHalf, where: b.oddHalf .> b.evenHalf)
+                                let m = m1.replacing(with: m2, where: m2 .> m1)
+                                for l in 0..<Swift.min(8, ow - ox) { out[ox + l] = m[l] }
+                                ox += 8
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cachedInputShape = nil
         return output
     }
 }

@@ -17,7 +17,8 @@ public final class ReflectionPad2D: Layer {
     ///   `padding` is negative.
     public init(padding: Int) throws {
         guard padding >= 0 else {
-            throw LayerError.invalidConfiguration(layer: "ReflectionPad2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
+            throw LayerError.invalidConfiguration(
+                layer: "ReflectionPad2D", option: "padding", value: "\(padding)", reason: "must be ≥ 0")
         }
         self.padding = padding
     }
@@ -50,7 +51,9 @@ public final class ReflectionPad2D: Layer {
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
-        precondition(s.count == 4 && padding < s[2] && padding < s[3], "\(name): input shape \(s); validate with outputShape(for:)")
+        precondition(
+            s.count == 4 && padding < s[2] && padding < s[3],
+            "\(name): input shape \(s); validate with outputShape(for:)")
         let h = s[2], w = s[3], ph = h + 2 * padding, pw = w + 2 * padding, p = padding
         var output = Tensor.uninitialized(shape: [s[0], s[1], ph, pw])
         input.withUnsafeBufferPointer { xb in
@@ -73,10 +76,13 @@ public final class ReflectionPad2D: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        guard let s = cachedInputShape else { preconditionFailure("\(name): backward without a preceding training forward") }
+        guard let s = cachedInputShape else {
+            preconditionFailure("\(name): backward without a preceding training forward")
+        }
         let h = s[2], w = s[3], ph = h + 2 * padding, pw = w + 2 * padding
-        precondition(outputGradient.shape == [s[0], s[1], ph, pw],
-                     "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
+        precondition(
+            outputGradient.shape == [s[0], s[1], ph, pw],
+            "\(name): output gradient shape \(outputGradient.shape) does not match the last forward")
         var inputGradient = Tensor.zeros(s)
         outputGradient.withUnsafeBufferPointer { gb in
             inputGradient.withUnsafeMutableBufferPointer { db in

@@ -74,7 +74,9 @@ public final class TriangleActivation: Layer {
     }
 
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        guard let r = cachedRectified else { preconditionFailure("\(name): backward without a preceding training forward") }
+        guard let r = cachedRectified else {
+            preconditionFailure("\(name): backward without a preceding training forward")
+        }
         let s = r.shape
         precondition(outputGradient.shape == s, "\(name): output gradient shape \(outputGradient.shape), expected \(s)")
         let channels = s[1], spatial = s.dropFirst(2).reduce(1, *)

@@ -57,6 +57,9 @@ public enum WeightInitializer: Sendable, Equatable {
 struct ScratchBuffer {
     @usableFromInline var tensor = Tensor.zeros([0])
 
+    /// Elements available without growing.
+    @inlinable var capacity: Int { tensor.count }
+
     /// Makes room for at least `count` elements (contents are unspecified afterwards).
     @inlinable
     mutating func reserve(_ count: Int) {
@@ -80,7 +83,8 @@ enum Validate {
     static func poolPadding(_ padding: Int, kernelSize: Int, layer: String) throws {
         guard padding >= 0, padding <= kernelSize / 2 else {
             throw LayerError.invalidConfiguration(
-                layer: layer, option: "padding", value: "\(padding)", reason: "must be in 0…\(kernelSize / 2) (half the kernel)")
+                layer: layer, option: "padding", value: "\(padding)",
+                reason: "must be in 0…\(kernelSize / 2) (half the kernel)")
         }
     }
 

@@ -114,6 +114,11 @@ public struct Tensor: Sendable {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
+    /// Whether both tensors read the same storage: true for a copy that neither has
+    /// written since (copy-on-write), so a cache keyed on a kept copy knows when the
+    /// original changed without comparing elements.
+    @inlinable public func sharesStorage(with other: Tensor) -> Bool { storage === other.storage }
+
     /// The same elements under another shape with the same element count.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         guard newShape.reduce(1, *) == count, newShape.allSatisfy({ $0 >= 0 }) else {

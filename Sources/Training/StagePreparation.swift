@@ -140,8 +140,9 @@ public struct InputWhitening: StagePreparation {
 
     /// This rank's rows of `windowCount` k×k windows (C·k·k values each, `Conv2D` order) of
     /// the frozen stages' output on `imageCount` random images: chunk `c` of 256 images
-    /// belongs to rank `c mod size` (one process: all of them, in order).
-    func sampleWindows(
+    /// belongs to rank `c mod size` (one process: all of them, in order). Also the window
+    /// sampler of `DeepKMeansStart`.
+    public func sampleWindows(
         kernel k: Int, below: FrozenStack, stage: Int, communicator: any Communicator = SingleProcessCommunicator(),
         using g: inout SeededGenerator
     ) throws -> Tensor {

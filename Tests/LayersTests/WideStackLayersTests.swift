@@ -57,8 +57,10 @@ final class WideStackLayersTests: XCTestCase {
 
     func testPoolingErrors() throws {
         XCTAssertThrowsError(try MaxPool2D(kernelSize: 4, stride: 2, padding: 3)) {
-            XCTAssertEqual($0 as? LayerError, .invalidConfiguration(
-                layer: "MaxPool2D", option: "padding", value: "3", reason: "must be in 0…2 (half the kernel)"))
+            XCTAssertEqual(
+                $0 as? LayerError,
+                .invalidConfiguration(
+                    layer: "MaxPool2D", option: "padding", value: "3", reason: "must be in 0…2 (half the kernel)"))
         }
         XCTAssertThrowsError(try AvgPool2D(kernelSize: 2, padding: -1))
         XCTAssertThrowsError(try AvgPool2D(kernelSize: 0))
@@ -84,7 +86,8 @@ final class WideStackLayersTests: XCTestCase {
     func testReflectionPadGradients() throws {
         for p in [1, 2] {
             var rng = SeededGenerator(seed: UInt64(p))
-            assertGradientsMatch(try ReflectionPad2D(padding: p), input: .uniform([2, 2, 4, 5], low: -1, high: 1, using: &rng))
+            assertGradientsMatch(
+                try ReflectionPad2D(padding: p), input: .uniform([2, 2, 4, 5], low: -1, high: 1, using: &rng))
         }
     }
 
@@ -92,12 +95,15 @@ final class WideStackLayersTests: XCTestCase {
         let tri = try TriangleActivation(power: 0.7)
         let u = try Tensor(shape: [1, 4, 1, 1], values: [1, -2, 3, 0.5])
         let y = tri.forward(u, mode: .inference).scalars
-        for (a, b) in zip(y, [0.5032941699028015, 0, 1.8321647644042969, 0] as [Float]) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        for (a, b) in zip(y, [0.5032941699028015, 0, 1.8321647644042969, 0] as [Float]) {
+            XCTAssertEqual(a, b, accuracy: 1e-6)
+        }
         // Power 1 is the plain centred rectifier, per position of an NCHW map and per row of [N, C].
         let plain = try TriangleActivation()
         let x = try Tensor(shape: [1, 2, 1, 2], values: [1, 4, 3, 0])  // position 0: mean 2, position 1: mean 2
         XCTAssertEqual(plain.forward(x, mode: .inference).scalars, [0, 2, 1, 0])
-        XCTAssertEqual(plain.forward(try Tensor(shape: [2, 2], values: [1, 3, 5, 1]), mode: .inference).scalars, [0, 1, 2, 0])
+        XCTAssertEqual(
+            plain.forward(try Tensor(shape: [2, 2], values: [1, 3, 5, 1]), mode: .inference).scalars, [0, 1, 2, 0])
         XCTAssertThrowsError(try TriangleActivation(power: 0))
         XCTAssertThrowsError(try TriangleActivation(power: .nan))
     }
@@ -106,9 +112,11 @@ final class WideStackLayersTests: XCTestCase {
         // distinctValues keeps every centred value at least ~step/2 from the kink.
         for power: Float in [1, 0.7, 1.4] {
             let tri = try TriangleActivation(power: power)
-            assertGradientsMatch(tri, input: distinctValues([2, 5, 2, 3], step: 0.37, seed: UInt64(power * 10)),
-                                 epsilon: 1e-3, tolerance: 2e-2)
-            assertGradientsMatch(tri, input: distinctValues([3, 4], step: 0.37, seed: 9), epsilon: 1e-3, tolerance: 2e-2)
+            assertGradientsMatch(
+                tri, input: distinctValues([2, 5, 2, 3], step: 0.37, seed: UInt64(power * 10)),
+                epsilon: 1e-3, tolerance: 2e-2)
+            assertGradientsMatch(
+                tri, input: distinctValues([3, 4], step: 0.37, seed: 9), epsilon: 1e-3, tolerance: 2e-2)
         }
     }
 

@@ -1,0 +1,499 @@
+/// Winograd F(4×4, 3×3): 6×6 transformed tiles, 36 GEMMs, 4× fewer multiplies than
+/// im2row + GEMM (2.25× for F(2×2, 3×3)), at the price of larger transforms and more
+/// rounding (about 1e-4 relative instead of 1e-6).
+///
+/// Same tile-matrix conventions as ``Winograd`` (element `e = 6·i + j` of a 6×6 tile at
+/// `e · elementStride + row · ld + t`), with 4×4 output tiles. Matrices (Lavin & Gray,
+/// points 0, ±1, ±2, ∞):
+///
+///     Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0;
+///           0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+///     G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]
+///     Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+///
+/// The transforms work on eight tiles at once (SIMD8 across a row of tiles).
+public enum Winograd4x4 {
+    public static let elements = 36
+    public static let slack = 8
+    static let bt: [Float] = [
+        4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
+        0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1,
+    ]
+    static let g: [Float] = [
+        1.0 / 4, 0, 0, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+        1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0, 0, 1,
+    ]
+    static let at: [Float] = [1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1]
+
+    /// How a convolution's output is cut into 4×4 tiles.
+    public struct Tiling: Sendable, Equatable {
+        public var geometry: ConvGeometry
+        public var rows: Int, columns: Int
+        public var perImage: Int { rows * columns }
+
+        public init(geometry g: ConvGeometry) {
+            precondition(Winograd.supports(g), "Winograd F(4×4, 3×3) needs a 3×3 stride-1 window: \(g)")
+            geometry = g
+            rows = (g.outputHeight + 3) / 4
+            columns = (g.outputWidth + 3) / 4
+        }
+    }
+
+    // MARK: weights
+
+    /// `U[e][o][c] = (G · w[o, c] · Gᵀ)[e]`, eight input channels at a time so that each
+    /// of the 36 outputs is one contiguous vector store.
+    public static func transformWeights(
+        _ w: UnsafePointer<Float>, outputs: Int, inputs: Int, into u: UnsafeMutablePointer<Float>
+    ) {
+        let stride = outputs * inputs
+        for o in 0..<outputs {
+            var c = 0
+            while c < inputs {
+                let lanes = Swift.min(8, inputs - c)
+                let base = w + (o * inputs + c) * 9
+                func tap(_ q: Int) -> SIMD8<Float> {
+                    var v = SIMD8<Float>()
+                    for l in 0..<lanes { v[l] = base[9 * l + q] }
+                    return v
+                }
+                // G · k: six rows per kernel column b.
+                func gColumn(_ b: Int) -> Six {
+                    let k0 = tap(b)
+                    let k1 = tap(3 + b)
+                    let k2 = tap(6 + b)
+                    let s = k0 + k2
+                    return (
+                        0.25 * k0, -(s + k1) / 6, (k1 - s) / 6,
+                        k0 / 24 + k1 / 12 + k2 / 6, k0 / 24 - k1 / 12 + k2 / 6, k2
+                    )
+                }
+                let t0 = gColumn(0)
+                let t1 = gColumn(1)
+                let t2 = gColumn(2)
+                let dst = u + o * inputs + c
+                for i in 0..<6 {
+                    let a = element(t0, i)
+                    let b = element(t1, i)
+                    let d = element(t2, i)
+                    let s = a + d
+                    let row: Six = (
+                        0.25 * a, -(s + b) / 6, (b - s) / 6, a / 24 + b / 12 + d / 6, a / 24 - b / 12 + d / 6, d
+                    )
+                    for j in 0..<6 { Winograd.store(element(row, j), dst + (6 * i + j) * stride, lanes) }
+                }
+                c += 8
+            }
+        }
+    }
+
+    /// Adds `Gᵀ · dU[·][o][c] · G` to `dw[o, c]`.
+    public static func transformWeightGradientAdd(
+        _ du: UnsafePointer<Float>, outputs: Int, inputs: Int, into dw: UnsafeMutablePointer<Float>
+    ) {
+        let stride = outputs * inputs
+        g.withUnsafeBufferPointer { gm in
+            for o in 0..<outputs {
+                for c in 0..<inputs {
+                    let src = du + o * inputs + c
+                    // t[i][b] = Σ_j dU[i][j] G[j][b], i < 6, b < 3
+                    var t = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+                    for j in 0..<6 {
+                        var col = SIMD8<Float>()
+                        for i in 0..<6 { col[i] = src[(6 * i + j) * stride] }
+                        t.0 += gm[3 * j] * col
+                        t.1 += gm[3 * j + 1] * col
+                        t.2 += gm[3 * j + 2] * col
+                    }
+                    let k = dw + (o * inputs + c) * 9
+                    for a in 0..<3 {
+                        var r0: Float = 0
+                        var r1: Float = 0
+                        var r2: Float = 0
+                        for i in 0..<6 {
+                            let gi = gm[3 * i + a]
+                            r0 += gi * t.0[i]
+                            r1 += gi * t.1[i]
+                            r2 += gi * t.2[i]
+                        }
+                        k[3 * a] += r0
+                        k[3 * a + 1] += r1
+                        k[3 * a + 2] += r2
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: input
+
+    /// Padded input rows of one tile row: `step` columns per tile plus the 6-wide tail.
+    @inline(__always)
+    static func rowBufferWidth(columns: Int, step: Int) -> Int { step * ((columns + 7) & ~7) + 8 }
+
+    /// `V[e][c][column + t] = (Bᵀ · d · B)[e]` for every 6×6 input tile `d` (padding reads 0).
+    public static func transformInput(
+        _ images: UnsafePointer<Float>, count: Int, tiling: Tiling, into v: Winograd.TileMatrix, column: Int
+    ) {
+        transformInput6(
+            images, count: count, geometry: tiling.geometry, rows: tiling.rows, columns: tiling.columns,
+            step: 4, into: v, column: column)
+    }
+
+    /// The input transform of any 6×6-tile Winograd variant: tiles every `step` pixels
+    /// (4 for F(4×4, 3×3), 2 for F(2×2, 5×5), which share Bᵀ).
+    static func transformInput6(
+        _ images: UnsafePointer<Float>, count: Int, geometry geo: ConvGeometry, rows tileRows: Int, columns: Int,
+        step: Int, into v: Winograd.TileMatrix, column: Int
+    ) {
+        let width = rowBufferWidth(columns: columns, step: step)
+        let plane = geo.height * geo.width
+        let used = step * columns + 6 - step
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * width) { buffer in
+            let rows = buffer.baseAddress!
+            rows.initialize(repeating: 0, count: 6 * width)
+            for n in 0..<count {
+                for c in 0..<geo.channels {
+                    let src = images + (n * geo.channels + c) * plane
+                    for ty in 0..<tileRows {
+                        for k in 0..<6 {
+                            let iy = step * ty - geo.paddingY + k
+                            let dst = rows + k * width
+                            guard iy >= 0 && iy < geo.height else {
+                                dst.update(repeating: 0, count: used)
+                                continue
+                            }
+                            let line = src + iy * geo.width
+                            for x in 0..<used {
+                                let ix = x - geo.paddingX
+                                dst[x] = ix >= 0 && ix < geo.width ? line[ix] : 0
+                            }
+                        }
+                        let t0 = column + (n * tileRows + ty) * columns
+                        inputTileRow(
+                            rows, width: width, columns: columns, step: step, into: v.base + c * v.ld + t0,
+                            elementStride: v.elementStride)
+                    }
+                }
+            }
+        }
+    }
+
+    typealias Six = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
+
+    /// Bᵀ applied to six values: the fixed matrix, written out (its zeros cost nothing).
+    @inline(__always)
+    static func bTranspose(_ d: Six) -> Six {
+        let four: SIMD8<Float> = .init(repeating: 4)
+        let five: SIMD8<Float> = .init(repeating: 5)
+        let two: SIMD8<Float> = .init(repeating: 2)
+        let r0: SIMD8<Float> = four * d.0 - five * d.2 + d.4
+        let p12: SIMD8<Float> = d.3 + d.4 - four * d.2  // rows 1, 2 share −4·d2 + d4
+        let r1: SIMD8<Float> = p12 - four * d.1
+        let r2: SIMD8<Float> = four * d.1 - four * d.2 - d.3 + d.4
+        let q: SIMD8<Float> = d.4 - d.2  // rows 3, 4 share −d2 + d4
+        let t: SIMD8<Float> = two * (d.3 - d.1)
+        let r5: SIMD8<Float> = four * d.1 - five * d.3 + d.5
+        _ = p12
+        return (r0, r1, r2, q + t, q - t, r5)
+    }
+
+    /// B applied to six values (the adjoint of ``bTranspose``).
+    @inline(__always)
+    static func b(_ v: Six) -> Six {
+        let four: SIMD8<Float> = .init(repeating: 4)
+        let five: SIMD8<Float> = .init(repeating: 5)
+        let two: SIMD8<Float> = .init(repeating: 2)
+        let r0: SIMD8<Float> = four * v.0
+        let a1: SIMD8<Float> = four * (v.2 - v.1 + v.5)
+        let r1: SIMD8<Float> = a1 + two * (v.4 - v.3)
+        let s34: SIMD8<Float> = v.3 + v.4
+        let r2: SIMD8<Float> = -(five * v.0) - four * (v.1 + v.2) - s34
+        let r3: SIMD8<Float> = v.1 - v.2 + two * (v.3 - v.4) - five * v.5
+        let r4: SIMD8<Float> = v.0 + v.1 + v.2 + s34
+        return (r0, r1, r2, r3, r4, v.5)
+    }
+
+    /// Aᵀ applied to six values: four outputs.
+    @inline(__always)
+    static func aTranspose(_ m: Six) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        let s12: SIMD8<Float> = m.1 + m.2
+        let d12: SIMD8<Float> = m.1 - m.2
+        let s34: SIMD8<Float> = m.3 + m.4
+        let d34: SIMD8<Float> = m.3 - m.4
+        let y0: SIMD8<Float> = m.0 + s12 + s34
+        let y1: SIMD8<Float> = d12 + 2 * d34
+        let y2: SIMD8<Float> = s12 + 4 * s34
+        let y3: SIMD8<Float> = d12 + 8 * d34 + m.5
+        return (y0, y1, y2, y3)
+    }
+
+    /// A applied to four values (the adjoint of ``aTranspose``): six outputs.
+    @inline(__always)
+    static func a(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) -> Six {
+        let e: SIMD8<Float> = y.0 + y.2
+        let o: SIMD8<Float> = y.1 + y.3
+        let e2: SIMD8<Float> = y.0 + 4 * y.2
+        let o2: SIMD8<Float> = 2 * y.1 + 8 * y.3
+        return (y.0, e + o, e - o, e2 + o2, e2 - o2, y.3)
+    }
+
+    @inline(__always)
+    static func element(_ s: Six, _ i: Int) -> SIMD8<Float> {
+        switch i {
+        case 0: return s.0
+        case 1: return s.1
+        case 2: return s.2
+        case 3: return s.3
+        case 4: return s.4
+        default: return s.5
+        }
+    }
+
+    /// Eight tiles' values at column offset `k` of a padded row (`step` between tiles).
+    @inline(__always)
+    static func gather(_ row: UnsafePointer<Float>, _ k: Int, _ step: Int) -> SIMD8<Float> {
+        SIMD8(
+            row[k], row[step + k], row[2 * step + k], row[3 * step + k], row[4 * step + k], row[5 * step + k],
+            row[6 * step + k], row[7 * step + k])
+    }
+
+    static func inputTileRow(
+        _ rows: UnsafePointer<Float>, width: Int, columns: Int, step: Int,
+        into dst: UnsafeMutablePointer<Float>, elementStride es: Int
+    ) {
+        var tx = 0
+        while tx < columns {
+            func xRow(_ k: Int) -> Six {
+                let r = rows + k * width + step * tx
+                return bTranspose(
+                    (
+                        gather(r, 0, step), gather(r, 1, step), gather(r, 2, step), gather(r, 3, step),
+                        gather(r, 4, step), gather(r, 5, step)
+                    ))
+            }
+            let u0 = xRow(0)
+            let u1 = xRow(1)
+            let u2 = xRow(2)
+            let u3 = xRow(3)
+            let u4 = xRow(4)
+            let u5 = xRow(5)
+            let lanes = Swift.min(8, columns - tx)
+            for j in 0..<6 {
+                let col = bTranspose(
+                    (
+                        element(u0, j), element(u1, j), element(u2, j), element(u3, j),
+                        element(u4, j), element(u5, j)
+                    ))
+                for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + tx, lanes) }
+            }
+            tx += 8
+        }
+    }
+
+    /// The adjoint of ``transformInput``: adds `B · dV · Bᵀ` of every tile into `dx`.
+    public static func transformInputGradientAdd(
+        _ dv: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, into dx: UnsafeMutablePointer<Float>
+    ) {
+        transformInputGradientAdd6(
+            dv, column: column, count: count, geometry: tiling.geometry, rows: tiling.rows,
+            columns: tiling.columns, step: 4, into: dx)
+    }
+
+    /// The adjoint of ``transformInput6``.
+    static func transformInputGradientAdd6(
+        _ dv: Winograd.TileMatrix, column: Int, count: Int, geometry geo: ConvGeometry, rows tileRows: Int,
+        columns: Int,
+        step: Int, into dx: UnsafeMutablePointer<Float>
+    ) {
+        let width = rowBufferWidth(columns: columns, step: step)
+        let plane = geo.height * geo.width
+        let paddedRows = step * tileRows + 6 - step
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedRows * width) { buffer in
+            let acc = buffer.baseAddress!
+            for n in 0..<count {
+                for c in 0..<geo.channels {
+                    acc.initialize(repeating: 0, count: paddedRows * width)
+                    for ty in 0..<tileRows {
+                        let src = dv.base + c * dv.ld + column + (n * tileRows + ty) * columns
+                        var tx = 0
+                        while tx < columns {
+                            let lanes = Swift.min(8, columns - tx)
+                            func yColumn(_ j: Int) -> Six {
+                                func e(_ i: Int) -> SIMD8<Float> {
+                                    Winograd.load(src + (6 * i + j) * dv.elementStride + tx)
+                                }
+                                return b((e(0), e(1), e(2), e(3), e(4), e(5)))
+                            }
+                            let z0 = yColumn(0)
+                            let z1 = yColumn(1)
+                            let z2 = yColumn(2)
+                            let z3 = yColumn(3)
+                            let z4 = yColumn(4)
+                            let z5 = yColumn(5)
+                            for k in 0..<6 {
+                                let p = b(
+                                    (
+                                        element(z0, k), element(z1, k), element(z2, k), element(z3, k),
+                                        element(z4, k), element(z5, k)
+                                    ))
+                                let row = acc + (step * ty + k) * width + step * tx
+                                for x in 0..<6 {
+                                    let v = element(p, x)
+                                    for l in 0..<lanes { row[step * l + x] += v[l] }
+                                }
+                            }
+                            tx += 8
+                        }
+                    }
+                    let dst = dx + (n * geo.channels + c) * plane
+                    let usable = Swift.max(0, Swift.min(geo.width, step * columns + 6 - step - geo.paddingX))
+                    for iy in 0..<geo.height {
+                        let py = iy + geo.paddingY
+                        guard py < paddedRows else { break }
+                        let line = acc + py * width + geo.paddingX
+                        let out = dst + iy * geo.width
+                        for ix in 0..<usable { out[ix] += line[ix] }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: output
+
+    /// `y[n, o] = Aᵀ · M-tile · A (+ bias[o])`, cropped at the output edges.
+    ///
+    /// Eight consecutive tiles at a time, across tile rows and images (small outputs have
+    /// only two tiles per row), each lane stored to its own tile's place.
+    public static func transformOutput(
+        _ m: Winograd.TileMatrix, column: Int, count: Int, tiling: Tiling, outputs: Int,
+        bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>
+    ) {
+        let geo = tiling.geometry
+        let oh = geo.outputHeight
+        let ow = geo.outputWidth
+        let plane = oh * ow
+        let tiles = count * tiling.perImage
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * tiles) { table in
+            // Per tile: offset of its top-left output within image n's channel 0, and how
+            // many of its rows and columns lie inside the output.
+            let offset = table.baseAddress!
+            let validRows = offset + tiles
+            let validColumns = offset + 2 * tiles
+            var allFull = true
+            for t in 0..<tiles {
+                let n = t / tiling.perImage
+                let r = t % tiling.perImage
+                let ty = r / tiling.columns
+                let tx = r % tiling.columns
+                offset[t] = n * outputs * plane + 4 * ty * ow + 4 * tx
+                validRows[t] = Swift.min(4, oh - 4 * ty)
+                validColumns[t] = Swift.min(4, ow - 4 * tx)
+                allFull = allFull && validRows[t] == 4 && validColumns[t] == 4
+            }
+            for o in 0..<outputs {
+                let src = m.base + o * m.ld + column
+                let out = y + o * plane
+                let shift = bias?[o] ?? 0
+                var t = 0
+                while t < tiles {
+                    func yColumn(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+                        func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * m.elementStride + t) }
+                        return aTranspose((e(0), e(1), e(2), e(3), e(4), e(5)))
+                    }
+                    let c0 = yColumn(0)
+                    let c1 = yColumn(1)
+                    let c2 = yColumn(2)
+                    let c3 = yColumn(3)
+                    let c4 = yColumn(4)
+                    let c5 = yColumn(5)
+                    let lanes = Swift.min(8, tiles - t)
+                    func outputRow(_ rowInTile: Int, _ r: Six) {
+                        let v = aTranspose(r)
+                        for l in 0..<lanes {
+                            let tile = t + l
+                            let line = out + offset[tile] + rowInTile * ow
+                            if allFull {
+                                line[0] = v.0[l] + shift
+                                line[1] = v.1[l] + shift
+                                line[2] = v.2[l] + shift
+                                line[3] = v.3[l] + shift
+                            } else {
+                                guard rowInTile < validRows[tile] else { continue }
+                                let edge = validColumns[tile]
+                                line[0] = v.0[l] + shift
+                                if edge > 1 { line[1] = v.1[l] + shift }
+                                if edge > 2 { line[2] = v.2[l] + shift }
+                                if edge > 3 { line[3] = v.3[l] + shift }
+                            }
+                        }
+                    }
+                    outputRow(0, (c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
+                    outputRow(1, (c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
+                    outputRow(2, (c0.2, c1.2, c2.2, c3.2, c4.2, c5.2))
+                    outputRow(3, (c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
+                    t += 8
+                }
+            }
+        }
+    }
+
+    /// The adjoint of ``transformOutput``: `dM-tile = A · dY-tile · Aᵀ` (zero past the
+    /// edges), eight consecutive tiles at a time as there.
+    public static func transformOutputGradient(
+        _ dy: UnsafePointer<Float>, count: Int, tiling: Tiling, outputs: Int, into dm: Winograd.TileMatrix, column: Int
+    ) {
+        let geo = tiling.geometry
+        let oh = geo.outputHeight
+        let ow = geo.outputWidth
+        let plane = oh * ow
+        let es = dm.elementStride
+        let tiles = count * tiling.perImage
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * tiles) { table in
+            let offset = table.baseAddress!
+            let validRows = offset + tiles
+            let validColumns = offset + 2 * tiles
+            for t in 0..<tiles {
+                let n = t / tiling.perImage
+                let r = t % tiling.perImage
+                let ty = r / tiling.columns
+                let tx = r % tiling.columns
+                offset[t] = n * outputs * plane + 4 * ty * ow + 4 * tx
+                validRows[t] = Swift.min(4, oh - 4 * ty)
+                validColumns[t] = Swift.min(4, ow - 4 * tx)
+            }
+            for o in 0..<outputs {
+                let src = dy + o * plane
+                let dst = dm.base + o * dm.ld + column
+                var t = 0
+                while t < tiles {
+                    let lanes = Swift.min(8, tiles - t)
+                    func xRow(_ r: Int) -> Six {
+                        var v = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+                        for l in 0..<lanes {
+                            let tile = t + l
+                            guard r < validRows[tile] else { continue }
+                            let line = src + offset[tile] + r * ow
+                            let edge = validColumns[tile]
+                            v.0[l] = line[0]
+                            if edge > 1 { v.1[l] = line[1] }
+                            if edge > 2 { v.2[l] = line[2] }
+                            if edge > 3 { v.3[l] = line[3] }
+                        }
+                        return a(v)
+                    }
+                    let w0 = xRow(0)
+                    let w1 = xRow(1)
+                    let w2 = xRow(2)
+                    let w3 = xRow(3)
+                    for j in 0..<6 {
+                        let col = a((element(w0, j), element(w1, j), element(w2, j), element(w3, j)))
+                        for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + t, lanes) }
+                    }
+                    t += 8
+                }
+            }
+        }
+    }
+}
