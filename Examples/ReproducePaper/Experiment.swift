@@ -22,6 +22,9 @@ struct Experiment {
     var communicator: any Communicator = SingleProcessCommunicator()
     /// Shards of every pretraining batch (nil: one per rank).
     var shards: Int? = nil
+    /// SIGINT/SIGTERM handling from the start of the run until layer-wise pretraining ends
+    /// (a signal before pretraining stops it after its first step, with a checkpoint).
+    var signals: SignalStop? = nil
 
     var isRoot: Bool { communicator.isRoot }
 
@@ -226,6 +229,11 @@ struct Experiment {
         let progress = ProgressLine(width: 150)
         let clock = Date()
         var lossTrace: [(seconds: Double, loss: Float)] = []
+        // SIGINT/SIGTERM up to the end of layer-wise pretraining: finish the step, checkpoint,
+        // stop (ReproducePaper.run prints how to resume); a second signal exits at once.
+        // Afterwards the signals have their default action again.
+        if !endToEnd, let signals { trainer.stopRequest = signals.stopRequest }
+        defer { if !endToEnd { signals?.cancel() } }
         let report = try (endToEnd ? trainer.pretrainEndToEnd : trainer.pretrain)(resume && !endToEnd) { event in
             if case let .epochEnded(_, _, meanLoss, _) = event {
                 lossTrace.append((Date().timeIntervalSince(clock), meanLoss))

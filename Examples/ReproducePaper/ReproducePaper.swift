@@ -272,18 +272,42 @@ struct ReproducePaper: ParsableCommand {
             pretrainOnly: pretrainOnly, probeOnly: probeOnly, skipSupervised: skipSupervised, kmeansArms: kmeansArms,
             selectedArms: try selectedArms(), threads: threads,
             commandLine: (["reproduce-paper"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            communicator: communicator, shards: batchShards)
-        let data = try DataSources.load(
-            cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
-            limitPretrain: limitPretrain, limitTrain: limitTrain)
-        if layers == 3 {
-            let deep = DeepExperiment(
-                out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
-                commandLine: experiment.commandLine, widthScale: widthScale,
-                objective: deepObjective, weightsPath: deepWeights)
-            return try deep.run(data: data)
+            communicator: communicator, shards: batchShards, signals: SignalStop())
+        // One run per output folder: a second one gets "in use by PID …" (rank 0 writes).
+        var lock: DirectoryLock?
+        defer { lock?.release() }
+        if communicator.isRoot {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            lock = try DirectoryLock(directory: out)
+            if let pid = lock?.staleOwner {
+                FileHandle.standardError.write(Data("note: \(out) was locked by PID \(pid), which no longer runs\n".utf8))
+            }
         }
-        try experiment.run(data: data)
+        do {
+            let data = try DataSources.load(
+                cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
+                limitPretrain: limitPretrain, limitTrain: limitTrain)
+            if layers == 3 {
+                let deep = DeepExperiment(
+                    out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
+                    commandLine: experiment.commandLine, widthScale: widthScale,
+                    objective: deepObjective, weightsPath: deepWeights)
+                return try deep.run(data: data)
+            }
+            try experiment.run(data: data)
+        } catch let TrainerError.stopped(stage, step) {
+            let command = experiment.commandLine + (resume ? "" : " --resume")
+            if communicator.isRoot {
+                FileHandle.standardError.write(
+                    Data(
+                        """
+                        stopped after step \(step) of stage \(stage); the checkpoint is in \(out)/checkpoints
+                        resume with: \(command)
+
+                        """.utf8))
+            }
+            throw ExitCode(SignalStop.stoppedExitStatus)
+        }
     }
 }
 

@@ -33,7 +33,8 @@ public enum CIFAR {
     /// - Throws: ``DatasetError`` for a missing, empty, truncated or out-of-range file.
     public static func loadCIFAR10(files: [String]) throws -> InMemoryImageDataset {
         guard !files.isEmpty else {
-            throw DatasetError.invalidOption(name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file")
+            throw DatasetError.invalidOption(
+                name: "files", value: "[]", reason: "give at least one CIFAR-10 batch file")
         }
         var pixels = [UInt8]()
         var labels = [Int]()
@@ -58,7 +59,8 @@ public enum CIFAR {
         case .train:
             files = (1...5).map { join(directory, "data_batch_\($0).bin") }.filter { FileReading.isRegularFile($0) }
             guard !files.isEmpty else {
-                throw DatasetError.missingFile(path: join(directory, "data_batch_1.bin … data_batch_5.bin (none found)"))
+                throw DatasetError.missingFile(
+                    path: join(directory, "data_batch_1.bin … data_batch_5.bin (none found)"))
             }
         case .test:
             files = [join(directory, "test_batch.bin")]
@@ -72,7 +74,8 @@ public enum CIFAR {
     }
 
     /// Loads one CIFAR-100 binary file (`train.bin` or `test.bin`).
-    public static func loadCIFAR100(file: String, labels kind: CIFAR100LabelKind = .fine) throws -> InMemoryImageDataset {
+    public static func loadCIFAR100(file: String, labels kind: CIFAR100LabelKind = .fine) throws -> InMemoryImageDataset
+    {
         var pixels = [UInt8]()
         var labels = [Int]()
         try readRecords(
@@ -121,13 +124,55 @@ public enum CIFAR {
     ) throws {
         let recordLength = labelBytes + pixelBytes
         let size = try FileReading.regularFileSize(file)
+        try checkSize(size, recordLength: recordLength, file: file)
+        let bytes = try FileReading.readBytes(file, count: size)
+        try appendRecords(
+            bytes, file: file, labelBytes: labelBytes, labelIndex: labelIndex, labelLimits: labelLimits,
+            pixels: &pixels, labels: &labels)
+    }
+
+    /// A CIFAR file must hold a positive whole number of records.
+    static func checkSize(_ size: Int, recordLength: Int, file: String) throws {
         guard size > 0 else { throw DatasetError.emptyFile(path: file) }
         guard size % recordLength == 0 else {
             throw DatasetError.truncated(
                 file: file, size: size, recordLength: recordLength, offset: (size / recordLength) * recordLength)
         }
-        let bytes = try FileReading.readBytes(file, count: size)
-        let n = size / recordLength
+    }
+
+    /// Decodes the bytes of one CIFAR-10 batch file held in memory, with exactly the checks
+    /// of ``loadCIFAR10(files:)``. - Throws: ``DatasetError`` naming `source`.
+    public static func decodeCIFAR10(_ bytes: [UInt8], source: String = "<memory>") throws -> InMemoryImageDataset {
+        var pixels = [UInt8](), labels = [Int]()
+        try checkSize(bytes.count, recordLength: cifar10RecordLength, file: source)
+        try appendRecords(
+            bytes, file: source, labelBytes: 1, labelIndex: 0, labelLimits: [10], pixels: &pixels, labels: &labels)
+        return InMemoryImageDataset(
+            validatedPixels: pixels, shape: imageShape, labels: labels, classCount: 10, classNames: nil)
+    }
+
+    /// Decodes the bytes of one CIFAR-100 file held in memory, with exactly the checks of
+    /// ``loadCIFAR100(file:labels:)``. - Throws: ``DatasetError`` naming `source`.
+    public static func decodeCIFAR100(
+        _ bytes: [UInt8], labels kind: CIFAR100LabelKind = .fine, source: String = "<memory>"
+    ) throws -> InMemoryImageDataset {
+        var pixels = [UInt8](), labels = [Int]()
+        try checkSize(bytes.count, recordLength: cifar100RecordLength, file: source)
+        try appendRecords(
+            bytes, file: source, labelBytes: 2, labelIndex: kind == .coarse ? 0 : 1, labelLimits: [20, 100],
+            pixels: &pixels, labels: &labels)
+        return InMemoryImageDataset(
+            validatedPixels: pixels, shape: imageShape, labels: labels,
+            classCount: kind == .coarse ? 20 : 100, classNames: nil)
+    }
+
+    /// Range-checks and appends the records of `bytes` (whose size ``checkSize`` accepted).
+    static func appendRecords(
+        _ bytes: [UInt8], file: String, labelBytes: Int, labelIndex: Int, labelLimits: [Int],
+        pixels: inout [UInt8], labels: inout [Int]
+    ) throws {
+        let recordLength = labelBytes + pixelBytes
+        let n = bytes.count / recordLength
         let start = pixels.count
         pixels.reserveCapacity(start + n * pixelBytes)
         labels.reserveCapacity(labels.count + n)
@@ -142,7 +187,8 @@ public enum CIFAR {
                     }
                 }
                 labels.append(Int(src[offset + labelIndex]))
-                pixels.append(contentsOf: UnsafeBufferPointer(rebasing: src[(offset + labelBytes)..<(offset + recordLength)]))
+                pixels.append(
+                    contentsOf: UnsafeBufferPointer(rebasing: src[(offset + labelBytes)..<(offset + recordLength)]))
             }
         }
     }

@@ -40,15 +40,60 @@ public enum NPY {
     ) throws -> InMemoryImageDataset {
         let size = try FileReading.regularFileSize(path)
         let header = try readHeader(path: path, fileSize: size)
+        let (n, shape) = try imageGeometry(header, layout: layout, path: path)
+        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        let labels = try labelsPath.map {
+            try checkedLabels(loadLabels(path: $0), imageCount: n, path: path, labelsPath: $0)
+        }
+        return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
+    }
+
+    /// Decodes the bytes of an image `.npy` file (and optionally of a labels file) held in
+    /// memory, with exactly the checks of ``loadImages(path:labelsPath:layout:)``.
+    ///
+    /// - Parameters:
+    ///   - source, labelsSource: name the bytes in errors.
+    /// - Throws: ``DatasetError`` naming `source` or `labelsSource` and what is wrong.
+    public static func decodeImages(
+        _ bytes: [UInt8], labels labelBytes: [UInt8]? = nil, layout: NPYLayout = .nhwc,
+        source: String = "<memory>", labelsSource: String = "<memory labels>"
+    ) throws -> InMemoryImageDataset {
+        let header = try decodeHeader(bytes, source: source)
+        let (n, shape) = try imageGeometry(header, layout: layout, path: source)
+        let raw = Array(bytes[header.dataOffset...])
+        let labels = try labelBytes.map {
+            try checkedLabels(
+                decodeLabels($0, source: labelsSource), imageCount: n, path: source, labelsPath: labelsSource)
+        }
+        return try dataset(raw: raw, count: n, shape: shape, header: header, layout: layout, labels: labels)
+    }
+
+    /// Validates and parses the header of `.npy` bytes held in memory.
+    static func decodeHeader(_ bytes: [UInt8], source: String) throws -> Header {
+        guard bytes.count >= 10 else {
+            throw DatasetError.badHeader(
+                file: source, reason: "file of \(bytes.count) bytes is too short for an .npy header")
+        }
+        return try parseHeader(path: source, fileSize: bytes.count, prefix: Array(bytes.prefix(12))) { offset, count in
+            Array(bytes[offset..<(offset + count)])  // parseHeader checked offset + count ≤ fileSize
+        }
+    }
+
+    /// The image count and shape an image header describes (uint8, rank 3 or 4, no zero dimension).
+    static func imageGeometry(
+        _ header: Header, layout: NPYLayout, path: String
+    ) throws -> (count: Int, shape: ImageShape) {
         guard ["|u1", "<u1", ">u1", "u1"].contains(header.descr) else {
-            throw DatasetError.badHeader(file: path, reason: "images must be uint8 ('|u1'), found descr '\(header.descr)'")
+            throw DatasetError.badHeader(
+                file: path, reason: "images must be uint8 ('|u1'), found descr '\(header.descr)'")
         }
         let shape: ImageShape
         switch header.shape.count {
         case 3:
             shape = ImageShape(channels: 1, height: header.shape[1], width: header.shape[2])
         case 4:
-            shape = layout == .nhwc
+            shape =
+                layout == .nhwc
                 ? ImageShape(channels: header.shape[3], height: header.shape[1], width: header.shape[2])
                 : ImageShape(channels: header.shape[1], height: header.shape[2], width: header.shape[3])
         default:
@@ -59,7 +104,27 @@ public enum NPY {
         guard n > 0, shape.channels > 0, shape.height > 0, shape.width > 0 else {
             throw DatasetError.badHeader(file: path, reason: "shape \(header.shape) has a zero dimension")
         }
-        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return (n, shape)
+    }
+
+    /// Labels that match the image count and are usable class indices.
+    static func checkedLabels(_ l: [Int], imageCount n: Int, path: String, labelsPath: String) throws -> [Int] {
+        guard l.count == n else {
+            throw DatasetError.shapeMismatch(
+                what: "labels in \(labelsPath)", expected: "\(n) (one per image in \(path))", got: "\(l.count)")
+        }
+        for (i, v) in l.enumerated() where v < 0 || v == Int.max {
+            throw DatasetError.invalidOption(
+                name: "\(labelsPath) label[\(i)]", value: "\(v)",
+                reason: v < 0 ? "labels must be ≥ 0" : "labels must be < Int.max")
+        }
+        return l
+    }
+
+    /// The dataset of `raw` pixel bytes (HWC interleaved ones converted to planar CHW).
+    static func dataset(
+        raw: [UInt8], count n: Int, shape: ImageShape, header: Header, layout: NPYLayout, labels: [Int]?
+    ) throws -> InMemoryImageDataset {
         var pixels: [UInt8]
         if header.shape.count == 4 && layout == .nhwc && shape.channels > 1 {
             // Interleaved HWC → planar CHW, image by image.
@@ -78,19 +143,6 @@ public enum NPY {
         } else {
             pixels = raw
         }
-        var labels: [Int]? = nil
-        if let labelsPath {
-            let l = try loadLabels(path: labelsPath)
-            guard l.count == n else {
-                throw DatasetError.shapeMismatch(
-                    what: "labels in \(labelsPath)", expected: "\(n) (one per image in \(path))", got: "\(l.count)")
-            }
-            for (i, v) in l.enumerated() where v < 0 || v == Int.max {
-                throw DatasetError.invalidOption(
-                    name: "\(labelsPath) label[\(i)]", value: "\(v)", reason: v < 0 ? "labels must be ≥ 0" : "labels must be < Int.max")
-            }
-            labels = l
-        }
         return try InMemoryImageDataset(pixels: pixels, shape: shape, labels: labels)
     }
 
@@ -98,11 +150,31 @@ public enum NPY {
     public static func loadLabels(path: String) throws -> [Int] {
         let size = try FileReading.regularFileSize(path)
         let header = try readHeader(path: path, fileSize: size)
+        let itemSize = try labelItemSize(header, path: path)
+        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return try integers(raw, header: header, itemSize: itemSize, path: path)
+    }
+
+    /// Decodes the bytes of a labels `.npy` file held in memory, with exactly the checks of
+    /// ``loadLabels(path:)``.
+    /// - Throws: ``DatasetError`` naming `source`.
+    public static func decodeLabels(_ bytes: [UInt8], source: String = "<memory>") throws -> [Int] {
+        let header = try decodeHeader(bytes, source: source)
+        let itemSize = try labelItemSize(header, path: source)
+        return try integers(Array(bytes[header.dataOffset...]), header: header, itemSize: itemSize, path: source)
+    }
+
+    /// The item size of a 1-D integer header (rank and dtype checked).
+    static func labelItemSize(_ header: Header, path: String) throws -> Int {
         guard header.shape.count == 1 else {
             throw DatasetError.badHeader(file: path, reason: "labels must be a 1-D array, found shape \(header.shape)")
         }
-        let (itemSize, signed) = try integerType(header.descr, file: path)
-        let raw = try FileReading.readBytes(path, offset: header.dataOffset, count: size - header.dataOffset)
+        return try integerType(header.descr, file: path).0
+    }
+
+    /// The little-endian integers of `raw` (the header's element count of them).
+    static func integers(_ raw: [UInt8], header: Header, itemSize: Int, path: String) throws -> [Int] {
+        let signed = try integerType(header.descr, file: path).1
         let n = header.shape[0]
         // n one-byte labels become n 8-byte Ints: check that fits too (see FileReading.readBytes).
         guard UInt64(n) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Int>.stride) else {
@@ -117,7 +189,8 @@ public enum NPY {
             }
             let value = Int64(bitPattern: v)
             if !signed && itemSize == 8 && v > UInt64(Int.max) {
-                throw DatasetError.invalidOption(name: "\(path) label[\(i)]", value: "\(v)", reason: "does not fit in Int")
+                throw DatasetError.invalidOption(
+                    name: "\(path) label[\(i)]", value: "\(v)", reason: "does not fit in Int")
             }
             out[i] = Int(value)
         }
@@ -151,7 +224,8 @@ public enum NPY {
     public static func readHeader(path: String, fileSize: Int) throws -> Header {
         let prefixLength = 8
         guard fileSize >= prefixLength + 2 else {
-            throw DatasetError.badHeader(file: path, reason: "file of \(fileSize) bytes is too short for an .npy header")
+            throw DatasetError.badHeader(
+                file: path, reason: "file of \(fileSize) bytes is too short for an .npy header")
         }
         let prefix = try FileReading.readBytes(path, count: Swift.min(fileSize, 12))
         return try parseHeader(path: path, fileSize: fileSize, prefix: prefix) { offset, count in
@@ -188,7 +262,9 @@ public enum NPY {
         guard headerLength > 0, headerStart + headerLength <= fileSize else {
             throw DatasetError.badHeader(
                 file: path,
-                reason: "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end of the \(fileSize)-byte file")
+                reason:
+                    "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end of the \(fileSize)-byte file"
+            )
         }
         let headerBytes = try read(headerStart, headerLength)
         guard let text = String(bytes: headerBytes, encoding: major == 3 ? .utf8 : .ascii) else {
@@ -213,7 +289,8 @@ public enum NPY {
         guard !overflow, bytes == remaining else {
             throw DatasetError.badHeader(
                 file: path,
-                reason: "shape \(header.shape) of '\(header.descr)' needs \(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
+                reason:
+                    "shape \(header.shape) of '\(header.descr)' needs \(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
                     + "but \(remaining) bytes follow the header at offset \(header.dataOffset)")
         }
         return header
@@ -230,7 +307,9 @@ public enum NPY {
         func skipSpaces() { while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() } }
         func readString() throws -> String {
             skipSpaces()
-            guard let q = s.first, q == "'" || q == "\"" else { throw bad("expected a quoted string near '\(s.prefix(20))'") }
+            guard let q = s.first, q == "'" || q == "\"" else {
+                throw bad("expected a quoted string near '\(s.prefix(20))'")
+            }
             s = s.dropFirst()
             guard let end = s.firstIndex(of: q) else { throw bad("unterminated string") }
             let value = String(s[..<end])
@@ -255,9 +334,13 @@ public enum NPY {
                 descr = try readString()
             case "fortran_order":
                 guard fortran == nil else { throw bad("duplicate key 'fortran_order'") }
-                if s.hasPrefix("False") { fortran = false; s = s.dropFirst(5) }
-                else if s.hasPrefix("True") { fortran = true; s = s.dropFirst(4) }
-                else { throw bad("fortran_order must be True or False") }
+                if s.hasPrefix("False") {
+                    fortran = false; s = s.dropFirst(5)
+                } else if s.hasPrefix("True") {
+                    fortran = true; s = s.dropFirst(4)
+                } else {
+                    throw bad("fortran_order must be True or False")
+                }
             case "shape":
                 guard shape == nil else { throw bad("duplicate key 'shape'") }
                 try expect("(")
@@ -278,7 +361,11 @@ public enum NPY {
                 throw bad("unexpected key '\(key)'")
             }
             skipSpaces()
-            if s.first == "," { s = s.dropFirst() } else if !s.isEmpty { throw bad("expected ',' near '\(s.prefix(20))'") }
+            if s.first == "," {
+                s = s.dropFirst()
+            } else if !s.isEmpty {
+                throw bad("expected ',' near '\(s.prefix(20))'")
+            }
         }
         guard let descr else { throw bad("missing key 'descr'") }
         guard let fortran else { throw bad("missing key 'fortran_order'") }
@@ -308,7 +395,8 @@ public enum NPY {
     public static func write(pixels: [UInt8], shape: [Int], to path: String) throws {
         let n = shape.reduce(1, *)
         guard shape.allSatisfy({ $0 >= 0 }), n == pixels.count else {
-            throw DatasetError.shapeMismatch(what: "pixels for shape \(shape)", expected: "\(n) bytes", got: "\(pixels.count)")
+            throw DatasetError.shapeMismatch(
+                what: "pixels for shape \(shape)", expected: "\(n) bytes", got: "\(pixels.count)")
         }
         try writeFile(encode(descr: "|u1", shape: shape, payload: pixels), to: path)
     }
@@ -337,7 +425,9 @@ public enum NPY {
             var out = [UInt8](repeating: 0, count: dataset.pixels.count)
             for img in 0..<n {
                 for p in 0..<hw {
-                    for c in 0..<s.channels { out[img * per + p * s.channels + c] = dataset.pixels[img * per + c * hw + p] }
+                    for c in 0..<s.channels {
+                        out[img * per + p * s.channels + c] = dataset.pixels[img * per + c * hw + p]
+                    }
                 }
             }
             try write(pixels: out, shape: [n, s.height, s.width, s.channels], to: imagesPath)

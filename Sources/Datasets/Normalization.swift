@@ -102,7 +102,8 @@ public enum PatchContrastNormalization {
     public static let defaultEpsilon: Float = 10.0 / (255.0 * 255.0)
 
     /// Normalises each row (first dimension) of `patches` in place; any trailing shape
-    /// ([N, D] or [N, C, p, p]) is treated as one flat patch per row.
+    /// ([N, D] or [N, C, p, p]) is treated as one flat patch per row. A row of one value
+    /// (zero variance) becomes all zeros, also with `epsilon` 0; never NaN.
     public static func apply(to patches: inout Tensor, epsilon: Float = defaultEpsilon) {
         guard let rows = patches.shape.first, rows > 0, patches.count > 0 else { return }
         let d = patches.count / rows
@@ -114,7 +115,10 @@ public enum PatchContrastNormalization {
                 let mean = sum / Double(d)
                 var sq = 0.0
                 for i in 0..<d { let v = Double(p[i]) - mean; sq += v * v }
-                let scale = Float(1 / (sq / Double(d) + Double(epsilon)).squareRoot())
+                // A constant row with ε = 0 (or a negative ε) has no scale: it becomes all
+                // zeros rather than 0 · ∞ = NaN.
+                let denominator = sq / Double(d) + Double(epsilon)
+                let scale = denominator > 0 && denominator.isFinite ? Float(1 / denominator.squareRoot()) : 0
                 let m = Float(mean)
                 for i in 0..<d { p[i] = (p[i] - m) * scale }
             }

@@ -19,6 +19,10 @@ public protocol Optimizer: AnyObject {
     /// Applies the rule to one parameter. `state` is empty on the first call and
     /// persists between calls for the same parameter.
     func apply(to parameter: Parameter, state: inout [Tensor])
+    /// Why `state` — slots read from a checkpoint — cannot be used for `parameter`, or nil
+    /// when ``apply(to:state:)`` can use it safely. The default accepts finite slots of the
+    /// parameter's shape or of shape `[1]`; SGD and Adam check their exact layout.
+    func stateProblem(_ state: [Tensor], for parameter: Parameter) -> String?
 }
 
 extension Optimizer {

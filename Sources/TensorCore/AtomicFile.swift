@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why an atomic write failed. Every case names the path it concerns.
@@ -44,6 +44,11 @@ public enum AtomicFileError: Error, Equatable, CustomStringConvertible {
 /// ``AtomicFileError`` is thrown. The new file gets mode `0644` filtered by the umask.
 /// If the target is a symbolic link, the link itself is replaced (as `rename(2)` does).
 public enum AtomicFile {
+    /// The system calls used to write, for the current task or thread (see
+    /// ``FileSystemCalls``): the real ones unless a test installs others with
+    /// `AtomicFile.$systemCalls.withValue(…) { … }`.
+    @TaskLocal public static var systemCalls: any FileSystemCalls = POSIXFileSystemCalls()
+
     /// Atomically replaces (or creates) the file at `path` with `bytes`.
     ///
     /// - Parameters:
@@ -146,11 +151,12 @@ public enum AtomicFile {
         // retry instead of a file we clobber. The random suffix only ensures uniqueness, it
         // never influences results, so it needs no seeded generator.
         let prefix = (directory == "/" ? "/" : directory + "/") + temporaryPrefix(forFileNamed: name)
+        let sys = systemCalls
         var temporary = ""
         var fd: Int32 = -1
         for _ in 0..<32 {
             temporary = prefix + "\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
-            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            fd = sys.open(temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o644)
             if fd >= 0 || errno != EEXIST { break }
         }
         guard fd >= 0 else { throw systemError("open('\(temporary)')", path) }
@@ -158,24 +164,28 @@ public enum AtomicFile {
         var renamed = false
         var isOpen = true
         defer {
-            if isOpen { _ = close(fd) }
+            if isOpen { _ = sys.close(fd) }
             if !renamed { _ = unlink(temporary) }
         }
 
         var offset = 0
         while offset < buffer.count {
-            let n = Glibc_write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            let n = sys.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw systemError("write('\(temporary)')", path)
             }
+            // A write that makes no progress would loop forever; report it as a full disk.
+            if n == 0 { throw systemError("write('\(temporary)')", path, ENOSPC) }
             offset += n
         }
-        guard fsync(fd) == 0 else { throw systemError("fsync('\(temporary)')", path) }
+        guard sys.fsync(fd) == 0 else { throw systemError("fsync('\(temporary)')", path) }
         isOpen = false
-        guard close(fd) == 0 else { throw systemError("close('\(temporary)')", path) }
+        guard sys.close(fd) == 0 else { throw systemError("close('\(temporary)')", path) }
 
-        guard rename(temporary, path) == 0 else { throw systemError("rename('\(temporary)' -> '\(path)')", path) }
+        guard sys.rename(temporary, path) == 0 else {
+            throw systemError("rename('\(temporary)' -> '\(path)')", path)
+        }
         renamed = true
 
         // Persist the directory entry. Some file systems cannot fsync a directory (EINVAL);
@@ -183,18 +193,13 @@ public enum AtomicFile {
         let dirFD = Glibc_open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dirFD >= 0 else { throw systemError("open directory '\(directory)'", path) }
         defer { _ = close(dirFD) }
-        if fsync(dirFD) != 0, errno != EINVAL, errno != ENOTSUP {
+        if sys.fsync(dirFD) != 0, errno != EINVAL, errno != ENOTSUP {
             throw systemError("fsync directory '\(directory)'", path)
         }
     }
 }
 
 // Thin wrappers so the local names `write`/`open` above do not shadow the C functions.
-@inline(__always)
-private func Glibc_write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, buffer, count)
-}
-
 @inline(__always)
 private func Glibc_open(_ path: String, _ flags: Int32) -> Int32 {
     open(path, flags)

@@ -481,9 +481,16 @@ public enum SafeTensors {
         guard fstat(fd, &info) == 0 else { throw errnoFailure(errno) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw fail(.notARegularFile) }
 
+        // A (sparse or real) file larger than the machine's memory would make the allocation
+        // trap; refuse it with a typed error instead.
+        let size = max(Int(info.st_size), 0)
+        guard UInt64(size) <= ProcessInfo.processInfo.physicalMemory else {
+            throw fail(.readFailed(errno: ENOMEM, message: "the file's \(size) bytes exceed this machine's memory"))
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(max(Int(info.st_size), 0))
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        bytes.reserveCapacity(size)
+        // The chunk never exceeds the file (+1 byte to see the end): small files stay cheap.
+        var chunk = [UInt8](repeating: 0, count: min(1 << 20, size + 1))
         while true {
             let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
             if n < 0 {

@@ -127,7 +127,9 @@ extension LayerwiseTrainer {
             architecture: architecture, ownedGenerators: generatorOwners(phase).map { ($0.name, $0.owner.generator) })
         let path = (dir as NSString).appendingPathComponent(
             TrainingCheckpoint.fileName(mode: position.mode, stage: phase.stage, stepsDone: position.stepsDone))
-        try checkpoint.save(to: path)
+        // The run created the directory; if it vanished since (removed, or a volume
+        // unmounted), fail rather than silently write somewhere new.
+        try checkpoint.save(to: path, createDirectories: false)
         if keepCheckpoints > 0 {
             let all = try checkpoints(mode: position.mode)
             for old in all.dropLast(keepCheckpoints) where old != path {
@@ -162,31 +164,26 @@ extension LayerwiseTrainer {
             guard let dot = name.lastIndex(of: ".") else { return false }
             return optimizerNames.contains(String(name[..<dot]))
         })
-        try checkOptimizerState(file.tensors, named: named, path: path)
         let optimizer = phase.config.optimizer
+        try checkOptimizerState(file.tensors, named: named, optimizer: optimizer, path: path)
         optimizer.importState(file.tensors, for: named)
         optimizer.stepCount = stepCount
         generator = restoredGenerator
         for (owner, g) in ownedGenerators { owner.generator = g }
     }
 
-    /// Slots are per-element moments (the parameter's shape) or per-parameter scalars such
-    /// as Adam's step count (shape [1]), and finite.
+    /// The optimizer checks its own layout (``Optimizer/stateProblem(_:for:)``: Adam's two
+    /// moments and step count, SGD's momentum buffer), so a slot of the wrong shape or an
+    /// impossible value (a negative second moment) cannot reach its update.
     func checkOptimizerState(
-        _ tensors: [String: Tensor], named: [(name: String, parameter: Parameter)], path: String
+        _ tensors: [String: Tensor], named: [(name: String, parameter: Parameter)], optimizer: any Optimizer,
+        path: String
     ) throws {
         for (name, p) in named {
-            var slot = 0
-            while let t = tensors["\(name).\(slot)"] {
-                let what = "optimizer state \(name).\(slot)"
-                guard t.shape == p.value.shape || t.shape == [1] else {
-                    throw TrainerError.checkpoint(
-                        path: path, reason: "\(what) has shape \(t.shape), expected \(p.value.shape) or [1]")
-                }
-                guard t.isFinite else {
-                    throw TrainerError.checkpoint(path: path, reason: "\(what) holds NaN or infinite values")
-                }
-                slot += 1
+            var slots: [Tensor] = []
+            while let t = tensors["\(name).\(slots.count)"] { slots.append(t) }
+            if !slots.isEmpty, let problem = optimizer.stateProblem(slots, for: p) {
+                throw TrainerError.checkpoint(path: path, reason: "optimizer state \(name): \(problem)")
             }
         }
     }

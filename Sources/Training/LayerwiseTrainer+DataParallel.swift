@@ -31,7 +31,7 @@ extension LayerwiseTrainer {
     /// (and the loss, and every rank's non-finite and stop flags) over the ranks in one
     /// all-reduce, divides by the shard count and averages BatchNorm running statistics.
     /// Every rank then holds the same gradients and throws the same error, or none; a stop
-    /// requested on any rank is set on all (``stopRequested``).
+    /// requested on any rank (``stopRequest``) is set on all (`stopRequested`).
     ///
     /// The returned statistics have the loss averaged over the global batch's shards and
     /// `samples` counting the global batch; metrics are this process's first shard's.
@@ -79,7 +79,8 @@ extension LayerwiseTrainer {
             if failure != nil { break }
         }
         let size = communicator.size
-        var extra = [lossSum, Float(samples), stopRequested ? 1 : 0] + [Float](repeating: 0, count: size)
+        let requested = stopRequest.take()
+        var extra = [lossSum, Float(samples), requested ? 1 : 0] + [Float](repeating: 0, count: size)
         if failure != nil { extra[3 + communicator.rank] = 1 }
         try communicator.allReduceGradients(of: named.map(\.parameter), .sum, extra: &extra)
         let failedRanks = (0..<size).filter { extra[3 + $0] > 0 }

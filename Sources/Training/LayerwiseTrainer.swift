@@ -126,6 +126,12 @@ public final class LayerwiseTrainer {
     /// ``sampling`` or several ranks, the batches come from per-shard generators instead), and
     /// its state is saved in checkpoints.
     public internal(set) var generator: SeededGenerator
+    /// Set by ``requestStop()``; share it with a ``SignalStop`` (or anything on another
+    /// thread) to stop a run from outside. A request made before a run starts stops it
+    /// after its first step.
+    public var stopRequest = StopRequest()
+    /// The stop decided for the current step: with several ranks, any rank's request, agreed
+    /// in ``agreedStep`` so every rank stops after the same step.
     var stopRequested = false
 
     /// Validates the whole configuration and derives ``patchSizes``.
@@ -250,7 +256,7 @@ public final class LayerwiseTrainer {
     /// example from the event handler or a signal handler). A checkpoint is written
     /// first when ``checkpointDirectory`` is set; the call then throws
     /// ``TrainerError/stopped(stage:step:)``.
-    public func requestStop() { stopRequested = true }
+    public func requestStop() { stopRequest.request() }
 
     /// The layers of stages `1…stage`, in inference mode, as a feature extractor.
     public func featureExtractor(throughStage stage: Int) -> FeatureExtractor {
@@ -281,7 +287,8 @@ public final class LayerwiseTrainer {
     ///   - events: called synchronously with progress.
     /// - Throws: ``TrainerError/nonFinite(stage:epoch:step:what:)`` on divergence (the
     ///   offending update is not applied and earlier checkpoints stay intact), sampler,
-    ///   loss and checkpoint errors.
+    ///   loss and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)``
+    ///   when another run holds ``checkpointDirectory``.
     @discardableResult
     public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
         var phases: [Phase] = []
@@ -370,7 +377,9 @@ public final class LayerwiseTrainer {
             throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
         try prepareCheckpointDirectory()
-        stopRequested = false
+        // A directory another live run writes to is refused (DirectoryLockError.inUse).
+        let lock = try checkpointDirectory.map { try DirectoryLock(directory: $0) }
+        defer { lock?.release() }
         let runStart = ContinuousClock.now
         let resumePoint = resume ? try latestPosition(mode: mode, phases: phases) : nil
         if resume { try agreeOnResumePosition(resumePoint?.position) }
@@ -474,7 +483,10 @@ public final class LayerwiseTrainer {
         config.optimizer.learningRate = config.schedule.learningRate(atStep: step, totalSteps: config.budget.totalSteps)
         for (_, p) in named { p.zeroGradient() }
         let stats = try agreedStep(phase: phase, context: context, step: step, named: named)
-        config.optimizer.update(named.map(\.parameter))
+        let epoch = step / config.budget.stepsPerEpoch + 1
+        try updateKeepingWeightsFinite(config.optimizer, named) {
+            .nonFinite(stage: phase.stage, epoch: epoch, step: step + 1, what: $0)
+        }
         return stats
     }
 
@@ -522,13 +534,16 @@ public final class LayerwiseTrainer {
     /// the phase, on a stop request) and honours a stop request.
     func checkpointOrStop(_ phase: Phase, step: Int, position: Position, events: (TrainingEvent) -> Void) throws {
         let done = step + 1
+        // Read the request once: one from another thread must not skip the checkpoint. With
+        // several ranks only the agreed flag counts (a late request waits for the next step).
+        let stopping = stopRequested || (communicator.size == 1 && stopRequest.take())
+        stopRequested = false
         let due = (checkpointEvery > 0 && done % checkpointEvery == 0)
-            || done == phase.config.budget.totalSteps || stopRequested
+            || done == phase.config.budget.totalSteps || stopping
         if due, checkpointDirectory != nil, communicator.isRoot {
             events(.checkpointSaved(path: try saveCheckpoint(phase: phase, position: position)))
         }
-        if stopRequested {
-            stopRequested = false
+        if stopping {
             throw TrainerError.stopped(stage: phase.stage, step: done)
         }
     }
@@ -546,6 +561,22 @@ public final class LayerwiseTrainer {
             stage: phase.stage, patchSize: phase.patchSize, steps: phase.config.budget.totalSteps - progress.firstStep,
             seconds: seconds, finalLoss: last, epochLosses: progress.epochLosses, evaluations: progress.evaluations,
             resumedAfterStep: progress.isResumed ? progress.firstStep : nil)
+    }
+
+    /// Applies one optimizer update; if it leaves a weight NaN or infinite (finite but huge
+    /// gradients or optimizer state can overflow), undoes it — weights, optimizer state and
+    /// step count — and throws `error(what)`, so no silent NaN weight survives a step.
+    func updateKeepingWeightsFinite(
+        _ optimizer: any Optimizer, _ named: [(name: String, parameter: Parameter)], error: (String) -> TrainerError
+    ) throws {
+        let parameters = named.map(\.parameter)
+        let (values, slots, stepCount) = (parameters.map(\.value), optimizer.slots, optimizer.stepCount)
+        optimizer.update(parameters)
+        guard let bad = named.first(where: { !$0.parameter.value.isFinite }) else { return }
+        for (p, v) in zip(parameters, values) { p.value = v }
+        optimizer.slots = slots
+        optimizer.stepCount = stepCount
+        throw error("\(bad.name) after the optimizer update")
     }
 
     /// The parameters a phase updates, with their checkpoint names.

@@ -56,10 +56,10 @@ struct TrainingCheckpoint {
 
     // MARK: - Files
 
-    /// Writes the checkpoint atomically to `path`.
-    func save(to path: String) throws {
+    /// Writes the checkpoint atomically to `path` (creating missing folders only when asked).
+    func save(to path: String, createDirectories: Bool = true) throws {
         do {
-            try CheckpointIO.write(tensors, metadata: metadata, to: path)
+            try CheckpointIO.write(tensors, metadata: metadata, to: path, createDirectories: createDirectories)
         } catch {
             throw TrainerError.checkpoint(path: path, reason: "cannot write: \(error)")
         }

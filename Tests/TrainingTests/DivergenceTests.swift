@@ -141,9 +141,10 @@ final class DivergenceTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(steps, 1)
         XCTAssertTrue(bitIdentical(lastGood, snapshot(run.stages[0].parameters)), "the failing Adam update was applied")
-        // Exactly one checkpoint (pruning kept the newest) and no temporary files.
+        // Exactly one checkpoint (pruning kept the newest) and no temporary files (the run's
+        // released lock file stays).
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        XCTAssertEqual(files, ["layerwise-stage1-step\(String(format: "%09d", steps)).safetensors"])
+        XCTAssertEqual(files, [DirectoryLock.fileName, "layerwise-stage1-step\(String(format: "%09d", steps)).safetensors"])
         let latest = try XCTUnwrap(trainer.latestCheckpoint(mode: .layerwise))
         try assertFiniteCheckpoint(latest)
         // Adam's moments travel in the checkpoint and are finite too.
