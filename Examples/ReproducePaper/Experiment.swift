@@ -36,30 +36,34 @@ struct Experiment {
         _ k: Int, whitening: ZCAWhitening?, kmeans: KMeansBaseline?, using g: inout SeededGenerator
     ) throws -> [any Layer] {
         if k == 1 {
-            let conv: any Layer = if let whitening {
-                // U(±1/√fanIn) in whitened space, the `--init random` start; the default
-                // recipe replaces it below with the k-means filters. It is drawn even when
-                // replaced, so every variant gives stage 2 the same initial weights.
-                try initialize(WhitenedConv2D(
-                    inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
-                    whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix, initializer: .fanInUniform, using: &g),
-                    from: kmeans)
-            } else {
-                try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-            }
+            let conv: any Layer =
+                if let whitening {
+                    // U(±1/√fanIn) in whitened space, the `--init random` start; the default
+                    // recipe replaces it below with the k-means filters. It is drawn even when
+                    // replaced, so every variant gives stage 2 the same initial weights.
+                    try initialize(
+                        WhitenedConv2D(
+                            inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6,
+                            whiteningMean: whitening.mean, whiteningMatrix: whitening.matrix,
+                            initializer: .fanInUniform, using: &g),
+                        from: kmeans)
+                } else {
+                    try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
+                }
             return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
         }
         let inputs = budget.conv1Filters
-        let conv: any Layer = if recipe.upperWhiteningEpsilon != nil {
-            // Identity whitening until InputWhitening fits it to stage 1's trained output.
-            try WhitenedConv2D(
-                inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, initializer: .fanInUniform, using: &g)
-        } else {
-            try Conv2D(inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
-        }
+        let conv: any Layer =
+            if recipe.upperWhiteningEpsilon != nil {
+                // Identity whitening until InputWhitening fits it to stage 1's trained output.
+                try WhitenedConv2D(
+                    inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3,
+                    initializer: .fanInUniform, using: &g)
+            } else {
+                try Conv2D(inputChannels: inputs, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
+            }
         return [conv, try MaxPool2D(kernelSize: 2), ReLU()]
     }
-
 
     /// Applies the recipe's stage-1 init to a freshly drawn whitened conv: k-means filters in
     /// its whitened coordinates (`KMeansStart`, applied right away: the stage-1 whitening is
@@ -67,16 +71,23 @@ struct Experiment {
     func initialize(_ layer: WhitenedConv2D, from kmeans: KMeansBaseline?) throws -> WhitenedConv2D {
         let randomNorm = Self.meanRowNorm(layer.weight.value)
         guard recipe.stage1Init != .random else { return layer }
-        guard let kmeans else { throw ExperimentError.data("--init \(recipe.stage1Init.rawValue) needs the k-means baseline") }
+        guard let kmeans else {
+            throw ExperimentError.data("--init \(recipe.stage1Init.rawValue) needs the k-means baseline")
+        }
         var unused = SeededGenerator(seed: 0)  // KMeansStart draws nothing
-        try KMeansStart(baseline: kmeans).prepare(stage: 1, layers: [layer], below: FrozenStack(layers: []), using: &unused)
+        try KMeansStart(baseline: kmeans).prepare(
+            stage: 1, layers: [layer], below: FrozenStack(layers: []), using: &unused)
         let kmeansNorm = Self.meanRowNorm(layer.weight.value)
         if recipe.stage1Init == .kmeansMatched {
             try KMeansStart(baseline: kmeans, scale: randomNorm / kmeansNorm)
                 .prepare(stage: 1, layers: [layer], below: FrozenStack(layers: []), using: &unused)
         }
-        log(String(format: "stage-1 init %@: k-means filters in whitened coordinates, mean filter norm %.4f (random init %.4f) → %.4f",
-                   recipe.stage1Init.rawValue, kmeansNorm, randomNorm, Self.meanRowNorm(layer.weight.value)))
+        log(
+            String(
+                format:
+                    "stage-1 init %@: k-means filters in whitened coordinates, mean filter norm %.4f (random init "
+                    + "%.4f) → %.4f",
+                recipe.stage1Init.rawValue, kmeansNorm, randomNorm, Self.meanRowNorm(layer.weight.value)))
         return layer
     }
 
@@ -107,17 +118,22 @@ struct Experiment {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let started = Date()
         let ranks = communicator.size > 1 ? " │ \(communicator.size) MPI ranks" : ""
-        log("Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ "
-            + "threads \(threads)\(ranks)")
-        log("pretraining data: \(data.pretrain.count) CIFAR-100 images (\(data.pretrainSource)), labels unused for contrastive")
+        log(
+            "Layerwise reproduce-paper │ preset \(budget.name) │ recipe \(recipe.name) │ layers \(layers) │ "
+                + "threads \(threads)\(ranks)")
+        log(
+            "pretraining data: \(data.pretrain.count) CIFAR-100 images (\(data.pretrainSource)), labels unused for "
+                + "contrastive"
+        )
         log("CIFAR-10: \(data.train.count) training images; evaluation: \(data.test.count) images — \(data.testSource)")
 
         let pretrainNorm = ChannelNormalization.fit(data.pretrain)
         let trainNorm = ChannelNormalization.fit(data.train)
         var results = Results(
             preset: budget.name, recipe: recipe.name, command: commandLine,
-            data: .init(pretrainImages: data.pretrain.count, trainImages: data.train.count, testImages: data.test.count,
-                        testSource: data.testSource))
+            data: .init(
+                pretrainImages: data.pretrain.count, trainImages: data.train.count, testImages: data.test.count,
+                testSource: data.testSource))
 
         // The k-means baseline (Coates et al. 2011) first: it can initialise stage 1.
         let kmeans = try fitKMeans(data: data, normalization: pretrainNorm, results: &results)
@@ -139,23 +155,28 @@ struct Experiment {
             return
         }
         // 2. End-to-end pretraining of the same stages (layer-wise vs end-to-end timing).
-        let endToEnd = layers == 2
-            ? try pretrainContrastive(data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
+        let endToEnd =
+            layers == 2
+            ? try pretrainContrastive(
+                data: data, normalization: pretrainNorm, kmeans: kmeans, endToEnd: true, results: &results)
             : nil
         let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive.trainer)
 
         // 3. Supervised pretraining on CIFAR-100 labels.
-        let supervisedWeights = skipSupervised
+        let supervisedWeights =
+            skipSupervised
             ? [:] : try pretrainSupervised(data: data, normalization: pretrainNorm, results: &results)
 
         // 4. Linear probes on frozen first-layer (and stage-2) features.
-        try linearProbes(data: data, normalization: trainNorm, contrastive: contrastive.trainer, endToEnd: endToEnd?.trainer,
-                         supervised: supervisedWeights, kmeans: kmeans, results: &results)
+        try linearProbes(
+            data: data, normalization: trainNorm, contrastive: contrastive.trainer, endToEnd: endToEnd?.trainer,
+            supervised: supervisedWeights, kmeans: kmeans, results: &results)
 
         if probeOnly || !isRoot {
             // The transfer arms are not distributed: rank 0 trains them alone.
             guard isRoot else { return }
-            try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
+            try writeFigures(
+                contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
             results.totalSeconds = Date().timeIntervalSince(started)
             try results.write(to: out)
             log("probes only: done in \(elapsed(since: started)); results in \(out)/results.md")
@@ -165,17 +186,19 @@ struct Experiment {
         // 5. Transfer arms.
         let extraArms = kmeansArms && layers == 1 ? TransferArm.kmeansArms : []
         for arm in selectedArms ?? (TransferArm.paperArms + extraArms) {
-            let weights: [String: Tensor]? = switch arm.source {
-            case .kmeans: kmeans.convolutionState()
-            case .contrastive: contrastiveWeights
-            case .supervised: supervisedWeights
-            case nil: nil
-            }
+            let weights: [String: Tensor]? =
+                switch arm.source {
+                case .kmeans: kmeans.convolutionState()
+                case .contrastive: contrastiveWeights
+                case .supervised: supervisedWeights
+                case nil: nil
+                }
             results.arms[arm.rawValue] = try runArm(arm, weights: weights, data: data, normalization: trainNorm)
         }
 
         // 6. Figures and results.
-        try writeFigures(contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
+        try writeFigures(
+            contrastive: contrastive.trainer, supervised: supervisedWeights, kmeans: kmeans, results: results)
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
         log("done in \(elapsed(since: started)); results in \(out)/results.md")
@@ -194,11 +217,17 @@ struct Experiment {
         results: inout Results
     ) throws -> Pretrained {
         var g = SeededGenerator(seed: seed &+ 1000)
-        let whitening = try recipe.whiteningEpsilon.map { try fitWhitening(data: data, normalization: normalization, epsilon: $0) }
-        let stepsPerEpoch = max(budget.minimumPretrainStepsPerEpoch,
-                                (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
-        let stageLayers = try (1...layers).map { try pretrainingStageLayers($0, whitening: whitening, kmeans: kmeans, using: &g) }
-        let patchSizes = try ReceptiveField.patchSizes(stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
+        let whitening = try recipe.whiteningEpsilon.map {
+            try fitWhitening(data: data, normalization: normalization, epsilon: $0)
+        }
+        let stepsPerEpoch = max(
+            budget.minimumPretrainStepsPerEpoch,
+            (data.pretrain.count + budget.pretrainBatchSize - 1) / budget.pretrainBatchSize)
+        let stageLayers = try (1...layers).map {
+            try pretrainingStageLayers($0, whitening: whitening, kmeans: kmeans, using: &g)
+        }
+        let patchSizes = try ReceptiveField.patchSizes(
+            stages: stageLayers, inputChannels: 3, firstPatchSize: recipe.patchSize)
         var stages: [Stage] = []
         for k in 1...layers {
             let stageLayers = stageLayers[k - 1]
@@ -206,16 +235,22 @@ struct Experiment {
             let patch = endToEnd ? patchSizes[layers - 1] : patchSizes[k - 1]
             let objective = try recipe.makeObjective(
                 dataset: data.pretrain, normalization: normalization, patchSize: patch, using: &g)
-            stages.append(Stage(
-                layers: stageLayers, objective: objective,
-                optimizer: try recipe.optimizer.make(learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
-                schedule: try recipe.schedule.make(learningRate: recipe.learningRate), batchSize: budget.pretrainBatchSize,
-                budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch),
-                preparation: try k > 1 ? recipe.upperWhiteningEpsilon.map {
-                    try InputWhitening(dataset: data.pretrain, normalization: normalization, relativeEpsilon: $0)
-                } : nil))
+            stages.append(
+                Stage(
+                    layers: stageLayers, objective: objective,
+                    optimizer: try recipe.optimizer.make(
+                        learningRate: recipe.learningRate, weightDecay: recipe.weightDecay),
+                    schedule: try recipe.schedule.make(learningRate: recipe.learningRate),
+                    batchSize: budget.pretrainBatchSize,
+                    budget: .epochs(budget.pretrainEpochs, stepsPerEpoch: stepsPerEpoch),
+                    preparation: try k > 1
+                        ? recipe.upperWhiteningEpsilon.map {
+                            try InputWhitening(
+                                dataset: data.pretrain, normalization: normalization, relativeEpsilon: $0)
+                        } : nil))
         }
-        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: recipe.patchSize, seed: seed)
+        let trainer = try LayerwiseTrainer(
+            stages: stages, inputChannels: 3, firstPatchSize: recipe.patchSize, seed: seed)
         trainer.communicator = communicator
         trainer.sampling = shards.map { ShardedSampling(shards: $0) }
         if !endToEnd {
@@ -223,9 +258,13 @@ struct Experiment {
             trainer.checkpointEvery = max(1, stepsPerEpoch)
             try FileManager.default.createDirectory(atPath: out + "/checkpoints", withIntermediateDirectories: true)
         }
-        log(endToEnd
-            ? "end-to-end contrastive pretraining of \(layers) stages on \(trainer.patchSizes.last!)x\(trainer.patchSizes.last!) patches"
-            : "layer-wise contrastive pretraining: patch sizes \(trainer.patchSizes.map { "\($0)x\($0)" }.joined(separator: ", "))")
+        log(
+            endToEnd
+                ? "end-to-end contrastive pretraining of \(layers) stages on "
+                    + "\(trainer.patchSizes.last!)x\(trainer.patchSizes.last!) patches"
+                : "layer-wise contrastive pretraining: patch sizes "
+                    + "\(trainer.patchSizes.map { "\($0)x\($0)" }.joined(separator: ", "))"
+        )
         let progress = ProgressLine(width: 150)
         let clock = Date()
         var lossTrace: [(seconds: Double, loss: Float)] = []
@@ -249,10 +288,12 @@ struct Experiment {
         } else {
             for s in report.stages {
                 results.pretraining["contrastive_stage\(s.stage)"] = .init(
-                    seconds: s.seconds, finalLoss: s.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: s.epochLosses)
+                    seconds: s.seconds, finalLoss: s.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: s.epochLosses
+                )
             }
             results.pretraining["contrastive_layerwise_total"] = .init(
-                seconds: report.totalSeconds, finalLoss: report.finalLoss ?? .nan, secondsToLayerwiseLoss: nil, lossPerEpoch: [])
+                seconds: report.totalSeconds, finalLoss: report.finalLoss ?? .nan, secondsToLayerwiseLoss: nil,
+                lossPerEpoch: [])
         }
         return Pretrained(trainer: trainer, report: report)
     }
@@ -284,7 +325,9 @@ struct Experiment {
         return true
     }
 
-    func pretrainSupervised(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> [String: Tensor] {
+    func pretrainSupervised(
+        data: DataSources, normalization: ChannelNormalization, results: inout Results
+    ) throws -> [String: Tensor] {
         guard let classes = data.pretrain.classCount else { throw ExperimentError.data("CIFAR-100 data has no labels") }
         let (stages, head) = try paperClassifier().layers(classes: classes, seed: seed &+ 2000)
         let config = try PaperClassifier.trainingConfiguration(
@@ -292,9 +335,11 @@ struct Experiment {
             seed: seed &+ 2000)
         log("supervised pretraining on CIFAR-100 labels (\(classes) classes), \(budget.supervisedEpochs) epochs")
         let (weights, report) = try SupervisedPretraining.run(
-            stages: stages, head: head, data: data.pretrain, configuration: config, events: classifierProgress("supervised"))
+            stages: stages, head: head, data: data.pretrain, configuration: config,
+            events: classifierProgress("supervised"))
         results.pretraining["supervised"] = .init(
-            seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan, secondsToLayerwiseLoss: nil,
+            seconds: report.totalSeconds, finalLoss: report.epochs.last?.trainingLoss ?? .nan,
+            secondsToLayerwiseLoss: nil,
             lossPerEpoch: report.epochs.map(\.trainingLoss))
         if isRoot {
             try SafeTensors.write(
@@ -317,18 +362,22 @@ struct Experiment {
             let config = try PaperClassifier.trainingConfiguration(
                 epochs: budget.epochs, batchSize: budget.batchSize, normalization: normalization, seed: armSeed)
             let report = try ClassifierTrainer(classifier: classifier, configuration: config)
-                .train(on: data.train, validation: data.test,
-                       events: classifierProgress("\(arm.rawValue) seed \(s + 1)/\(budget.seeds)"))
+                .train(
+                    on: data.train, validation: data.test,
+                    events: classifierProgress("\(arm.rawValue) seed \(s + 1)/\(budget.seeds)"))
             let curve = report.epochs.map { Double($0.validationAccuracy ?? .nan) }
             curves.append(curve)
             accuracies.append(curve.last ?? .nan)
             seconds += report.totalSeconds
-            log("\(arm.rawValue) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) "
-                + "after epoch 1 \(percent(curve.first ?? .nan))")
+            log(
+                "\(arm.rawValue) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) "
+                    + "after epoch 1 \(percent(curve.first ?? .nan))")
         }
         let mean = accuracies.reduce(0, +) / Double(accuracies.count)
-        let std = accuracies.count > 1
-            ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot() : 0
+        let std =
+            accuracies.count > 1
+            ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot()
+            : 0
         let curve = (0..<budget.epochs).map { e in curves.map { $0[e] }.reduce(0, +) / Double(curves.count) }
         return .init(
             testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve,
@@ -340,7 +389,9 @@ struct Experiment {
     /// Coates et al. 2011: per-patch contrast normalisation, ZCA whitening and k-means on
     /// 6x6 patches of the pretraining images; transferred as a conv whose filters are the
     /// centroids folded through the whitening.
-    func fitKMeans(data: DataSources, normalization: ChannelNormalization, results: inout Results) throws -> KMeansBaseline {
+    func fitKMeans(
+        data: DataSources, normalization: ChannelNormalization, results: inout Results
+    ) throws -> KMeansBaseline {
         var g = SeededGenerator(seed: seed &+ 4000)
         let clock = Date()
         let baseline = try KMeansBaseline.fit(
@@ -348,13 +399,18 @@ struct Experiment {
             patches: min(50_000, data.pretrain.count * 20), normalization: normalization, communicator: communicator,
             using: &g)
         results.pretraining["kmeans"] = .init(
-            seconds: Date().timeIntervalSince(clock), finalLoss: Float(baseline.inertia ?? .nan), secondsToLayerwiseLoss: nil, lossPerEpoch: [])
-        log("k-means baseline: \(budget.conv1Filters) centroids in \(String(format: "%.1f", Date().timeIntervalSince(clock))) s")
+            seconds: Date().timeIntervalSince(clock), finalLoss: Float(baseline.inertia ?? .nan),
+            secondsToLayerwiseLoss: nil, lossPerEpoch: [])
+        log(
+            "k-means baseline: \(budget.conv1Filters) centroids in "
+                + "\(String(format: "%.1f", Date().timeIntervalSince(clock))) s"
+        )
         return baseline
     }
 
     func linearProbes(
-        data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer, endToEnd: LayerwiseTrainer?,
+        data: DataSources, normalization: ChannelNormalization, contrastive: LayerwiseTrainer,
+        endToEnd: LayerwiseTrainer?,
         supervised: [String: Tensor], kmeans: KMeansBaseline, results: inout Results
     ) throws {
         var probe = LinearProbe(epochs: budget.probeEpochs, learningRate: 1e-3, batchSize: 128, seed: seed)
@@ -362,7 +418,8 @@ struct Experiment {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
         // Stage-2 control: an untrained stage-2 conv drawn like pretraining draws it.
-        let randomStage2 = try Conv2D(inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
+        let randomStage2 = try Conv2D(
+            inputChannels: budget.conv1Filters, outputChannels: budget.conv2Filters, kernelSize: 3, using: &g)
         let supervisedConv = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
         if let w = supervised[PaperClassifier.conv1Weight] { supervisedConv.weight.value = w }
         if let b = supervised[PaperClassifier.conv1Bias], let bias = supervisedConv.bias { bias.value = b }
@@ -375,13 +432,25 @@ struct Experiment {
         if !supervised.isEmpty { extractors.insert(("supervised", FeatureExtractor(layers: [supervisedConv])), at: 2) }
         if layers == 2 {
             // Stage 1 (conv, pool, ReLU) then stage 2's conv: does the second stage add to the first?
-            extractors.append(("contrastive_stages_1_2", FeatureExtractor(layers: contrastive.stages[0].layers + [contrastive.stages[1].layers[0]])))
-            extractors.append(("contrastive_stage1_random_stage2", FeatureExtractor(layers: contrastive.stages[0].layers + [randomStage2])))
+            extractors.append(
+                (
+                    "contrastive_stages_1_2",
+                    FeatureExtractor(layers: contrastive.stages[0].layers + [contrastive.stages[1].layers[0]])
+                ))
+            extractors.append(
+                (
+                    "contrastive_stage1_random_stage2",
+                    FeatureExtractor(layers: contrastive.stages[0].layers + [randomStage2])
+                ))
         }
         if let endToEnd, endToEnd.stages.count == 2 {
             // The same stack pretrained end to end with the same budget: which features are better?
             extractors.append(("end_to_end_stage1", FeatureExtractor(layers: [endToEnd.stages[0].layers[0]])))
-            extractors.append(("end_to_end_stages_1_2", FeatureExtractor(layers: endToEnd.stages[0].layers + [endToEnd.stages[1].layers[0]])))
+            extractors.append(
+                (
+                    "end_to_end_stages_1_2",
+                    FeatureExtractor(layers: endToEnd.stages[0].layers + [endToEnd.stages[1].layers[0]])
+                ))
         }
         var pooled: [String: (train: Tensor, test: Tensor)] = [:]
         var trainLabels: [Int] = [], testLabels: [Int] = []
@@ -392,8 +461,9 @@ struct Experiment {
                 extractor, of: data.test, normalization: normalization, communicator: communicator)
             (trainLabels, testLabels) = (tr.labels, te.labels)
             pooled[name] = (tr.features, te.features)
-            let r = try probe.evaluate(train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
-                                       classCount: data.train.classCount ?? 10)
+            let r = try probe.evaluate(
+                train: tr.features, trainLabels: tr.labels, test: te.features, testLabels: te.labels,
+                classCount: data.train.classCount ?? 10)
             results.linearProbe[name] = Double(r.testAccuracy)
             log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
         }
@@ -406,9 +476,11 @@ struct Experiment {
                 ("end_to_end_stage1_plus_stage2", "end_to_end_stage1", "end_to_end_stages_1_2"),
             ] {
                 guard let s1 = pooled[stage1], let s2 = pooled[stage2] else { continue }
-                let train = Self.concatenateColumns(s1.train, s2.train), test = Self.concatenateColumns(s1.test, s2.test)
-                let r = try probe.evaluate(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels,
-                                           classCount: data.train.classCount ?? 10)
+                let train = Self.concatenateColumns(s1.train, s2.train),
+                    test = Self.concatenateColumns(s1.test, s2.test)
+                let r = try probe.evaluate(
+                    train: train, trainLabels: trainLabels, test: test, testLabels: testLabels,
+                    classCount: data.train.classCount ?? 10)
                 results.linearProbe[name] = Double(r.testAccuracy)
                 log("linear probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
             }
@@ -439,14 +511,17 @@ struct Experiment {
     ) throws {
         var g = SeededGenerator(seed: seed &+ 3000)
         let random = try Conv2D(inputChannels: 3, outputChannels: budget.conv1Filters, kernelSize: 6, using: &g)
-        let contrastiveWeights = PaperClassifier.transferableWeights(of: contrastive)[PaperClassifier.conv1Weight]
+        let contrastiveWeights =
+            PaperClassifier.transferableWeights(of: contrastive)[PaperClassifier.conv1Weight]
             ?? random.weight.value
-        let figures: [(String, Tensor)] = [
-            ("filters_contrastive.png", contrastiveWeights),
-            ("filters_random.png", random.weight.value),
-            ("filters_kmeans.png", try kmeans.convolution().weight.value),
-        ] + (supervised.isEmpty
-            ? [] : [("filters_supervised.png", supervised[PaperClassifier.conv1Weight] ?? random.weight.value)])
+        let figures: [(String, Tensor)] =
+            [
+                ("filters_contrastive.png", contrastiveWeights),
+                ("filters_random.png", random.weight.value),
+                ("filters_kmeans.png", try kmeans.convolution().weight.value),
+            ]
+            + (supervised.isEmpty
+                ? [] : [("filters_supervised.png", supervised[PaperClassifier.conv1Weight] ?? random.weight.value)])
         for (file, weights) in figures {
             try AtomicFile.write(try FilterGrid.png(weights, columns: 16, scale: 8), to: out + "/" + file)
         }
@@ -469,9 +544,15 @@ struct Experiment {
         { event in
             switch event {
             case let .step(epoch, step, steps, loss, ips):
-                status("\(label) │ epoch \(epoch)/\(budget.epochs) │ step \(step)/\(steps) │ loss \(String(format: "%.3f", loss)) │ \(Int(ips)) img/s", final: false)
+                status(
+                    "\(label) │ epoch \(epoch)/\(budget.epochs) │ step \(step)/\(steps) │ loss "
+                        + "\(String(format: "%.3f", loss)) │ \(Int(ips)) img/s",
+                    final: false)
             case let .epochEnded(r):
-                status("\(label) │ epoch \(r.epoch) │ train loss \(String(format: "%.3f", r.trainingLoss)) │ val acc \(percent(Double(r.validationAccuracy ?? .nan))) │ \(String(format: "%.1f", r.seconds)) s", final: true)
+                status(
+                    "\(label) │ epoch \(r.epoch) │ train loss \(String(format: "%.3f", r.trainingLoss)) │ val acc "
+                        + "\(percent(Double(r.validationAccuracy ?? .nan))) │ \(String(format: "%.1f", r.seconds)) s",
+                    final: true)
             }
         }
     }

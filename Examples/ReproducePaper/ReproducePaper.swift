@@ -24,22 +24,45 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "A cifar-10-batches-bin folder (data_batch_N.bin). Default: the embedded sample.")
     var cifar10: String?
 
-    @Option(help: "CIFAR-10 evaluation file. Default: test_batch.bin in --cifar10 if present, else a held-out split of the training files.")
+    @Option(
+        help:
+            ArgumentHelp(
+                "CIFAR-10 evaluation file. Default: test_batch.bin in --cifar10 if present, else a held-out split of "
+                    + "the training files.")
+    )
     var cifar10Test: String?
 
     @Option(help: "Images held out of the CIFAR-10 training files for evaluation when there is no test file.")
     var validation: Int = 4000
 
-    @Option(help: "Budget and widths: quick (fits a 2-core CPU) or paper (the reference run's budget: widths 64/128/256, 10 pretraining and 15 training epochs).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Budget and widths: quick (fits a 2-core CPU) or paper (the reference run's budget: widths 64/128/256, "
+                    + "10 pretraining and 15 training epochs).")
+    )
     var preset: Preset = .quick
 
-    @Option(help: "Pretraining recipe: layerwise (the library's default, from the recipe study) or paper (the paper's exact recipe: 7x7 neighbours in 8x8 crops, cosine triplet, margin 0.5).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Pretraining recipe: layerwise (the library's default, from the recipe study) or paper (the paper's "
+                    + "exact recipe: 7x7 neighbours in 8x8 crops, cosine triplet, margin 0.5).")
+    )
     var recipe: RecipeName = .layerwise
 
     @Option(help: "Stage objective: triplet, infonce or exemplar. Default: the recipe's.")
     var objective: ObjectiveName?
 
-    @Option(help: "Stage-1 init of the whitened conv: random, kmeans (exactly the k-means baseline's conv, in whitened coordinates) or kmeans-matched (the same, scaled to the random init's filter norm). Default: the recipe's (kmeans for layerwise; the paper recipe has no whitened conv and starts at random).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Stage-1 init of the whitened conv: random, kmeans (exactly the k-means baseline's conv, in whitened "
+                    + "coordinates) or kmeans-matched (the same, scaled to the random init's filter norm). "
+                    + "Default: the recipe's (kmeans for layerwise; the paper recipe has no whitened conv and "
+                    + "starts at random)."
+            )
+    )
     var `init`: Stage1Init?
 
     @Option(help: "Decoupled (AdamW) weight decay of the contrastive stages. Default: the recipe's (0).")
@@ -54,20 +77,33 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Optimiser of the contrastive stages: adam or sgd (momentum 0.9). Default: the recipe's (adam).")
     var pretrainOptimizer: PretrainOptimizer?
 
-    @Option(help: "Learning-rate schedule of the contrastive stages: constant or cosine (decay to 0 over each stage's steps). Default: the recipe's (constant).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Learning-rate schedule of the contrastive stages: constant or cosine (decay to 0 over each stage's "
+                    + "steps). Default: the recipe's (constant).")
+    )
     var pretrainSchedule: PretrainSchedule?
 
-    @Flag(help: "Skip supervised CIFAR-100 pretraining and its probe (needs --probe-only, or --arms without supervised arms).")
+    @Flag(
+        help:
+            ArgumentHelp(
+                "Skip supervised CIFAR-100 pretraining and its probe (needs --probe-only, or --arms without supervised "
+                    + "arms).")
+    )
     var skipSupervised = false
 
-    @Option(help: ArgumentHelp(
-        "Comma-separated transfer arms to train (default: all five, plus the k-means arms with --kmeans-arms).",
-        valueName: "arm,arm,…"))
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated transfer arms to train (default: all five, plus the k-means arms with --kmeans-arms).",
+            valueName: "arm,arm,…"))
     var arms: String?
 
-    @Option(help: ArgumentHelp(
-        "ZCA-whiten stage 2's input windows, fitted to stage 1's trained output, with this ε relative to the mean window variance (layerwise recipe; default 0.01; 0 = off).",
-        valueName: "eps"))
+    @Option(
+        help: ArgumentHelp(
+            "ZCA-whiten stage 2's input windows, fitted to stage 1's trained output, with this ε relative to the "
+                + "mean window variance (layerwise recipe; default 0.01; 0 = off).",
+            valueName: "eps"))
     var stage2Whitening: Float?
 
     @Option(help: "Classifier training epochs per arm (overrides the preset).")
@@ -82,11 +118,12 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "Seeds per arm.")
     var seeds: Int?
 
-    @Option(help: """
-        Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages \
-        is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 \
-        training images without labels and probed stage by stage (needs --probe-only --skip-supervised).
-        """)
+    @Option(
+        help: """
+            Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages \
+            is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 \
+            training images without labels and probed stage by stage (needs --probe-only --skip-supervised).
+            """)
     var layers: Int = 1
 
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
@@ -95,7 +132,8 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
     var deepObjective: DeepObjective = .softhebb
 
-    @Option(help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
+    @Option(
+        help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
     var deepWeights: String?
 
     @Option(help: "OpenBLAS threads.")
@@ -128,11 +166,12 @@ struct ReproducePaper: ParsableCommand {
     @Flag(help: "Also transfer k-means (Coates et al. 2011) filters as arms kmeans_frozen / kmeans_finetuned.")
     var kmeansArms = false
 
-    @Option(help: ArgumentHelp(
-        "Split every pretraining batch into N independently sampled shards (default: one per MPI rank, "
-            + "none in one process). One process with --batch-shards N computes what `mpirun -np N` computes, "
-            + "up to summation order.",
-        valueName: "N"))
+    @Option(
+        help: ArgumentHelp(
+            "Split every pretraining batch into N independently sampled shards (default: one per MPI rank, "
+                + "none in one process). One process with --batch-shards N computes what `mpirun -np N` computes, "
+                + "up to summation order.",
+            valueName: "N"))
     var batchShards: Int?
 
     /// The `--arms` list (nil = every arm).
@@ -147,8 +186,9 @@ struct ReproducePaper: ParsableCommand {
     func validate() throws {
         guard (1...3).contains(layers) else { throw ValidationError("--layers must be 1, 2 or 3, got \(layers)") }
         if layers == 3, !(probeOnly && skipSupervised) {
-            throw ValidationError("--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
-                + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
+            throw ValidationError(
+                "--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
+                    + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
         }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
@@ -158,8 +198,12 @@ struct ReproducePaper: ParsableCommand {
             throw ValidationError("--batch-shards must be ≥ 1, got \(batchShards)")
         }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1, got \(epochs)") }
-        if let pretrainEpochs, pretrainEpochs < 1 { throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)") }
-        if let supervisedEpochs, supervisedEpochs < 1 { throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)") }
+        if let pretrainEpochs, pretrainEpochs < 1 {
+            throw ValidationError("--pretrain-epochs must be ≥ 1, got \(pretrainEpochs)")
+        }
+        if let supervisedEpochs, supervisedEpochs < 1 {
+            throw ValidationError("--supervised-epochs must be ≥ 1, got \(supervisedEpochs)")
+        }
         if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
             throw ValidationError("--weight-decay must be finite and ≥ 0, got \(weightDecay)")
         }
@@ -177,14 +221,20 @@ struct ReproducePaper: ParsableCommand {
         if layers == 2, (chosenArms ?? []).contains(where: { $0.source == .kmeans }) {
             throw ValidationError("--arms: the k-means arms transfer one stage; they need --layers 1")
         }
-        let runsSupervisedArm = !probeOnly
+        let runsSupervisedArm =
+            !probeOnly
             && (chosenArms ?? TransferArm.paperArms).contains { $0.source == .supervised }
         if skipSupervised && runsSupervisedArm {
-            throw ValidationError("--skip-supervised: the supervised transfer arms need the supervised weights (use --probe-only or --arms without them)")
+            throw ValidationError(
+                "--skip-supervised: the supervised transfer arms need the supervised weights (use --probe-only or "
+                    + "--arms without them)"
+            )
         }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be ≥ 1, got \(seeds)") }
         guard validation >= 1 else { throw ValidationError("--validation must be ≥ 1, got \(validation)") }
-        guard limitPretrain >= 0, limitTrain >= 0 else { throw ValidationError("--limit-pretrain and --limit-train must be ≥ 0") }
+        guard limitPretrain >= 0, limitTrain >= 0 else {
+            throw ValidationError("--limit-pretrain and --limit-train must be ≥ 0")
+        }
     }
 
     mutating func run() throws {
@@ -234,7 +284,8 @@ struct ReproducePaper: ParsableCommand {
         if let weightDecay { recipe.weightDecay = weightDecay }
         if let `init` {
             guard recipe.whiteningEpsilon != nil || `init` == .random else {
-                throw ValidationError("--init \(`init`.rawValue) needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
+                throw ValidationError(
+                    "--init \(`init`.rawValue) needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
             }
             if `init` != recipe.stage1Init { recipe.name += "+init-\(`init`.rawValue)" }
             recipe.stage1Init = `init`
@@ -242,7 +293,8 @@ struct ReproducePaper: ParsableCommand {
         if recipe.weightDecay > 0 { recipe.name += "+wd\(recipe.weightDecay)" }
         if let whiteningEpsilon {
             guard recipe.whiteningEpsilon != nil else {
-                throw ValidationError("--whitening-epsilon needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
+                throw ValidationError(
+                    "--whitening-epsilon needs a recipe with a whitened stage-1 conv (--recipe layerwise)")
             }
             if whiteningEpsilon != recipe.whiteningEpsilon { recipe.name += "+zca-eps\(whiteningEpsilon)" }
             recipe.whiteningEpsilon = whiteningEpsilon
@@ -280,7 +332,8 @@ struct ReproducePaper: ParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             lock = try DirectoryLock(directory: out)
             if let pid = lock?.staleOwner {
-                FileHandle.standardError.write(Data("note: \(out) was locked by PID \(pid), which no longer runs\n".utf8))
+                FileHandle.standardError.write(
+                    Data("note: \(out) was locked by PID \(pid), which no longer runs\n".utf8))
             }
         }
         do {

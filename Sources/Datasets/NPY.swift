@@ -263,7 +263,8 @@ public enum NPY {
             throw DatasetError.badHeader(
                 file: path,
                 reason:
-                    "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end of the \(fileSize)-byte file"
+                    "header length \(headerLength) at byte \(headerStart - (major == 1 ? 2 : 4)) runs past the end "
+                    + "of the \(fileSize)-byte file"
             )
         }
         let headerBytes = try read(headerStart, headerLength)
@@ -290,7 +291,8 @@ public enum NPY {
             throw DatasetError.badHeader(
                 file: path,
                 reason:
-                    "shape \(header.shape) of '\(header.descr)' needs \(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
+                    "shape \(header.shape) of '\(header.descr)' needs "
+                    + "\(overflow ? "more than Int.max" : "\(bytes)") data bytes, "
                     + "but \(remaining) bytes follow the header at offset \(header.dataOffset)")
         }
         return header

@@ -11,7 +11,8 @@ public struct ChannelNormalization: Sendable, Codable, Equatable {
     /// - Throws: ``DatasetError`` unless both arrays have the same non-zero length and every std is > 0 and finite.
     public init(mean: [Float], std: [Float]) throws {
         guard !mean.isEmpty, mean.count == std.count else {
-            throw DatasetError.shapeMismatch(what: "normalisation std count", expected: "\(mean.count) (one per mean)", got: "\(std.count)")
+            throw DatasetError.shapeMismatch(
+                what: "normalisation std count", expected: "\(mean.count) (one per mean)", got: "\(std.count)")
         }
         for (c, s) in std.enumerated() where !(s > 0 && s.isFinite) {
             throw DatasetError.invalidOption(name: "std[\(c)]", value: "\(s)", reason: "must be positive and finite")
@@ -71,11 +72,13 @@ public struct ChannelNormalization: Sendable, Codable, Equatable {
     public func apply(to batch: inout Tensor) throws {
         let shape = batch.shape
         guard shape.count == 4 || shape.count == 3 else {
-            throw DatasetError.shapeMismatch(what: "normalisation input rank", expected: "[N, C, H, W] or [C, H, W]", got: "\(shape)")
+            throw DatasetError.shapeMismatch(
+                what: "normalisation input rank", expected: "[N, C, H, W] or [C, H, W]", got: "\(shape)")
         }
         let c = shape.count == 4 ? shape[1] : shape[0]
         guard c == channels else {
-            throw DatasetError.shapeMismatch(what: "normalisation channels", expected: "\(channels)", got: "\(c) in \(shape)")
+            throw DatasetError.shapeMismatch(
+                what: "normalisation channels", expected: "\(channels)", got: "\(c) in \(shape)")
         }
         let plane = shape[shape.count - 1] * shape[shape.count - 2]
         batch.withUnsafeMutableBufferPointer { b in

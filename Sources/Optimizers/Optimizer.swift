@@ -28,7 +28,8 @@ public protocol Optimizer: AnyObject {
 extension Optimizer {
     public func validate() throws {
         guard learningRate.isFinite, learningRate >= 0 else {
-            throw OptimizerError.invalidHyperparameter(name: "learningRate", value: learningRate, reason: "must be finite and ≥ 0")
+            throw OptimizerError.invalidHyperparameter(
+                name: "learningRate", value: learningRate, reason: "must be finite and ≥ 0")
         }
     }
 

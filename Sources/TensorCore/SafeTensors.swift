@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The contents of a safetensors file: named Float32 tensors plus string metadata.
@@ -188,7 +188,10 @@ public enum SafeTensors {
             separator()
             SafeTensorsJSON.appendString(name, to: &header)
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            header.append(contentsOf: Array(":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + byteCount)]}".utf8))
+            header.append(
+                contentsOf: Array(
+                    ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + byteCount)]}".utf8)
+            )
             offset += byteCount
         }
         header.append(UInt8(ascii: "}"))
@@ -209,12 +212,12 @@ public enum SafeTensors {
             guard let tensor = tensors[name] else { continue }
             tensor.withUnsafeBufferPointer { values in
                 #if _endian(little)
-                out.append(contentsOf: UnsafeRawBufferPointer(values))
+                    out.append(contentsOf: UnsafeRawBufferPointer(values))
                 #else
-                for v in values {
-                    var bits = v.bitPattern.littleEndian
-                    withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
-                }
+                    for v in values {
+                        var bits = v.bitPattern.littleEndian
+                        withUnsafeBytes(of: &bits) { out.append(contentsOf: $0) }
+                    }
                 #endif
             }
         }
@@ -317,13 +320,16 @@ public enum SafeTensors {
             for entry in entries {
                 var tensor = Tensor.uninitialized(shape: entry.shape)
                 tensor.withUnsafeMutableBufferPointer { dst in
-                    let src = UnsafeRawBufferPointer(rebasing: raw[(bufferStart + entry.begin)..<(bufferStart + entry.end)])
+                    let src = UnsafeRawBufferPointer(
+                        rebasing: raw[(bufferStart + entry.begin)..<(bufferStart + entry.end)])
                     #if _endian(little)
-                    UnsafeMutableRawBufferPointer(dst).copyMemory(from: src)
+                        UnsafeMutableRawBufferPointer(dst).copyMemory(from: src)
                     #else
-                    for i in 0..<dst.count {
-                        dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    }
+                        for i in 0..<dst.count {
+                            dst[i] = Float(
+                                bitPattern: UInt32(
+                                    littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                        }
                     #endif
                 }
                 tensors[entry.name] = tensor
@@ -344,7 +350,8 @@ public enum SafeTensors {
             var metadata: [String: String] = [:]
             for (key, value) in members {
                 guard case let .string(text) = value else {
-                    throw fail(.invalidMetadata(key: key, reason: "value must be a string, found \(value.kindDescription)"))
+                    throw fail(
+                        .invalidMetadata(key: key, reason: "value must be a string, found \(value.kindDescription)"))
                 }
                 guard metadata.updateValue(text, forKey: key) == nil else {
                     throw fail(.invalidMetadata(key: key, reason: "duplicate key"))
@@ -352,14 +359,18 @@ public enum SafeTensors {
             }
             return metadata
         default:
-            throw fail(.invalidMetadata(key: nil, reason: "must be an object of strings, found \(value.kindDescription)"))
+            throw fail(
+                .invalidMetadata(key: nil, reason: "must be an object of strings, found \(value.kindDescription)"))
         }
     }
 
     /// A JSON number that is an exact non-negative integer fitting `Int`, or a reason why not.
     private static func nonNegativeInteger(_ value: SafeTensorsJSON.Value) -> Result<Int, ReasonError> {
-        guard case let .number(text) = value else { return .failure(ReasonError("\(value.kindDescription) is not an integer")) }
-        guard text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") || $0 == UInt8(ascii: "-") }) else {
+        guard case let .number(text) = value else {
+            return .failure(ReasonError("\(value.kindDescription) is not an integer"))
+        }
+        guard text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") || $0 == UInt8(ascii: "-") })
+        else {
             return .failure(ReasonError("\(text) is not an integer"))
         }
         if text.hasPrefix("-") { return .failure(ReasonError("\(text) is negative")) }
@@ -404,14 +415,16 @@ public enum SafeTensors {
         // dtype
         guard let dtypeValue else { throw fail(.invalidEntry(tensor: name, reason: "missing field 'dtype'")) }
         guard case let .string(dtype) = dtypeValue else {
-            throw fail(.invalidEntry(tensor: name, reason: "'dtype' must be a string, found \(dtypeValue.kindDescription)"))
+            throw fail(
+                .invalidEntry(tensor: name, reason: "'dtype' must be a string, found \(dtypeValue.kindDescription)"))
         }
         guard dtype == "F32" else { throw fail(.unsupportedDtype(tensor: name, dtype: dtype)) }
 
         // shape
         guard let shapeValue else { throw fail(.invalidEntry(tensor: name, reason: "missing field 'shape'")) }
         guard case let .array(dims) = shapeValue else {
-            throw fail(.invalidEntry(tensor: name, reason: "'shape' must be an array, found \(shapeValue.kindDescription)"))
+            throw fail(
+                .invalidEntry(tensor: name, reason: "'shape' must be an array, found \(shapeValue.kindDescription)"))
         }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)
@@ -435,7 +448,9 @@ public enum SafeTensors {
         // data_offsets
         guard let offsetsValue else { throw fail(.invalidEntry(tensor: name, reason: "missing field 'data_offsets'")) }
         guard case let .array(offsets) = offsetsValue else {
-            throw fail(.invalidEntry(tensor: name, reason: "'data_offsets' must be an array, found \(offsetsValue.kindDescription)"))
+            throw fail(
+                .invalidEntry(
+                    tensor: name, reason: "'data_offsets' must be an array, found \(offsetsValue.kindDescription)"))
         }
         guard offsets.count == 2 else {
             throw fail(.invalidOffsets(tensor: name, reason: "expected [begin, end], found \(offsets.count) elements"))

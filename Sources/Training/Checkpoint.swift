@@ -55,9 +55,11 @@ extension LayerwiseTrainer {
     ///   wrong shape or the unreadable file; nothing is changed in that case.
     public func loadWeights(from path: String) throws {
         let file = try TrainingCheckpoint.load(from: path, architecture: architecture)
-        try apply(file.tensors, path: path, expected: namedState(), extraAllowed: { name in
-            StateKey.isOptimizerState(name) || StateKey.isObjectiveState(name)
-        })
+        try apply(
+            file.tensors, path: path, expected: namedState(),
+            extraAllowed: { name in
+                StateKey.isOptimizerState(name) || StateKey.isObjectiveState(name)
+            })
     }
 
     // MARK: - Training checkpoints
@@ -75,7 +77,9 @@ extension LayerwiseTrainer {
             let isCheckpoint = [PretrainingReport.Mode.layerwise, .endToEnd].contains {
                 TrainingCheckpoint.parseFileName(base, mode: $0) != nil
             }
-            guard isCheckpoint, let pid = Int32(name[marker.upperBound...].prefix { $0 != "-" }), pid > 0 else { continue }
+            guard isCheckpoint, let pid = Int32(name[marker.upperBound...].prefix { $0 != "-" }), pid > 0 else {
+                continue
+            }
             if kill(pid_t(pid), 0) == -1 && errno == ESRCH {
                 try? FileManager.default.removeItem(atPath: (dir as NSString).appendingPathComponent(name))
             }
@@ -157,13 +161,15 @@ extension LayerwiseTrainer {
         }
         let named = optimizerState(phase)
         let optimizerNames = Set(named.map(\.name))
-        try apply(file.tensors, path: path, expected: namedState() + objectiveState(phase), extraAllowed: { name in
-            if StateKey.isObjectiveState(name) { return true }
-            guard StateKey.isOptimizerState(name) else { return false }
-            // "optimizer.<param>.<slot>": the parameter must be one this phase trains.
-            guard let dot = name.lastIndex(of: ".") else { return false }
-            return optimizerNames.contains(String(name[..<dot]))
-        })
+        try apply(
+            file.tensors, path: path, expected: namedState() + objectiveState(phase),
+            extraAllowed: { name in
+                if StateKey.isObjectiveState(name) { return true }
+                guard StateKey.isOptimizerState(name) else { return false }
+                // "optimizer.<param>.<slot>": the parameter must be one this phase trains.
+                guard let dot = name.lastIndex(of: ".") else { return false }
+                return optimizerNames.contains(String(name[..<dot]))
+            })
         let optimizer = phase.config.optimizer
         try checkOptimizerState(file.tensors, named: named, optimizer: optimizer, path: path)
         optimizer.importState(file.tensors, for: named)
@@ -207,7 +213,8 @@ extension LayerwiseTrainer {
             }
         }
         for name in tensors.keys.sorted() where !expectedNames.contains(name) && !extraAllowed(name) {
-            throw TrainerError.checkpoint(path: path, reason: "unexpected tensor \"\(name)\" (written for a different stack?)")
+            throw TrainerError.checkpoint(
+                path: path, reason: "unexpected tensor \"\(name)\" (written for a different stack?)")
         }
         for (name, p) in expected {
             p.value = tensors[name]!  // presence checked above

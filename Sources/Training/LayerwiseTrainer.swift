@@ -142,7 +142,8 @@ public final class LayerwiseTrainer {
     ///   not fit each other, or a stack that cannot reduce its patch to 1x1.
     public init(stages: [Stage], inputChannels: Int, firstPatchSize: Int, seed: UInt64) throws {
         guard !stages.isEmpty else {
-            throw TrainerError.invalidOption(stage: nil, option: "stages", value: "[]", reason: "need at least one stage")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "stages", value: "[]", reason: "need at least one stage")
         }
         guard inputChannels > 0 else {
             throw TrainerError.invalidOption(
@@ -176,8 +177,9 @@ public final class LayerwiseTrainer {
         }
         // Heads must accept the flattened stage output.
         for k in stages.indices {
-            _ = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
-                                      patchSize: sizes[k], stage: k + 1)
+            _ = try embeddingFeatures(
+                layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
+                patchSize: sizes[k], stage: k + 1)
         }
         // Checkpoint names must be unique (and each parameter used once).
         var seen = Set<String>(), identities = Set<ObjectIdentifier>()
@@ -185,28 +187,33 @@ public final class LayerwiseTrainer {
             guard seen.insert(name).inserted, identities.insert(ObjectIdentifier(p)).inserted else {
                 throw TrainerError.invalidOption(
                     stage: nil, option: "stages", value: name,
-                    reason: "a parameter name or a layer occurs twice in the stack; give every stage its own layer objects")
+                    reason:
+                        "a parameter name or a layer occurs twice in the stack; give every stage its own layer objects")
             }
         }
     }
 
     static func validate(_ stage: Stage, number k: Int, inputChannels: Int) throws {
         guard !stage.layers.isEmpty else {
-            throw TrainerError.invalidOption(stage: k, option: "layers", value: "[]", reason: "a stage needs at least one layer")
+            throw TrainerError.invalidOption(
+                stage: k, option: "layers", value: "[]", reason: "a stage needs at least one layer")
         }
         guard stage.batchSize >= 1 else {
-            throw TrainerError.invalidOption(stage: k, option: "batchSize", value: "\(stage.batchSize)", reason: "must be ≥ 1")
+            throw TrainerError.invalidOption(
+                stage: k, option: "batchSize", value: "\(stage.batchSize)", reason: "must be ≥ 1")
         }
         let b = stage.budget
         guard b.totalSteps >= 1, b.stepsPerEpoch >= 1, b.epochCount >= 1 else {
-            throw TrainerError.invalidOption(stage: k, option: "budget", value: "\(b)", reason: "needs at least one step per epoch and one epoch")
+            throw TrainerError.invalidOption(
+                stage: k, option: "budget", value: "\(b)", reason: "needs at least one step per epoch and one epoch")
         }
         do {
             try stage.optimizer.validate()
         } catch let OptimizerError.invalidHyperparameter(name, value, reason) {
             throw TrainerError.invalidOption(stage: k, option: "optimizer.\(name)", value: "\(value)", reason: reason)
         } catch {
-            throw TrainerError.invalidOption(stage: k, option: "optimizer", value: "\(type(of: stage.optimizer))", reason: "\(error)")
+            throw TrainerError.invalidOption(
+                stage: k, option: "optimizer", value: "\(type(of: stage.optimizer))", reason: "\(error)")
         }
         do {
             try stage.objective.validate()
@@ -215,7 +222,8 @@ public final class LayerwiseTrainer {
         } catch let error as TrainerError {
             throw error
         } catch {
-            throw TrainerError.invalidOption(stage: k, option: "objective", value: "\(type(of: stage.objective))", reason: "\(error)")
+            throw TrainerError.invalidOption(
+                stage: k, option: "objective", value: "\(type(of: stage.objective))", reason: "\(error)")
         }
         do {
             try stage.schedule.validate()
@@ -226,20 +234,23 @@ public final class LayerwiseTrainer {
             let lr = stage.schedule.learningRate(atStep: step, totalSteps: b.totalSteps)
             guard lr.isFinite, lr >= 0 else {
                 throw TrainerError.invalidOption(
-                    stage: k, option: "schedule", value: "learning rate \(lr) at step \(step)", reason: "must be finite and ≥ 0")
+                    stage: k, option: "schedule", value: "learning rate \(lr) at step \(step)",
+                    reason: "must be finite and ≥ 0")
             }
         }
         if let c = stage.objective.inputChannels, c != inputChannels {
             throw TrainerError.invalidOption(
                 stage: k, option: "objective.inputChannels", value: "\(c)",
-                reason: "the objective's patches have \(c) channels but the trainer's inputChannels is \(inputChannels)")
+                reason: "the objective's patches have \(c) channels but the trainer's inputChannels is \(inputChannels)"
+            )
         }
     }
 
     /// Width `D` of the flattened embedding of `layers` (+ head) for a `patchSize` patch.
     func embeddingFeatures(layers: [[any Layer]], head: (any Layer)?, patchSize: Int, stage: Int) throws -> Int {
         guard case let .success(r) = ReceptiveField.trace(layers, channels: inputChannels, size: patchSize) else {
-            throw TrainerError.receptiveField(stage: stage, patchSize: patchSize, reason: "the stack does not accept the patch")
+            throw TrainerError.receptiveField(
+                stage: stage, patchSize: patchSize, reason: "the stack does not accept the patch")
         }
         var d = r.output.dropFirst().reduce(1, *)
         if let head {
@@ -293,11 +304,13 @@ public final class LayerwiseTrainer {
     public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
         var phases: [Phase] = []
         for k in stages.indices {
-            let d = try embeddingFeatures(layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
-                                          patchSize: patchSizes[k], stage: k + 1)
-            phases.append(Phase(
-                stage: k + 1, index: k, frozen: stages[..<k].flatMap(\.layers), trainable: stages[k].layers,
-                head: stages[k].projectionHead, config: stages[k], patchSize: patchSizes[k], embeddingFeatures: d))
+            let d = try embeddingFeatures(
+                layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
+                patchSize: patchSizes[k], stage: k + 1)
+            phases.append(
+                Phase(
+                    stage: k + 1, index: k, frozen: stages[..<k].flatMap(\.layers), trainable: stages[k].layers,
+                    head: stages[k].projectionHead, config: stages[k], patchSize: patchSizes[k], embeddingFeatures: d))
         }
         return try run(phases, mode: .layerwise, resume: resume, events: events)
     }
@@ -306,7 +319,9 @@ public final class LayerwiseTrainer {
     /// size, budget and head, on the largest patch size, all stages at once. Use a
     /// separately built trainer (fresh layers) to compare with ``pretrain(resume:events:)``.
     @discardableResult
-    public func pretrainEndToEnd(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
+    public func pretrainEndToEnd(
+        resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }
+    ) throws -> PretrainingReport {
         let top = stages[stages.count - 1]
         let p = patchSizes[patchSizes.count - 1]
         let d = try embeddingFeatures(layers: stages.map(\.layers), head: top.projectionHead, patchSize: p, stage: 0)
@@ -374,11 +389,13 @@ public final class LayerwiseTrainer {
         func events(_ event: TrainingEvent) { if isRoot { handler(event) } }
         try validateSharding(phases)
         guard checkpointEvery >= 0 else {
-            throw TrainerError.invalidOption(stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
+            throw TrainerError.invalidOption(
+                stage: nil, option: "checkpointEvery", value: "\(checkpointEvery)", reason: "must be ≥ 0")
         }
         try prepareCheckpointDirectory()
-        // A directory another live run writes to is refused (DirectoryLockError.inUse).
-        let lock = try checkpointDirectory.map { try DirectoryLock(directory: $0) }
+        // A directory another live run writes to is refused (DirectoryLockError.inUse). Only rank 0
+        // writes checkpoints, so only rank 0 holds the lock (the other ranks of the same run share it).
+        let lock = try checkpointDirectory.flatMap { isRoot ? try DirectoryLock(directory: $0) : nil }
         defer { lock?.release() }
         let runStart = ContinuousClock.now
         let resumePoint = resume ? try latestPosition(mode: mode, phases: phases) : nil
@@ -538,7 +555,8 @@ public final class LayerwiseTrainer {
         // several ranks only the agreed flag counts (a late request waits for the next step).
         let stopping = stopRequested || (communicator.size == 1 && stopRequest.take())
         stopRequested = false
-        let due = (checkpointEvery > 0 && done % checkpointEvery == 0)
+        let due =
+            (checkpointEvery > 0 && done % checkpointEvery == 0)
             || done == phase.config.budget.totalSteps || stopping
         if due, checkpointDirectory != nil, communicator.isRoot {
             events(.checkpointSaved(path: try saveCheckpoint(phase: phase, position: position)))

@@ -22,10 +22,12 @@ struct TrainingCheckpoint {
 
     /// A weights file: tensors, architecture and patch sizes, no training state.
     static func weights(_ tensors: [String: Tensor], architecture: String, patchSizes: [Int]) -> TrainingCheckpoint {
-        TrainingCheckpoint(tensors: tensors, metadata: [
-            "format": format, "kind": "weights", "architecture": architecture,
-            "patchSizes": patchSizes.map(String.init).joined(separator: ","),
-        ], path: "")
+        TrainingCheckpoint(
+            tensors: tensors,
+            metadata: [
+                "format": format, "kind": "weights", "architecture": architecture,
+                "patchSizes": patchSizes.map(String.init).joined(separator: ","),
+            ], path: "")
     }
 
     /// A training checkpoint at `position`.

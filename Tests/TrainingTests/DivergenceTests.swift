@@ -24,7 +24,8 @@ final class DivergenceTests: XCTestCase {
 
         mutating func trainer(seed: UInt64 = 7, layerSeed: UInt64 = 1) throws -> LayerwiseTrainer {
             stages = try (0..<2).map { k in
-                let layers: [any Layer] = k == 0
+                let layers: [any Layer] =
+                    k == 0
                     ? [conv(3, 8, 4, seed: layerSeed), pool(2)] : [conv(8, 8, 2, seed: layerSeed + 1), pool(2)]
                 let lr = learningRates[k]
                 return Stage(
@@ -58,7 +59,8 @@ final class DivergenceTests: XCTestCase {
         let text = "\(error)"
         print("DivergenceTests: after \(completedSteps) good steps: \(text)")
         XCTAssertTrue(text.contains("stage \(stage), epoch \(epoch), step \(step)"), text, file: file, line: line)
-        XCTAssertTrue(text.contains("learning rate"), "the message should suggest the fix: \(text)", file: file, line: line)
+        XCTAssertTrue(
+            text.contains("learning rate"), "the message should suggest the fix: \(text)", file: file, line: line)
         return step
     }
 
@@ -84,12 +86,14 @@ final class DivergenceTests: XCTestCase {
         var stage1Final: [Tensor] = [], stage2LastGood: [Tensor] = []
         var stage2Steps = 0
         var saved: [String] = []
-        XCTAssertThrowsError(try trainer.pretrain { e in
-            if case .stageFinished(stage: 1, _, _) = e { stage1Final = snapshot(stage1) }
-            if case .stageStarted(stage: 2, _) = e { stage2LastGood = snapshot(stage2) }
-            if case let .step(s) = e, s.stage == 2 { stage2Steps += 1; stage2LastGood = snapshot(stage2) }
-            if case let .checkpointSaved(path) = e { saved.append(path) }
-        }) { error in
+        XCTAssertThrowsError(
+            try trainer.pretrain { e in
+                if case .stageFinished(stage: 1, _, _) = e { stage1Final = snapshot(stage1) }
+                if case .stageStarted(stage: 2, _) = e { stage2LastGood = snapshot(stage2) }
+                if case let .step(s) = e, s.stage == 2 { stage2Steps += 1; stage2LastGood = snapshot(stage2) }
+                if case let .checkpointSaved(path) = e { saved.append(path) }
+            }
+        ) { error in
             assertNonFinite(error, stage: 2, completedSteps: stage2Steps, stepsPerEpoch: 3)
         }
         XCTAssertGreaterThanOrEqual(stage2Steps, 1, "1e30 should survive one step and overflow on the next")
@@ -134,9 +138,11 @@ final class DivergenceTests: XCTestCase {
         trainer.keepCheckpoints = 1
         var steps = 0
         var lastGood: [Tensor] = []
-        XCTAssertThrowsError(try trainer.pretrain { e in
-            if case let .step(s) = e, s.stage == 1 { steps += 1; lastGood = snapshot(run.stages[0].parameters) }
-        }) { error in
+        XCTAssertThrowsError(
+            try trainer.pretrain { e in
+                if case let .step(s) = e, s.stage == 1 { steps += 1; lastGood = snapshot(run.stages[0].parameters) }
+            }
+        ) { error in
             assertNonFinite(error, stage: 1, completedSteps: steps, stepsPerEpoch: 3)
         }
         XCTAssertGreaterThanOrEqual(steps, 1)
@@ -144,12 +150,15 @@ final class DivergenceTests: XCTestCase {
         // Exactly one checkpoint (pruning kept the newest) and no temporary files (the run's
         // released lock file stays).
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        XCTAssertEqual(files, [DirectoryLock.fileName, "layerwise-stage1-step\(String(format: "%09d", steps)).safetensors"])
+        XCTAssertEqual(
+            files, [DirectoryLock.fileName, "layerwise-stage1-step\(String(format: "%09d", steps)).safetensors"])
         let latest = try XCTUnwrap(trainer.latestCheckpoint(mode: .layerwise))
         try assertFiniteCheckpoint(latest)
         // Adam's moments travel in the checkpoint and are finite too.
         let contents = try SafeTensors.read(path: latest)
-        XCTAssertTrue(contents.tensors.keys.contains { $0.hasPrefix("optimizer.stage1.0.weight") }, "\(contents.tensors.keys.sorted())")
+        XCTAssertTrue(
+            contents.tensors.keys.contains { $0.hasPrefix("optimizer.stage1.0.weight") },
+            "\(contents.tensors.keys.sorted())")
         var other = Run()
         let fresh = try other.trainer(layerSeed: 50)
         try fresh.loadWeights(from: latest)
@@ -178,9 +187,11 @@ final class DivergenceTests: XCTestCase {
             let before = snapshot(run.stages.flatMap(\.parameters))
             var lastGood = before
             var steps = 0
-            XCTAssertThrowsError(try trainer.pretrain { e in
-                if case .step = e { steps += 1; lastGood = snapshot(run.stages.flatMap(\.parameters)) }
-            }) { error in
+            XCTAssertThrowsError(
+                try trainer.pretrain { e in
+                    if case .step = e { steps += 1; lastGood = snapshot(run.stages.flatMap(\.parameters)) }
+                }
+            ) { error in
                 assertNonFinite(error, stage: 1, completedSteps: steps, stepsPerEpoch: 3)
                 if case let TrainerError.nonFinite(_, _, _, what) = error {
                     XCTAssertTrue(what.contains("embeddings"), what)
