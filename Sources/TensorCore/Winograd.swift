@@ -224,6 +224,27 @@ extension Winograd {
         }
     }
 
+    /// Calls `body(o, c, lanes, tap)` for every filter `o` of a weight `[outputs, inputs, k·k]`
+    /// and every group of up to eight input channels starting at `c`; `tap(q)` gathers kernel
+    /// element `q` of the group's `lanes` channels into one vector (zeros past `lanes`). The
+    /// larger-tile weight transforms work on such vectors so each output is one vector store.
+    static func forEachChannelGroup(
+        of w: UnsafePointer<Float>, outputs: Int, inputs: Int, kernelArea: Int,
+        _ body: (_ o: Int, _ c: Int, _ lanes: Int, _ tap: (Int) -> SIMD8<Float>) -> Void
+    ) {
+        for o in 0..<outputs {
+            for c in Swift.stride(from: 0, to: inputs, by: 8) {
+                let lanes = Swift.min(8, inputs - c)
+                let base = w + (o * inputs + c) * kernelArea
+                body(o, c, lanes) { q in
+                    var v = SIMD8<Float>()
+                    for l in 0..<lanes { v[l] = base[kernelArea * l + q] }
+                    return v
+                }
+            }
+        }
+    }
+
     @inline(__always)
     static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
         if lanes == 8 {

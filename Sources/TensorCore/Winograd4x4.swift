@@ -47,42 +47,31 @@ public enum Winograd4x4 {
         _ w: UnsafePointer<Float>, outputs: Int, inputs: Int, into u: UnsafeMutablePointer<Float>
     ) {
         let stride = outputs * inputs
-        for o in 0..<outputs {
-            var c = 0
-            while c < inputs {
-                let lanes = Swift.min(8, inputs - c)
-                let base = w + (o * inputs + c) * 9
-                func tap(_ q: Int) -> SIMD8<Float> {
-                    var v = SIMD8<Float>()
-                    for l in 0..<lanes { v[l] = base[9 * l + q] }
-                    return v
-                }
-                // G · k: six rows per kernel column b.
-                func gColumn(_ b: Int) -> Six {
-                    let k0 = tap(b)
-                    let k1 = tap(3 + b)
-                    let k2 = tap(6 + b)
-                    let s = k0 + k2
-                    return (
-                        0.25 * k0, -(s + k1) / 6, (k1 - s) / 6,
-                        k0 / 24 + k1 / 12 + k2 / 6, k0 / 24 - k1 / 12 + k2 / 6, k2
-                    )
-                }
-                let t0 = gColumn(0)
-                let t1 = gColumn(1)
-                let t2 = gColumn(2)
-                let dst = u + o * inputs + c
-                for i in 0..<6 {
-                    let a = element(t0, i)
-                    let b = element(t1, i)
-                    let d = element(t2, i)
-                    let s = a + d
-                    let row: Six = (
-                        0.25 * a, -(s + b) / 6, (b - s) / 6, a / 24 + b / 12 + d / 6, a / 24 - b / 12 + d / 6, d
-                    )
-                    for j in 0..<6 { Winograd.store(element(row, j), dst + (6 * i + j) * stride, lanes) }
-                }
-                c += 8
+        Winograd.forEachChannelGroup(of: w, outputs: outputs, inputs: inputs, kernelArea: 9) { o, c, lanes, tap in
+            // G · k: six rows per kernel column b.
+            func gColumn(_ b: Int) -> Six {
+                let k0 = tap(b)
+                let k1 = tap(3 + b)
+                let k2 = tap(6 + b)
+                let s = k0 + k2
+                return (
+                    0.25 * k0, -(s + k1) / 6, (k1 - s) / 6,
+                    k0 / 24 + k1 / 12 + k2 / 6, k0 / 24 - k1 / 12 + k2 / 6, k2
+                )
+            }
+            let t0 = gColumn(0)
+            let t1 = gColumn(1)
+            let t2 = gColumn(2)
+            let dst = u + o * inputs + c
+            for i in 0..<6 {
+                let a = element(t0, i)
+                let b = element(t1, i)
+                let d = element(t2, i)
+                let s = a + d
+                let row: Six = (
+                    0.25 * a, -(s + b) / 6, (b - s) / 6, a / 24 + b / 12 + d / 6, a / 24 - b / 12 + d / 6, d
+                )
+                for j in 0..<6 { Winograd.store(element(row, j), dst + (6 * i + j) * stride, lanes) }
             }
         }
     }

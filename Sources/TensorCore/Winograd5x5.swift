@@ -47,29 +47,18 @@ public enum Winograd5x5 {
         _ w: UnsafePointer<Float>, outputs: Int, inputs: Int, into u: UnsafeMutablePointer<Float>
     ) {
         let stride = outputs * inputs
-        for o in 0..<outputs {
-            var c = 0
-            while c < inputs {
-                let lanes = Swift.min(8, inputs - c)
-                let base = w + (o * inputs + c) * 25
-                func tap(_ q: Int) -> SIMD8<Float> {
-                    var v = SIMD8<Float>()
-                    for l in 0..<lanes { v[l] = base[25 * l + q] }
-                    return v
-                }
-                func gColumn(_ b: Int) -> Six { gApply(tap(b), tap(5 + b), tap(10 + b), tap(15 + b), tap(20 + b)) }
-                let t0 = gColumn(0)
-                let t1 = gColumn(1)
-                let t2 = gColumn(2)
-                let t3 = gColumn(3)
-                let t4 = gColumn(4)
-                let dst = u + o * inputs + c
-                for i in 0..<6 {
-                    let e = Winograd4x4.element
-                    let row = gApply(e(t0, i), e(t1, i), e(t2, i), e(t3, i), e(t4, i))
-                    for j in 0..<6 { Winograd.store(e(row, j), dst + (6 * i + j) * stride, lanes) }
-                }
-                c += 8
+        Winograd.forEachChannelGroup(of: w, outputs: outputs, inputs: inputs, kernelArea: 25) { o, c, lanes, tap in
+            func gColumn(_ b: Int) -> Six { gApply(tap(b), tap(5 + b), tap(10 + b), tap(15 + b), tap(20 + b)) }
+            let t0 = gColumn(0)
+            let t1 = gColumn(1)
+            let t2 = gColumn(2)
+            let t3 = gColumn(3)
+            let t4 = gColumn(4)
+            let dst = u + o * inputs + c
+            for i in 0..<6 {
+                let e = Winograd4x4.element
+                let row = gApply(e(t0, i), e(t1, i), e(t2, i), e(t3, i), e(t4, i))
+                for j in 0..<6 { Winograd.store(e(row, j), dst + (6 * i + j) * stride, lanes) }
             }
         }
     }
