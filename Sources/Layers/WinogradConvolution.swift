@@ -289,14 +289,12 @@ final class WinogradConvolution {
         let dyp = SharedPointer(dy)
         if let db {
             let dbp = SharedPointer(db)
-            // Per channel, images and positions in order: the same sums for every thread count.
+            // Per channel, images in order, each image's positions in eight lanes (Conv2D.sum): the same
+            // sums for every thread count.
             WorkerPool.run(tasks: threads, workers: threads) { _, part in
                 for ch in (part * o / threads)..<((part + 1) * o / threads) {
                     var sum: Float = 0
-                    for n in 0..<batch {
-                        let row = dyp.p + (n * o + ch) * plane
-                        for q in 0..<plane { sum += row[q] }
-                    }
+                    for n in 0..<batch { sum += Conv2D.sum(dyp.p + (n * o + ch) * plane, plane) }
                     dbp.p[ch] += sum
                 }
             }
