@@ -18,9 +18,13 @@ struct DeepExperiment {
     var objective: DeepObjective = .softhebb
     /// A `deep_stages.safetensors` of an earlier run: load it instead of pretraining.
     var weightsPath: String?
+    /// How `--deep-objective infonce` trains each stage.
+    var contrastive = WideContrastiveOptions()
+    /// Stages of the stack to train and probe (the first 1, 2 or 3).
+    var stageCount = 3
 
     var specs: [WideStageSpec] {
-        WideStack.softHebbCIFAR.map { s in
+        WideStack.softHebbCIFAR.prefix(stageCount).map { s in
             var s = s
             s.width = max(4, Int((Double(s.width) * widthScale).rounded()))
             return s
@@ -139,19 +143,25 @@ struct DeepExperiment {
             }
             return (stages, Date().timeIntervalSince(begin))
         }
-        var stages = try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
+        var generator = SeededGenerator(seed: seed &+ 100)
+        var stages =
+            objective == .infonce
+            ? try WideStack.contrastiveStages(
+                layers: layers, dataset: data.train, options: contrastive, using: &generator)
+            : try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
         if objective == .kmeansSofthebb {
             let start = try DeepKMeansStart(dataset: data.train)
             for k in stages.indices { stages[k].preparation = start }
         }
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
+        let measure = objective == .infonce ? "NT-Xent" : "mean |‖W‖ − 1|"
         let report = try trainer.pretrain { event in
             switch event {
             case let .stageFinished(stage, seconds, loss):
-                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; mean |‖W‖ − 1| \(loss)")
-            case let .step(e) where e.step % 400 == 0:
-                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)")
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; \(measure) \(loss)")
+            case let .step(e) where e.step % 400 == 0 || (objective == .infonce && e.step % 50 == 0):
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ \(measure) \(e.loss)")
             default: break
             }
         }
@@ -200,4 +210,6 @@ enum DeepObjective: String, ExpressibleByArgument, CaseIterable {
     case kmeans
     /// k-means start, then one SoftHebb epoch.
     case kmeansSofthebb = "kmeans-softhebb"
+    /// Two augmented views of every image, NT-Xent over the batch (`WideStack.contrastiveStages`).
+    case infonce
 }

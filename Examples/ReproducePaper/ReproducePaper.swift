@@ -129,12 +129,24 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
     var widthScale: Double = 1
 
-    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
+    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans, kmeans-softhebb or infonce.")
     var deepObjective: DeepObjective = .softhebb
 
     @Option(
         help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
     var deepWeights: String?
+
+    @Option(help: "--layers 3 only: train and probe the first N stages of the stack (1, 2 or 3).")
+    var deepStages: Int = 3
+
+    @Option(help: "--deep-objective infonce only: NT-Xent temperature.")
+    var deepTemperature: Float = WideContrastiveOptions().temperature
+
+    @Option(help: "--deep-objective infonce only: Adam's rate relative to each stage's initial weight scale.")
+    var deepLearningRate: Float = WideContrastiveOptions().relativeLearningRate
+
+    @Option(help: "--deep-objective infonce only: epochs per stage.")
+    var deepEpochs: Int = WideContrastiveOptions().epochs
 
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
@@ -190,6 +202,7 @@ struct ReproducePaper: ParsableCommand {
                 "--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
                     + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
         }
+        guard (1...3).contains(deepStages) else { throw ValidationError("--deep-stages must be 1, 2 or 3") }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
         }
@@ -344,7 +357,11 @@ struct ReproducePaper: ParsableCommand {
                 let deep = DeepExperiment(
                     out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
                     commandLine: experiment.commandLine, widthScale: widthScale,
-                    objective: deepObjective, weightsPath: deepWeights)
+                    objective: deepObjective, weightsPath: deepWeights,
+                    contrastive: WideContrastiveOptions(
+                        temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs),
+                    stageCount: deepStages)
+                try deep.contrastive.validate()
                 return try deep.run(data: data)
             }
             try experiment.run(data: data)
