@@ -22,6 +22,9 @@ struct DeepExperiment {
     var contrastive = WideContrastiveOptions()
     /// Stages of the stack to train and probe (the first 1, 2 or 3).
     var stageCount = 3
+    /// Train every stage at once with the top stage's objective and optimizer, back-propagating
+    /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
+    var endToEnd = false
 
     var specs: [WideStageSpec] {
         WideStack.softHebbCIFAR.prefix(stageCount).map { s in
@@ -53,7 +56,7 @@ struct DeepExperiment {
         }
         let report = try weightsPath.map { try load($0, into: layers) } ?? pretrain(layers, data: data)
         for r in report.stages {
-            results.pretraining["stage\(r.stage)"] = .init(
+            results.pretraining[r.stage == LayerwiseTrainer.endToEndStage ? "end_to_end" : "stage\(r.stage)"] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
         log(
@@ -156,7 +159,7 @@ struct DeepExperiment {
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
         let measure = objective == .infonce ? "NT-Xent" : "mean |‖W‖ − 1|"
-        let report = try trainer.pretrain { event in
+        let events: (TrainingEvent) -> Void = { event in
             switch event {
             case let .stageFinished(stage, seconds, loss):
                 log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; \(measure) \(loss)")
@@ -165,6 +168,7 @@ struct DeepExperiment {
             default: break
             }
         }
+        let report = try endToEnd ? trainer.pretrainEndToEnd(events: events) : trainer.pretrain(events: events)
         let times = report.stages.map {
             StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
         }

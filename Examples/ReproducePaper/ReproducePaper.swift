@@ -148,6 +148,15 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--deep-objective infonce only: epochs per stage.")
     var deepEpochs: Int = WideContrastiveOptions().epochs
 
+    @Option(help: "--deep-objective infonce only: average-pool each stage's map to this grid for the embedding.")
+    var deepEmbeddingGrid: Int = WideContrastiveOptions().embeddingGrid
+
+    @Flag(
+        help: ArgumentHelp(
+            "--deep-objective infonce only: train all --deep-stages at once, back-propagating through the stack "
+                + "(the top stage's objective and optimizer, --deep-epochs epochs), instead of stage by stage."))
+    var deepEndToEnd = false
+
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
 
@@ -203,6 +212,10 @@ struct ReproducePaper: ParsableCommand {
                     + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
         }
         guard (1...3).contains(deepStages) else { throw ValidationError("--deep-stages must be 1, 2 or 3") }
+        if deepEndToEnd, deepObjective != .infonce {
+            throw ValidationError(
+                "--deep-end-to-end needs --deep-objective infonce (the other objectives do not back-propagate)")
+        }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
         }
@@ -359,8 +372,9 @@ struct ReproducePaper: ParsableCommand {
                     commandLine: experiment.commandLine, widthScale: widthScale,
                     objective: deepObjective, weightsPath: deepWeights,
                     contrastive: WideContrastiveOptions(
-                        temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs),
-                    stageCount: deepStages)
+                        temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
+                        embeddingGrid: deepEmbeddingGrid),
+                    stageCount: deepStages, endToEnd: deepEndToEnd)
                 try deep.contrastive.validate()
                 return try deep.run(data: data)
             }

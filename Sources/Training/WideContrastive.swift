@@ -19,18 +19,22 @@ public struct WideContrastiveOptions: Sendable, Equatable {
     public var relativeLearningRate: Float
     /// Passes over the images per stage (one pass = `count / batchSize` steps).
     public var epochs: Int
-    /// Width of a linear projection after the global average pool (nil: the pooled stage
-    /// output itself is the embedding).
+    /// The stage's map is average-pooled to this many cells per side (1: the global average
+    /// pool) and flattened into the embedding.
+    public var embeddingGrid: Int
+    /// Width of a linear projection after the pooling (nil: the pooled stage output itself
+    /// is the embedding).
     public var projection: Int?
 
     public init(
         temperature: Float = 0.2, batchSize: Int = 64, relativeLearningRate: Float = 0.01, epochs: Int = 1,
-        projection: Int? = nil
+        embeddingGrid: Int = 1, projection: Int? = nil
     ) {
         self.temperature = temperature
         self.batchSize = batchSize
         self.relativeLearningRate = relativeLearningRate
         self.epochs = epochs
+        self.embeddingGrid = embeddingGrid
         self.projection = projection
     }
 
@@ -47,6 +51,7 @@ public struct WideContrastiveOptions: Sendable, Equatable {
             throw fail("relativeLearningRate", relativeLearningRate, "must be > 0 and finite")
         }
         guard epochs >= 1 else { throw fail("epochs", epochs, "must be ≥ 1") }
+        guard embeddingGrid >= 1 else { throw fail("embeddingGrid", embeddingGrid, "must be ≥ 1") }
         if let projection, projection < 1 { throw fail("projection", projection, "must be ≥ 1") }
     }
 }
@@ -66,9 +71,9 @@ extension WideStack {
 
     /// Contrastive stages over `layers` (built by ``layers(_:inputChannels:radius:using:)``):
     /// each step two views of `batchSize` whole images (``TwoViewImageSampler``), the frozen
-    /// stages below in inference mode, the stage in training mode, the embedding the global
-    /// average of the stage's map (then the optional linear projection, a head used only
-    /// while the stage trains), ``SymmetricInfoNCELoss`` over all `2B` rows and Adam on the
+    /// stages below in inference mode, the stage in training mode, the embedding the stage's
+    /// map average-pooled to an `embeddingGrid` grid (``AdaptiveAveragePool``; then the
+    /// optional linear projection; a head used only while the stage trains), ``SymmetricInfoNCELoss`` over all `2B` rows and Adam on the
     /// stage alone. The same stages train end to end with
     /// ``LayerwiseTrainer/pretrainEndToEnd(resume:events:)``.
     ///
@@ -97,11 +102,11 @@ extension WideStack {
             }
             let scale = radius / Float(conv.inputChannels * conv.kernelSize * conv.kernelSize).squareRoot()
             let rate = options.relativeLearningRate * scale
-            var head: any Layer = try GlobalAveragePool(channels: conv.outputChannels)
+            let grid = options.embeddingGrid
+            var head: any Layer = try AdaptiveAveragePool(channels: conv.outputChannels, grid: grid)
             if let width = options.projection {
-                head = Sequential([
-                    head, try Linear(inputFeatures: conv.outputChannels, outputFeatures: width, using: &generator),
-                ])
+                let pooled = conv.outputChannels * grid * grid
+                head = Sequential([head, try Linear(inputFeatures: pooled, outputFeatures: width, using: &generator)])
             }
             return Stage(
                 layers: stage, projectionHead: head,

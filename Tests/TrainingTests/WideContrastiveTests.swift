@@ -63,7 +63,7 @@ final class WideContrastiveTests: XCTestCase {
 
     func testStepGradientsMatchFiniteDifferencesAtEveryDepthAndEndToEnd() throws {
         let (layers, stages) = try build(
-            seed: 1, radius: 2, options: .init(temperature: 0.5, batchSize: 3, projection: 3))
+            seed: 1, radius: 2, options: .init(temperature: 0.5, batchSize: 3, embeddingGrid: 2, projection: 3))
         let conv1 = try XCTUnwrap(WideStack.convolution(of: layers[0]))
         let conv2 = try XCTUnwrap(WideStack.convolution(of: layers[1]))
         let head1 = try XCTUnwrap(stages[0].projectionHead)
@@ -109,7 +109,7 @@ final class WideContrastiveTests: XCTestCase {
             (.init(batchSize: 1), "contrastive.batchSize"), (.init(batchSize: 13), "contrastive.batchSize"),
             (.init(relativeLearningRate: 0), "contrastive.relativeLearningRate"),
             (.init(epochs: 0), "contrastive.epochs"),
-            (.init(projection: 0), "contrastive.projection"),
+            (.init(projection: 0), "contrastive.projection"), (.init(embeddingGrid: 0), "contrastive.embeddingGrid"),
         ]
         for (options, name) in cases {
             XCTAssertThrowsError(try build(seed: 1, options: options), name) { error in
