@@ -73,9 +73,9 @@ extension WideStack {
     /// each step two views of `batchSize` whole images (``TwoViewImageSampler``), the frozen
     /// stages below in inference mode, the stage in training mode, the embedding the stage's
     /// map average-pooled to an `embeddingGrid` grid (``AdaptiveAveragePool``; then the
-    /// optional linear projection; a head used only while the stage trains), ``SymmetricInfoNCELoss`` over all `2B` rows and Adam on the
-    /// stage alone. The same stages train end to end with
-    /// ``LayerwiseTrainer/pretrainEndToEnd(resume:events:)``.
+    /// optional linear projection; a head used only while the stage trains),
+    /// ``SymmetricInfoNCELoss`` over all `2B` rows and Adam on the stage alone. The same
+    /// stages train end to end with ``LayerwiseTrainer/pretrainEndToEnd(resume:events:)``.
     ///
     /// - Parameter views: the augmentation of every view (nil: ``contrastiveViews(side:)``).
     /// - Throws: ``TrainerError`` for bad options or a stage without a ``Conv2D``;
