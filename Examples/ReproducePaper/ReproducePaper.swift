@@ -151,6 +151,9 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--deep-objective infonce only: average-pool each stage's map to this grid for the embedding.")
     var deepEmbeddingGrid: Int = WideContrastiveOptions().embeddingGrid
 
+    @Flag(help: "--deep-objective infonce only: views by crop and flip alone (no colour jitter or grey).")
+    var deepGeometricViews = false
+
     @Flag(
         help: ArgumentHelp(
             "--deep-objective infonce only: train all --deep-stages at once, back-propagating through the stack "
@@ -373,7 +376,7 @@ struct ReproducePaper: ParsableCommand {
                     objective: deepObjective, weightsPath: deepWeights,
                     contrastive: WideContrastiveOptions(
                         temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
-                        embeddingGrid: deepEmbeddingGrid),
+                        embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
                     stageCount: deepStages, endToEnd: deepEndToEnd)
                 try deep.contrastive.validate()
                 return try deep.run(data: data)

@@ -25,10 +25,13 @@ public struct WideContrastiveOptions: Sendable, Equatable {
     /// Width of a linear projection after the pooling (nil: the pooled stage output itself
     /// is the embedding).
     public var projection: Int?
+    /// With the default views: colour jitter and grey as well as crop and flip
+    /// (``WideStack/contrastiveViews(side:colour:)``).
+    public var colourViews: Bool
 
     public init(
         temperature: Float = 0.2, batchSize: Int = 64, relativeLearningRate: Float = 0.01, epochs: Int = 1,
-        embeddingGrid: Int = 1, projection: Int? = nil
+        embeddingGrid: Int = 1, projection: Int? = nil, colourViews: Bool = true
     ) {
         self.temperature = temperature
         self.batchSize = batchSize
@@ -36,6 +39,7 @@ public struct WideContrastiveOptions: Sendable, Equatable {
         self.epochs = epochs
         self.embeddingGrid = embeddingGrid
         self.projection = projection
+        self.colourViews = colourViews
     }
 
     /// - Throws: ``TrainerError/invalidOption(stage:option:value:reason:)`` naming the option.
@@ -58,15 +62,20 @@ public struct WideContrastiveOptions: Sendable, Equatable {
 
 extension WideStack {
     /// SimCLR's views at CIFAR scale for `side` × `side` images in [0, 1]: a random crop
-    /// after zero padding by `side / 8`, a horizontal flip with probability ½, colour jitter
-    /// (brightness, contrast, saturation 0.4, hue 0.1) with probability 0.8 and grey with
-    /// probability 0.2.
-    public static func contrastiveViews(side: Int) throws -> any Augmentation {
-        Compose([
+    /// after zero padding by `side / 8` and a horizontal flip with probability ½, then, with
+    /// `colour`, colour jitter (brightness, contrast, saturation 0.4, hue 0.1) with
+    /// probability 0.8 and grey with probability 0.2.
+    public static func contrastiveViews(side: Int, colour: Bool = true) throws -> any Augmentation {
+        let geometric: [any Augmentation] = [
             try RandomCrop(size: side, padding: max(1, side / 8)), try HorizontalFlip(probability: 0.5),
-            try RandomApply(ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), probability: 0.8),
-            try RandomGrayscale(probability: 0.2),
-        ])
+        ]
+        guard colour else { return Compose(geometric) }
+        return Compose(
+            geometric + [
+                try RandomApply(
+                    ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), probability: 0.8),
+                try RandomGrayscale(probability: 0.2),
+            ])
     }
 
     /// Contrastive stages over `layers` (built by ``layers(_:inputChannels:radius:using:)``):
@@ -77,7 +86,8 @@ extension WideStack {
     /// ``SymmetricInfoNCELoss`` over all `2B` rows and Adam on the stage alone. The same
     /// stages train end to end with ``LayerwiseTrainer/pretrainEndToEnd(resume:events:)``.
     ///
-    /// - Parameter views: the augmentation of every view (nil: ``contrastiveViews(side:)``).
+    /// - Parameter views: the augmentation of every view (nil: ``contrastiveViews(side:colour:)``
+    ///   with the options' `colourViews`).
     /// - Throws: ``TrainerError`` for bad options or a stage without a ``Conv2D``;
     ///   ``SamplerError`` for a dataset of fewer than 2 images; ``AugmentationError``.
     public static func contrastiveStages(
@@ -92,7 +102,8 @@ extension WideStack {
                 reason: "a batch holds distinct images and the dataset has \(dataset.count)")
         }
         let sampler = try TwoViewImageSampler(
-            dataset: dataset, views: try views ?? contrastiveViews(side: dataset.imageShape.height),
+            dataset: dataset,
+            views: try views ?? contrastiveViews(side: dataset.imageShape.height, colour: options.colourViews),
             normalization: normalization)
         let steps = max(1, dataset.count / options.batchSize)
         return try layers.enumerated().map { k, stage in
