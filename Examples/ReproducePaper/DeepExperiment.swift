@@ -18,9 +18,16 @@ struct DeepExperiment {
     var objective: DeepObjective = .softhebb
     /// A `deep_stages.safetensors` of an earlier run: load it instead of pretraining.
     var weightsPath: String?
+    /// How `--deep-objective infonce` trains each stage.
+    var contrastive = WideContrastiveOptions()
+    /// Stages of the stack to train and probe (the first 1, 2 or 3).
+    var stageCount = 3
+    /// Train every stage at once with the top stage's objective and optimizer, back-propagating
+    /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
+    var endToEnd = false
 
     var specs: [WideStageSpec] {
-        WideStack.softHebbCIFAR.map { s in
+        WideStack.softHebbCIFAR.prefix(stageCount).map { s in
             var s = s
             s.width = max(4, Int((Double(s.width) * widthScale).rounded()))
             return s
@@ -49,7 +56,7 @@ struct DeepExperiment {
         }
         let report = try weightsPath.map { try load($0, into: layers) } ?? pretrain(layers, data: data)
         for r in report.stages {
-            results.pretraining["stage\(r.stage)"] = .init(
+            results.pretraining[r.stage == LayerwiseTrainer.endToEndStage ? "end_to_end" : "stage\(r.stage)"] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
         log(
@@ -139,22 +146,29 @@ struct DeepExperiment {
             }
             return (stages, Date().timeIntervalSince(begin))
         }
-        var stages = try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
+        var generator = SeededGenerator(seed: seed &+ 100)
+        var stages =
+            objective == .infonce
+            ? try WideStack.contrastiveStages(
+                layers: layers, dataset: data.train, options: contrastive, using: &generator)
+            : try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
         if objective == .kmeansSofthebb {
             let start = try DeepKMeansStart(dataset: data.train)
             for k in stages.indices { stages[k].preparation = start }
         }
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
-        let report = try trainer.pretrain { event in
+        let measure = objective == .infonce ? "NT-Xent" : "mean |‖W‖ − 1|"
+        let events: (TrainingEvent) -> Void = { event in
             switch event {
             case let .stageFinished(stage, seconds, loss):
-                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; mean |‖W‖ − 1| \(loss)")
-            case let .step(e) where e.step % 400 == 0:
-                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)")
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; \(measure) \(loss)")
+            case let .step(e) where e.step % 400 == 0 || (objective == .infonce && e.step % 50 == 0):
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ \(measure) \(e.loss)")
             default: break
             }
         }
+        let report = try endToEnd ? trainer.pretrainEndToEnd(events: events) : trainer.pretrain(events: events)
         let times = report.stages.map {
             StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
         }
@@ -200,4 +214,6 @@ enum DeepObjective: String, ExpressibleByArgument, CaseIterable {
     case kmeans
     /// k-means start, then one SoftHebb epoch.
     case kmeansSofthebb = "kmeans-softhebb"
+    /// Two augmented views of every image, NT-Xent over the batch (`WideStack.contrastiveStages`).
+    case infonce
 }

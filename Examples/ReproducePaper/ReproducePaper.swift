@@ -129,12 +129,36 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
     var widthScale: Double = 1
 
-    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans or kmeans-softhebb.")
+    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans, kmeans-softhebb or infonce.")
     var deepObjective: DeepObjective = .softhebb
 
     @Option(
         help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
     var deepWeights: String?
+
+    @Option(help: "--layers 3 only: train and probe the first N stages of the stack (1, 2 or 3).")
+    var deepStages: Int = 3
+
+    @Option(help: "--deep-objective infonce only: NT-Xent temperature.")
+    var deepTemperature: Float = WideContrastiveOptions().temperature
+
+    @Option(help: "--deep-objective infonce only: Adam's rate relative to each stage's initial weight scale.")
+    var deepLearningRate: Float = WideContrastiveOptions().relativeLearningRate
+
+    @Option(help: "--deep-objective infonce only: epochs per stage.")
+    var deepEpochs: Int = WideContrastiveOptions().epochs
+
+    @Option(help: "--deep-objective infonce only: average-pool each stage's map to this grid for the embedding.")
+    var deepEmbeddingGrid: Int = WideContrastiveOptions().embeddingGrid
+
+    @Flag(help: "--deep-objective infonce only: views by crop and flip alone (no colour jitter or grey).")
+    var deepGeometricViews = false
+
+    @Flag(
+        help: ArgumentHelp(
+            "--deep-objective infonce only: train all --deep-stages at once, back-propagating through the stack "
+                + "(the top stage's objective and optimizer, --deep-epochs epochs), instead of stage by stage."))
+    var deepEndToEnd = false
 
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
@@ -189,6 +213,11 @@ struct ReproducePaper: ParsableCommand {
             throw ValidationError(
                 "--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
                     + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
+        }
+        guard (1...3).contains(deepStages) else { throw ValidationError("--deep-stages must be 1, 2 or 3") }
+        if deepEndToEnd, deepObjective != .infonce {
+            throw ValidationError(
+                "--deep-end-to-end needs --deep-objective infonce (the other objectives do not back-propagate)")
         }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
@@ -344,7 +373,12 @@ struct ReproducePaper: ParsableCommand {
                 let deep = DeepExperiment(
                     out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
                     commandLine: experiment.commandLine, widthScale: widthScale,
-                    objective: deepObjective, weightsPath: deepWeights)
+                    objective: deepObjective, weightsPath: deepWeights,
+                    contrastive: WideContrastiveOptions(
+                        temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
+                        embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
+                    stageCount: deepStages, endToEnd: deepEndToEnd)
+                try deep.contrastive.validate()
                 return try deep.run(data: data)
             }
             try experiment.run(data: data)
