@@ -167,11 +167,18 @@ struct SharedPointer: @unchecked Sendable {
 /// Forward: the batch is cut into chunks of about ``targetTiles`` tiles (whole images,
 /// a size that does not depend on the thread count); each worker transforms its chunk's
 /// input, runs the 16 single-threaded GEMMs and transforms the products into NCHW with
-/// the bias. Backward: the output gradient's tiles for the whole batch, then per tile
-/// element one GEMM for the weight gradient (over all tiles) and one for the input
+/// the bias. Backward (``Shape/chunkedBackward``): chunk by chunk, the output gradient's
+/// tiles, per tile element one GEMM adding to the weight gradient of the chunk's group and
+/// one for the input gradient, then the input transform's adjoint; a fixed number of groups
+/// of chunks go to workers and their weight gradients are added in group order. Otherwise
+/// (few tiles for a large weight): the output gradient's tiles for the whole batch, then per
+/// tile element one GEMM for the weight gradient (over all tiles) and one for the input
 /// gradient, elements spread over workers, then the input transform's adjoint per image.
 final class WinogradConvolution {
     static let targetTiles = 256
+    /// Groups of chunks with their own weight-gradient partial sums in a chunked backward
+    /// (fixed, so that the sums are the same bits for every thread count).
+    static let gradientGroups = 4
 
     private var u = ScratchBuffer()  // [16][O][C], the transformed weight of the last forward
     private var v = ScratchBuffer()  // training: [16][C][T] of the batch (then dV); inference: per worker
@@ -200,6 +207,10 @@ final class WinogradConvolution {
         var chunkImages: Int { Swift.max(1, Swift.min(batch, WinogradConvolution.targetTiles / perImage)) }
         var chunks: Int { (batch + chunkImages - 1) / chunkImages }
         var chunkTiles: Int { chunkImages * perImage }
+        /// Backward by chunks of images when the batch's tiles outnumber the input channels
+        /// eightfold: the output gradient's tiles for the whole batch (150 MB for cnn conv2)
+        /// would then dwarf the weight gradient's partial sums.
+        var chunkedBackward: Bool { tiles >= 8 * inputs && chunks > 1 }
     }
 
     /// A tile matrix of `tiles` columns with the 16 elements of one row side by side
@@ -300,6 +311,7 @@ final class WinogradConvolution {
             }
         }
         guard dw != nil || dx != nil else { return }
+        if s.chunkedBackward { return backwardByChunks(dy, shape: s, weightGradient: dw, inputGradient: dx) }
         dm.reserve(e16 * o * t + Winograd.slack)
         let dmp = dm.withMutablePointer { SharedPointer($0) }
         let dmm = Self.matrix(dmp.p, tiles: t, variant)
@@ -342,5 +354,67 @@ final class WinogradConvolution {
                 dvm, column: first * s.perImage, count: count, geometry: g,
                 into: dxp.p + first * imageSize)
         }
+    }
+
+    /// The chunked backward (see ``Shape/chunkedBackward``): each chunk's output-gradient
+    /// tiles stay in cache for its weight- and input-gradient GEMMs, with `dV` written over
+    /// the chunk's `V` after its weight-gradient GEMM has read it.
+    private func backwardByChunks(
+        _ dy: UnsafePointer<Float>, shape s: Shape, weightGradient dw: UnsafeMutablePointer<Float>?,
+        inputGradient dx: UnsafeMutablePointer<Float>?
+    ) {
+        let (c, o, t, e16, variant, g) = (s.inputs, s.outputs, s.tiles, s.variant.elements, s.variant, s.geometry)
+        let groups = Swift.min(Self.gradientGroups, s.chunks)
+        let workers = Swift.min(BLAS.threadCount, groups)
+        let dmWorker = e16 * o * s.chunkTiles + Winograd.slack
+        let weightSize = e16 * o * c
+        dm.reserve(workers * dmWorker)
+        du.reserve(dw == nil ? 1 : groups * weightSize)
+        let (dyp, dmp, dup) = (SharedPointer(dy), dm.withMutablePointer { SharedPointer($0) },
+                               du.withMutablePointer { SharedPointer($0) })
+        let vp = v.withMutablePointer { SharedPointer($0) }
+        let up = u.withPointer { SharedPointer($0) }
+        let dxp = dx.map { SharedPointer($0) }
+        let vm = Self.matrix(vp.p, tiles: t, variant)
+        let (plane, imageSize, hasWeightGradient) = (g.outputPositions, c * g.height * g.width, dw != nil)
+        WorkerPool.run(tasks: groups, workers: workers) { k, group in
+            let dmm = Self.matrix(dmp.p + k * dmWorker, tiles: s.chunkTiles, variant)
+            let partial = dup.p + group * weightSize
+            let firstChunk = group * s.chunks / groups
+            for chunk in firstChunk..<((group + 1) * s.chunks / groups) {
+                let first = chunk * s.chunkImages
+                let count = Swift.min(s.chunkImages, s.batch - first)
+                let (tiles, column) = (count * s.perImage, first * s.perImage)
+                variant.transformOutputGradient(
+                    dyp.p + first * o * plane, count: count, geometry: g, outputs: o, into: dmm, column: 0)
+                for e in 0..<e16 {
+                    let dme = dmm.base + e * dmm.elementStride
+                    let ve = vm.base + e * vm.elementStride + column
+                    if hasWeightGradient {
+                        // dU[e] (O × C) += dM[e] (O × tiles) · V[e]ᵀ (tiles × C)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: o, n: c, k: tiles,
+                            alpha: 1, a: dme, lda: dmm.ld, b: ve, ldb: vm.ld,
+                            beta: chunk == firstChunk ? 0 : 1, c: partial + e * o * c, ldc: c)
+                    }
+                    guard dxp != nil else { continue }
+                    // dV[e] (C × tiles) = U[e]ᵀ (C × O) · dM[e] (O × tiles), over V[e]
+                    BLAS.gemm(
+                        transposeA: true, transposeB: false, m: c, n: tiles, k: o,
+                        alpha: 1, a: up.p + e * o * c, lda: c, b: dme, ldb: dmm.ld,
+                        beta: 0, c: ve, ldc: vm.ld)
+                }
+                if let dxp {
+                    variant.transformInputGradientAdd(
+                        vm, column: column, count: count, geometry: g, into: dxp.p + first * imageSize)
+                }
+            }
+        }
+        guard let dw else { return }
+        for group in 1..<groups {
+            let partial = dup.p + group * weightSize
+            for i in 0..<weightSize { dup.p[i] += partial[i] }
+        }
+        variant.transformWeightGradientAdd(dup.p, outputs: o, inputs: c, into: dw)
     }
 }

@@ -94,6 +94,20 @@ final class WinogradConvolutionTests: XCTestCase {
         }
     }
 
+    /// Batches whose tiles outnumber the input channels eightfold run backward chunk by chunk
+    /// (several chunks of four 16×16 images here), the weight gradient in groups of chunks:
+    /// against im2row (the 1e-5 / 1e-4 tolerances above) and finite differences.
+    func testChunkedBackwardMatchesIm2rowAndFiniteDifferences() throws {
+        try checkAgainstIm2row((3, 4, 16, 16, 1, 13), algorithm: .winograd, tolerance: 1e-5)
+        try checkAgainstIm2row((3, 4, 16, 16, 1, 13), algorithm: .winograd4x4, tolerance: 1e-4)
+        try checkAgainstIm2row((3, 4, 16, 16, 2, 13), kernel: 5, algorithm: .winograd, tolerance: 1e-4)
+        for kernel in [3, 5] {
+            let (fast, _) = try pair(1, 2, kernel / 2, kernel: kernel)
+            var rng = SeededGenerator(seed: 9)
+            assertGradientsMatch(fast, input: .uniform([6, 1, 16, 16], low: -1, high: 1, using: &rng))
+        }
+    }
+
     func testSkippingTheInputGradientKeepsParameterGradients() throws {
         let (fast, reference) = try pair(4, 6, 1)
         fast.needsInputGradient = false
