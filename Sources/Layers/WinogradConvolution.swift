@@ -370,8 +370,9 @@ final class WinogradConvolution {
         let weightSize = e16 * o * c
         dm.reserve(workers * dmWorker)
         du.reserve(dw == nil ? 1 : groups * weightSize)
-        let (dyp, dmp, dup) = (SharedPointer(dy), dm.withMutablePointer { SharedPointer($0) },
-                               du.withMutablePointer { SharedPointer($0) })
+        let dyp = SharedPointer(dy)
+        let dmp = dm.withMutablePointer { SharedPointer($0) }
+        let dup = du.withMutablePointer { SharedPointer($0) }
         let vp = v.withMutablePointer { SharedPointer($0) }
         let up = u.withPointer { SharedPointer($0) }
         let dxp = dx.map { SharedPointer($0) }
