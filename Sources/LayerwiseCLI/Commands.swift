@@ -118,7 +118,7 @@ struct Pretrain: ParsableCommand {
             try TensorBoardLogger(logDirectory: $0, trainer: trainer, histograms: histograms)
         }
         let progress = ProgressReporter()
-        let report = try trainer.pretrain(resume: resume) { event in
+        let report = try pretrainStoppable(trainer) { event in
             progress.handle(event)
             logger?.record(event)
         }
@@ -136,6 +136,30 @@ struct Pretrain: ParsableCommand {
         try model.write(to: out)
         say("model: \(out) (\(model.describeStages()); \(String(format: "%.1f", report.totalSeconds)) s)")
         if let logDir { say("TensorBoard: tensorboard --logdir \(logDir)") }
+    }
+
+    /// Pretrains; with a checkpoint folder, SIGINT/SIGTERM finish the current step, write a
+    /// checkpoint and exit with status 75, printing the command that resumes. Without one the
+    /// signals keep their default action: there would be nothing to resume from.
+    func pretrainStoppable(
+        _ trainer: LayerwiseTrainer, events: (TrainingEvent) -> Void
+    ) throws -> PretrainingReport {
+        guard trainer.checkpointDirectory != nil else { return try trainer.pretrain(resume: resume, events: events) }
+        let signals = SignalStop(stopRequest: trainer.stopRequest)
+        defer { signals.cancel() }
+        do {
+            return try trainer.pretrain(resume: resume, events: events)
+        } catch let TrainerError.stopped(stage, step) {
+            let again = (["layerwise"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    stopped after step \(step) of stage \(stage); the checkpoint is in \(trainer.checkpointDirectory!)
+                    resume with: \(again)\(resume ? "" : " --resume")
+
+                    """.utf8))
+            throw ExitCode(SignalStop.stoppedExitStatus)
+        }
     }
 
     func attachProbe(

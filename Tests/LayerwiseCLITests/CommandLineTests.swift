@@ -296,3 +296,51 @@ extension CommandLineTests {
         for (name, t) in a.tensors { XCTAssertTrue(t.isBitIdentical(to: b.tensors[name]!), name) }
     }
 }
+
+extension CommandLineTests {
+    /// With a checkpoint folder, SIGTERM finishes the current step, writes a checkpoint and ends
+    /// with exit status 75; `--resume` then finishes the run from that checkpoint.
+    func testSignalStopsAtACheckpointAndResumeFinishes() throws {
+        let folder = try makeFolder()
+        var r = PretrainRecipe()
+        r.inputSize = 16
+        r.stages = [StageRecipe(filters: 4, kernelSize: 3, pool: 2, batchSize: 16, epochs: 50, stepsPerEpoch: 2)]
+        let recipe = "\(root)/long.json", checkpoints = "\(root)/ckpt", out = "\(root)/m.safetensors"
+        try r.json().write(toFile: recipe, atomically: true, encoding: .utf8)
+        // A SIGTERM that arrives after the run has restored the previous action is ignored, not fatal.
+        signal(SIGTERM, SIG_IGN)
+        defer { signal(SIGTERM, SIG_DFL) }
+        let arguments = [
+            "pretrain", "--data", folder, "--recipe", recipe, "--out", out, "--checkpoint-dir", checkpoints,
+        ]
+        let outcome = Outcome()
+        let worker = Thread {
+            do {
+                var command = try LayerwiseCommand.parseAsRoot(arguments)
+                try command.run()
+            } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        worker.start()
+        let deadline = Date().addingTimeInterval(60)
+        while (try? FileManager.default.contentsOfDirectory(atPath: checkpoints))?.isEmpty ?? true, Date() < deadline {
+            usleep(1000)
+        }
+        raise(SIGTERM)
+        outcome.done.wait()
+        XCTAssertEqual(
+            (outcome.error as? ExitCode)?.rawValue, SignalStop.stoppedExitStatus, "\(String(describing: outcome.error))"
+        )
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a stopped run writes no model")
+        try run(arguments + ["--resume"])
+        let model = try SafeTensors.read(path: out)
+        let resumedAfter = try XCTUnwrap(model.metadata["resumedFrom"]?.split(separator: " ").last.flatMap { Int($0) })
+        XCTAssertEqual(Int(model.metadata["steps"] ?? ""), 100 - resumedAfter, "the resumed run does only the rest")
+    }
+}
+
+/// What the pretraining thread of a test ended with.
+private final class Outcome: @unchecked Sendable {
+    var error: Error?
+    let done = DispatchSemaphore(value: 0)
+}
