@@ -108,7 +108,9 @@ struct DeepExperiment {
 
     /// Loads the stage weights and statistics of an earlier run (and the pretraining
     /// seconds it recorded): every stage, or only those below `below` (1-based).
-    func load(_ path: String, into layers: [[any Layer]], below: Int? = nil) throws -> (
+    func load(
+        _ path: String, into layers: [[any Layer]], below: Int? = nil
+    ) throws -> (
         stages: [StageTime], totalSeconds: Double
     ) {
         let file = try SafeTensors.read(path: path)
@@ -134,7 +136,9 @@ struct DeepExperiment {
     }
 
     /// Trains stages `first…` bottom-up, each with its objective, on the frozen stages below.
-    func pretrain(_ layers: [[any Layer]], from first: Int, data: DataSources) throws -> (
+    func pretrain(
+        _ layers: [[any Layer]], from first: Int, data: DataSources
+    ) throws -> (
         stages: [StageTime], totalSeconds: Double
     ) {
         let begin = Date()

@@ -234,11 +234,13 @@ struct ReproducePaper: ParsableCommand {
             }
             if let stageEpochs {
                 deep.recipe.epochs = try StageValues.parse(
-                    stageEpochs, option: "--stage-epochs", stages: n, requirement: "a whole number ≥ 1") { $0 >= 1 }
+                    stageEpochs, option: "--stage-epochs", stages: n, requirement: "a whole number ≥ 1"
+                ) { $0 >= 1 }
             }
             if let stageLr {
                 deep.recipe.learningRates = try StageValues.parse(
-                    stageLr, option: "--stage-lr", stages: n, requirement: positive) { $0 > 0 && $0.isFinite }
+                    stageLr, option: "--stage-lr", stages: n, requirement: positive
+                ) { $0 > 0 && $0.isFinite }
             }
             if let stageTemperature {
                 deep.recipe.temperatures = try StageValues.parse(

@@ -297,8 +297,9 @@ public final class LayerwiseTrainer {
     ///     ``checkpointDirectory`` (a no-op when there is none).
     ///   - events: called synchronously with progress.
     /// - Throws: ``TrainerError/nonFinite(stage:epoch:step:what:)`` on divergence (the
-    ///   offending update is not applied and earlier checkpoints stay intact), sampler, loss and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)``
-    ///   when another run holds ``checkpointDirectory``.
+    ///   offending update is not applied and earlier checkpoints stay intact), sampler, loss
+    ///   and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)`` when
+    ///   another run holds ``checkpointDirectory``.
     @discardableResult
     public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
         try pretrainStages(from: 1, resume: resume, events: events)
