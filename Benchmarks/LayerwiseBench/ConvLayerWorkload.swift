@@ -67,13 +67,13 @@ enum ConvLayerWorkload {
                 // transform it again (Winograd caches transformed weights until they change).
                 conv.weight.value.withUnsafeMutableBufferPointer { $0[0] += 0 }
                 let y = conv.forward(input, mode: .training)
-                sink += y.scalars[0]
+                sink += y[flat: 0]
             }
             let backward = timedRuns(
                 warmup: options.cnnWarmup, steps: options.cnnSteps, runs: options.runs, itemsPerStep: 1, preCount: nil
             ) { _ in
                 let dx = conv.backward(outputGradient)
-                sink += dx.count > 0 ? dx.scalars[0] : 0
+                sink += dx.count > 0 ? dx[flat: 0] : 0
             }
             // The forward's SGEMM alone ([B·P, C·k·k] · [C·k·k, O], as Conv2D calls it): the
             // ceiling OpenBLAS sets for this shape, whatever the convolution does around it.

@@ -19,7 +19,8 @@ final class WideWorkload {
     /// Stage 3 followed by the global average (4×4 → 1×1) and flatten: the trained network.
     let trained: Sequential
     let optimizer: SGD
-    let loss = InfoNCELoss(temperature: 0.1)
+    /// NT-Xent over `[z₁; z₂]` in both directions (every row an anchor once, as torch's).
+    let loss = SymmetricInfoNCELoss(temperature: 0.1)
     let flops: FlopModel
 
     init(options: BenchOptions) throws {
@@ -72,37 +73,6 @@ final class WideWorkload {
         return out
     }
 
-    /// Symmetric NT-Xent over `[z₁; z₂]`: the mean of the loss with the first views as
-    /// anchors and with the second views as anchors (every row an anchor once, as torch's).
-    func ntXent(_ z: Tensor) throws -> (value: Float, gradient: Tensor) {
-        let rows = z.shape[0]
-        let b = rows / 2
-        let d = z.shape[1]
-        let swapped = Self.swapHalves(z, half: b * d)
-        let layout = TripletLayout(batchSize: b, negativesPerAnchor: 0)
-        let forward = try loss.evaluate(TripletEmbeddings(z, layout: layout))
-        let backward = try loss.evaluate(TripletEmbeddings(swapped, layout: layout))
-        var gradient = forward.gradient
-        let back = Self.swapHalves(backward.gradient, half: b * d)
-        gradient.withUnsafeMutableBufferPointer { g in
-            back.withUnsafeBufferPointer { o in
-                for i in 0..<g.count { g[i] = 0.5 * (g[i] + o[i]) }
-            }
-        }
-        return (0.5 * (forward.value + backward.value), gradient)
-    }
-
-    static func swapHalves(_ t: Tensor, half: Int) -> Tensor {
-        var out = Tensor.uninitialized(shape: t.shape)
-        t.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { d in
-                (d.baseAddress! + half).update(from: s.baseAddress!, count: half)
-                d.baseAddress!.update(from: s.baseAddress! + half, count: half)
-            }
-        }
-        return out
-    }
-
     func run(images: Tensor) throws -> [JSONLine] {
         let n = images.shape[0]
         let b = options.wideBatch
@@ -142,11 +112,11 @@ final class WideWorkload {
         ) { _ in
             let h = frozen.forward(Self.twoViews(nextBatch()), mode: .inference)
             let z = trained.forward(h, mode: .training)
-            let (value, gradient) = try ntXent(z)
+            let r = try loss.evaluate(TripletEmbeddings(z, layout: TripletLayout(batchSize: b, negativesPerAnchor: 0)))
             for p in parameters { p.zeroGradient() }
-            _ = trained.backward(gradient)
+            _ = trained.backward(r.gradient)
             optimizer.update(parameters)
-            lastLoss = value
+            lastLoss = r.value
         }
         guard lastLoss.isFinite else {
             throw BenchError.failed(workload: "wide", reason: "loss is \(lastLoss) after training")

@@ -26,6 +26,11 @@ struct DeepExperiment {
     var probeStages: [Int]?
     /// Probe each stage's calibrated untrained control too.
     var probeControls = true
+    /// How `--deep-objective infonce` trains each stage.
+    var contrastive = WideContrastiveOptions()
+    /// Train every stage at once with the top stage's objective and optimizer, back-propagating
+    /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
+    var endToEnd = false
 
     var specs: [WideStageSpec] { Array(recipe.specs(widthScale: widthScale).prefix(stageCount)) }
 
@@ -56,7 +61,8 @@ struct DeepExperiment {
             report = (report.stages + trained.stages, report.totalSeconds + trained.totalSeconds)
         }
         for r in report.stages {
-            results.pretraining["stage\(r.stage)"] = .init(
+            let name = r.stage == LayerwiseTrainer.endToEndStage ? "end_to_end" : "stage\(r.stage)"
+            results.pretraining[name] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
         log(
@@ -142,6 +148,13 @@ struct DeepExperiment {
         stages: [StageTime], totalSeconds: Double
     ) {
         let begin = Date()
+        if recipe.objectives.prefix(layers.count).allSatisfy({ $0 == .infonce }) {
+            let report = try pretrainContrastive(layers, from: first, data: data)
+            let times = report.stages.map {
+                StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
+            }
+            return (times, Date().timeIntervalSince(begin))
+        }
         var stages: [StageTime] = []
         for k in (first - 1)..<layers.count {
             let t = Date()
@@ -183,6 +196,26 @@ struct DeepExperiment {
         return StageTime(stage: k + 1, seconds: r.seconds, finalLoss: r.finalLoss, epochLosses: r.epochLosses)
     }
 
+    /// `--deep-objective infonce`: every stage (from `first`) contrastive, stage by stage or end to end.
+    func pretrainContrastive(_ layers: [[any Layer]], from first: Int, data: DataSources) throws -> PretrainingReport {
+        var generator = SeededGenerator(seed: seed &+ 100)
+        let stages = try WideStack.contrastiveStages(
+            layers: layers, dataset: data.train, options: contrastive, using: &generator)
+        let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
+        let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
+        let events: (TrainingEvent) -> Void = { event in
+            switch event {
+            case let .stageFinished(stage, seconds, loss):
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; NT-Xent \(loss)")
+            case let .step(e) where e.step % 50 == 0:
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ NT-Xent \(e.loss)")
+            default: break
+            }
+        }
+        return try endToEnd
+            ? trainer.pretrainEndToEnd(events: events) : trainer.pretrainStages(from: first, events: events)
+    }
+
     /// What one stage's pretraining took.
     struct StageTime {
         var stage: Int
@@ -222,6 +255,8 @@ enum DeepObjective: String, ExpressibleByArgument, CaseIterable, LosslessStringC
     case kmeans
     /// k-means start, then SoftHebb.
     case kmeansSofthebb = "kmeans-softhebb"
+    /// Two augmented views of every image, NT-Xent over the batch (`WideStack.contrastiveStages`).
+    case infonce
 
     init?(_ description: String) { self.init(rawValue: description) }
     var description: String { rawValue }

@@ -131,7 +131,7 @@ struct ReproducePaper: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "--layers 3 only: how the stages learn: softhebb, kmeans or kmeans-softhebb, for every stage or one per "
+            "--layers 3 only: how the stages learn: softhebb, kmeans, kmeans-softhebb or infonce, for every stage or one per "
                 + "stage (e.g. softhebb,kmeans,kmeans). Default: the study's recipe (Docs/DeepStacks.md).",
             valueName: "objectives"))
     var deepObjective: String?
@@ -170,6 +170,27 @@ struct ReproducePaper: ParsableCommand {
 
     @Flag(help: "--layers 3 only: do not probe the stages' untrained controls.")
     var skipControls = false
+
+    @Option(help: "--deep-objective infonce only: NT-Xent temperature.")
+    var deepTemperature: Float = WideContrastiveOptions().temperature
+
+    @Option(help: "--deep-objective infonce only: Adam's rate relative to each stage's initial weight scale.")
+    var deepLearningRate: Float = WideContrastiveOptions().relativeLearningRate
+
+    @Option(help: "--deep-objective infonce only: epochs per stage.")
+    var deepEpochs: Int = WideContrastiveOptions().epochs
+
+    @Option(help: "--deep-objective infonce only: average-pool each stage's map to this grid for the embedding.")
+    var deepEmbeddingGrid: Int = WideContrastiveOptions().embeddingGrid
+
+    @Flag(help: "--deep-objective infonce only: views by crop and flip alone (no colour jitter or grey).")
+    var deepGeometricViews = false
+
+    @Flag(
+        help: ArgumentHelp(
+            "--deep-objective infonce only: train all --deep-stages at once, back-propagating through the stack "
+                + "(the top stage's objective and optimizer, --deep-epochs epochs), instead of stage by stage."))
+    var deepEndToEnd = false
 
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
@@ -223,7 +244,11 @@ struct ReproducePaper: ParsableCommand {
         var deep = DeepExperiment(
             out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads, commandLine: "",
             widthScale: widthScale, stageCount: deepStages, weightsPath: deepWeights, trainFrom: deepTrainFrom,
-            probeControls: !skipControls)
+            probeControls: !skipControls,
+            contrastive: WideContrastiveOptions(
+                temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
+                embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
+            endToEnd: deepEndToEnd)
         do {
             let n = DeepRecipe.standard.objectives.count
             let positive = "a positive, finite number"
@@ -264,6 +289,18 @@ struct ReproducePaper: ParsableCommand {
         } catch let error as TrainerError {
             throw ValidationError("\(error)")
         }
+        let contrastiveStages = deep.recipe.objectives.prefix(deepStages).filter { $0 == .infonce }.count
+        if contrastiveStages > 0, contrastiveStages < deepStages {
+            throw ValidationError("--deep-objective infonce trains every stage (do not mix it with other objectives)")
+        }
+        if deepEndToEnd, contrastiveStages == 0 {
+            throw ValidationError(
+                "--deep-end-to-end needs --deep-objective infonce (the other objectives do not back-propagate)")
+        }
+        if deepEndToEnd, deepTrainFrom != nil {
+            throw ValidationError("--deep-end-to-end trains the whole stack; it cannot start at --deep-train-from")
+        }
+        do { try deep.contrastive.validate() } catch { throw ValidationError("\(error)") }
         return deep
     }
 

@@ -52,6 +52,12 @@ public final class Conv2D: InputGradientSkipping {
     private var cached: (geometry: ConvGeometry, batch: Int)?
     /// Whether the last training forward ran the Winograd path.
     private var cachedWinograd = false
+    /// Whether the last training forward ran one GEMM per image (its patches kept per image).
+    private var cachedPerImage = false
+    private var partialGradients = ScratchBuffer()  // per chunk of images: [O·L] weight, then [O] bias
+    /// Images per weight-gradient partial of the per-image backward: a fixed size (not the
+    /// thread count), so the sums, and the gradients, are the same bits for every thread count.
+    static let weightGradientChunkImages = 8
     private lazy var winograd = WinogradConvolution()
 
     /// Creates a convolution with weights drawn by `initializer` and a zero bias.
@@ -118,11 +124,12 @@ public final class Conv2D: InputGradientSkipping {
         let training = mode == .training
         var output = Tensor.uninitialized(shape: [batch, outChannels, g.outputHeight, g.outputWidth])
         cachedWinograd = training && usesWinograd(for: g)
+        let perImage =
+            positions >= Self.directLayoutMinPositions && outChannels * g.patchLength <= Self.directLayoutMaxWeight
+        cachedPerImage = training && !cachedWinograd && perImage
         if usesWinograd(for: g) {
             forwardWinograd(input, geometry: g, batch: batch, training: training, into: &output)
-        } else if positions >= Self.directLayoutMinPositions
-            && outChannels * g.patchLength <= Self.directLayoutMaxWeight
-        {
+        } else if perImage {
             forwardPerImage(input, geometry: g, batch: batch, training: training, into: &output)
         } else {
             forwardWholeBatch(input, geometry: g, batch: batch, into: &output)
@@ -416,6 +423,89 @@ public final class Conv2D: InputGradientSkipping {
         }
     }
 
+    /// Which gradients a per-image backward forms.
+    private struct PerImageBackward: Sendable {
+        var weight: Bool, bias: Bool, input: Bool
+    }
+
+    /// Backward of the per-image forward, straight from the NCHW output gradient (no
+    /// transpose pass): per image, `dW += dY[n] (O×P) · patches[n] (P×L)`, the bias gradient
+    /// as row sums of `dY[n]`, and `dPatches = dY[n]ᵀ · W` folded into the image by row2im.
+    /// Images go in fixed chunks of ``weightGradientChunkImages`` to the workers; each chunk
+    /// sums its images in order into its own partial and the partials are added in chunk
+    /// order, so every gradient is the same bits for every thread count.
+    private func backwardPerImage(
+        _ outputGradient: Tensor, geometry g: ConvGeometry, batch: Int, _ flags: PerImageBackward,
+        into inputGradient: inout Tensor
+    ) {
+        let o = outputChannels, l = g.patchLength, positions = g.outputPositions
+        let chunkImages = Self.weightGradientChunkImages
+        let chunks = (batch + chunkImages - 1) / chunkImages, partialSize = o * l + o
+        let workers = Swift.min(BLAS.threadCount, chunks)
+        let imageSize = inputChannels * g.height * g.width
+        partialGradients.reserve(chunks * partialSize)
+        if flags.input { patchGradient.reserve(workers * positions * l) }
+        let partials = partialGradients.withMutablePointer { SharedPointer($0) }
+        let slots = patchGradient.withMutablePointer { SharedPointer($0) }
+        let cols = patches.withPointer { SharedPointer($0) }
+        let w = weight.value.withUnsafeBufferPointer { SharedPointer($0.baseAddress!) }
+        let dx = flags.input ? inputGradient.withUnsafeMutableBufferPointer { SharedPointer($0.baseAddress!) } : nil
+        outputGradient.withUnsafeBufferPointer { dyb in
+            let dy = SharedPointer(dyb.baseAddress!)
+            WorkerPool.run(tasks: chunks, workers: workers) { k, chunk in
+                let first = chunk * chunkImages, pw = partials.p + chunk * partialSize, pb = pw + o * l
+                for n in first..<Swift.min(batch, first + chunkImages) {
+                    let dyN = dy.p + n * o * positions
+                    if flags.weight {
+                        BLAS.gemm(
+                            transposeA: false, transposeB: false, m: o, n: l, k: positions,
+                            alpha: 1, a: dyN, lda: positions, b: cols.p + n * positions * l, ldb: l,
+                            beta: n == first ? 0 : 1, c: pw, ldc: l)
+                    }
+                    if flags.bias {
+                        for ch in 0..<o {
+                            pb[ch] = (n == first ? 0 : pb[ch]) + Self.sum(dyN + ch * positions, positions)
+                        }
+                    }
+                    if let dx {
+                        let slot = slots.p + k * positions * l
+                        // dPatches[P, L] = dY[n]ᵀ[P, O] × W[O, L]
+                        BLAS.gemm(
+                            transposeA: true, transposeB: false, m: positions, n: l, k: o,
+                            alpha: 1, a: dyN, lda: positions, b: w.p, ldb: l, beta: 0, c: slot, ldc: l)
+                        Im2Col.row2imAdd(slot, batch: 1, geometry: g, images: dx.p + n * imageSize)
+                    }
+                }
+            }
+        }
+        func addPartials(offset: Int, count: Int, into target: Parameter) {
+            target.gradient.withUnsafeMutableBufferPointer { t in
+                for chunk in 0..<chunks {
+                    let part = partials.p + chunk * partialSize + offset
+                    for i in 0..<count { t[i] += part[i] }
+                }
+            }
+        }
+        if flags.weight { addPartials(offset: 0, count: o * l, into: weight) }
+        if flags.bias, let bias { addPartials(offset: o * l, count: o, into: bias) }
+    }
+
+    /// The sum of `count` floats in a fixed order (eight running lanes, then the rest).
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var lanes = SIMD8<Float>(), i = 0
+        while i + 8 <= count {
+            lanes += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var total = lanes.sum()
+        while i < count {
+            total += x[i]
+            i += 1
+        }
+        return total
+    }
+
     public func backward(_ outputGradient: Tensor) -> Tensor {
         guard let (g, batch) = cached else {
             preconditionFailure("\(name): backward without a preceding training forward")
@@ -432,6 +522,11 @@ public final class Conv2D: InputGradientSkipping {
         guard updateWeight || updateBias || needsInputGradient else { return inputGradient }
         if cachedWinograd {
             backwardWinograd(outputGradient, updateWeight: updateWeight, updateBias: updateBias, into: &inputGradient)
+            return inputGradient
+        }
+        if cachedPerImage {
+            let flags = PerImageBackward(weight: updateWeight, bias: updateBias, input: needsInputGradient)
+            backwardPerImage(outputGradient, geometry: g, batch: batch, flags, into: &inputGradient)
             return inputGradient
         }
 

@@ -112,39 +112,10 @@ public final class MaxPool2D: Layer {
                     }
                 } else if training {
                     argmax.withUnsafeMutableBufferPointer { ab in
-                        let a = ab.baseAddress!
-                        for plane in 0..<planes {
-                            let src = x + plane * h * w
-                            let dst = plane * oh * ow
-                            for oy in 0..<oh {
-                                for ox in 0..<ow {
-                                    let start = oy * st * w + ox * st
-                                    var best = src[start], bestIndex = start
-                                    if k == 2 {
-                                        // The common 2×2 window, unrolled. Measured: this form
-                                        // (compiled to conditional moves) beats an explicit select tree.
-                                        let v1 = src[start + 1], v2 = src[start + w], v3 = src[start + w + 1]
-                                        if v1 > best { best = v1; bestIndex = start + 1 }
-                                        if v2 > best { best = v2; bestIndex = start + w }
-                                        if v3 > best { best = v3; bestIndex = start + w + 1 }
-                                        y[dst + oy * ow + ox] = best
-                                        a[dst + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex)
-                                        continue
-                                    }
-                                    for ky in 0..<k {
-                                        let row = start + ky * w
-                                        for kx in 0..<k {
-                                            // Selects, not branches: the winner is data-dependent.
-                                            let v = src[row + kx]
-                                            let better = v > best
-                                            best = better ? v : best
-                                            bestIndex = better ? row + kx : bestIndex
-                                        }
-                                    }
-                                    y[dst + oy * ow + ox] = best
-                                    a[dst + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex)
-                                }
-                            }
+                        let xp = SharedPointer(x), yp = SharedPointer(y), ap = SharedIndices(ab.baseAddress!)
+                        let shape = WindowShape(height: h, width: w, kernel: k, stride: st)
+                        WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { r in
+                            Self.forwardTraining(xp, into: yp, argmax: ap, planes: r, shape)
                         }
                     }
                 } else if k == 2 && st == 2 {
@@ -246,30 +217,9 @@ public final class MaxPool2D: Layer {
                             }
                             return
                         }
-                        let coveredH = oh * k, coveredW = ow * k
-                        for plane in 0..<planes {
-                            let dst = d + plane * h * w
-                            let base = plane * oh * ow
-                            for oy in 0..<oh {
-                                for ox in 0..<ow {
-                                    let start = oy * k * w + ox * k
-                                    let idx = Int(a[base + oy * ow + ox])
-                                    let gv = g[base + oy * ow + ox] + 0
-                                    for ky in 0..<k {
-                                        let row = start + ky * w
-                                        for kx in 0..<k { dst[row + kx] = row + kx == idx ? gv : 0 }
-                                    }
-                                }
-                                if coveredW < w {
-                                    for ky in 0..<k {
-                                        let row = dst + (oy * k + ky) * w
-                                        for x in coveredW..<w { row[x] = 0 }
-                                    }
-                                }
-                            }
-                            if coveredH < h {
-                                (dst + coveredH * w).update(repeating: 0, count: (h - coveredH) * w)
-                            }
+                        let gp = SharedPointer(g), ap = SharedIndices(a), dp = SharedPointer(d)
+                        WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { r in
+                            Self.scatterNonOverlapping(gp, ap, into: dp, planes: r, height: h, width: w, kernel: k)
                         }
                     }
                 }
@@ -290,6 +240,116 @@ public final class MaxPool2D: Layer {
             }
         }
         return inputGradient
+    }
+
+    /// Sizes of a window loop.
+    private struct WindowShape: Sendable {
+        var height: Int, width: Int, kernel: Int, stride: Int
+        var outputHeight: Int { (height - kernel) / stride + 1 }
+        var outputWidth: Int { (width - kernel) / stride + 1 }
+    }
+
+    /// The training forward without padding for `planes`: each window's maximum and the
+    /// offset of its first maximum within the plane.
+    private static func forwardTraining(
+        _ x: SharedPointer, into y: SharedPointer, argmax a: SharedIndices, planes: Range<Int>, _ shape: WindowShape
+    ) {
+        let h = shape.height, w = shape.width, k = shape.kernel, st = shape.stride
+        let oh = shape.outputHeight, ow = shape.outputWidth
+        for plane in planes {
+            let src = x.p + plane * h * w
+            let dst = plane * oh * ow
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let start = oy * st * w + ox * st
+                    var best = src[start], bestIndex = start
+                    if k == 2 {
+                        // The common 2×2 window, unrolled. Measured: this form
+                        // (compiled to conditional moves) beats an explicit select tree.
+                        let v1 = src[start + 1], v2 = src[start + w], v3 = src[start + w + 1]
+                        if v1 > best { best = v1; bestIndex = start + 1 }
+                        if v2 > best { best = v2; bestIndex = start + w }
+                        if v3 > best { best = v3; bestIndex = start + w + 1 }
+                        y.p[dst + oy * ow + ox] = best
+                        a.p[dst + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex)
+                        continue
+                    }
+                    for ky in 0..<k {
+                        let row = start + ky * w
+                        for kx in 0..<k {
+                            // Selects, not branches: the winner is data-dependent.
+                            let v = src[row + kx]
+                            let better = v > best
+                            best = better ? v : best
+                            bestIndex = better ? row + kx : bestIndex
+                        }
+                    }
+                    y.p[dst + oy * ow + ox] = best
+                    a.p[dst + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex)
+                }
+            }
+        }
+    }
+
+    /// Planes per worker so that each gets at least 64 K input elements.
+    static func minimumPlanes(_ planeSize: Int) -> Int { Swift.max(1, (1 << 16) / Swift.max(1, planeSize)) }
+
+    /// Backward of non-overlapping windows for `planes`: each window is written in full (its
+    /// maximum gets `g + 0`, the rest 0) and only the rows and columns no window covers are
+    /// zeroed. 2×2 windows run four at a time: two SIMD8 stores per pair of input rows.
+    private static func scatterNonOverlapping(
+        _ g: SharedPointer, _ a: SharedIndices, into d: SharedPointer, planes: Range<Int>,
+        height h: Int, width w: Int, kernel k: Int
+    ) {
+        let oh = h / k, ow = w / k
+        let coveredH = oh * k, coveredW = ow * k
+        let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        for plane in planes {
+            let dst = d.p + plane * h * w
+            let base = plane * oh * ow
+            for oy in 0..<oh {
+                var ox = 0
+                if k == 2 {
+                    let r0 = UnsafeMutableRawPointer(dst + 2 * oy * w)
+                    let r1 = UnsafeMutableRawPointer(dst + (2 * oy + 1) * w)
+                    let gr = UnsafeRawPointer(g.p + base + oy * ow), ar = UnsafeRawPointer(a.p + base + oy * ow)
+                    while ox + 4 <= ow {
+                        let gv = gr.loadUnaligned(fromByteOffset: ox &* 4, as: SIMD4<Float>.self) + 0
+                        let av = ar.loadUnaligned(fromByteOffset: ox &* 4, as: SIMD4<Int32>.self)
+                        let g8 = SIMD8<Float>(gv[0], gv[0], gv[1], gv[1], gv[2], gv[2], gv[3], gv[3])
+                        let a8 = SIMD8<Int32>(av[0], av[0], av[1], av[1], av[2], av[2], av[3], av[3])
+                        let top = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: 2 * oy * w + 2 * ox)) &+ lane
+                        let bottom = top &+ Int32(truncatingIfNeeded: w)
+                        r0.storeBytes(
+                            of: SIMD8<Float>().replacing(with: g8, where: a8 .== top), toByteOffset: ox &* 8,
+                            as: SIMD8<Float>.self)
+                        r1.storeBytes(
+                            of: SIMD8<Float>().replacing(with: g8, where: a8 .== bottom), toByteOffset: ox &* 8,
+                            as: SIMD8<Float>.self)
+                        ox &+= 4
+                    }
+                }
+                while ox < ow {
+                    let start = oy * k * w + ox * k
+                    let idx = Int(a.p[base + oy * ow + ox])
+                    let gv = g.p[base + oy * ow + ox] + 0
+                    for ky in 0..<k {
+                        let row = start + ky * w
+                        for kx in 0..<k { dst[row + kx] = row + kx == idx ? gv : 0 }
+                    }
+                    ox += 1
+                }
+                if coveredW < w {
+                    for ky in 0..<k {
+                        let row = dst + (oy * k + ky) * w
+                        for x in coveredW..<w { row[x] = 0 }
+                    }
+                }
+            }
+            if coveredH < h {
+                (dst + coveredH * w).update(repeating: 0, count: (h - coveredH) * w)
+            }
+        }
     }
 
     /// The padded path (training and inference): windows clipped to the image; the argmax

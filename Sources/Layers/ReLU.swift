@@ -6,6 +6,8 @@ import TensorCore
 public final class ReLU: Layer {
     public var parameters: [Parameter] { [] }
     private var cachedOutput: Tensor?
+    /// Elements per worker below which a second worker costs more than it saves.
+    static let minimumSlice = 1 << 16
 
     /// A parameter-free rectifier.
     public init() {}
@@ -22,8 +24,10 @@ public final class ReLU: Layer {
         var output = Tensor.uninitialized(shape: input.shape)
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
-                let x = xb.baseAddress!, y = yb.baseAddress!
-                for i in 0..<xb.count { y[i] = Swift.max(x[i], 0) }
+                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                WorkerPool.forEachSlice(xb.count, minimumSlice: Self.minimumSlice) { r in
+                    for i in r { y.p[i] = Swift.max(x.p[i], 0) }
+                }
             }
         }
         cachedOutput = mode == .training ? output : nil
@@ -39,12 +43,15 @@ public final class ReLU: Layer {
         cachedOutput.withUnsafeBufferPointer { yb in
             outputGradient.withUnsafeBufferPointer { gb in
                 inputGradient.withUnsafeMutableBufferPointer { db in
-                    let y = yb.baseAddress!, g = gb.baseAddress!, d = db.baseAddress!
-                    for i in 0..<yb.count {
-                        // Load before selecting so the compiler emits a branch-free select
-                        // (signs are random: a branch would mispredict half the time).
-                        let gi = g[i]
-                        d[i] = y[i] > 0 ? gi : 0
+                    let y = SharedPointer(yb.baseAddress!), g = SharedPointer(gb.baseAddress!)
+                    let d = SharedPointer(db.baseAddress!)
+                    WorkerPool.forEachSlice(yb.count, minimumSlice: Self.minimumSlice) { r in
+                        for i in r {
+                            // Load before selecting so the compiler emits a branch-free select
+                            // (signs are random: a branch would mispredict half the time).
+                            let gi = g.p[i]
+                            d.p[i] = y.p[i] > 0 ? gi : 0
+                        }
                     }
                 }
             }

@@ -135,6 +135,24 @@ enum WorkerPool {
     }
 }
 
+extension WorkerPool {
+    /// Calls `body` on consecutive disjoint slices of `0..<count`, one slice per BLAS thread
+    /// (inline, as one slice, with one thread or when `count` is below two `minimumSlice`s).
+    /// For loops whose iterations are independent the result is the same bits either way.
+    static func forEachSlice(_ count: Int, minimumSlice: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        let workers = Swift.max(1, Swift.min(BLAS.threadCount, count / Swift.max(1, minimumSlice)))
+        guard workers > 1 else { return body(0..<count) }
+        run(tasks: workers, workers: workers) { _, k in body(k * count / workers..<(k + 1) * count / workers) }
+    }
+}
+
+/// An `Int32` buffer shared by workers that write disjoint parts (see ``SharedPointer``).
+struct SharedIndices: @unchecked Sendable {
+    var p: UnsafeMutablePointer<Int32>
+    init(_ p: UnsafeMutablePointer<Int32>) { self.p = p }
+    init(_ p: UnsafePointer<Int32>) { self.p = UnsafeMutablePointer(mutating: p) }
+}
+
 /// Raw buffers shared by workers that write disjoint parts. `@unchecked`: every use
 /// partitions the writes (by image, by tile element or by channel).
 struct SharedPointer: @unchecked Sendable {
@@ -271,14 +289,12 @@ final class WinogradConvolution {
         let dyp = SharedPointer(dy)
         if let db {
             let dbp = SharedPointer(db)
-            // Per channel, images and positions in order: the same sums for every thread count.
+            // Per channel, images in order, each image's positions in eight lanes (Conv2D.sum): the same
+            // sums for every thread count.
             WorkerPool.run(tasks: threads, workers: threads) { _, part in
                 for ch in (part * o / threads)..<((part + 1) * o / threads) {
                     var sum: Float = 0
-                    for n in 0..<batch {
-                        let row = dyp.p + (n * o + ch) * plane
-                        for q in 0..<plane { sum += row[q] }
-                    }
+                    for n in 0..<batch { sum += Conv2D.sum(dyp.p + (n * o + ch) * plane, plane) }
                     dbp.p[ch] += sum
                 }
             }

@@ -37,13 +37,14 @@ public final class ContrastiveObjective: StageObjective {
         loss.ownedGenerators.map { ("loss.\($0.name)", $0.owner) }
     }
 
-    /// Draws one triplet from a copy of the sampler with a throwaway generator: the
-    /// sampler's own checks (patch plus offsets larger than the images …) run before
-    /// training, and neither the sampler nor the trainer's generator changes.
+    /// Draws one triplet (two for a batch of two or more: a sampler may need that many,
+    /// as ``TwoViewImageSampler`` does) from a copy of the sampler with a throwaway
+    /// generator: the sampler's own checks (patch plus offsets larger than the images …)
+    /// run before training, and neither the sampler nor the trainer's generator changes.
     public func validate(patchSize: Int, batchSize: Int) throws {
         var probe = sampler
         var throwaway = SeededGenerator(seed: 0)
-        _ = try probe.sample(batchSize: 1, patchSize: patchSize, using: &throwaway)
+        _ = try probe.sample(batchSize: min(batchSize, 2), patchSize: patchSize, using: &throwaway)
     }
 
     public func step(_ context: StageStepContext, using generator: inout SeededGenerator) throws -> StepStatistics {

@@ -214,6 +214,59 @@ final class Conv2DTests: XCTestCase {
         XCTAssertFalse(one[1].allSatisfy { $0 == 0 })
     }
 
+    /// The per-image backward (≥ 64 output positions, a small weight: the first layers of cnn
+    /// and wide) works from the NCHW output gradient in chunks of eight images with one
+    /// partial weight gradient each. Its weight, bias and input gradients equal direct sums
+    /// in Double (relative 1e-5), for a batch of 11 (two chunks, the second short), and are
+    /// the same bits with one and two threads.
+    func testPerImageBackwardMatchesDirectSumsOnAnyThreadCount() throws {
+        let (n, c, h, w, o, k, p) = (11, 3, 12, 12, 8, 5, 2)
+        var rng = SeededGenerator(seed: 31)
+        let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
+        let dy = Tensor.uniform([n, o, h, w], low: -1, high: 1, using: &rng)
+        func run(threads: Int) throws -> (conv: Conv2D, grads: [Tensor]) {
+            var initRNG = SeededGenerator(seed: 32)
+            let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: k, padding: p, using: &initRNG)
+            let saved = BLAS.threadCount
+            defer { BLAS.threadCount = saved }
+            BLAS.threadCount = threads
+            _ = conv.forward(x, mode: .training)
+            let dx = conv.backward(dy)
+            return (conv, [conv.weight.gradient, conv.bias!.gradient, dx])
+        }
+        let (conv, one) = try run(threads: 1)
+        let two = try run(threads: 2).grads
+        for (a, b) in zip(one, two) { XCTAssertTrue(a.isBitIdentical(to: b)) }
+        var dw = [Double](repeating: 0, count: o * c * k * k), db = [Double](repeating: 0, count: o)
+        var dx = [Double](repeating: 0, count: x.count)
+        let wt = conv.weight.value
+        for ni in 0..<n {
+            for oi in 0..<o {
+                for yy in 0..<h {
+                    for xx in 0..<w {
+                        let g = Double(dy[flat: ((ni * o + oi) * h + yy) * w + xx])
+                        db[oi] += g
+                        for ci in 0..<c {
+                            for ky in 0..<k {
+                                for kx in 0..<k {
+                                    let iy = yy - p + ky, ix = xx - p + kx
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    let wi = ((oi * c + ci) * k + ky) * k + kx, xi = ((ni * c + ci) * h + iy) * w + ix
+                                    dw[wi] += g * Double(x[flat: xi])
+                                    dx[xi] += g * Double(wt[flat: wi])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (got, want) in zip(one, [dw, db, dx]) {
+            let scale = want.map(abs).max()!
+            for (a, b) in zip(got.scalars, want) { XCTAssertEqual(Double(a), b, accuracy: 1e-5 * scale) }
+        }
+    }
+
     /// A batch large enough that backward forms the patch gradient in several chunks of
     /// images must give, image by image, the input gradient of that image alone (to a
     /// tolerance: the chunk's GEMM has another shape than one image's).

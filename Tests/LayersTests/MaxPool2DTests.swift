@@ -6,10 +6,11 @@ import XCTest
 final class MaxPool2DTests: XCTestCase {
     /// The one-pass backward for non-overlapping windows (including the SIMD path for
     /// 2×2 planes and a plane count that is not a multiple of four, and sizes with
-    /// uncovered rows/columns) gives exactly the zero-fill-then-scatter result, bit for
-    /// bit, including −0 gradients (0 + (−0) = +0).
+    /// uncovered rows/columns, and rows of nine 2×2 windows: two SIMD groups of four and a
+    /// scalar tail) gives exactly the zero-fill-then-scatter result, bit for bit, including
+    /// −0 gradients (0 + (−0) = +0).
     func testNonOverlappingBackwardMatchesScatterBitForBit() throws {
-        for (shape, k) in [([3, 3, 2, 2], 2), ([2, 3, 5, 7], 2), ([1, 2, 7, 8], 3)] {
+        for (shape, k) in [([3, 3, 2, 2], 2), ([2, 3, 5, 7], 2), ([1, 2, 7, 8], 3), ([2, 3, 9, 19], 2)] {
             let pool = try MaxPool2D(kernelSize: k)
             let x = distinctValues(shape, seed: UInt64(shape.reduce(0, +)))
             let y = pool.forward(x, mode: .training)
@@ -37,6 +38,28 @@ final class MaxPool2DTests: XCTestCase {
                 }
             }
             XCTAssertEqual(dx.map(\.bitPattern), expected.map(\.bitPattern), "\(shape) k\(k)")
+        }
+    }
+
+    /// Training forward and backward split the planes over two workers when each gets at
+    /// least 64 K elements; outputs and gradients must equal the one-thread run bit for bit.
+    func testTrainingPoolIsBitIdenticalAcrossThreadCounts() throws {
+        var rng = SeededGenerator(seed: 41)
+        let x = Tensor.uniform([4, 9, 64, 64], low: -1, high: 1, using: &rng)
+        for kernel in [2, 3] {
+            let side = 64 / kernel
+            let g = Tensor.uniform([4, 9, side, side], low: -1, high: 1, using: &rng)
+            func run(threads: Int) throws -> [[UInt32]] {
+                let saved = BLAS.threadCount
+                defer { BLAS.threadCount = saved }
+                BLAS.threadCount = threads
+                let pool = try MaxPool2D(kernelSize: kernel)
+                let y = pool.forward(x, mode: .training)
+                return [y.scalars.map(\.bitPattern), pool.backward(g).scalars.map(\.bitPattern)]
+            }
+            let one = try run(threads: 1), two = try run(threads: 2)
+            XCTAssertEqual(one, two, "k\(kernel)")
+            XCTAssertFalse(one[1].allSatisfy { $0 == 0 })
         }
     }
 
