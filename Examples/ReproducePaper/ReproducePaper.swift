@@ -131,8 +131,9 @@ struct ReproducePaper: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "--layers 3 only: how the stages learn: softhebb, kmeans, kmeans-softhebb or infonce, for every stage or one per "
-                + "stage (e.g. softhebb,kmeans,kmeans). Default: the study's recipe (Docs/DeepStacks.md).",
+            "--layers 3 only: how the stages learn: softhebb, kmeans, kmeans-softhebb or infonce, for every "
+                + "stage or one per stage (e.g. softhebb,kmeans,kmeans; infonce trains every stage). "
+                + "Default: SoftHebb's recipe (Docs/DeepStacks.md).",
             valueName: "objectives"))
     var deepObjective: String?
 
