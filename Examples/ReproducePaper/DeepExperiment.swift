@@ -14,25 +14,25 @@ struct DeepExperiment {
     var commandLine: String
     /// Per-stage width multiplier (1 = 96/384/1,536); for quick runs.
     var widthScale: Double = 1
-    /// How every stage learns.
-    var objective: DeepObjective = .softhebb
+    /// How each stage learns, and for how long.
+    var recipe = DeepRecipe.standard
+    /// How many of the three stages to build (1…3).
+    var stageCount = 3
     /// A `deep_stages.safetensors` of an earlier run: load it instead of pretraining.
     var weightsPath: String?
+    /// With ``weightsPath``: load only the stages below this one (1-based) and train the rest.
+    var trainFrom: Int?
+    /// The stages to probe (1-based; nil = all).
+    var probeStages: [Int]?
+    /// Probe each stage's calibrated untrained control too.
+    var probeControls = true
     /// How `--deep-objective infonce` trains each stage.
     var contrastive = WideContrastiveOptions()
-    /// Stages of the stack to train and probe (the first 1, 2 or 3).
-    var stageCount = 3
     /// Train every stage at once with the top stage's objective and optimizer, back-propagating
     /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
     var endToEnd = false
 
-    var specs: [WideStageSpec] {
-        WideStack.softHebbCIFAR.prefix(stageCount).map { s in
-            var s = s
-            s.width = max(4, Int((Double(s.width) * widthScale).rounded()))
-            return s
-        }
-    }
+    var specs: [WideStageSpec] { Array(recipe.specs(widthScale: widthScale).prefix(stageCount)) }
 
     func run(data: DataSources) throws {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -42,7 +42,7 @@ struct DeepExperiment {
             "pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
                 + "evaluation: \(data.test.count) images — \(data.testSource)")
         var results = Results(
-            preset: "deep", recipe: objective.rawValue, command: commandLine,
+            preset: "deep", recipe: recipe.description, command: commandLine,
             data: .init(
                 pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
                 testSource: data.testSource))
@@ -54,9 +54,15 @@ struct DeepExperiment {
                 stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
                 rows: data.train.count + data.test.count)
         }
-        let report = try weightsPath.map { try load($0, into: layers) } ?? pretrain(layers, data: data)
+        var report: (stages: [StageTime], totalSeconds: Double) = ([], 0)
+        if let weightsPath { report = try load(weightsPath, into: layers, below: trainFrom) }
+        if weightsPath == nil || trainFrom != nil {
+            let trained = try pretrain(layers, from: trainFrom ?? 1, data: data)
+            report = (report.stages + trained.stages, report.totalSeconds + trained.totalSeconds)
+        }
         for r in report.stages {
-            results.pretraining[r.stage == LayerwiseTrainer.endToEndStage ? "end_to_end" : "stage\(r.stage)"] = .init(
+            let name = r.stage == LayerwiseTrainer.endToEndStage ? "end_to_end" : "stage\(r.stage)"
+            results.pretraining[name] = .init(
                 seconds: r.seconds, finalLoss: r.finalLoss, secondsToLayerwiseLoss: nil, lossPerEpoch: r.epochLosses)
         }
         log(
@@ -68,7 +74,7 @@ struct DeepExperiment {
                 for p in l.parameters + l.buffers { weights["stage\(k + 1).\(i).\(p.name)"] = p.value }
             }
         }
-        var metadata = ["kind": "deep-stack", "objective": objective.rawValue]
+        var metadata = ["kind": "deep-stack", "recipe": recipe.description]
         for r in report.stages { metadata["stage\(r.stage)_seconds"] = "\(r.seconds)" }
         try SafeTensors.write(
             weights, metadata: metadata,
@@ -79,7 +85,7 @@ struct DeepExperiment {
         // statistics calibrated. The deepest stage first: it is the one the study is about.
         var fresh = SeededGenerator(seed: seed)
         let initial = try WideStack.layers(specs, inputChannels: 3, using: &fresh)
-        for k in (1...layers.count).reversed() {
+        for k in (1...layers.count).reversed() where probeStages?.contains(k) ?? true {
             let r = try probe.evaluate(
                 stages: layers, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
             results.linearProbe["stage\(k)"] = Double(r.testAccuracy)
@@ -87,6 +93,7 @@ struct DeepExperiment {
                 "probe stage\(k): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features; "
                     + "features \(Int(r.featureSeconds)) s, classifier \(Int(r.trainingSeconds)) s)")
             try results.write(to: out)
+            guard probeControls else { continue }
             var calibration = SeededGenerator(seed: seed &+ UInt64(k))
             let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
             try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
@@ -106,10 +113,15 @@ struct DeepExperiment {
     }
 
     /// Loads the stage weights and statistics of an earlier run (and the pretraining
-    /// seconds it recorded).
-    func load(_ path: String, into layers: [[any Layer]]) throws -> (stages: [StageTime], totalSeconds: Double) {
+    /// seconds it recorded): every stage, or only those below `below` (1-based).
+    func load(
+        _ path: String, into layers: [[any Layer]], below: Int? = nil
+    ) throws -> (
+        stages: [StageTime], totalSeconds: Double
+    ) {
         let file = try SafeTensors.read(path: path)
-        for (k, stage) in layers.enumerated() {
+        let count = min(layers.count, (below ?? layers.count + 1) - 1)
+        for (k, stage) in layers.prefix(count).enumerated() {
             for (i, l) in stage.enumerated() {
                 for p in l.parameters + l.buffers {
                     let name = "stage\(k + 1).\(i).\(p.name)"
@@ -120,8 +132,8 @@ struct DeepExperiment {
                 }
             }
         }
-        log("loaded the stage weights of \(path) (objective \(file.metadata["objective"] ?? "?"))")
-        let stages = layers.indices.compactMap { k -> StageTime? in
+        log("loaded stages 1…\(count) of \(path) (\(file.metadata["recipe"] ?? file.metadata["objective"] ?? "?"))")
+        let stages = (0..<count).compactMap { k -> StageTime? in
             file.metadata["stage\(k + 1)_seconds"].flatMap(Double.init).map {
                 StageTime(stage: k + 1, seconds: $0, finalLoss: .nan, epochLosses: [])
             }
@@ -129,50 +141,79 @@ struct DeepExperiment {
         return (stages, stages.reduce(0) { $0 + $1.seconds })
     }
 
-    /// Trains the stages bottom-up with ``objective``.
-    func pretrain(_ layers: [[any Layer]], data: DataSources) throws -> (stages: [StageTime], totalSeconds: Double) {
+    /// Trains stages `first…` bottom-up, each with its objective, on the frozen stages below.
+    func pretrain(
+        _ layers: [[any Layer]], from first: Int, data: DataSources
+    ) throws -> (
+        stages: [StageTime], totalSeconds: Double
+    ) {
         let begin = Date()
-        if objective == .kmeans {
-            var stages: [StageTime] = []
-            var g = SeededGenerator(seed: seed)
-            let start = try DeepKMeansStart(dataset: data.train)
-            for k in layers.indices {
-                let t = Date()
-                try start.fit(
-                    stage: k + 1, layers: layers[k], below: FrozenStack(layers: layers[..<k].flatMap { $0 }), using: &g)
-                let seconds = Date().timeIntervalSince(t)
-                log("stage \(k + 1): k-means fitted in \(String(format: "%.1f", seconds)) s")
-                stages.append(StageTime(stage: k + 1, seconds: seconds, finalLoss: .nan, epochLosses: []))
+        if recipe.objectives.prefix(layers.count).allSatisfy({ $0 == .infonce }) {
+            let report = try pretrainContrastive(layers, from: first, data: data)
+            let times = report.stages.map {
+                StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
             }
-            return (stages, Date().timeIntervalSince(begin))
+            return (times, Date().timeIntervalSince(begin))
         }
+        var stages: [StageTime] = []
+        for k in (first - 1)..<layers.count {
+            let t = Date()
+            var time = try train(stage: k, of: layers, data: data)
+            time.seconds = Date().timeIntervalSince(t)
+            let converged = WideStack.convolution(of: layers[k]).map {
+                WideStack.fractionNearUnitNorm($0.weight.value, tolerance: 0.01)
+            }
+            log(
+                "stage \(k + 1) (\(recipe.objectives[k].rawValue)) trained in "
+                    + "\(String(format: "%.1f", time.seconds)) s; \(percent(Double(converged ?? .nan))) "
+                    + "of the filters within 0.01 of unit norm")
+            stages.append(time)
+        }
+        return (stages, Date().timeIntervalSince(begin))
+    }
+
+    /// Trains one stage (0-based `k`) on the frozen stages below it with its objective.
+    func train(stage k: Int, of layers: [[any Layer]], data: DataSources) throws -> StageTime {
+        let objective = recipe.objectives[k]
+        if objective == .kmeans {
+            var g = SeededGenerator(seed: seed &+ UInt64(k))
+            let below = FrozenStack(layers: layers[..<k].flatMap { $0 })
+            try DeepKMeansStart(dataset: data.train).fit(stage: k + 1, layers: layers[k], below: below, using: &g)
+            return StageTime(stage: k + 1, seconds: 0, finalLoss: .nan, epochLosses: [])
+        }
+        var stages = try WideStack.softHebbStages(
+            layers: Array(layers[...k]), specs: Array(specs[...k]), dataset: data.train, epochs: recipe.epochs[k])
+        if objective == .kmeansSofthebb { stages[k].preparation = try DeepKMeansStart(dataset: data.train) }
+        let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
+        let trainer = try LayerwiseTrainer(
+            stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed &+ UInt64(k))
+        let report = try trainer.pretrainStages(from: k + 1) { event in
+            if case let .step(e) = event, e.step % 400 == 0 {
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ mean |‖W‖ − 1| \(e.loss)")
+            }
+        }
+        let r = report.stages[report.stages.count - 1]
+        return StageTime(stage: k + 1, seconds: r.seconds, finalLoss: r.finalLoss, epochLosses: r.epochLosses)
+    }
+
+    /// `--deep-objective infonce`: every stage (from `first`) contrastive, stage by stage or end to end.
+    func pretrainContrastive(_ layers: [[any Layer]], from first: Int, data: DataSources) throws -> PretrainingReport {
         var generator = SeededGenerator(seed: seed &+ 100)
-        var stages =
-            objective == .infonce
-            ? try WideStack.contrastiveStages(
-                layers: layers, dataset: data.train, options: contrastive, using: &generator)
-            : try WideStack.softHebbStages(layers: layers, specs: specs, dataset: data.train)
-        if objective == .kmeansSofthebb {
-            let start = try DeepKMeansStart(dataset: data.train)
-            for k in stages.indices { stages[k].preparation = start }
-        }
+        let stages = try WideStack.contrastiveStages(
+            layers: layers, dataset: data.train, options: contrastive, using: &generator)
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
-        let measure = objective == .infonce ? "NT-Xent" : "mean |‖W‖ − 1|"
         let events: (TrainingEvent) -> Void = { event in
             switch event {
             case let .stageFinished(stage, seconds, loss):
-                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; \(measure) \(loss)")
-            case let .step(e) where e.step % 400 == 0 || (objective == .infonce && e.step % 50 == 0):
-                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ \(measure) \(e.loss)")
+                log("stage \(stage) trained in \(String(format: "%.1f", seconds)) s; NT-Xent \(loss)")
+            case let .step(e) where e.step % 50 == 0:
+                log("stage \(e.stage) step \(e.step)/\(e.totalSteps) │ NT-Xent \(e.loss)")
             default: break
             }
         }
-        let report = try endToEnd ? trainer.pretrainEndToEnd(events: events) : trainer.pretrain(events: events)
-        let times = report.stages.map {
-            StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
-        }
-        return (times, Date().timeIntervalSince(begin))
+        return try endToEnd
+            ? trainer.pretrainEndToEnd(events: events) : trainer.pretrainStages(from: first, events: events)
     }
 
     /// What one stage's pretraining took.
@@ -207,13 +248,51 @@ struct DeepExperiment {
 }
 
 /// How the stages of `--layers 3` learn.
-enum DeepObjective: String, ExpressibleByArgument, CaseIterable {
-    /// SoftHebb (soft winner-take-all Hebbian), one epoch per stage.
+enum DeepObjective: String, ExpressibleByArgument, CaseIterable, LosslessStringConvertible {
+    /// SoftHebb (soft winner-take-all Hebbian).
     case softhebb
-    /// k-means of whitened windows at every stage (Coates & Ng 2011).
+    /// k-means of whitened windows (Coates & Ng 2011).
     case kmeans
-    /// k-means start, then one SoftHebb epoch.
+    /// k-means start, then SoftHebb.
     case kmeansSofthebb = "kmeans-softhebb"
     /// Two augmented views of every image, NT-Xent over the batch (`WideStack.contrastiveStages`).
     case infonce
+
+    init?(_ description: String) { self.init(rawValue: description) }
+    var description: String { rawValue }
+}
+
+/// The deep recipe: each stage's objective, SoftHebb epochs, learning rate and temperature.
+struct DeepRecipe: CustomStringConvertible {
+    var objectives: [DeepObjective]
+    var epochs: [Int]
+    var learningRates: [Float]
+    var temperatures: [Float]
+
+    /// SoftHebb's own settings (`WideStack.softHebbCIFAR`, one epoch per stage).
+    static let softHebbPaper = DeepRecipe(
+        objectives: [.softhebb, .softhebb, .softhebb], epochs: [1, 1, 1],
+        learningRates: WideStack.softHebbCIFAR.map(\.learningRate),
+        temperatures: WideStack.softHebbCIFAR.map(\.temperature))
+
+    /// The default of `--layers 3`: SoftHebb's own settings. No other setting the study
+    /// tried (higher η, more epochs, k-means, k-means start) probed better at stage 2 or 3
+    /// (Docs/DeepStacks.md).
+    static let standard = softHebbPaper
+
+    func specs(widthScale: Double) -> [WideStageSpec] {
+        WideStack.softHebbCIFAR.enumerated().map { k, s in
+            var s = s
+            s.width = max(4, Int((Double(s.width) * widthScale).rounded()))
+            s.learningRate = learningRates[k]
+            s.temperature = temperatures[k]
+            return s
+        }
+    }
+
+    var description: String {
+        func list<T>(_ v: [T]) -> String { v.map { "\($0)" }.joined(separator: ",") }
+        return "objective \(list(objectives)) epochs \(list(epochs)) lr \(list(learningRates)) "
+            + "temperature \(list(temperatures))"
+    }
 }

@@ -129,15 +129,48 @@ struct ReproducePaper: ParsableCommand {
     @Option(help: "--layers 3 only: multiplies every stage's width (1 = 96/384/1,536); smaller for quick runs.")
     var widthScale: Double = 1
 
-    @Option(help: "--layers 3 only: how every stage learns: softhebb, kmeans, kmeans-softhebb or infonce.")
-    var deepObjective: DeepObjective = .softhebb
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: how the stages learn: softhebb, kmeans, kmeans-softhebb or infonce, for every "
+                + "stage or one per stage (e.g. softhebb,kmeans,kmeans; infonce trains every stage). "
+                + "Default: SoftHebb's recipe (Docs/DeepStacks.md).",
+            valueName: "objectives"))
+    var deepObjective: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: SoftHebb epochs, for every stage or one per stage (e.g. 1,4,4).", valueName: "n"))
+    var stageEpochs: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: SoftHebb learning rate η, for every stage or one per stage (e.g. 0.08,0.05,0.05).",
+            valueName: "eta"))
+    var stageLr: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: SoftHebb softmax temperature, for every stage or one per stage.", valueName: "t"))
+    var stageTemperature: String?
+
+    @Option(help: "--layers 3 only: how many of the three stages to build, train and probe (1…3).")
+    var deepStages: Int = 3
 
     @Option(
         help: "--layers 3 only: load the stages from an earlier run's deep_stages.safetensors instead of pretraining.")
     var deepWeights: String?
 
-    @Option(help: "--layers 3 only: train and probe the first N stages of the stack (1, 2 or 3).")
-    var deepStages: Int = 3
+    @Option(
+        help: "--layers 3 with --deep-weights: load only the stages below this one and train it and those above.")
+    var deepTrainFrom: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: the stages to probe, comma-separated (default: all).", valueName: "stages"))
+    var probeStages: String?
+
+    @Flag(help: "--layers 3 only: do not probe the stages' untrained controls.")
+    var skipControls = false
 
     @Option(help: "--deep-objective infonce only: NT-Xent temperature.")
     var deepTemperature: Float = WideContrastiveOptions().temperature
@@ -198,6 +231,80 @@ struct ReproducePaper: ParsableCommand {
             valueName: "N"))
     var batchShards: Int?
 
+    /// The `--layers 3` experiment the deep options describe (validated; typed errors name the option).
+    func deepOptions() throws -> DeepExperiment {
+        guard (1...3).contains(deepStages) else {
+            throw ValidationError("--deep-stages must be 1, 2 or 3, got \(deepStages)")
+        }
+        if let deepTrainFrom {
+            guard deepWeights != nil else { throw ValidationError("--deep-train-from needs --deep-weights") }
+            guard (1...deepStages).contains(deepTrainFrom) else {
+                throw ValidationError("--deep-train-from must be in 1…\(deepStages), got \(deepTrainFrom)")
+            }
+        }
+        var deep = DeepExperiment(
+            out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads, commandLine: "",
+            widthScale: widthScale, stageCount: deepStages, weightsPath: deepWeights, trainFrom: deepTrainFrom,
+            probeControls: !skipControls,
+            contrastive: WideContrastiveOptions(
+                temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
+                embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
+            endToEnd: deepEndToEnd)
+        do {
+            let n = DeepRecipe.standard.objectives.count
+            let positive = "a positive, finite number"
+            if let deepObjective {
+                deep.recipe.objectives = try StageValues.parse(
+                    deepObjective, option: "--deep-objective", stages: n,
+                    requirement: DeepObjective.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            if let stageEpochs {
+                deep.recipe.epochs = try StageValues.parse(
+                    stageEpochs, option: "--stage-epochs", stages: n, requirement: "a whole number ≥ 1"
+                ) { $0 >= 1 }
+            }
+            if let stageLr {
+                deep.recipe.learningRates = try StageValues.parse(
+                    stageLr, option: "--stage-lr", stages: n, requirement: positive
+                ) { $0 > 0 && $0.isFinite }
+            }
+            if let stageTemperature {
+                deep.recipe.temperatures = try StageValues.parse(
+                    stageTemperature, option: "--stage-temperature", stages: n, requirement: positive
+                ) { $0 > 0 && $0.isFinite }
+            }
+            if let probeStages {
+                deep.probeStages = try probeStages.split(separator: ",").map { item -> Int in
+                    guard let k = Int(item.trimmingCharacters(in: .whitespaces)), (1...deepStages).contains(k) else {
+                        throw TrainerError.invalidOption(
+                            stage: nil, option: "--probe-stages", value: String(item),
+                            reason: "expected stage numbers in 1…\(deepStages)")
+                    }
+                    return k
+                }
+                if deep.probeStages?.isEmpty ?? false {
+                    throw TrainerError.invalidOption(
+                        stage: nil, option: "--probe-stages", value: probeStages, reason: "names no stage")
+                }
+            }
+        } catch let error as TrainerError {
+            throw ValidationError("\(error)")
+        }
+        let contrastiveStages = deep.recipe.objectives.prefix(deepStages).filter { $0 == .infonce }.count
+        if contrastiveStages > 0, contrastiveStages < deepStages {
+            throw ValidationError("--deep-objective infonce trains every stage (do not mix it with other objectives)")
+        }
+        if deepEndToEnd, contrastiveStages == 0 {
+            throw ValidationError(
+                "--deep-end-to-end needs --deep-objective infonce (the other objectives do not back-propagate)")
+        }
+        if deepEndToEnd, deepTrainFrom != nil {
+            throw ValidationError("--deep-end-to-end trains the whole stack; it cannot start at --deep-train-from")
+        }
+        do { try deep.contrastive.validate() } catch { throw ValidationError("\(error)") }
+        return deep
+    }
+
     /// The `--arms` list (nil = every arm).
     func selectedArms() throws -> [TransferArm]? {
         do {
@@ -214,11 +321,7 @@ struct ReproducePaper: ParsableCommand {
                 "--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
                     + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
         }
-        guard (1...3).contains(deepStages) else { throw ValidationError("--deep-stages must be 1, 2 or 3") }
-        if deepEndToEnd, deepObjective != .infonce {
-            throw ValidationError(
-                "--deep-end-to-end needs --deep-objective infonce (the other objectives do not back-propagate)")
-        }
+        if layers == 3 { _ = try deepOptions() }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
         }
@@ -370,15 +473,9 @@ struct ReproducePaper: ParsableCommand {
                 cifar100: cifar100, cifar10: cifar10, cifar10Test: cifar10Test, validation: validation,
                 limitPretrain: limitPretrain, limitTrain: limitTrain)
             if layers == 3 {
-                let deep = DeepExperiment(
-                    out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads,
-                    commandLine: experiment.commandLine, widthScale: widthScale,
-                    objective: deepObjective, weightsPath: deepWeights,
-                    contrastive: WideContrastiveOptions(
-                        temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
-                        embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
-                    stageCount: deepStages, endToEnd: deepEndToEnd)
-                try deep.contrastive.validate()
+                var deep = try deepOptions()
+                deep.out = out
+                deep.commandLine = experiment.commandLine
                 return try deep.run(data: data)
             }
             try experiment.run(data: data)

@@ -297,13 +297,30 @@ public final class LayerwiseTrainer {
     ///     ``checkpointDirectory`` (a no-op when there is none).
     ///   - events: called synchronously with progress.
     /// - Throws: ``TrainerError/nonFinite(stage:epoch:step:what:)`` on divergence (the
-    ///   offending update is not applied and earlier checkpoints stay intact), sampler,
-    ///   loss and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)``
-    ///   when another run holds ``checkpointDirectory``.
+    ///   offending update is not applied and earlier checkpoints stay intact), sampler, loss
+    ///   and checkpoint errors; ``DirectoryLockError/inUse(directory:lockFile:pid:)`` when
+    ///   another run holds ``checkpointDirectory``.
     @discardableResult
     public func pretrain(resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }) throws -> PretrainingReport {
+        try pretrainStages(from: 1, resume: resume, events: events)
+    }
+
+    /// ``pretrain(resume:events:)`` from stage `firstStage` (1-based) up: the stages below it
+    /// are used as they are (e.g. loaded from an earlier run) and never change. Resume with
+    /// the same `firstStage`.
+    ///
+    /// - Throws: ``TrainerError/invalidOption(stage:option:value:reason:)`` for a `firstStage`
+    ///   outside `1…stages.count`, and what ``pretrain(resume:events:)`` throws.
+    @discardableResult
+    public func pretrainStages(
+        from firstStage: Int, resume: Bool = false, events: (TrainingEvent) -> Void = { _ in }
+    ) throws -> PretrainingReport {
+        guard (1...stages.count).contains(firstStage) else {
+            throw TrainerError.invalidOption(
+                stage: nil, option: "firstStage", value: "\(firstStage)", reason: "must be in 1…\(stages.count)")
+        }
         var phases: [Phase] = []
-        for k in stages.indices {
+        for k in (firstStage - 1)..<stages.count {
             let d = try embeddingFeatures(
                 layers: stages[0...k].map(\.layers), head: stages[k].projectionHead,
                 patchSize: patchSizes[k], stage: k + 1)

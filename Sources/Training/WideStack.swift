@@ -99,6 +99,22 @@ public enum WideStack {
         layers.lazy.compactMap { $0 as? Conv2D }.first
     }
 
+    /// The fraction of a convolution's filters (`[O, C, k, k]`) whose norm is within
+    /// `tolerance` of 1 — how many of them SoftHebb's norm-adaptive rate has converged.
+    public static func fractionNearUnitNorm(_ weight: Tensor, tolerance: Float) -> Float {
+        let o = weight.shape.first ?? 0, l = weight.count / max(1, o)
+        guard o > 0 else { return 0 }
+        var near = 0
+        weight.withUnsafeBufferPointer { w in
+            for i in 0..<o {
+                var sq = 0.0
+                for j in 0..<l { sq += Double(w[i * l + j]) * Double(w[i * l + j]) }
+                if abs(sq.squareRoot() - 1) <= Double(tolerance) { near += 1 }
+            }
+        }
+        return Float(near) / Float(o)
+    }
+
     /// SoftHebb stages over `layers`: `epochs` shuffled passes over `dataset` per stage in
     /// batches of `batchSize` whole images (SoftHebb: one epoch, batch 10).
     public static func softHebbStages(
