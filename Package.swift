@@ -84,7 +84,7 @@ let package = Package(
                 "Layerwise", "LayerwiseImages", "LayerwiseTensorBoard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "LayerwiseTool", dependencies: ["LayerwiseCLI"]),
+        .executableTarget(name: "LayerwiseTool", dependencies: ["LayerwiseCLI", "Layerwise"]),
 
         // Test support: finite-difference gradient checks and fixtures, usable by anyone
         // who writes their own layer or loss.

@@ -370,6 +370,7 @@ struct ReproducePaper: ParsableCommand {
     }
 
     mutating func run() throws {
+        BLASKernel.restartWithFasterKernelIfNeeded { FileHandle.standardError.write(Data("note: \($0)\n".utf8)) }
         // Under an MPI launcher (mpirun, srun) every rank runs this same command.
         let communicator: any Communicator
         do {
