@@ -47,7 +47,9 @@ let package = Package(
         ),
 
         // The concerns, one job each.
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"]),
+        // Vector kernels in C, each with AVX-512, AVX2 and baseline versions picked at load time.
+        .target(name: "CKernels"),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "Layers", dependencies: ["TensorCore"]),
         .target(name: "Optimizers", dependencies: ["TensorCore", "Layers"]),
         .target(name: "Losses", dependencies: ["TensorCore"]),
@@ -57,10 +59,13 @@ let package = Package(
         .target(name: "Figures", dependencies: ["TensorCore"]),
         .target(
             name: "Training",
-            dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers"]
+            dependencies: [
+                "TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "PatchSamplers",
+            ]
         ),
         .target(name: "Baselines", dependencies: ["TensorCore", "Layers", "Datasets", "Training"]),
-        .target(name: "Probes", dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Datasets", "Training"]),
+        .target(
+            name: "Probes", dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Datasets", "Training"]),
         .target(
             name: "Experiments",
             dependencies: [
@@ -120,9 +125,11 @@ let package = Package(
         .testTarget(name: "FiguresTests", dependencies: ["Figures", "Layerwise"]),
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
-        .testTarget(name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(
-            name: "LayerwiseTensorBoardTests", dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
+            name: "LayerwiseImagesTests", dependencies: ["LayerwiseImages", "Layerwise", "LayerwiseTestSupport"]),
+        .testTarget(
+            name: "LayerwiseTensorBoardTests",
+            dependencies: ["LayerwiseTensorBoard", "Layerwise", "LayerwiseTestSupport"]),
         .testTarget(name: "LayerwiseCLITests", dependencies: ["LayerwiseCLI", "LayerwiseImages", "Layerwise"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Layerwise"]),
         .testTarget(name: "LayerwiseMPITests", dependencies: ["LayerwiseMPI", "Layerwise", "LayerwiseTestSupport"]),

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Winograd F(4×4, 3×3): 6×6 transformed tiles, 36 GEMMs, 4× fewer multiplies than
 /// im2row + GEMM (2.25× for F(2×2, 3×3)), at the price of larger transforms and more
 /// rounding (about 1e-4 relative instead of 1e-6).
@@ -170,39 +172,6 @@ public enum Winograd4x4 {
 
     typealias Six = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
 
-    /// Bᵀ applied to six values: the fixed matrix, written out (its zeros cost nothing).
-    @inline(__always)
-    static func bTranspose(_ d: Six) -> Six {
-        let four: SIMD8<Float> = .init(repeating: 4)
-        let five: SIMD8<Float> = .init(repeating: 5)
-        let two: SIMD8<Float> = .init(repeating: 2)
-        let r0: SIMD8<Float> = four * d.0 - five * d.2 + d.4
-        let p12: SIMD8<Float> = d.3 + d.4 - four * d.2  // rows 1, 2 share −4·d2 + d4
-        let r1: SIMD8<Float> = p12 - four * d.1
-        let r2: SIMD8<Float> = four * d.1 - four * d.2 - d.3 + d.4
-        let q: SIMD8<Float> = d.4 - d.2  // rows 3, 4 share −d2 + d4
-        let t: SIMD8<Float> = two * (d.3 - d.1)
-        let r5: SIMD8<Float> = four * d.1 - five * d.3 + d.5
-        _ = p12
-        return (r0, r1, r2, q + t, q - t, r5)
-    }
-
-    /// B applied to six values (the adjoint of ``bTranspose``).
-    @inline(__always)
-    static func b(_ v: Six) -> Six {
-        let four: SIMD8<Float> = .init(repeating: 4)
-        let five: SIMD8<Float> = .init(repeating: 5)
-        let two: SIMD8<Float> = .init(repeating: 2)
-        let r0: SIMD8<Float> = four * v.0
-        let a1: SIMD8<Float> = four * (v.2 - v.1 + v.5)
-        let r1: SIMD8<Float> = a1 + two * (v.4 - v.3)
-        let s34: SIMD8<Float> = v.3 + v.4
-        let r2: SIMD8<Float> = -(five * v.0) - four * (v.1 + v.2) - s34
-        let r3: SIMD8<Float> = v.1 - v.2 + two * (v.3 - v.4) - five * v.5
-        let r4: SIMD8<Float> = v.0 + v.1 + v.2 + s34
-        return (r0, r1, r2, r3, r4, v.5)
-    }
-
     /// Aᵀ applied to six values: four outputs.
     @inline(__always)
     static func aTranspose(_ m: Six) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
@@ -239,45 +208,13 @@ public enum Winograd4x4 {
         }
     }
 
-    /// Eight tiles' values at column offset `k` of a padded row (`step` between tiles).
+    /// One row of tiles (C kernel, step 2 or 4: the variants' tile spacings).
     @inline(__always)
-    static func gather(_ row: UnsafePointer<Float>, _ k: Int, _ step: Int) -> SIMD8<Float> {
-        SIMD8(
-            row[k], row[step + k], row[2 * step + k], row[3 * step + k], row[4 * step + k], row[5 * step + k],
-            row[6 * step + k], row[7 * step + k])
-    }
-
     static func inputTileRow(
         _ rows: UnsafePointer<Float>, width: Int, columns: Int, step: Int,
         into dst: UnsafeMutablePointer<Float>, elementStride es: Int
     ) {
-        var tx = 0
-        while tx < columns {
-            func xRow(_ k: Int) -> Six {
-                let r = rows + k * width + step * tx
-                return bTranspose(
-                    (
-                        gather(r, 0, step), gather(r, 1, step), gather(r, 2, step), gather(r, 3, step),
-                        gather(r, 4, step), gather(r, 5, step)
-                    ))
-            }
-            let u0 = xRow(0)
-            let u1 = xRow(1)
-            let u2 = xRow(2)
-            let u3 = xRow(3)
-            let u4 = xRow(4)
-            let u5 = xRow(5)
-            let lanes = Swift.min(8, columns - tx)
-            for j in 0..<6 {
-                let col = bTranspose(
-                    (
-                        element(u0, j), element(u1, j), element(u2, j), element(u3, j),
-                        element(u4, j), element(u5, j)
-                    ))
-                for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + tx, lanes) }
-            }
-            tx += 8
-        }
+        lw_winograd6_input_tile_row(rows, width, columns, step, dst, es)
     }
 
     /// The adjoint of ``transformInput``: adds `B · dV · Bᵀ` of every tile into `dx`.
@@ -305,35 +242,8 @@ public enum Winograd4x4 {
                     acc.initialize(repeating: 0, count: paddedRows * width)
                     for ty in 0..<tileRows {
                         let src = dv.base + c * dv.ld + column + (n * tileRows + ty) * columns
-                        var tx = 0
-                        while tx < columns {
-                            let lanes = Swift.min(8, columns - tx)
-                            func yColumn(_ j: Int) -> Six {
-                                func e(_ i: Int) -> SIMD8<Float> {
-                                    Winograd.load(src + (6 * i + j) * dv.elementStride + tx)
-                                }
-                                return b((e(0), e(1), e(2), e(3), e(4), e(5)))
-                            }
-                            let z0 = yColumn(0)
-                            let z1 = yColumn(1)
-                            let z2 = yColumn(2)
-                            let z3 = yColumn(3)
-                            let z4 = yColumn(4)
-                            let z5 = yColumn(5)
-                            for k in 0..<6 {
-                                let p = b(
-                                    (
-                                        element(z0, k), element(z1, k), element(z2, k), element(z3, k),
-                                        element(z4, k), element(z5, k)
-                                    ))
-                                let row = acc + (step * ty + k) * width + step * tx
-                                for x in 0..<6 {
-                                    let v = element(p, x)
-                                    for l in 0..<lanes { row[step * l + x] += v[l] }
-                                }
-                            }
-                            tx += 8
-                        }
+                        lw_winograd6_input_gradient_tile_row(
+                            src, dv.elementStride, columns, step, acc + step * ty * width, width)
                     }
                     let dst = dx + (n * geo.channels + c) * plane
                     let usable = Swift.max(0, Swift.min(geo.width, step * columns + 6 - step - geo.paddingX))

@@ -13,6 +13,7 @@ final class WinogradConvolutionTests: XCTestCase {
     private let configurations: [(Int, Int, Int, Int, Int, Int)] = [
         (3, 5, 8, 8, 1, 3), (2, 4, 7, 9, 1, 2), (4, 3, 6, 5, 0, 2), (2, 3, 5, 5, 2, 2), (1, 2, 3, 3, 0, 1),
         (20, 24, 16, 16, 1, 7),  // 64 tiles per image: several chunks of images
+        (3, 4, 34, 33, 1, 1),  // rows of more than eight 4×4 tiles: full and partial groups of eight
     ]
 
     private let algorithms: [(ConvolutionAlgorithm, Float)] = [(.winograd, 1e-5), (.winograd4x4, 1e-4)]
@@ -20,6 +21,7 @@ final class WinogradConvolutionTests: XCTestCase {
     /// 5×5 kernels (F(2×2, 5×5)): (channels, outputs, height, width, padding, batch).
     private let configurations5: [(Int, Int, Int, Int, Int, Int)] = [
         (3, 5, 8, 8, 2, 2), (2, 4, 7, 9, 2, 2), (4, 3, 6, 6, 0, 2), (2, 3, 5, 5, 1, 2), (20, 24, 16, 16, 2, 3),
+        (2, 3, 20, 19, 2, 1),  // ten tiles per row: a full group of eight and a partial one
     ]
 
     private func pair(
