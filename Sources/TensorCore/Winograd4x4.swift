@@ -154,11 +154,8 @@ public enum Winograd4x4 {
                                 dst.update(repeating: 0, count: used)
                                 continue
                             }
-                            let line = src + iy * geo.width
-                            for x in 0..<used {
-                                let ix = x - geo.paddingX
-                                dst[x] = ix >= 0 && ix < geo.width ? line[ix] : 0
-                            }
+                            copyPaddedRow(
+                                src + iy * geo.width, width: geo.width, padding: geo.paddingX, into: dst, count: used)
                         }
                         let t0 = column + (n * tileRows + ty) * columns
                         inputTileRow(
@@ -206,6 +203,18 @@ public enum Winograd4x4 {
         case 4: return s.4
         default: return s.5
         }
+    }
+
+    /// `dst[x] = line[x − padding]` for `x < count`, 0 outside the line: one copy, no branch per pixel.
+    @inline(__always)
+    static func copyPaddedRow(
+        _ line: UnsafePointer<Float>, width: Int, padding: Int, into dst: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        let start = Swift.min(padding, count)
+        let end = Swift.max(start, Swift.min(count, padding + width))
+        dst.update(repeating: 0, count: start)
+        (dst + start).update(from: line + (start - padding), count: end - start)
+        (dst + end).update(repeating: 0, count: count - end)
     }
 
     /// One row of tiles (C kernel, step 2 or 4: the variants' tile spacings).
