@@ -159,3 +159,177 @@ void lw_winograd6_input_gradient_tile_row(
         }
     }
 }
+
+/* A^T of F(4x4, 3x3) applied to six values: four outputs. */
+static inline void a_transpose4(const v8 m[6], v8 y[4]) {
+    v8 s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    y[0] = m[0] + s12 + s34;
+    y[1] = d12 + SPLAT(2.0f) * d34;
+    y[2] = s12 + SPLAT(4.0f) * s34;
+    y[3] = d12 + SPLAT(8.0f) * d34 + m[5];
+}
+
+/* A of F(4x4, 3x3) applied to four values (the adjoint of a_transpose4): six outputs. */
+static inline void a_apply4(const v8 y[4], v8 r[6]) {
+    v8 e = y[0] + y[2], o = y[1] + y[3];
+    v8 e2 = y[0] + SPLAT(4.0f) * y[2], o2 = SPLAT(2.0f) * y[1] + SPLAT(8.0f) * y[3];
+    r[0] = y[0];
+    r[1] = e + o;
+    r[2] = e - o;
+    r[3] = e2 + o2;
+    r[4] = e2 - o2;
+    r[5] = y[3];
+}
+
+/* A^T of F(2x2, 5x5) applied to six values: two outputs. */
+static inline void a_transpose2(const v8 m[6], v8 y[2]) {
+    y[0] = m[0] + m[1] + m[2] + m[3] + m[4];
+    y[1] = m[1] - m[2] + SPLAT(2.0f) * (m[3] - m[4]) + m[5];
+}
+
+/* A of F(2x2, 5x5) applied to two values: six outputs. */
+static inline void a_apply2(const v8 y[2], v8 r[6]) {
+    v8 two_y1 = SPLAT(2.0f) * y[1];
+    r[0] = y[0];
+    r[1] = y[0] + y[1];
+    r[2] = y[0] - y[1];
+    r[3] = y[0] + two_y1;
+    r[4] = y[0] - two_y1;
+    r[5] = y[1];
+}
+
+LW_CLONES
+void lw_winograd6x4_output(
+    const float *src, long element_stride, long tiles, const long *offset, const long *valid_rows,
+    const long *valid_columns, int all_full, long ow, float shift, float *out) {
+    for (long t = 0; t < tiles; t += 8) {
+        long lanes = tiles - t < 8 ? tiles - t : 8;
+        v8 c[6][4];
+        for (long j = 0; j < 6; j++) {
+            v8 e[6];
+            for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + t);
+            a_transpose4(e, c[j]);
+        }
+        for (long r = 0; r < 4; r++) {
+            v8 row[6] = {c[0][r], c[1][r], c[2][r], c[3][r], c[4][r], c[5][r]};
+            v8 v[4];
+            a_transpose4(row, v);
+            for (long x = 0; x < 4; x++) v[x] += SPLAT(shift);
+            for (long l = 0; l < lanes; l++) {
+                float *line = out + offset[t + l] + r * ow;
+                if (all_full) {
+                    line[0] = v[0][l], line[1] = v[1][l], line[2] = v[2][l], line[3] = v[3][l];
+                } else if (r < valid_rows[t + l]) {
+                    for (long x = 0; x < valid_columns[t + l]; x++) line[x] = v[x][l];
+                }
+            }
+        }
+    }
+}
+
+LW_CLONES
+void lw_winograd6x4_output_gradient(
+    const float *dy, long tiles, const long *offset, const long *valid_rows, const long *valid_columns, long ow,
+    float *dst, long element_stride) {
+    for (long t = 0; t < tiles; t += 8) {
+        long lanes = tiles - t < 8 ? tiles - t : 8;
+        v8 w[4][6];
+        for (long r = 0; r < 4; r++) {
+            v8 v[4] = {SPLAT(0.0f), SPLAT(0.0f), SPLAT(0.0f), SPLAT(0.0f)};
+            for (long l = 0; l < lanes; l++) {
+                if (r >= valid_rows[t + l]) continue;
+                const float *line = dy + offset[t + l] + r * ow;
+                for (long x = 0; x < valid_columns[t + l]; x++) v[x][l] = line[x];
+            }
+            a_apply4(v, w[r]);
+        }
+        for (long j = 0; j < 6; j++) {
+            v8 column[4] = {w[0][j], w[1][j], w[2][j], w[3][j]};
+            v8 col[6];
+            a_apply4(column, col);
+            for (long i = 0; i < 6; i++) store8(&col[i], dst + (6 * i + j) * element_stride + t, lanes);
+        }
+    }
+}
+
+LW_CLONES
+void lw_winograd6x2_output(
+    const float *src, long element_stride, long tiles, const long *offset, const long *edge, int row_aligned,
+    long ow, float shift, float *out) {
+    for (long t = 0; t < tiles; t += 8) {
+        long lanes = tiles - t < 8 ? tiles - t : 8;
+        v8 c[6][2];
+        for (long j = 0; j < 6; j++) {
+            v8 e[6];
+            for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + t);
+            a_transpose2(e, c[j]);
+        }
+        v8 top[2], bottom[2];
+        v8 row0[6] = {c[0][0], c[1][0], c[2][0], c[3][0], c[4][0], c[5][0]};
+        v8 row1[6] = {c[0][1], c[1][1], c[2][1], c[3][1], c[4][1], c[5][1]};
+        a_transpose2(row0, top);
+        a_transpose2(row1, bottom);
+        for (long x = 0; x < 2; x++) top[x] += SPLAT(shift), bottom[x] += SPLAT(shift);
+        float *line = out + offset[t];
+        if (row_aligned && lanes == 8) { /* eight tiles side by side: 16 outputs per row */
+            v8 v[4] = {
+                __builtin_shufflevector(top[0], top[1], 0, 8, 1, 9, 2, 10, 3, 11),
+                __builtin_shufflevector(top[0], top[1], 4, 12, 5, 13, 6, 14, 7, 15),
+                __builtin_shufflevector(bottom[0], bottom[1], 0, 8, 1, 9, 2, 10, 3, 11),
+                __builtin_shufflevector(bottom[0], bottom[1], 4, 12, 5, 13, 6, 14, 7, 15)};
+            memcpy(line, &v[0], sizeof v[0]);
+            memcpy(line + 8, &v[1], sizeof v[1]);
+            memcpy(line + ow, &v[2], sizeof v[2]);
+            memcpy(line + ow + 8, &v[3], sizeof v[3]);
+            continue;
+        }
+        for (long l = 0; l < lanes; l++) {
+            line = out + offset[t + l];
+            long flags = edge[t + l];
+            line[0] = top[0][l];
+            if (flags & 2) line[1] = top[1][l];
+            if (flags & 1) {
+                line[ow] = bottom[0][l];
+                if (flags & 2) line[ow + 1] = bottom[1][l];
+            }
+        }
+    }
+}
+
+LW_CLONES
+void lw_winograd6x2_output_gradient(
+    const float *dy, long tiles, const long *offset, const long *edge, int row_aligned, long ow, float *dst,
+    long element_stride) {
+    for (long t = 0; t < tiles; t += 8) {
+        long lanes = tiles - t < 8 ? tiles - t : 8;
+        v8 y0[2] = {SPLAT(0.0f), SPLAT(0.0f)}, y1[2] = {SPLAT(0.0f), SPLAT(0.0f)};
+        if (row_aligned && lanes == 8) { /* two rows of 16 contiguous outputs: even and odd lanes */
+            const float *line = dy + offset[t];
+            v8 a = LOAD8(line), b = LOAD8(line + 8), c = LOAD8(line + ow), d = LOAD8(line + ow + 8);
+            y0[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+            y0[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+            y1[0] = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14);
+            y1[1] = __builtin_shufflevector(c, d, 1, 3, 5, 7, 9, 11, 13, 15);
+        } else {
+            for (long l = 0; l < lanes; l++) {
+                const float *line = dy + offset[t + l];
+                long flags = edge[t + l];
+                y0[0][l] = line[0];
+                if (flags & 2) y0[1][l] = line[1];
+                if (flags & 1) {
+                    y1[0][l] = line[ow];
+                    if (flags & 2) y1[1][l] = line[ow + 1];
+                }
+            }
+        }
+        v8 w0[6], w1[6];
+        a_apply2(y0, w0);
+        a_apply2(y1, w1);
+        for (long j = 0; j < 6; j++) {
+            v8 column[2] = {w0[j], w1[j]};
+            v8 col[6];
+            a_apply2(column, col);
+            for (long i = 0; i < 6; i++) store8(&col[i], dst + (6 * i + j) * element_stride + t, lanes);
+        }
+    }
+}

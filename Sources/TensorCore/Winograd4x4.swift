@@ -169,30 +169,6 @@ public enum Winograd4x4 {
 
     typealias Six = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)
 
-    /// Aᵀ applied to six values: four outputs.
-    @inline(__always)
-    static func aTranspose(_ m: Six) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-        let s12: SIMD8<Float> = m.1 + m.2
-        let d12: SIMD8<Float> = m.1 - m.2
-        let s34: SIMD8<Float> = m.3 + m.4
-        let d34: SIMD8<Float> = m.3 - m.4
-        let y0: SIMD8<Float> = m.0 + s12 + s34
-        let y1: SIMD8<Float> = d12 + 2 * d34
-        let y2: SIMD8<Float> = s12 + 4 * s34
-        let y3: SIMD8<Float> = d12 + 8 * d34 + m.5
-        return (y0, y1, y2, y3)
-    }
-
-    /// A applied to four values (the adjoint of ``aTranspose``): six outputs.
-    @inline(__always)
-    static func a(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) -> Six {
-        let e: SIMD8<Float> = y.0 + y.2
-        let o: SIMD8<Float> = y.1 + y.3
-        let e2: SIMD8<Float> = y.0 + 4 * y.2
-        let o2: SIMD8<Float> = 2 * y.1 + 8 * y.3
-        return (y.0, e + o, e - o, e2 + o2, e2 - o2, y.3)
-    }
-
     @inline(__always)
     static func element(_ s: Six, _ i: Int) -> SIMD8<Float> {
         switch i {
@@ -301,48 +277,9 @@ public enum Winograd4x4 {
                 allFull = allFull && validRows[t] == 4 && validColumns[t] == 4
             }
             for o in 0..<outputs {
-                let src = m.base + o * m.ld + column
-                let out = y + o * plane
-                let shift = bias?[o] ?? 0
-                var t = 0
-                while t < tiles {
-                    func yColumn(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-                        func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * m.elementStride + t) }
-                        return aTranspose((e(0), e(1), e(2), e(3), e(4), e(5)))
-                    }
-                    let c0 = yColumn(0)
-                    let c1 = yColumn(1)
-                    let c2 = yColumn(2)
-                    let c3 = yColumn(3)
-                    let c4 = yColumn(4)
-                    let c5 = yColumn(5)
-                    let lanes = Swift.min(8, tiles - t)
-                    func outputRow(_ rowInTile: Int, _ r: Six) {
-                        let v = aTranspose(r)
-                        for l in 0..<lanes {
-                            let tile = t + l
-                            let line = out + offset[tile] + rowInTile * ow
-                            if allFull {
-                                line[0] = v.0[l] + shift
-                                line[1] = v.1[l] + shift
-                                line[2] = v.2[l] + shift
-                                line[3] = v.3[l] + shift
-                            } else {
-                                guard rowInTile < validRows[tile] else { continue }
-                                let edge = validColumns[tile]
-                                line[0] = v.0[l] + shift
-                                if edge > 1 { line[1] = v.1[l] + shift }
-                                if edge > 2 { line[2] = v.2[l] + shift }
-                                if edge > 3 { line[3] = v.3[l] + shift }
-                            }
-                        }
-                    }
-                    outputRow(0, (c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
-                    outputRow(1, (c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
-                    outputRow(2, (c0.2, c1.2, c2.2, c3.2, c4.2, c5.2))
-                    outputRow(3, (c0.3, c1.3, c2.3, c3.3, c4.3, c5.3))
-                    t += 8
-                }
+                lw_winograd6x4_output(
+                    m.base + o * m.ld + column, m.elementStride, tiles, offset, validRows, validColumns,
+                    allFull ? 1 : 0, ow, bias?[o] ?? 0, y + o * plane)
             }
         }
     }
@@ -372,35 +309,8 @@ public enum Winograd4x4 {
                 validColumns[t] = Swift.min(4, ow - 4 * tx)
             }
             for o in 0..<outputs {
-                let src = dy + o * plane
-                let dst = dm.base + o * dm.ld + column
-                var t = 0
-                while t < tiles {
-                    let lanes = Swift.min(8, tiles - t)
-                    func xRow(_ r: Int) -> Six {
-                        var v = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-                        for l in 0..<lanes {
-                            let tile = t + l
-                            guard r < validRows[tile] else { continue }
-                            let line = src + offset[tile] + r * ow
-                            let edge = validColumns[tile]
-                            v.0[l] = line[0]
-                            if edge > 1 { v.1[l] = line[1] }
-                            if edge > 2 { v.2[l] = line[2] }
-                            if edge > 3 { v.3[l] = line[3] }
-                        }
-                        return a(v)
-                    }
-                    let w0 = xRow(0)
-                    let w1 = xRow(1)
-                    let w2 = xRow(2)
-                    let w3 = xRow(3)
-                    for j in 0..<6 {
-                        let col = a((element(w0, j), element(w1, j), element(w2, j), element(w3, j)))
-                        for i in 0..<6 { Winograd.store(element(col, i), dst + (6 * i + j) * es + t, lanes) }
-                    }
-                    t += 8
-                }
+                lw_winograd6x4_output_gradient(
+                    dy + o * plane, tiles, offset, validRows, validColumns, ow, dm.base + o * dm.ld + column, es)
             }
         }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Winograd F(2×2, 5×5) for stride-1 5×5 convolutions: 6×6 transformed tiles every two
 /// pixels, 36 GEMMs, 36 multiplies per 2×2 outputs instead of 100 (2.8× fewer FLOPs).
 ///
@@ -21,6 +23,10 @@ public enum Winograd5x5 {
         public var geometry: ConvGeometry
         public var rows: Int, columns: Int
         public var perImage: Int { rows * columns }
+        /// Every group of eight consecutive tiles is one whole row of 16 outputs, none cut by an edge.
+        var isRowAligned: Bool {
+            columns % 8 == 0 && 2 * columns == geometry.outputWidth && 2 * rows == geometry.outputHeight
+        }
 
         public init(geometry g: ConvGeometry) {
             precondition(Winograd5x5.supports(g), "Winograd F(2×2, 5×5) needs a 5×5 stride-1 window: \(g)")
@@ -118,20 +124,6 @@ public enum Winograd5x5 {
             rows: tiling.rows, columns: tiling.columns, step: 2, into: dx)
     }
 
-    /// Aᵀ applied to six values: two outputs.
-    @inline(__always)
-    static func aTranspose(_ m: Six) -> (SIMD8<Float>, SIMD8<Float>) {
-        let y0: SIMD8<Float> = m.0 + m.1 + m.2 + m.3 + m.4
-        let y1: SIMD8<Float> = m.1 - m.2 + 2 * (m.3 - m.4) + m.5
-        return (y0, y1)
-    }
-
-    /// A applied to two values: six outputs.
-    @inline(__always)
-    static func a(_ y0: SIMD8<Float>, _ y1: SIMD8<Float>) -> Six {
-        (y0, y0 + y1, y0 - y1, y0 + 2 * y1, y0 - 2 * y1, y1)
-    }
-
     /// Per tile of `count` images: the offset of its top-left output in image n's channel
     /// 0, and whether its second row and column lie inside the output.
     static func tileTable(
@@ -167,35 +159,9 @@ public enum Winograd5x5 {
         let plane = geo.outputHeight * ow
         tileTable(tiling, count: count, outputs: outputs) { offset, edge, tiles in
             for o in 0..<outputs {
-                let src = m.base + o * m.ld + column
-                let out = y + o * plane
-                let shift = bias?[o] ?? 0
-                var t = 0
-                while t < tiles {
-                    func yColumn(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-                        func e(_ i: Int) -> SIMD8<Float> { Winograd.load(src + (6 * i + j) * m.elementStride + t) }
-                        return aTranspose((e(0), e(1), e(2), e(3), e(4), e(5)))
-                    }
-                    let c0 = yColumn(0)
-                    let c1 = yColumn(1)
-                    let c2 = yColumn(2)
-                    let c3 = yColumn(3)
-                    let c4 = yColumn(4)
-                    let c5 = yColumn(5)
-                    let r0 = aTranspose((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0))
-                    let r1 = aTranspose((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1))
-                    for l in 0..<Swift.min(8, tiles - t) {
-                        let line = out + offset[t + l]
-                        let flags = edge[t + l]
-                        line[0] = r0.0[l] + shift
-                        if flags & 2 != 0 { line[1] = r0.1[l] + shift }
-                        if flags & 1 != 0 {
-                            line[ow] = r1.0[l] + shift
-                            if flags & 2 != 0 { line[ow + 1] = r1.1[l] + shift }
-                        }
-                    }
-                    t += 8
-                }
+                lw_winograd6x2_output(
+                    m.base + o * m.ld + column, m.elementStride, tiles, offset, edge, tiling.isRowAligned ? 1 : 0, ow,
+                    bias?[o] ?? 0, y + o * plane)
             }
         }
     }
@@ -208,46 +174,11 @@ public enum Winograd5x5 {
         let ow = geo.outputWidth
         let plane = geo.outputHeight * ow
         let es = dm.elementStride
-        // Whole tile rows of eight tiles, none cut by an edge: SIMD16 loads of dY rows.
-        let rowAligned = tiling.columns % 8 == 0 && 2 * tiling.columns == ow && 2 * tiling.rows == geo.outputHeight
         tileTable(tiling, count: count, outputs: outputs) { offset, edge, tiles in
             for o in 0..<outputs {
-                let src = dy + o * plane
-                let dst = dm.base + o * dm.ld + column
-                var t = 0
-                while t < tiles {
-                    let lanes = Swift.min(8, tiles - t)
-                    var y00 = SIMD8<Float>()
-                    var y01 = SIMD8<Float>()
-                    var y10 = SIMD8<Float>()
-                    var y11 = SIMD8<Float>()
-                    if rowAligned && lanes == 8 {
-                        // Eight tiles of one full tile row: two rows of 16 contiguous outputs.
-                        let top = UnsafeRawPointer(src + offset[t]).loadUnaligned(as: SIMD16<Float>.self)
-                        let bottom = UnsafeRawPointer(src + offset[t] + ow).loadUnaligned(as: SIMD16<Float>.self)
-                        (y00, y01, y10, y11) = (top.evenHalf, top.oddHalf, bottom.evenHalf, bottom.oddHalf)
-                    } else {
-                        for l in 0..<lanes {
-                            let line = src + offset[t + l]
-                            let flags = edge[t + l]
-                            y00[l] = line[0]
-                            if flags & 2 != 0 { y01[l] = line[1] }
-                            if flags & 1 != 0 {
-                                y10[l] = line[ow]
-                                if flags & 2 != 0 { y11[l] = line[ow + 1] }
-                            }
-                        }
-                    }
-                    let w0 = a(y00, y01)
-                    let w1 = a(y10, y11)
-                    for j in 0..<6 {
-                        let col = a(Winograd4x4.element(w0, j), Winograd4x4.element(w1, j))
-                        for i in 0..<6 {
-                            Winograd.store(Winograd4x4.element(col, i), dst + (6 * i + j) * es + t, lanes)
-                        }
-                    }
-                    t += 8
-                }
+                lw_winograd6x2_output_gradient(
+                    dy + o * plane, tiles, offset, edge, tiling.isRowAligned ? 1 : 0, ow, dm.base + o * dm.ld + column,
+                    es)
             }
         }
     }

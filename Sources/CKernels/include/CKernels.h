@@ -26,4 +26,36 @@ void lw_winograd6_input_tile_row(
 void lw_winograd6_input_gradient_tile_row(
     const float *src, long element_stride, long columns, long step, float *acc, long width);
 
+/*
+ * The output transform of F(4x4, 3x3) for one output channel: tile t's 36 values at
+ * src[(6i + j) * element_stride + t] become A^T m A (+ shift), written at
+ * out[offset[t] + r * ow + x] for r < valid_rows[t], x < valid_columns[t] (all 4 when all_full).
+ */
+void lw_winograd6x4_output(
+    const float *src, long element_stride, long tiles, const long *offset, const long *valid_rows,
+    const long *valid_columns, int all_full, long ow, float shift, float *out);
+
+/*
+ * The adjoint of lw_winograd6x4_output (without the shift): tile t's 4x4 output gradient, read at
+ * dy[offset[t] + r * ow + x] (0 outside the output), becomes A dy A^T, stored at
+ * dst[(6i + j) * element_stride + t].
+ */
+void lw_winograd6x4_output_gradient(
+    const float *dy, long tiles, const long *offset, const long *valid_rows, const long *valid_columns, long ow,
+    float *dst, long element_stride);
+
+/*
+ * The output transform of F(2x2, 5x5) for one output channel: 2x2 outputs per tile at
+ * out[offset[t]], edge[t] bit 0 = second row inside, bit 1 = second column inside. With
+ * row_aligned, every group of eight tiles is one whole row of 16 outputs (no edges).
+ */
+void lw_winograd6x2_output(
+    const float *src, long element_stride, long tiles, const long *offset, const long *edge, int row_aligned,
+    long ow, float shift, float *out);
+
+/* The adjoint of lw_winograd6x2_output (without the shift). */
+void lw_winograd6x2_output_gradient(
+    const float *dy, long tiles, const long *offset, const long *edge, int row_aligned, long ow, float *dst,
+    long element_stride);
+
 #endif
