@@ -50,7 +50,7 @@ let package = Package(
         // Vector kernels in C, each with AVX-512, AVX2 and baseline versions picked at load time.
         .target(name: "CKernels"),
         .target(name: "TensorCore", dependencies: ["COpenBLAS", "CKernels"]),
-        .target(name: "Layers", dependencies: ["TensorCore"]),
+        .target(name: "Layers", dependencies: ["TensorCore", "CKernels"]),
         .target(name: "Optimizers", dependencies: ["TensorCore", "Layers"]),
         .target(name: "Losses", dependencies: ["TensorCore"]),
         .target(name: "Augmentations", dependencies: ["TensorCore"]),

@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import TensorCore
 
@@ -284,6 +285,7 @@ public final class Conv2D: InputGradientSkipping {
     /// are not kept for backward.
     private static func forwardImages(_ range: Range<Int>, slot: Int, _ p: PerImagePointers, _ s: PerImageShape) {
         let g = s.geometry, positions = g.outputPositions, patchLength = g.patchLength
+        if usesDirectForward(g) { return forwardImagesDirect(range, p, s) }
         for n in range {
             let colsN = p.cols + (s.keepsPatches ? n : slot) * s.imagePatches
             Im2Col.im2row(p.x + n * s.imageSize, batch: 1, geometry: g, rows: colsN)
@@ -297,6 +299,31 @@ public final class Conv2D: InputGradientSkipping {
                     let row = outN + o * positions, shift = b[o]
                     for q in 0..<positions { row[q] += shift }
                 }
+            }
+        }
+    }
+
+    /// Whether the per-image forward convolves directly (CKernels) instead of im2row + GEMM:
+    /// stride 1 and at most four input channels, where the GEMM's inner dimension (the patch
+    /// length, 75 for a 5×5 RGB layer) is too short for OpenBLAS to run near its peak.
+    public static func usesDirectForward(_ g: ConvGeometry) -> Bool {
+        g.strideY == 1 && g.strideX == 1 && g.channels <= 4
+    }
+
+    /// The direct forward of images `range`; their patches too when backward needs them.
+    private static func forwardImagesDirect(_ range: Range<Int>, _ p: PerImagePointers, _ s: PerImageShape) {
+        let g = s.geometry
+        let scratch = lw_conv2d_direct_scratch_count(
+            g.channels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { padded in
+            for n in range {
+                if s.keepsPatches {
+                    Im2Col.im2row(p.x + n * s.imageSize, batch: 1, geometry: g, rows: p.cols + n * s.imagePatches)
+                }
+                lw_conv2d_direct(
+                    p.x + n * s.imageSize, g.channels, g.height, g.width, p.w, s.outChannels, g.kernelHeight,
+                    g.kernelWidth, g.paddingY, g.paddingX, p.bias, p.out + n * s.outChannels * g.outputPositions,
+                    padded.baseAddress!)
             }
         }
     }

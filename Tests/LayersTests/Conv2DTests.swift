@@ -309,4 +309,48 @@ final class Conv2DTests: XCTestCase {
             }
         }
     }
+
+    /// The direct kernel of few-channel layers (CKernels) against a loop in Double: output
+    /// widths that are not a multiple of 16, output counts that are not a multiple of 8, with
+    /// and without bias, in inference and in training (which also keeps the patches).
+    func testDirectForwardOfFewChannelLayersMatchesALoop() throws {
+        for (c, o, h, w, k, pad, bias) in [
+            (3, 13, 19, 21, 5, 2, true), (1, 8, 7, 33, 3, 1, false), (4, 3, 6, 5, 3, 0, true),
+        ] {
+            var rng = SeededGenerator(seed: 21)
+            let conv = try Conv2D(
+                inputChannels: c, outputChannels: o, kernelSize: k, padding: pad, bias: bias, using: &rng)
+            if bias { conv.bias!.value = .uniform([o], low: -0.5, high: 0.5, using: &rng) }
+            let n = 2
+            let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
+            let g = ConvGeometry(channels: c, height: h, width: w, kernel: (k, k), stride: (1, 1), padding: (pad, pad))
+            XCTAssertTrue(Conv2D.usesDirectForward(g))
+            let (oh, ow) = (g.outputHeight, g.outputWidth)
+            let wv = conv.weight.value.scalars, xv = x.scalars
+            var expected = [Float](repeating: 0, count: n * o * oh * ow)
+            for ni in 0..<n {
+                for oi in 0..<o {
+                    for y in 0..<oh {
+                        for xo in 0..<ow {
+                            var sum = Double(bias ? conv.bias!.value.scalars[oi] : 0)
+                            for ci in 0..<c {
+                                for ky in 0..<k {
+                                    for kx in 0..<k {
+                                        let iy = y + ky - pad, ix = xo + kx - pad
+                                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                        let weight = wv[((oi * c + ci) * k + ky) * k + kx]
+                                        sum += Double(weight) * Double(xv[((ni * c + ci) * h + iy) * w + ix])
+                                    }
+                                }
+                            }
+                            expected[((ni * o + oi) * oh + y) * ow + xo] = Float(sum)
+                        }
+                    }
+                }
+            }
+            let reference = try Tensor(shape: [n, o, oh, ow], values: expected)
+            assertClose(conv.forward(x, mode: .inference), reference, tolerance: 1e-5)
+            assertClose(conv.forward(x, mode: .training), reference, tolerance: 1e-5)
+        }
+    }
 }

@@ -58,4 +58,17 @@ void lw_winograd6x2_output_gradient(
     const float *dy, long tiles, const long *offset, const long *edge, int row_aligned, long ow, float *dst,
     long element_stride);
 
+/*
+ * Direct stride-1 convolution of one image, for layers with few input channels (an RGB first
+ * layer), where im2row + GEMM has a short inner dimension: out[o][y][x] = bias[o] (0 without) +
+ * sum over c, ky, kx of w[((o * channels + c) * kh + ky) * kw + kx] *
+ * in[c][y + ky - pad_y][x + kx - pad_x] (0 outside the image). `scratch` holds
+ * lw_conv2d_direct_scratch_count floats: the zero-padded image.
+ */
+long lw_conv2d_direct_scratch_count(long channels, long height, long width, long kh, long kw, long pad_y, long pad_x);
+
+void lw_conv2d_direct(
+    const float *in, long channels, long height, long width, const float *w, long outputs, long kh, long kw,
+    long pad_y, long pad_x, const float *bias, float *out, float *scratch);
+
 #endif
