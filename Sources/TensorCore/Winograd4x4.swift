@@ -140,27 +140,30 @@ public enum Winograd4x4 {
         let width = rowBufferWidth(columns: columns, step: step)
         let plane = geo.height * geo.width
         let used = step * columns + 6 - step
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * width) { buffer in
-            let rows = buffer.baseAddress!
-            rows.initialize(repeating: 0, count: 6 * width)
+        let paddedRows = step * tileRows + 6 - step
+        // The whole padded plane first, then its tile rows: the kernel's vector loads then read
+        // rows written well before (loads right after the copy stalled on store forwarding).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: paddedRows * width) { buffer in
+            let padded = buffer.baseAddress!
+            padded.initialize(repeating: 0, count: paddedRows * width)
             for n in 0..<count {
                 for c in 0..<geo.channels {
                     let src = images + (n * geo.channels + c) * plane
-                    for ty in 0..<tileRows {
-                        for k in 0..<6 {
-                            let iy = step * ty - geo.paddingY + k
-                            let dst = rows + k * width
-                            guard iy >= 0 && iy < geo.height else {
-                                dst.update(repeating: 0, count: used)
-                                continue
-                            }
-                            copyPaddedRow(
-                                src + iy * geo.width, width: geo.width, padding: geo.paddingX, into: dst, count: used)
+                    for py in 0..<paddedRows {
+                        let iy = py - geo.paddingY
+                        let dst = padded + py * width
+                        guard iy >= 0 && iy < geo.height else {
+                            dst.update(repeating: 0, count: used)
+                            continue
                         }
+                        copyPaddedRow(
+                            src + iy * geo.width, width: geo.width, padding: geo.paddingX, into: dst, count: used)
+                    }
+                    for ty in 0..<tileRows {
                         let t0 = column + (n * tileRows + ty) * columns
                         inputTileRow(
-                            rows, width: width, columns: columns, step: step, into: v.base + c * v.ld + t0,
-                            elementStride: v.elementStride)
+                            padded + step * ty * width, width: width, columns: columns, step: step,
+                            into: v.base + c * v.ld + t0, elementStride: v.elementStride)
                     }
                 }
             }
