@@ -133,7 +133,13 @@ let package = Package(
         .testTarget(name: "LayerwiseCLITests", dependencies: ["LayerwiseCLI", "LayerwiseImages", "Layerwise"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Layerwise"]),
         .testTarget(name: "LayerwiseMPITests", dependencies: ["LayerwiseMPI", "Layerwise", "LayerwiseTestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Layerwise", "LayerwiseTestSupport"]),
+        // Also runs the reproduce-paper command in process (@testable import ReproducePaper).
+        .testTarget(
+            name: "ExperimentsTests",
+            dependencies: [
+                "Layerwise", "LayerwiseTestSupport", "ReproducePaper",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,7 +5,9 @@ import Layerwise
 /// `--layers 3`: a wide three-stage stack (96 → 384 → 1,536, SoftHebb's block form),
 /// pretrained stage by stage without labels on the CIFAR-10 training images, then a
 /// linear probe of every stage's own features and of each stage's calibrated untrained
-/// control (random weights, batch-norm statistics fitted by the same data pass).
+/// control (random weights, batch-norm statistics fitted by the same data pass), then
+/// (without `--probe-only`) the stack fine-tuned with a linear head beside the same
+/// classifier from scratch (DeepArms.swift).
 struct DeepExperiment {
     var out: String
     var seed: UInt64
@@ -31,6 +33,8 @@ struct DeepExperiment {
     /// Train every stage at once with the top stage's objective and optimizer, back-propagating
     /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
     var endToEnd = false
+    /// The finetuned and scratch arms' budget (nil: probes only).
+    var transfer: DeepTransfer?
 
     var specs: [WideStageSpec] { Array(recipe.specs(widthScale: widthScale).prefix(stageCount)) }
 
@@ -54,6 +58,7 @@ struct DeepExperiment {
                 stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
                 rows: data.train.count + data.test.count)
         }
+        try validateArms(layers, data: data)
         var report: (stages: [StageTime], totalSeconds: Double) = ([], 0)
         if let weightsPath { report = try load(weightsPath, into: layers, below: trainFrom) }
         if weightsPath == nil || trainFrom != nil {
@@ -104,6 +109,7 @@ struct DeepExperiment {
             log("probe stage\(k)_untrained: \(percent(Double(c.testAccuracy)))")
             try results.write(to: out)
         }
+        try runArms(layers, data: data, results: &results)
         results.totalSeconds = Date().timeIntervalSince(started)
         try results.write(to: out)
         log(

@@ -354,34 +354,15 @@ struct Experiment {
     func runArm(
         _ arm: TransferArm, weights: [String: Tensor]?, data: DataSources, normalization: ChannelNormalization
     ) throws -> Results.Arm {
-        var accuracies: [Double] = [], curves: [[Double]] = [], seconds = 0.0
-        for s in 0..<budget.seeds {
-            let armSeed = seed &+ UInt64(s)
+        try trainArm(
+            arm.rawValue, seeds: budget.seeds, epochs: budget.epochs, baseSeed: seed, data: data
+        ) { armSeed in
             let classifier = try paperClassifier().transferClassifier(
                 arm, classes: 10, pretrained: weights, inputShape: data.train.imageShape, seed: armSeed)
             let config = try PaperClassifier.trainingConfiguration(
                 epochs: budget.epochs, batchSize: budget.batchSize, normalization: normalization, seed: armSeed)
-            let report = try ClassifierTrainer(classifier: classifier, configuration: config)
-                .train(
-                    on: data.train, validation: data.test,
-                    events: classifierProgress("\(arm.rawValue) seed \(s + 1)/\(budget.seeds)"))
-            let curve = report.epochs.map { Double($0.validationAccuracy ?? .nan) }
-            curves.append(curve)
-            accuracies.append(curve.last ?? .nan)
-            seconds += report.totalSeconds
-            log(
-                "\(arm.rawValue) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) "
-                    + "after epoch 1 \(percent(curve.first ?? .nan))")
+            return try ClassifierTrainer(classifier: classifier, configuration: config)
         }
-        let mean = accuracies.reduce(0, +) / Double(accuracies.count)
-        let std =
-            accuracies.count > 1
-            ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot()
-            : 0
-        let curve = (0..<budget.epochs).map { e in curves.map { $0[e] }.reduce(0, +) / Double(curves.count) }
-        return .init(
-            testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve,
-            curvePerSeed: curves, seconds: seconds)
     }
 
     // MARK: - k-means baseline and linear probes
@@ -541,11 +522,51 @@ struct Experiment {
     // MARK: - Output helpers
 
     func classifierProgress(_ label: String) -> (ClassifierEvent) -> Void {
+        ReproducePaperOutput.classifierProgress(label, epochs: budget.epochs)
+    }
+}
+
+/// Trains one transfer arm once per seed (seed s of the arm is `baseSeed + s`: the same
+/// head, data order and augmentation for every arm of a seed) on the training split,
+/// scored on the evaluation split after every epoch; the last epoch's accuracy is the arm's.
+func trainArm(
+    _ name: String, seeds: Int, epochs: Int, baseSeed: UInt64, data: DataSources,
+    makeTrainer: (UInt64) throws -> ClassifierTrainer
+) throws -> Results.Arm {
+    var accuracies: [Double] = [], curves: [[Double]] = [], seconds = 0.0
+    for s in 0..<seeds {
+        let report = try makeTrainer(baseSeed &+ UInt64(s))
+            .train(
+                on: data.train, validation: data.test,
+                events: ReproducePaperOutput.classifierProgress("\(name) seed \(s + 1)/\(seeds)", epochs: epochs))
+        let curve = report.epochs.map { Double($0.validationAccuracy ?? .nan) }
+        curves.append(curve)
+        accuracies.append(curve.last ?? .nan)
+        seconds += report.totalSeconds
+        log(
+            "\(name) seed \(s + 1): test accuracy \(percent(curve.last ?? .nan)) "
+                + "after epoch 1 \(percent(curve.first ?? .nan))")
+    }
+    let mean = accuracies.reduce(0, +) / Double(accuracies.count)
+    let std =
+        accuracies.count > 1
+        ? (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot()
+        : 0
+    let curve = (0..<epochs).map { e in curves.map { $0[e] }.reduce(0, +) / Double(curves.count) }
+    return .init(
+        testAccuracyMean: mean, testAccuracyStd: std, testAccuracyPerSeed: accuracies, curve: curve,
+        curvePerSeed: curves, seconds: seconds)
+}
+
+/// Progress lines of the command.
+enum ReproducePaperOutput {
+    /// One overwritten line per classifier step, one kept line per epoch.
+    static func classifierProgress(_ label: String, epochs: Int) -> (ClassifierEvent) -> Void {
         { event in
             switch event {
             case let .step(epoch, step, steps, loss, ips):
                 status(
-                    "\(label) │ epoch \(epoch)/\(budget.epochs) │ step \(step)/\(steps) │ loss "
+                    "\(label) │ epoch \(epoch)/\(epochs) │ step \(step)/\(steps) │ loss "
                         + "\(String(format: "%.3f", loss)) │ \(Int(ips)) img/s",
                     final: false)
             case let .epochEnded(r):

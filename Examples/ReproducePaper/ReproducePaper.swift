@@ -122,7 +122,9 @@ struct ReproducePaper: ParsableCommand {
         help: """
             Layer-wise stages to pretrain and transfer (1 or 2). With 2, end-to-end pretraining of the same stages \
             is timed too. With 3: the wide SoftHebb-style stack (96 → 384 → 1,536) pretrained on the CIFAR-10 \
-            training images without labels and probed stage by stage (needs --probe-only --skip-supervised).
+            training images without labels and probed stage by stage, then the arms finetuned (the pretrained \
+            stack plus a linear head, trained end to end) and scratch (the same from a random start), with \
+            --epochs and --seeds (needs --skip-supervised; --probe-only stops after the probes).
             """)
     var layers: Int = 1
 
@@ -242,6 +244,7 @@ struct ReproducePaper: ParsableCommand {
                 throw ValidationError("--deep-train-from must be in 1…\(deepStages), got \(deepTrainFrom)")
             }
         }
+        let budget = Budget.preset(preset)
         var deep = DeepExperiment(
             out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads, commandLine: "",
             widthScale: widthScale, stageCount: deepStages, weightsPath: deepWeights, trainFrom: deepTrainFrom,
@@ -249,7 +252,11 @@ struct ReproducePaper: ParsableCommand {
             contrastive: WideContrastiveOptions(
                 temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
                 embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
-            endToEnd: deepEndToEnd)
+            endToEnd: deepEndToEnd,
+            transfer: probeOnly
+                ? nil
+                : DeepTransfer(
+                    epochs: epochs ?? budget.epochs, batchSize: budget.batchSize, seeds: seeds ?? budget.seeds))
         do {
             let n = DeepRecipe.standard.objectives.count
             let positive = "a positive, finite number"
@@ -314,14 +321,25 @@ struct ReproducePaper: ParsableCommand {
         }
     }
 
+    /// The `--layers 3` combinations: the deep stack has no supervised CIFAR-100 arm and
+    /// trains its own two arms, not the paper classifier's.
+    func validateDeep() throws {
+        guard skipSupervised else {
+            throw ValidationError(
+                "--layers 3 needs --skip-supervised (the deep stack has no supervised CIFAR-100 pretraining or arm)")
+        }
+        if arms != nil {
+            throw ValidationError(
+                "--arms selects the paper classifier's arms; --layers 3 trains its own (finetuned and scratch; "
+                    + "--probe-only skips them)")
+        }
+        if kmeansArms { throw ValidationError("--kmeans-arms transfers one stage; it needs --layers 1") }
+        _ = try deepOptions()
+    }
+
     func validate() throws {
         guard (1...3).contains(layers) else { throw ValidationError("--layers must be 1, 2 or 3, got \(layers)") }
-        if layers == 3, !(probeOnly && skipSupervised) {
-            throw ValidationError(
-                "--layers 3 runs the deep probe study only: add --probe-only --skip-supervised "
-                    + "(the fine-tuned and scratch arms on the deep stack are not implemented)")
-        }
-        if layers == 3 { _ = try deepOptions() }
+        if layers == 3 { try validateDeep() }
         guard widthScale > 0, widthScale.isFinite else {
             throw ValidationError("--width-scale must be > 0, got \(widthScale)")
         }
@@ -354,7 +372,7 @@ struct ReproducePaper: ParsableCommand {
             throw ValidationError("--arms: the k-means arms transfer one stage; they need --layers 1")
         }
         let runsSupervisedArm =
-            !probeOnly
+            !probeOnly && layers != 3
             && (chosenArms ?? TransferArm.paperArms).contains { $0.source == .supervised }
         if skipSupervised && runsSupervisedArm {
             throw ValidationError(

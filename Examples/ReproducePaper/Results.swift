@@ -66,15 +66,19 @@ struct Results: Encodable {
         var s = "# reproduce-paper results\n\n"
         s += "Command: `\(command)`\n\n"
         s +=
-            "Preset `\(preset)`, recipe `\(recipe)`. Pretraining: \(data.pretrainImages) CIFAR-100 images "
-            + "(labels unused for the contrastive stages). "
+            "Preset `\(preset)`, recipe `\(recipe)`. Pretraining: \(data.pretrainImages) "
+            + (isDeep
+                ? "CIFAR-10 training images (labels unused). "
+                : "CIFAR-100 images (labels unused for the contrastive stages). ")
         s +=
             "CIFAR-10: \(data.trainImages) training images, \(data.testImages) evaluation images "
             + "(\(data.testSource)).\n\n"
         if !arms.isEmpty { s += "## Transfer arms\n\n" + markdownTable() + "\n" }
         if !linearProbe.isEmpty {
             s +=
-                "## Linear probe (frozen features, ReLU, 4-quadrant sum pooling, linear classifier)\n\n"
+                (isDeep
+                    ? "## Linear probe (frozen stage map, dropout 0.5, linear classifier)\n\n"
+                    : "## Linear probe (frozen features, ReLU, 4-quadrant sum pooling, linear classifier)\n\n")
                 + "| features | accuracy |\n|---|---|\n"
             for (k, v) in linearProbe.sorted(by: { $0.key < $1.key }) { s += "| \(k) | \(pct(v)) |\n" }
             s += "\n"
@@ -91,6 +95,9 @@ struct Results: Encodable {
         if let totalSeconds { s += "Total wall time: \(String(format: "%.0f", totalSeconds)) s.\n" }
         return s
     }
+
+    /// `--layers 3`: the stack pretrains on CIFAR-10 and its probe reads whole stage maps.
+    private var isDeep: Bool { preset == "deep" }
 
     private func pct(_ v: Double) -> String { v.isFinite ? String(format: "%.1f%%", v * 100) : "n/a" }
 }

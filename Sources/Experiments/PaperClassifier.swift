@@ -125,9 +125,10 @@ public struct PaperClassifier: Sendable, Equatable {
     }
 
     /// The paper's classifier training: Adam 1e-3, the rate ×0.1 after two thirds of the
-    /// steps, the standard crop-and-flip augmentation of 32x32 images.
+    /// steps, the standard crop-and-flip augmentation of 32x32 images. `normalization` nil
+    /// feeds raw pixels (for a stack whose first layer normalises its input itself).
     public static func trainingConfiguration(
-        epochs: Int, batchSize: Int, normalization: ChannelNormalization, seed: UInt64
+        epochs: Int, batchSize: Int, normalization: ChannelNormalization?, seed: UInt64
     ) throws -> ClassifierConfiguration {
         ClassifierConfiguration(
             epochs: epochs, batchSize: batchSize, optimizer: Adam(learningRate: 1e-3),
