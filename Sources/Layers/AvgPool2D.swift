@@ -69,19 +69,27 @@ public final class AvgPool2D: Layer {
         let h = s[2], w = s[3], oh = outputSide(h), ow = outputSide(w)
         let scale = 1 / Float(kernelSize * kernelSize)
         var output = Tensor.uninitialized(shape: [s[0], s[1], oh, ow])
+        let (k, st, p) = (kernelSize, stride, padding)
+        @Sendable func window(_ o: Int, side: Int) -> (lo: Int, hi: Int) {
+            (Swift.max(0, o * st - p), Swift.min(side, o * st - p + k))
+        }
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
-                for plane in 0..<(s[0] * s[1]) {
-                    let src = xb.baseAddress! + plane * h * w, dst = yb.baseAddress! + plane * oh * ow
-                    for oy in 0..<oh {
-                        let (y0, y1) = window(oy, side: h)
-                        for ox in 0..<ow {
-                            let (x0, x1) = window(ox, side: w)
-                            var sum: Float = 0
-                            for yy in y0..<y1 {
-                                for xx in x0..<x1 { sum += src[yy * w + xx] }
+                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                let minimumPlanes = Swift.max(1, (1 << 16) / Swift.max(1, h * w))
+                WorkerPool.forEachSlice(s[0] * s[1], minimumSlice: minimumPlanes) { planes in
+                    for plane in planes {
+                        let src = x.p + plane * h * w, dst = y.p + plane * oh * ow
+                        for oy in 0..<oh {
+                            let (y0, y1) = window(oy, side: h)
+                            for ox in 0..<ow {
+                                let (x0, x1) = window(ox, side: w)
+                                var sum: Float = 0
+                                for yy in y0..<y1 {
+                                    for xx in x0..<x1 { sum += src[yy * w + xx] }
+                                }
+                                dst[oy * ow + ox] = sum * scale
                             }
-                            dst[oy * ow + ox] = sum * scale
                         }
                     }
                 }

@@ -83,21 +83,24 @@ public final class BatchNorm: Layer {
         if mode == .inference || m == 0 {
             // An empty training batch has no statistics: leave the running ones alone.
             cachedShape = mode == .training ? s : nil
+            // y = x · scale + shift per channel, planes split over the workers.
+            var scaleShift = [Float](repeating: 0, count: 2 * channels)
+            for c in 0..<channels {
+                let scale = weight.value[flat: c] / (runningVar.value[flat: c] + epsilon).squareRoot()
+                scaleShift[2 * c] = scale
+                scaleShift[2 * c + 1] = bias.value[flat: c] - runningMean.value[flat: c] * scale
+            }
             input.withUnsafeBufferPointer { xb in
                 output.withUnsafeMutableBufferPointer { yb in
-                    weight.value.withUnsafeBufferPointer { gb in
-                        bias.value.withUnsafeBufferPointer { bb in
-                            runningMean.value.withUnsafeBufferPointer { mb in
-                                runningVar.value.withUnsafeBufferPointer { vb in
-                                    for c in 0..<channels {
-                                        let scale = gb[c] / (vb[c] + epsilon).squareRoot()
-                                        let shift = bb[c] - mb[c] * scale
-                                        for n in 0..<batch {
-                                            let base = (n * channels + c) * spatial
-                                            for i in base..<(base + spatial) { yb[i] = xb[i] * scale + shift }
-                                        }
-                                    }
-                                }
+                    scaleShift.withUnsafeMutableBufferPointer { sb in
+                        let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                        let ss = SharedPointer(sb.baseAddress!)
+                        let minimumPlanes = Swift.max(1, (1 << 16) / Swift.max(1, spatial))
+                        WorkerPool.forEachSlice(batch * channels, minimumSlice: minimumPlanes) { planes in
+                            for plane in planes {
+                                let c = plane % channels, scale = ss.p[2 * c], shift = ss.p[2 * c + 1]
+                                let base = plane * spatial
+                                for i in base..<(base + spatial) { y.p[i] = x.p[i] * scale + shift }
                             }
                         }
                     }
@@ -109,46 +112,49 @@ public final class BatchNorm: Layer {
         if normalized.count != input.count { normalized = Tensor.uninitialized(shape: [input.count]) }
         if inverseStd.count != channels { inverseStd = [Float](repeating: 0, count: channels) }
         let mom = momentum, eps = epsilon
+        let gamma = weight.value.scalars, beta = bias.value.scalars
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 normalized.withUnsafeMutableBufferPointer { hb in
                     inverseStd.withUnsafeMutableBufferPointer { ib in
-                        weight.value.withUnsafeBufferPointer { gb in
-                            bias.value.withUnsafeBufferPointer { bb in
-                                runningMean.value.withUnsafeMutableBufferPointer { mb in
-                                    runningVar.value.withUnsafeMutableBufferPointer { vb in
-                                        for c in 0..<channels {
-                                            // Two passes in Double: mean, then centred squares.
-                                            var sum = 0.0
-                                            for n in 0..<batch {
-                                                let base = (n * channels + c) * spatial
-                                                for i in base..<(base + spatial) { sum += Double(xb[i]) }
-                                            }
-                                            let mean = sum / Double(m)
-                                            var squares = 0.0
-                                            for n in 0..<batch {
-                                                let base = (n * channels + c) * spatial
-                                                for i in base..<(base + spatial) {
-                                                    let d = Double(xb[i]) - mean
-                                                    squares += d * d
-                                                }
-                                            }
-                                            let variance = squares / Double(m)
-                                            let inv = Float(1 / (variance + Double(eps)).squareRoot())
-                                            ib[c] = inv
-                                            let meanF = Float(mean), gamma = gb[c], beta = bb[c]
-                                            for n in 0..<batch {
-                                                let base = (n * channels + c) * spatial
-                                                for i in base..<(base + spatial) {
-                                                    let h = (xb[i] - meanF) * inv
-                                                    hb[i] = h
-                                                    yb[i] = gamma * h + beta
-                                                }
-                                            }
-                                            let unbiased = m > 1 ? squares / Double(m - 1) : variance
-                                            mb[c] = (1 - mom) * mb[c] + mom * meanF
-                                            vb[c] = (1 - mom) * vb[c] + mom * Float(unbiased)
+                        runningMean.value.withUnsafeMutableBufferPointer { mb in
+                            runningVar.value.withUnsafeMutableBufferPointer { vb in
+                                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                                let h = SharedPointer(hb.baseAddress!), inverse = SharedPointer(ib.baseAddress!)
+                                let runMean = SharedPointer(mb.baseAddress!), runVar = SharedPointer(vb.baseAddress!)
+                                // Channels split over the workers; each channel's sums keep their order.
+                                WorkerPool.forEachSlice(channels, minimumSlice: Self.minimumChannels(m)) { range in
+                                    for c in range {
+                                        // Two passes in Double: mean, then centred squares.
+                                        var sum = 0.0
+                                        for n in 0..<batch {
+                                            let base = (n * channels + c) * spatial
+                                            for i in base..<(base + spatial) { sum += Double(x.p[i]) }
                                         }
+                                        let mean = sum / Double(m)
+                                        var squares = 0.0
+                                        for n in 0..<batch {
+                                            let base = (n * channels + c) * spatial
+                                            for i in base..<(base + spatial) {
+                                                let d = Double(x.p[i]) - mean
+                                                squares += d * d
+                                            }
+                                        }
+                                        let variance = squares / Double(m)
+                                        let inv = Float(1 / (variance + Double(eps)).squareRoot())
+                                        inverse.p[c] = inv
+                                        let meanF = Float(mean), g = gamma[c], b = beta[c]
+                                        for n in 0..<batch {
+                                            let base = (n * channels + c) * spatial
+                                            for i in base..<(base + spatial) {
+                                                let hi = (x.p[i] - meanF) * inv
+                                                h.p[i] = hi
+                                                y.p[i] = g * hi + b
+                                            }
+                                        }
+                                        let unbiased = m > 1 ? squares / Double(m - 1) : variance
+                                        runMean.p[c] = (1 - mom) * runMean.p[c] + mom * meanF
+                                        runVar.p[c] = (1 - mom) * runVar.p[c] + mom * Float(unbiased)
                                     }
                                 }
                             }
@@ -168,32 +174,34 @@ public final class BatchNorm: Layer {
         let m = batch * spatial
         var inputGradient = Tensor.uninitialized(shape: s)
         let updateWeight = affine && !weight.isFrozen, updateBias = affine && !bias.isFrozen
+        let gamma = weight.value.scalars, inverse = inverseStd
+        var sums = [Double](repeating: 0, count: 2 * channels)  // per channel: Σdy, Σdy·x̂
         outputGradient.withUnsafeBufferPointer { gb in
             normalized.withUnsafeBufferPointer { hb in
-                inverseStd.withUnsafeBufferPointer { ib in
-                    weight.value.withUnsafeBufferPointer { wb in
-                        inputGradient.withUnsafeMutableBufferPointer { db in
-                            for c in 0..<channels {
+                inputGradient.withUnsafeMutableBufferPointer { db in
+                    sums.withUnsafeMutableBufferPointer { sb in
+                        let dy = SharedPointer(gb.baseAddress!), h = SharedPointer(hb.baseAddress!)
+                        let dx = SharedPointer(db.baseAddress!), sum = SharedDoubles(sb.baseAddress!)
+                        WorkerPool.forEachSlice(channels, minimumSlice: Self.minimumChannels(m)) { range in
+                            for c in range {
                                 var sumDy = 0.0, sumDyH = 0.0
                                 for n in 0..<batch {
                                     let base = (n * channels + c) * spatial
                                     for i in base..<(base + spatial) {
-                                        sumDy += Double(gb[i])
-                                        sumDyH += Double(gb[i]) * Double(hb[i])
+                                        sumDy += Double(dy.p[i])
+                                        sumDyH += Double(dy.p[i]) * Double(h.p[i])
                                     }
                                 }
-                                if updateWeight {
-                                    weight.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sumDyH) }
-                                }
-                                if updateBias { bias.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sumDy) } }
+                                sum.p[2 * c] = sumDy
+                                sum.p[2 * c + 1] = sumDyH
                                 // dx = γ·σ⁻¹/M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-                                let k = wb[c] * ib[c] / Float(m)
+                                let k = gamma[c] * inverse[c] / Float(m)
                                 let meanDy = Float(sumDy), meanDyH = Float(sumDyH)
                                 let count = Float(m)
                                 for n in 0..<batch {
                                     let base = (n * channels + c) * spatial
                                     for i in base..<(base + spatial) {
-                                        db[i] = k * (count * gb[i] - meanDy - hb[i] * meanDyH)
+                                        dx.p[i] = k * (count * dy.p[i] - meanDy - h.p[i] * meanDyH)
                                     }
                                 }
                             }
@@ -202,8 +210,25 @@ public final class BatchNorm: Layer {
                 }
             }
         }
+        for c in 0..<channels {
+            if updateWeight { weight.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sums[2 * c + 1]) } }
+            if updateBias { bias.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sums[2 * c]) } }
+        }
         return inputGradient
     }
+}
+
+extension BatchNorm {
+    /// Channels per worker slice: about 64 K elements, so that small maps stay on one thread.
+    static func minimumChannels(_ elementsPerChannel: Int) -> Int {
+        Swift.max(1, (1 << 16) / Swift.max(1, elementsPerChannel))
+    }
+}
+
+/// A `Double` buffer shared by workers that write disjoint parts (see ``SharedPointer``).
+struct SharedDoubles: @unchecked Sendable {
+    var p: UnsafeMutablePointer<Double>
+    init(_ p: UnsafeMutablePointer<Double>) { self.p = p }
 }
 
 extension BatchNorm: Reinitializable {

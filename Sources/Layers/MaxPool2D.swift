@@ -365,21 +365,25 @@ public final class MaxPool2D: Layer {
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 argmax.withUnsafeMutableBufferPointer { ab in
-                    for plane in 0..<planes {
-                        let src = xb.baseAddress! + plane * h * w, base = plane * oh * ow
-                        for oy in 0..<oh {
-                            let y0 = Swift.max(0, oy * st - p), y1 = Swift.min(h, oy * st - p + k)
-                            for ox in 0..<ow {
-                                let x0 = Swift.max(0, ox * st - p), x1 = Swift.min(w, ox * st - p + k)
-                                var best = -Float.infinity, bestIndex = y0 * w + x0
-                                for yy in y0..<y1 {
-                                    for xx in x0..<x1 where src[yy * w + xx] > best {
-                                        best = src[yy * w + xx]
-                                        bestIndex = yy * w + xx
+                    let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                    let a = SharedIndices(ab.baseAddress!)
+                    WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { slice in
+                        for plane in slice {
+                            let src = x.p + plane * h * w, base = plane * oh * ow
+                            for oy in 0..<oh {
+                                let y0 = Swift.max(0, oy * st - p), y1 = Swift.min(h, oy * st - p + k)
+                                for ox in 0..<ow {
+                                    let x0 = Swift.max(0, ox * st - p), x1 = Swift.min(w, ox * st - p + k)
+                                    var best = -Float.infinity, bestIndex = y0 * w + x0
+                                    for yy in y0..<y1 {
+                                        for xx in x0..<x1 where src[yy * w + xx] > best {
+                                            best = src[yy * w + xx]
+                                            bestIndex = yy * w + xx
+                                        }
                                     }
+                                    y.p[base + oy * ow + ox] = best
+                                    if training { a.p[base + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex) }
                                 }
-                                yb[base + oy * ow + ox] = best
-                                if training { ab[base + oy * ow + ox] = Int32(truncatingIfNeeded: bestIndex) }
                             }
                         }
                     }
@@ -402,43 +406,46 @@ public final class MaxPool2D: Layer {
         let width = 2 * ((ow + 7) & ~7) + 18
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
-                    let row = buffer.baseAddress!
-                    row.initialize(repeating: -.infinity, count: width)
-                    for plane in 0..<planes {
-                        let src = xb.baseAddress! + plane * h * w, dst = yb.baseAddress! + plane * oh * ow
-                        for oy in 0..<oh {
-                            let y0 = Swift.max(0, 2 * oy - 1), y1 = Swift.min(h, 2 * oy + 3)
-                            // row[1 + x] = max over rows y0..<y1 of column x
-                            let column = row + 1
-                            (column).update(from: src + y0 * w, count: w)
-                            for yy in (y0 + 1)..<y1 {
-                                let line = src + yy * w
-                                var x = 0
-                                while x + 8 <= w {
-                                    let a = UnsafeRawPointer(column + x).loadUnaligned(as: SIMD8<Float>.self)
-                                    let b = UnsafeRawPointer(line + x).loadUnaligned(as: SIMD8<Float>.self)
-                                    UnsafeMutableRawPointer(column + x).storeBytes(
-                                        of: a.replacing(with: b, where: b .> a), as: SIMD8<Float>.self)
-                                    x += 8
+                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { slice in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
+                        let row = buffer.baseAddress!
+                        row.initialize(repeating: -.infinity, count: width)
+                        for plane in slice {
+                            let src = x.p + plane * h * w, dst = y.p + plane * oh * ow
+                            for oy in 0..<oh {
+                                let y0 = Swift.max(0, 2 * oy - 1), y1 = Swift.min(h, 2 * oy + 3)
+                                // row[1 + x] = max over rows y0..<y1 of column x
+                                let column = row + 1
+                                (column).update(from: src + y0 * w, count: w)
+                                for yy in (y0 + 1)..<y1 {
+                                    let line = src + yy * w
+                                    var x = 0
+                                    while x + 8 <= w {
+                                        let a = UnsafeRawPointer(column + x).loadUnaligned(as: SIMD8<Float>.self)
+                                        let b = UnsafeRawPointer(line + x).loadUnaligned(as: SIMD8<Float>.self)
+                                        UnsafeMutableRawPointer(column + x).storeBytes(
+                                            of: a.replacing(with: b, where: b .> a), as: SIMD8<Float>.self)
+                                        x += 8
+                                    }
+                                    while x < w {
+                                        if line[x] > column[x] { column[x] = line[x] }
+                                        x += 1
+                                    }
                                 }
-                                while x < w {
-                                    if line[x] > column[x] { column[x] = line[x] }
-                                    x += 1
+                                // out[ox] = max(row[2ox … 2ox + 3])
+                                let out = dst + oy * ow
+                                var ox = 0
+                                while ox < ow {
+                                    let r = UnsafeRawPointer(row + 2 * ox)
+                                    let a = r.loadUnaligned(as: SIMD16<Float>.self)
+                                    let b = r.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+                                    let m1 = a.evenHalf.replacing(with: a.oddHalf, where: a.oddHalf .> a.evenHalf)
+                                    let m2 = b.evenHalf.replacing(with: b.oddHalf, where: b.oddHalf .> b.evenHalf)
+                                    let m = m1.replacing(with: m2, where: m2 .> m1)
+                                    for l in 0..<Swift.min(8, ow - ox) { out[ox + l] = m[l] }
+                                    ox += 8
                                 }
-                            }
-                            // out[ox] = max(row[2ox … 2ox + 3])
-                            let out = dst + oy * ow
-                            var ox = 0
-                            while ox < ow {
-                                let r = UnsafeRawPointer(row + 2 * ox)
-                                let a = r.loadUnaligned(as: SIMD16<Float>.self)
-                                let b = r.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
-                                let m1 = a.evenHalf.replacing(with: a.oddHalf, where: a.oddHalf .> a.evenHalf)
-                                let m2 = b.evenHalf.replacing(with: b.oddHalf, where: b.oddHalf .> b.evenHalf)
-                                let m = m1.replacing(with: m2, where: m2 .> m1)
-                                for l in 0..<Swift.min(8, ow - ox) { out[ox + l] = m[l] }
-                                ox += 8
                             }
                         }
                     }

@@ -256,6 +256,11 @@ final class WinogradConvolution {
         let xp = SharedPointer(x)
         let op = SharedPointer(out)
         let bp = bias.map { SharedPointer($0) }
+        // A single chunk (few tiles for a large weight, e.g. wide stage 3) spreads its tile
+        // elements' GEMMs over the workers: left to OpenBLAS's own threads, they would spin
+        // after every call against the workers of the layers around it.
+        let threads = BLAS.threadCount
+        let spreadElements = s.chunks == 1 && threads > 1
         WorkerPool.run(tasks: s.chunks, workers: workers) { k, chunk in
             let first = chunk * s.chunkImages
             let count = Swift.min(s.chunkImages, s.batch - first)
@@ -267,8 +272,8 @@ final class WinogradConvolution {
             let column = training ? first * s.perImage : 0
             variant.transformInput(xp.p + first * imageSize, count: count, geometry: g, into: vm, column: column)
             let mm = Self.matrix(mp.p + k * mWorker, tiles: s.chunkTiles, variant)
-            for e in 0..<e16 {
-                // M[e] (O × tiles) = U[e] (O × C) · V[e] (C × tiles)
+            // M[e] (O × tiles) = U[e] (O × C) · V[e] (C × tiles); the same call on any worker
+            WorkerPool.run(tasks: e16, workers: spreadElements ? threads : 1) { _, e in
                 BLAS.gemm(
                     transposeA: false, transposeB: false, m: o, n: tiles, k: c,
                     alpha: 1, a: up.p + e * o * c, lda: c, b: vm.base + e * vm.elementStride + column, ldb: vm.ld,
