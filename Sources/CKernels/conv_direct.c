@@ -25,11 +25,11 @@ enum { BLOCK_X = 16, BLOCK_O = 8 };
 
 static long output_width(long width, long kw, long pad_x) { return width + 2 * pad_x - kw + 1; }
 
-/* The padded row length: every 16-wide block of outputs reads 16 + kw - 1 inputs. */
+/* The padded row length: every 32-wide block of outputs reads 32 + kw - 1 inputs. */
 static long padded_width(long width, long kw, long pad_x) {
     long ow = output_width(width, kw, pad_x);
-    long blocks = (ow + BLOCK_X - 1) / BLOCK_X;
-    long need = blocks * BLOCK_X + kw - 1, have = width + 2 * pad_x;
+    long blocks = (ow + 2 * BLOCK_X - 1) / (2 * BLOCK_X);
+    long need = blocks * 2 * BLOCK_X + kw - 1, have = width + 2 * pad_x;
     return need > have ? need : have;
 }
 
@@ -57,6 +57,46 @@ static inline void store_lanes(const v16 *v, float shift, float *p, long count) 
     }
 }
 
+/* Eight output channels over 32 output columns (16 accumulators: two vectors per broadcast
+ * weight, enough independent FMAs to hide their latency). `in` points at the block's first
+ * input of channel 0, row 0; `count` (1 to 32) columns are stored. */
+static inline void block_pair(
+    const float *in, long plane, long pw, const float *w, long k, long channels, long kh, long kw, const float *bias,
+    float *out, long out_plane, long count) {
+    v16 a[BLOCK_O], b[BLOCK_O];
+    for (long q = 0; q < BLOCK_O; q++) a[q] = SPLAT16(0.0f), b[q] = SPLAT16(0.0f);
+    for (long c = 0; c < channels; c++)
+        for (long ky = 0; ky < kh; ky++) {
+            const float *row = in + c * plane + ky * pw;
+            const float *wk = w + (c * kh + ky) * kw;
+            for (long kx = 0; kx < kw; kx++) {
+                v16 v0 = LOAD16(row + kx), v1 = LOAD16(row + kx + BLOCK_X);
+                for (long q = 0; q < BLOCK_O; q++) {
+                    v16 wq = SPLAT16(wk[q * k + kx]);
+                    a[q] += wq * v0;
+                    b[q] += wq * v1;
+                }
+            }
+        }
+    for (long q = 0; q < BLOCK_O; q++) {
+        float shift = bias ? bias[q] : 0;
+        store_lanes(&a[q], shift, out + q * out_plane, count < BLOCK_X ? count : BLOCK_X);
+        if (count > BLOCK_X) store_lanes(&b[q], shift, out + q * out_plane + BLOCK_X, count - BLOCK_X);
+    }
+}
+
+/* One output channel over up to 16 columns (the channels left over by the blocks of eight). */
+static inline void single_output(
+    const float *in, long plane, long pw, const float *w, long channels, long kh, long kw, float shift, float *out,
+    long count) {
+    v16 acc = SPLAT16(0.0f);
+    for (long c = 0; c < channels; c++)
+        for (long ky = 0; ky < kh; ky++)
+            for (long kx = 0; kx < kw; kx++)
+                acc += SPLAT16(w[(c * kh + ky) * kw + kx]) * LOAD16(in + c * plane + ky * pw + kx);
+    store_lanes(&acc, shift, out, count);
+}
+
 LW_CLONES
 void lw_conv2d_direct(
     const float *in, long channels, long height, long width, const float *w, long outputs, long kh, long kw,
@@ -65,33 +105,21 @@ void lw_conv2d_direct(
     long oh = ph - kh + 1, ow = output_width(width, kw, pad_x), k = channels * kh * kw;
     pad_image(in, channels, height, width, pad_y, pad_x, pw, scratch);
     for (long y = 0; y < oh; y++) {
-        for (long x0 = 0; x0 < ow; x0 += BLOCK_X) {
-            long count = ow - x0 < BLOCK_X ? ow - x0 : BLOCK_X;
+        for (long x0 = 0; x0 < ow; x0 += 2 * BLOCK_X) {
+            long count = ow - x0 < 2 * BLOCK_X ? ow - x0 : 2 * BLOCK_X;
+            const float *in_block = scratch + y * pw + x0;
             long o0 = 0;
-            for (; o0 + BLOCK_O <= outputs; o0 += BLOCK_O) {
-                v16 acc[BLOCK_O];
-                for (long q = 0; q < BLOCK_O; q++) acc[q] = SPLAT16(0.0f);
-                const float *wq = w + o0 * k;
-                for (long c = 0; c < channels; c++)
-                    for (long ky = 0; ky < kh; ky++) {
-                        const float *row = scratch + (c * ph + y + ky) * pw + x0;
-                        const float *wk = wq + (c * kh + ky) * kw;
-                        for (long kx = 0; kx < kw; kx++) {
-                            v16 v = LOAD16(row + kx);
-                            for (long q = 0; q < BLOCK_O; q++) acc[q] += SPLAT16(wk[q * k + kx]) * v;
-                        }
-                    }
-                for (long q = 0; q < BLOCK_O; q++)
-                    store_lanes(&acc[q], bias ? bias[o0 + q] : 0, out + ((o0 + q) * oh + y) * ow + x0, count);
-            }
+            for (; o0 + BLOCK_O <= outputs; o0 += BLOCK_O)
+                block_pair(in_block, ph * pw, pw, w + o0 * k, k, channels, kh, kw, bias ? bias + o0 : 0,
+                           out + (o0 * oh + y) * ow + x0, oh * ow, count);
             for (; o0 < outputs; o0++) { /* the last outputs % 8 channels, one at a time */
-                v16 acc = SPLAT16(0.0f);
-                for (long c = 0; c < channels; c++)
-                    for (long ky = 0; ky < kh; ky++)
-                        for (long kx = 0; kx < kw; kx++)
-                            acc += SPLAT16(w[o0 * k + (c * kh + ky) * kw + kx])
-                                * LOAD16(scratch + (c * ph + y + ky) * pw + x0 + kx);
-                store_lanes(&acc, bias ? bias[o0] : 0, out + (o0 * oh + y) * ow + x0, count);
+                float *o_row = out + (o0 * oh + y) * ow + x0;
+                float shift = bias ? bias[o0] : 0;
+                long first = count < BLOCK_X ? count : BLOCK_X;
+                single_output(in_block, ph * pw, pw, w + o0 * k, channels, kh, kw, shift, o_row, first);
+                if (count > BLOCK_X)
+                    single_output(in_block + BLOCK_X, ph * pw, pw, w + o0 * k, channels, kh, kw, shift,
+                                  o_row + BLOCK_X, count - BLOCK_X);
             }
         }
     }
