@@ -37,6 +37,15 @@ static inline void store8(const v8 *v, float *p, long lanes) {
         memcpy((p), &sum_, sizeof sum_); \
     } while (0)
 
+/* Element (6i + j) of eight tiles, i < 6: one column j of their 6x6 tiles. */
+static inline void load_tile_column(const float *src, long element_stride, long t, long j, v8 e[6]) {
+    for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + t);
+}
+
+static inline void store_tile_column(const v8 e[6], float *dst, long element_stride, long t, long j, long lanes) {
+    for (long i = 0; i < 6; i++) store8(&e[i], dst + (6 * i + j) * element_stride + t, lanes);
+}
+
 /* B^T applied to six values (the matrix of Winograd4x4.swift, written out). */
 static inline void b_transpose(const v8 d[6], v8 r[6]) {
     const v8 four = SPLAT(4.0f), five = SPLAT(5.0f), two = SPLAT(2.0f);
@@ -129,7 +138,7 @@ void lw_winograd6_input_tile_row(
             v8 column[6] = {u[0][j], u[1][j], u[2][j], u[3][j], u[4][j], u[5][j]};
             v8 out[6];
             b_transpose(column, out);
-            for (long i = 0; i < 6; i++) store8(&out[i], dst + (6 * i + j) * element_stride + tx, lanes);
+            store_tile_column(out, dst, element_stride, tx, j, lanes);
         }
     }
 }
@@ -142,7 +151,7 @@ void lw_winograd6_input_gradient_tile_row(
         v8 z[6][6];
         for (long j = 0; j < 6; j++) {
             v8 e[6];
-            for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + tx);
+            load_tile_column(src, element_stride, tx, j, e);
             b_apply(e, z[j]);
         }
         for (long k = 0; k < 6; k++) {
@@ -207,7 +216,7 @@ void lw_winograd6x4_output(
         v8 c[6][4];
         for (long j = 0; j < 6; j++) {
             v8 e[6];
-            for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + t);
+            load_tile_column(src, element_stride, t, j, e);
             a_transpose4(e, c[j]);
         }
         for (long r = 0; r < 4; r++) {
@@ -247,7 +256,7 @@ void lw_winograd6x4_output_gradient(
             v8 column[4] = {w[0][j], w[1][j], w[2][j], w[3][j]};
             v8 col[6];
             a_apply4(column, col);
-            for (long i = 0; i < 6; i++) store8(&col[i], dst + (6 * i + j) * element_stride + t, lanes);
+            store_tile_column(col, dst, element_stride, t, j, lanes);
         }
     }
 }
@@ -261,7 +270,7 @@ void lw_winograd6x2_output(
         v8 c[6][2];
         for (long j = 0; j < 6; j++) {
             v8 e[6];
-            for (long i = 0; i < 6; i++) e[i] = LOAD8(src + (6 * i + j) * element_stride + t);
+            load_tile_column(src, element_stride, t, j, e);
             a_transpose2(e, c[j]);
         }
         v8 top[2], bottom[2];
@@ -329,7 +338,7 @@ void lw_winograd6x2_output_gradient(
             v8 column[2] = {w0[j], w1[j]};
             v8 col[6];
             a_apply2(column, col);
-            for (long i = 0; i < 6; i++) store8(&col[i], dst + (6 * i + j) * element_stride + t, lanes);
+            store_tile_column(col, dst, element_stride, t, j, lanes);
         }
     }
 }
