@@ -13,7 +13,9 @@ import CKernels
 ///     G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]
 ///     Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
 ///
-/// The transforms work on eight tiles at once (SIMD8 across a row of tiles).
+/// The transforms work on eight tiles at once: the tile transforms are C kernels
+/// (`CKernels`, with AVX-512 and AVX2 versions), which these functions feed with padded rows
+/// and tile tables; the weight transforms stay in Swift (SIMD8, once per weight update).
 public enum Winograd4x4 {
     public static let elements = 36
     public static let slack = 8
