@@ -1,23 +1,11 @@
 #include "CKernels.h"
-
-#include <string.h>
+#include "vectors.h"
 
 /* Sixteen output columns at once, eight output channels at a time: 16 accumulators, each input
  * vector loaded once and used by eight FMAs with broadcast weights. */
 typedef float v16 __attribute__((vector_size(64)));
 
-#if defined(__x86_64__) && defined(__clang__)
-#define LW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LW_CLONES
-#endif
-
-#define LOAD16(p) \
-    ({ \
-        v16 loaded_; \
-        memcpy(&loaded_, (p), sizeof loaded_); \
-        loaded_; \
-    })
+#define LOAD16(p) LW_LOAD(v16, p)
 #define SPLAT16(x) \
     ((v16){(x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x)})
 

@@ -1,24 +1,10 @@
 #include "CKernels.h"
-
-#include <string.h>
+#include "vectors.h"
 
 /* Eight tiles at once, one per lane, as the Swift transforms do (SIMD8). */
 typedef float v8 __attribute__((vector_size(32)));
 
-#if defined(__x86_64__) && defined(__clang__)
-#define LW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LW_CLONES
-#endif
-
-/* Helpers are macros or take vectors by pointer: a 32-byte vector passed by value has another
- * ABI in the baseline clone than in the AVX ones. */
-#define LOAD8(p) \
-    ({ \
-        v8 loaded_; \
-        memcpy(&loaded_, (p), sizeof loaded_); \
-        loaded_; \
-    })
+#define LOAD8(p) LW_LOAD(v8, p)
 #define SPLAT(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
 /* Lane l of the result is lane l - 1 of v (lane 0 is 0). */
 #define SHIFTED_UP(v) __builtin_shufflevector((v), SPLAT(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)

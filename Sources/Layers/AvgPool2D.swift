@@ -76,7 +76,7 @@ public final class AvgPool2D: Layer {
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
-                let minimumPlanes = Swift.max(1, (1 << 16) / Swift.max(1, h * w))
+                let minimumPlanes = WorkerPool.minimumItems(elementsPerItem: h * w)
                 WorkerPool.forEachSlice(s[0] * s[1], minimumSlice: minimumPlanes) { planes in
                     for plane in planes {
                         let src = x.p + plane * h * w, dst = y.p + plane * oh * ow

@@ -95,7 +95,7 @@ public final class BatchNorm: Layer {
                     scaleShift.withUnsafeMutableBufferPointer { sb in
                         let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
                         let ss = SharedPointer(sb.baseAddress!)
-                        let minimumPlanes = Swift.max(1, (1 << 16) / Swift.max(1, spatial))
+                        let minimumPlanes = WorkerPool.minimumItems(elementsPerItem: spatial)
                         WorkerPool.forEachSlice(batch * channels, minimumSlice: minimumPlanes) { planes in
                             for plane in planes {
                                 let c = plane % channels, scale = ss.p[2 * c], shift = ss.p[2 * c + 1]
@@ -123,7 +123,9 @@ public final class BatchNorm: Layer {
                                 let h = SharedPointer(hb.baseAddress!), inverse = SharedPointer(ib.baseAddress!)
                                 let runMean = SharedPointer(mb.baseAddress!), runVar = SharedPointer(vb.baseAddress!)
                                 // Channels split over the workers; each channel's sums keep their order.
-                                WorkerPool.forEachSlice(channels, minimumSlice: Self.minimumChannels(m)) { range in
+                                WorkerPool.forEachSlice(
+                                    channels, minimumSlice: WorkerPool.minimumItems(elementsPerItem: m)
+                                ) { range in
                                     for c in range {
                                         // Two passes in Double: mean, then centred squares.
                                         var sum = 0.0
@@ -182,7 +184,8 @@ public final class BatchNorm: Layer {
                     sums.withUnsafeMutableBufferPointer { sb in
                         let dy = SharedPointer(gb.baseAddress!), h = SharedPointer(hb.baseAddress!)
                         let dx = SharedPointer(db.baseAddress!), sum = SharedDoubles(sb.baseAddress!)
-                        WorkerPool.forEachSlice(channels, minimumSlice: Self.minimumChannels(m)) { range in
+                        WorkerPool.forEachSlice(channels, minimumSlice: WorkerPool.minimumItems(elementsPerItem: m)) {
+                            range in
                             for c in range {
                                 var sumDy = 0.0, sumDyH = 0.0
                                 for n in 0..<batch {
@@ -215,13 +218,6 @@ public final class BatchNorm: Layer {
             if updateBias { bias.gradient.withUnsafeMutableBufferPointer { $0[c] += Float(sums[2 * c]) } }
         }
         return inputGradient
-    }
-}
-
-extension BatchNorm {
-    /// Channels per worker slice: about 64 K elements, so that small maps stay on one thread.
-    static func minimumChannels(_ elementsPerChannel: Int) -> Int {
-        Swift.max(1, (1 << 16) / Swift.max(1, elementsPerChannel))
     }
 }
 

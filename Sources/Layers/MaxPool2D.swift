@@ -114,7 +114,8 @@ public final class MaxPool2D: Layer {
                     argmax.withUnsafeMutableBufferPointer { ab in
                         let xp = SharedPointer(x), yp = SharedPointer(y), ap = SharedIndices(ab.baseAddress!)
                         let shape = WindowShape(height: h, width: w, kernel: k, stride: st)
-                        WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { r in
+                        WorkerPool.forEachSlice(planes, minimumSlice: WorkerPool.minimumItems(elementsPerItem: h * w)) {
+                            r in
                             Self.forwardTraining(xp, into: yp, argmax: ap, planes: r, shape)
                         }
                     }
@@ -218,7 +219,8 @@ public final class MaxPool2D: Layer {
                             return
                         }
                         let gp = SharedPointer(g), ap = SharedIndices(a), dp = SharedPointer(d)
-                        WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { r in
+                        WorkerPool.forEachSlice(planes, minimumSlice: WorkerPool.minimumItems(elementsPerItem: h * w)) {
+                            r in
                             Self.scatterNonOverlapping(gp, ap, into: dp, planes: r, height: h, width: w, kernel: k)
                         }
                     }
@@ -290,9 +292,6 @@ public final class MaxPool2D: Layer {
             }
         }
     }
-
-    /// Planes per worker so that each gets at least 64 K input elements.
-    static func minimumPlanes(_ planeSize: Int) -> Int { Swift.max(1, (1 << 16) / Swift.max(1, planeSize)) }
 
     /// Backward of non-overlapping windows for `planes`: each window is written in full (its
     /// maximum gets `g + 0`, the rest 0) and only the rows and columns no window covers are
@@ -367,7 +366,8 @@ public final class MaxPool2D: Layer {
                 argmax.withUnsafeMutableBufferPointer { ab in
                     let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
                     let a = SharedIndices(ab.baseAddress!)
-                    WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { slice in
+                    WorkerPool.forEachSlice(planes, minimumSlice: WorkerPool.minimumItems(elementsPerItem: h * w)) {
+                        slice in
                         for plane in slice {
                             let src = x.p + plane * h * w, base = plane * oh * ow
                             for oy in 0..<oh {
@@ -407,7 +407,8 @@ public final class MaxPool2D: Layer {
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
-                WorkerPool.forEachSlice(planes, minimumSlice: Self.minimumPlanes(h * w)) { slice in
+                WorkerPool.forEachSlice(planes, minimumSlice: WorkerPool.minimumItems(elementsPerItem: h * w)) {
+                    slice in
                     withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
                         let row = buffer.baseAddress!
                         row.initialize(repeating: -.infinity, count: width)

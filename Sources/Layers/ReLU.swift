@@ -6,8 +6,6 @@ import TensorCore
 public final class ReLU: Layer {
     public var parameters: [Parameter] { [] }
     private var cachedOutput: Tensor?
-    /// Elements per worker below which a second worker costs more than it saves.
-    static let minimumSlice = 1 << 16
 
     /// A parameter-free rectifier.
     public init() {}
@@ -25,7 +23,7 @@ public final class ReLU: Layer {
         input.withUnsafeBufferPointer { xb in
             output.withUnsafeMutableBufferPointer { yb in
                 let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
-                WorkerPool.forEachSlice(xb.count, minimumSlice: Self.minimumSlice) { r in
+                WorkerPool.forEachSlice(xb.count, minimumSlice: WorkerPool.elementsPerSlice) { r in
                     for i in r { y.p[i] = Swift.max(x.p[i], 0) }
                 }
             }
@@ -45,7 +43,7 @@ public final class ReLU: Layer {
                 inputGradient.withUnsafeMutableBufferPointer { db in
                     let y = SharedPointer(yb.baseAddress!), g = SharedPointer(gb.baseAddress!)
                     let d = SharedPointer(db.baseAddress!)
-                    WorkerPool.forEachSlice(yb.count, minimumSlice: Self.minimumSlice) { r in
+                    WorkerPool.forEachSlice(yb.count, minimumSlice: WorkerPool.elementsPerSlice) { r in
                         for i in r {
                             // Load before selecting so the compiler emits a branch-free select
                             // (signs are random: a branch would mispredict half the time).

@@ -136,6 +136,15 @@ enum WorkerPool {
 }
 
 extension WorkerPool {
+    /// Elements a worker should get before a loop is split: below it, waking a second worker
+    /// costs more than the work (ReLU, pooling, batch norm).
+    static let elementsPerSlice = 1 << 16
+
+    /// The fewest items of `elementsPerItem` elements (planes, channels) a slice should hold.
+    static func minimumItems(elementsPerItem: Int) -> Int {
+        Swift.max(1, elementsPerSlice / Swift.max(1, elementsPerItem))
+    }
+
     /// Calls `body` on consecutive disjoint slices of `0..<count`, one slice per BLAS thread
     /// (inline, as one slice, with one thread or when `count` is below two `minimumSlice`s).
     /// For loops whose iterations are independent the result is the same bits either way.

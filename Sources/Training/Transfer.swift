@@ -77,15 +77,7 @@ public final class TransferClassifier {
                 reason: "frozen stages must come first")
         }
         // Shapes: [1, C, H, W] → [1, classes].
-        var shape = [1, inputShape.channels, inputShape.height, inputShape.width]
-        for (k, layers) in stages.enumerated() {
-            for (i, l) in layers.enumerated() {
-                do { shape = try l.outputShape(for: shape) } catch {
-                    throw TrainerError.incompatibleStage(
-                        stage: k + 1, layer: "\(i) (\(type(of: l)))", reason: "\(error)")
-                }
-            }
-        }
+        var shape = try Self.outputShape(of: stages, inputShape: inputShape)
         for (i, l) in head.enumerated() {
             do { shape = try l.outputShape(for: shape) } catch {
                 throw TrainerError.incompatibleStage(
@@ -185,5 +177,22 @@ public final class TransferClassifier {
     /// Back-propagates ∂loss/∂logits into the trained layers' gradients.
     public func backward(_ logitGradient: Tensor) {
         _ = LayerChain.backward(trainedLayers, logitGradient)
+    }
+}
+
+extension TransferClassifier {
+    /// The last stage's output shape `[1, C, H, W]` for one image of `inputShape`; a layer that
+    /// cannot take its input is ``TrainerError/incompatibleStage(stage:layer:reason:)``.
+    static func outputShape(of stages: [[any Layer]], inputShape: ImageShape) throws -> [Int] {
+        var shape = [1, inputShape.channels, inputShape.height, inputShape.width]
+        for (k, layers) in stages.enumerated() {
+            for (i, l) in layers.enumerated() {
+                do { shape = try l.outputShape(for: shape) } catch {
+                    throw TrainerError.incompatibleStage(
+                        stage: k + 1, layer: "\(i) (\(type(of: l)))", reason: "\(error)")
+                }
+            }
+        }
+        return shape
     }
 }

@@ -41,26 +41,12 @@ extension WideStack {
         }
         var g = SeededGenerator(seed: seed)
         let stages = try layers(specs, inputChannels: inputShape.channels, using: &g)
-        let map = try outputShape(of: stages, inputShape: inputShape)
+        let map = try TransferClassifier.outputShape(of: stages, inputShape: inputShape)
         let head: [any Layer] = [
             Flatten(), try Linear(inputFeatures: map.dropFirst().reduce(1, *), outputFeatures: classes, using: &g),
         ]
         return try TransferClassifier(
             stages: stages, mode: mode, head: head, inputShape: inputShape,
             pretrained: mode == .scratch ? nil : pretrained, seed: seed)
-    }
-
-    /// The last stage's output shape `[1, C, H, W]` for one image of `inputShape`.
-    static func outputShape(of stages: [[any Layer]], inputShape: ImageShape) throws -> [Int] {
-        var shape = [1, inputShape.channels, inputShape.height, inputShape.width]
-        for (k, stage) in stages.enumerated() {
-            for (i, l) in stage.enumerated() {
-                do { shape = try l.outputShape(for: shape) } catch {
-                    throw TrainerError.incompatibleStage(
-                        stage: k + 1, layer: "\(i) (\(type(of: l)))", reason: "\(error)")
-                }
-            }
-        }
-        return shape
     }
 }
