@@ -65,7 +65,8 @@ let package = Package(
         ),
         .target(name: "Baselines", dependencies: ["TensorCore", "Layers", "Datasets", "Training"]),
         .target(
-            name: "Probes", dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Datasets", "Training"]),
+            name: "Probes",
+            dependencies: ["TensorCore", "Layers", "Optimizers", "Losses", "Augmentations", "Datasets", "Training"]),
         .target(
             name: "Experiments",
             dependencies: [

@@ -28,11 +28,17 @@ struct DeepExperiment {
     var probeStages: [Int]?
     /// Probe each stage's calibrated untrained control too.
     var probeControls = true
+    /// Train the probes on each training image mirrored left–right too (the test images are not).
+    var probeFlips = false
+    /// The most bytes the probe's feature matrices may take (checked before any training).
+    var probeMemoryLimitBytes = WideProbe().memoryLimitBytes
     /// How `--deep-objective infonce` trains each stage.
     var contrastive = WideContrastiveOptions()
     /// Train every stage at once with the top stage's objective and optimizer, back-propagating
     /// through the whole stack, instead of stage by stage (`--deep-objective infonce` only).
     var endToEnd = false
+    /// The images the stages pretrain on, without their labels.
+    var pretrainImages = DeepPretrainImages.cifar10
     /// The finetuned and scratch arms' budget (nil: probes only).
     var transfer: DeepTransfer?
 
@@ -42,27 +48,31 @@ struct DeepExperiment {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let started = Date(), cpuStart = Self.cpuSeconds()
         log("Layerwise reproduce-paper │ deep stack \(specs.map(\.width)) │ threads \(threads)")
+        let unlabelled = try pretrainImages.images(of: data)
         log(
-            "pretraining: the \(data.train.count) CIFAR-10 training images without labels; probe on them; "
+            "pretraining: \(unlabelled.count) images without labels (\(pretrainImages.description(of: data))); "
+                + "probe: the \(data.train.count) CIFAR-10 training images; "
                 + "evaluation: \(data.test.count) images — \(data.testSource)")
         var results = Results(
             preset: "deep", recipe: recipe.description, command: commandLine,
             data: .init(
-                pretrainImages: data.train.count, trainImages: data.train.count, testImages: data.test.count,
+                pretrainImages: unlabelled.count, trainImages: data.train.count, testImages: data.test.count,
                 testSource: data.testSource))
         var g = SeededGenerator(seed: seed)
         let layers = try WideStack.layers(specs, inputChannels: 3, using: &g)
-        let probe = WideProbe(epochs: probeEpochs, seed: seed)
+        let probe = WideProbe(
+            epochs: probeEpochs, memoryLimitBytes: probeMemoryLimitBytes, seed: seed,
+            trainingViews: probeFlips ? [try HorizontalFlip(probability: 1)] : [])
         for k in 1...layers.count {  // fail before training if a probe cannot run
             _ = try probe.validate(
                 stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
-                rows: data.train.count + data.test.count)
+                rows: data.train.count * (1 + probe.trainingViews.count) + data.test.count)
         }
         try validateArms(layers, data: data)
         var report: (stages: [StageTime], totalSeconds: Double) = ([], 0)
         if let weightsPath { report = try load(weightsPath, into: layers, below: trainFrom) }
         if weightsPath == nil || trainFrom != nil {
-            let trained = try pretrain(layers, from: trainFrom ?? 1, data: data)
+            let trained = try pretrain(layers, from: trainFrom ?? 1, images: unlabelled)
             report = (report.stages + trained.stages, report.totalSeconds + trained.totalSeconds)
         }
         for r in report.stages {
@@ -101,7 +111,7 @@ struct DeepExperiment {
             guard probeControls else { continue }
             var calibration = SeededGenerator(seed: seed &+ UInt64(k))
             let below = FrozenStack(layers: layers[..<(k - 1)].flatMap { $0 })
-            try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: data.train, using: &calibration)
+            try StatisticsCalibration.calibrate(initial[k - 1], below: below, dataset: unlabelled, using: &calibration)
             let control = Array(layers[..<(k - 1)]) + [initial[k - 1]]
             let c = try probe.evaluate(
                 stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
@@ -149,13 +159,13 @@ struct DeepExperiment {
 
     /// Trains stages `first…` bottom-up, each with its objective, on the frozen stages below.
     func pretrain(
-        _ layers: [[any Layer]], from first: Int, data: DataSources
+        _ layers: [[any Layer]], from first: Int, images: InMemoryImageDataset
     ) throws -> (
         stages: [StageTime], totalSeconds: Double
     ) {
         let begin = Date()
         if recipe.objectives.prefix(layers.count).allSatisfy({ $0 == .infonce }) {
-            let report = try pretrainContrastive(layers, from: first, data: data)
+            let report = try pretrainContrastive(layers, from: first, images: images)
             let times = report.stages.map {
                 StageTime(stage: $0.stage, seconds: $0.seconds, finalLoss: $0.finalLoss, epochLosses: $0.epochLosses)
             }
@@ -164,7 +174,7 @@ struct DeepExperiment {
         var stages: [StageTime] = []
         for k in (first - 1)..<layers.count {
             let t = Date()
-            var time = try train(stage: k, of: layers, data: data)
+            var time = try train(stage: k, of: layers, images: images)
             time.seconds = Date().timeIntervalSince(t)
             let converged = WideStack.convolution(of: layers[k]).map {
                 WideStack.fractionNearUnitNorm($0.weight.value, tolerance: 0.01)
@@ -179,17 +189,17 @@ struct DeepExperiment {
     }
 
     /// Trains one stage (0-based `k`) on the frozen stages below it with its objective.
-    func train(stage k: Int, of layers: [[any Layer]], data: DataSources) throws -> StageTime {
+    func train(stage k: Int, of layers: [[any Layer]], images: InMemoryImageDataset) throws -> StageTime {
         let objective = recipe.objectives[k]
         if objective == .kmeans {
             var g = SeededGenerator(seed: seed &+ UInt64(k))
             let below = FrozenStack(layers: layers[..<k].flatMap { $0 })
-            try DeepKMeansStart(dataset: data.train).fit(stage: k + 1, layers: layers[k], below: below, using: &g)
+            try DeepKMeansStart(dataset: images).fit(stage: k + 1, layers: layers[k], below: below, using: &g)
             return StageTime(stage: k + 1, seconds: 0, finalLoss: .nan, epochLosses: [])
         }
         var stages = try WideStack.softHebbStages(
-            layers: Array(layers[...k]), specs: Array(specs[...k]), dataset: data.train, epochs: recipe.epochs[k])
-        if objective == .kmeansSofthebb { stages[k].preparation = try DeepKMeansStart(dataset: data.train) }
+            layers: Array(layers[...k]), specs: Array(specs[...k]), dataset: images, epochs: recipe.epochs[k])
+        if objective == .kmeansSofthebb { stages[k].preparation = try DeepKMeansStart(dataset: images) }
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(
             stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed &+ UInt64(k))
@@ -203,10 +213,12 @@ struct DeepExperiment {
     }
 
     /// `--deep-objective infonce`: every stage (from `first`) contrastive, stage by stage or end to end.
-    func pretrainContrastive(_ layers: [[any Layer]], from first: Int, data: DataSources) throws -> PretrainingReport {
+    func pretrainContrastive(
+        _ layers: [[any Layer]], from first: Int, images: InMemoryImageDataset
+    ) throws -> PretrainingReport {
         var generator = SeededGenerator(seed: seed &+ 100)
         let stages = try WideStack.contrastiveStages(
-            layers: layers, dataset: data.train, options: contrastive, using: &generator)
+            layers: layers, dataset: images, options: contrastive, using: &generator)
         let patch = ReceptiveField.smallestPatch([layers[0]], channels: 3) ?? 1
         let trainer = try LayerwiseTrainer(stages: stages, inputChannels: 3, firstPatchSize: patch, seed: seed)
         let events: (TrainingEvent) -> Void = { event in
@@ -300,5 +312,29 @@ struct DeepRecipe: CustomStringConvertible {
         func list<T>(_ v: [T]) -> String { v.map { "\($0)" }.joined(separator: ",") }
         return "objective \(list(objectives)) epochs \(list(epochs)) lr \(list(learningRates)) "
             + "temperature \(list(temperatures))"
+    }
+}
+
+/// What `--layers 3` pretrains on. The probe and the arms always train on the CIFAR-10
+/// training images and are scored on the validation split, whichever this is.
+enum DeepPretrainImages: String, ExpressibleByArgument, CaseIterable {
+    /// The CIFAR-10 training images (the probe's own, without their labels).
+    case cifar10
+    /// Those, then the CIFAR-100 training images of `--cifar100` (both without labels).
+    case cifar10AndCifar100 = "cifar10+cifar100"
+
+    func images(of data: DataSources) throws -> InMemoryImageDataset {
+        switch self {
+        case .cifar10: return data.train.withoutLabels()
+        case .cifar10AndCifar100:
+            return try InMemoryImageDataset.concatenate([data.train.withoutLabels(), data.pretrain.withoutLabels()])
+        }
+    }
+
+    func description(of data: DataSources) -> String {
+        switch self {
+        case .cifar10: return "the CIFAR-10 training images"
+        case .cifar10AndCifar100: return "the CIFAR-10 training images, then \(data.pretrainSource)"
+        }
     }
 }

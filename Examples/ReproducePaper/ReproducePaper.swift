@@ -155,6 +155,13 @@ struct ReproducePaper: ParsableCommand {
             "--layers 3 only: SoftHebb softmax temperature, for every stage or one per stage.", valueName: "t"))
     var stageTemperature: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: the images the stages pretrain on, without labels: cifar10 (the probe's training "
+                + "images) or cifar10+cifar100 (those, then the CIFAR-100 training images of --cifar100).",
+            valueName: "images"))
+    var deepPretrainOn: DeepPretrainImages = .cifar10
+
     @Option(help: "--layers 3 only: how many of the three stages to build, train and probe (1…3).")
     var deepStages: Int = 3
 
@@ -173,6 +180,19 @@ struct ReproducePaper: ParsableCommand {
 
     @Flag(help: "--layers 3 only: do not probe the stages' untrained controls.")
     var skipControls = false
+
+    @Flag(
+        help: ArgumentHelp(
+            "--layers 3 only: train the probes on every training image mirrored left–right too (twice the "
+                + "rows; the evaluation images are never mirrored)."))
+    var probeFlips = false
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: the most memory the probe's feature matrices may take, in GB; a probe that would "
+                + "need more stops before any training.",
+            valueName: "GB"))
+    var probeMemoryGb: Double = Double(WideProbe().memoryLimitBytes) / 1e9
 
     @Option(help: "--deep-objective infonce only: NT-Xent temperature.")
     var deepTemperature: Float = WideContrastiveOptions().temperature
@@ -235,6 +255,9 @@ struct ReproducePaper: ParsableCommand {
 
     /// The `--layers 3` experiment the deep options describe (validated; typed errors name the option).
     func deepOptions() throws -> DeepExperiment {
+        guard probeMemoryGb > 0, probeMemoryGb.isFinite, probeMemoryGb < 1e9 else {
+            throw ValidationError("--probe-memory-gb must be a positive number of GB, got \(probeMemoryGb)")
+        }
         guard (1...3).contains(deepStages) else {
             throw ValidationError("--deep-stages must be 1, 2 or 3, got \(deepStages)")
         }
@@ -248,11 +271,13 @@ struct ReproducePaper: ParsableCommand {
         var deep = DeepExperiment(
             out: out, seed: seed, probeEpochs: probeEpochs ?? 50, threads: threads, commandLine: "",
             widthScale: widthScale, stageCount: deepStages, weightsPath: deepWeights, trainFrom: deepTrainFrom,
-            probeControls: !skipControls,
+            probeControls: !skipControls, probeFlips: probeFlips,
+            probeMemoryLimitBytes: Int(probeMemoryGb * 1e9),
             contrastive: WideContrastiveOptions(
                 temperature: deepTemperature, relativeLearningRate: deepLearningRate, epochs: deepEpochs,
                 embeddingGrid: deepEmbeddingGrid, colourViews: !deepGeometricViews),
             endToEnd: deepEndToEnd,
+            pretrainImages: deepPretrainOn,
             transfer: probeOnly
                 ? nil
                 : DeepTransfer(

@@ -141,6 +141,12 @@ public struct InMemoryImageDataset: ImageDataset {
             labels: labels.map { Array($0[0..<k]) }, classCount: classCount, classNames: classNames)
     }
 
+    /// The same images without labels or class names: what unsupervised pretraining sees,
+    /// and the form in which datasets with different classes can be concatenated.
+    public func withoutLabels() -> InMemoryImageDataset {
+        InMemoryImageDataset(validatedPixels: pixels, shape: imageShape, labels: nil, classCount: nil, classNames: nil)
+    }
+
     /// Splits off the **last** `validationCount` images as a validation set.
     ///
     /// CIFAR files are shuffled, so the tail is as class-balanced as the head.

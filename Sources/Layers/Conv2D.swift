@@ -53,8 +53,13 @@ public final class Conv2D: InputGradientSkipping {
     private var cached: (geometry: ConvGeometry, batch: Int)?
     /// Whether the last training forward ran the Winograd path.
     private var cachedWinograd = false
-    /// Whether the last training forward ran one GEMM per image (its patches kept per image).
+    /// Whether the last training forward ran per image (its patches kept per image, unless it
+    /// convolved directly).
     private var cachedPerImage = false
+    /// The input of the last training forward when it convolved directly (``usesDirectForward(_:)``):
+    /// backward forms the weight gradient from it with a direct kernel, so no patches are kept.
+    private var cachedDirectInput: Tensor?
+    private var directGradientScratch = ScratchBuffer()  // per worker: lw_conv2d_direct_weight_gradient's scratch
     private var partialGradients = ScratchBuffer()  // per chunk of images: [O·L] weight, then [O] bias
     /// Images per weight-gradient partial of the per-image backward: a fixed size (not the
     /// thread count), so the sums, and the gradients, are the same bits for every thread count.
@@ -128,6 +133,7 @@ public final class Conv2D: InputGradientSkipping {
         let perImage =
             positions >= Self.directLayoutMinPositions && outChannels * g.patchLength <= Self.directLayoutMaxWeight
         cachedPerImage = training && !cachedWinograd && perImage
+        cachedDirectInput = cachedPerImage && Self.usesDirectForward(g) ? input : nil
         if usesWinograd(for: g) {
             forwardWinograd(input, geometry: g, batch: batch, training: training, into: &output)
         } else if perImage {
@@ -237,11 +243,13 @@ public final class Conv2D: InputGradientSkipping {
         let imageSize = inputChannels * g.height * g.width, imagePatches = positions * patchLength
         let threads = BLAS.threadCount
         let workers = Swift.min(threads, batch)
-        patches.reserve((training ? batch : workers) * imagePatches)
+        // A direct forward needs no patch slots, and its backward works from the input.
+        let direct = Self.usesDirectForward(g)
+        if !direct { patches.reserve((training ? batch : workers) * imagePatches) }
         let biasValue = bias?.value
         let shape = PerImageShape(
             geometry: g, outChannels: outChannels, imageSize: imageSize, imagePatches: imagePatches,
-            keepsPatches: training)
+            keepsPatches: training && !direct)
         input.withUnsafeBufferPointer { x in
             patches.withMutablePointer { cols in
                 weight.value.withUnsafeBufferPointer { w in
@@ -310,16 +318,14 @@ public final class Conv2D: InputGradientSkipping {
         g.strideY == 1 && g.strideX == 1 && g.channels <= 4
     }
 
-    /// The direct forward of images `range`; their patches too when backward needs them.
+    /// The direct forward of images `range` (no patches: the backward of a direct layer
+    /// forms the weight gradient from the input, ``backwardPerImage``).
     private static func forwardImagesDirect(_ range: Range<Int>, _ p: PerImagePointers, _ s: PerImageShape) {
         let g = s.geometry
         let scratch = lw_conv2d_direct_scratch_count(
             g.channels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: scratch) { padded in
             for n in range {
-                if s.keepsPatches {
-                    Im2Col.im2row(p.x + n * s.imageSize, batch: 1, geometry: g, rows: p.cols + n * s.imagePatches)
-                }
                 lw_conv2d_direct(
                     p.x + n * s.imageSize, g.channels, g.height, g.width, p.w, s.outChannels, g.kernelHeight,
                     g.kernelWidth, g.paddingY, g.paddingX, p.bias, p.out + n * s.outChannels * g.outputPositions,
@@ -458,6 +464,9 @@ public final class Conv2D: InputGradientSkipping {
     /// Backward of the per-image forward, straight from the NCHW output gradient (no
     /// transpose pass): per image, `dW += dY[n] (O×P) · patches[n] (P×L)`, the bias gradient
     /// as row sums of `dY[n]`, and `dPatches = dY[n]ᵀ · W` folded into the image by row2im.
+    /// After a direct forward the weight gradient comes instead from the input and `dY`
+    /// through `lw_conv2d_direct_weight_gradient`, one call per chunk (that GEMM's inner
+    /// dimension, the patch length, is too short for OpenBLAS to run near its peak).
     /// Images go in fixed chunks of ``weightGradientChunkImages`` to the workers; each chunk
     /// sums its images in order into its own partial and the partials are added in chunk
     /// order, so every gradient is the same bits for every thread count.
@@ -472,18 +481,33 @@ public final class Conv2D: InputGradientSkipping {
         let imageSize = inputChannels * g.height * g.width
         partialGradients.reserve(chunks * partialSize)
         if flags.input { patchGradient.reserve(workers * positions * l) }
+        let directScratch =
+            cachedDirectInput == nil
+            ? 0
+            : lw_conv2d_direct_weight_gradient_scratch_count(
+                chunkImages, g.channels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX)
+        directGradientScratch.reserve(workers * directScratch)
         let partials = partialGradients.withMutablePointer { SharedPointer($0) }
         let slots = patchGradient.withMutablePointer { SharedPointer($0) }
+        let directSlots = directGradientScratch.withMutablePointer { SharedPointer($0) }
         let cols = patches.withPointer { SharedPointer($0) }
         let w = weight.value.withUnsafeBufferPointer { SharedPointer($0.baseAddress!) }
+        let x = cachedDirectInput?.withUnsafeBufferPointer { SharedPointer($0.baseAddress!) }
         let dx = flags.input ? inputGradient.withUnsafeMutableBufferPointer { SharedPointer($0.baseAddress!) } : nil
         outputGradient.withUnsafeBufferPointer { dyb in
             let dy = SharedPointer(dyb.baseAddress!)
             WorkerPool.run(tasks: chunks, workers: workers) { k, chunk in
                 let first = chunk * chunkImages, pw = partials.p + chunk * partialSize, pb = pw + o * l
-                for n in first..<Swift.min(batch, first + chunkImages) {
+                let images = Swift.min(batch, first + chunkImages) - first
+                if flags.weight, let x {
+                    pw.update(repeating: 0, count: o * l)
+                    lw_conv2d_direct_weight_gradient(
+                        x.p + first * imageSize, images, g.channels, g.height, g.width, dy.p + first * o * positions,
+                        o, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX, pw, directSlots.p + k * directScratch)
+                }
+                for n in first..<first + images {
                     let dyN = dy.p + n * o * positions
-                    if flags.weight {
+                    if flags.weight && x == nil {
                         BLAS.gemm(
                             transposeA: false, transposeB: false, m: o, n: l, k: positions,
                             alpha: 1, a: dyN, lda: positions, b: cols.p + n * positions * l, ldb: l,

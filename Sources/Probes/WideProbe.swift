@@ -1,3 +1,4 @@
+import Augmentations
 import Datasets
 import Layers
 import Losses
@@ -25,11 +26,16 @@ public enum ProbeError: Error, Equatable, CustomStringConvertible {
             return "probe tap \(tap): the \(map) map cannot be pooled to \(grid)x\(grid) equal cells "
                 + "(the sides must be multiples of \(grid))"
         case let .featureCacheTooLarge(bytes, limit):
-            return "probe features need \(bytes / 1_000_000) MB, more than the \(limit / 1_000_000) MB limit "
+            return "probe features need \(Self.size(bytes)), more than the \(Self.size(limit)) limit "
                 + "(pool to a coarser grid, tap fewer stages or raise the limit)"
         case let .invalidOption(option, value, reason):
             return "probe \(option) = \(value) is invalid: \(reason)"
         }
+    }
+
+    /// Bytes in MB, or as bytes below one MB.
+    private static func size(_ bytes: Int) -> String {
+        bytes < 1_000_000 ? "\(bytes) bytes" : "\(bytes / 1_000_000) MB"
     }
 }
 
@@ -70,11 +76,17 @@ public struct WideProbe: Sendable {
     /// Upper bound on the bytes of both feature matrices.
     public var memoryLimitBytes: Int
     public var seed: UInt64
+    /// Extra views of the training images: each adds the features of every training image
+    /// transformed by it (e.g. `HorizontalFlip(probability: 1)`) as more training rows, with
+    /// the same labels. The test images are never transformed. Empty (the default) is
+    /// SoftHebb's readout.
+    public var trainingViews: [any Augmentation]
 
     public init(
         epochs: Int = 50, learningRate: Float = 1e-3, batchSize: Int = 64, dropout: Float = 0.5,
         halvingFractions: [Double] = [0.2, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9], standardize: Bool = false,
-        chunkSize: Int = 250, memoryLimitBytes: Int = 8_000_000_000, seed: UInt64 = 0
+        chunkSize: Int = 250, memoryLimitBytes: Int = 8_000_000_000, seed: UInt64 = 0,
+        trainingViews: [any Augmentation] = []
     ) {
         self.epochs = epochs
         self.learningRate = learningRate
@@ -85,6 +97,7 @@ public struct WideProbe: Sendable {
         self.chunkSize = chunkSize
         self.memoryLimitBytes = memoryLimitBytes
         self.seed = seed
+        self.trainingViews = trainingViews
     }
 
     /// What a probe measured.
@@ -149,37 +162,78 @@ public struct WideProbe: Sendable {
         return map[1] * g * g
     }
 
-    /// Features `[N, D]` of `dataset` at `taps` (concatenated in order), chunk by chunk.
+    /// Features `[V·N, D]` of `dataset` at `taps` (concatenated in order), chunk by chunk:
+    /// the N images as they are (a nil view) or transformed by each of `views`, view after view.
     public func features(
-        stages: [[any Layer]], taps: [ProbeTap], of dataset: any ImageDataset, normalization: ChannelNormalization?
+        stages: [[any Layer]], taps: [ProbeTap], of dataset: any ImageDataset, normalization: ChannelNormalization?,
+        views: [(any Augmentation)?] = [nil]
     ) throws -> (features: Tensor, labels: [Int]) {
-        let width = try validate(stages: stages, taps: taps, imageShape: dataset.imageShape, rows: dataset.count)
+        let n = dataset.count, rows = n * views.count
+        let width = try validate(stages: stages, taps: taps, imageShape: dataset.imageShape, rows: rows)
         let deepest = taps.map(\.stage).max()!
-        var out = Tensor.uninitialized(shape: [dataset.count, width])
+        var out = Tensor.uninitialized(shape: [rows, width])
         var labels: [Int] = []
-        labels.reserveCapacity(dataset.count)
+        labels.reserveCapacity(rows)
         var unused = SeededGenerator(seed: 0)
-        for start in stride(from: 0, to: dataset.count, by: chunkSize) {
-            let end = min(dataset.count, start + chunkSize)
-            let batch = try makeBatch(from: dataset, indices: start..<end, normalization: normalization, using: &unused)
-            labels += batch.labels
-            var x = batch.images
-            var column = 0
-            var maps: [Int: Tensor] = [:]
-            for k in 0..<deepest {
-                for layer in stages[k] { x = layer.forward(x, mode: .inference) }
-                maps[k + 1] = x
-            }
-            for tap in taps {
-                let map = maps[tap.stage]!
-                let w = try Self.pooledWidth(tap: tap, map: map.shape)
-                out.withUnsafeMutableBufferPointer { dst in
-                    Self.pool(map, grid: tap.grid, into: dst.baseAddress! + start * width + column, rowStride: width)
-                }
-                column += w
+        for (v, view) in views.enumerated() {
+            var generator = SeededGenerator(seed: seed &+ 1 &+ UInt64(v))
+            for start in stride(from: 0, to: n, by: chunkSize) {
+                let end = min(n, start + chunkSize)
+                var batch = try makeBatch(
+                    from: dataset, indices: start..<end, normalization: normalization, using: &unused)
+                if let view { batch.images = try Self.transform(batch.images, by: view, using: &generator) }
+                labels += batch.labels
+                try write(
+                    stages: stages, taps: taps, deepest: deepest, images: batch.images, row: v * n + start,
+                    width: width, into: &out)
             }
         }
         return (out, labels)
+    }
+
+    /// The features of `images` (a batch) at `taps`, into rows `row…` of `out`.
+    private func write(
+        stages: [[any Layer]], taps: [ProbeTap], deepest: Int, images: Tensor, row start: Int, width: Int,
+        into out: inout Tensor
+    ) throws {
+        var x = images
+        var column = 0
+        var maps: [Int: Tensor] = [:]
+        for k in 0..<deepest {
+            for layer in stages[k] { x = layer.forward(x, mode: .inference) }
+            maps[k + 1] = x
+        }
+        for tap in taps {
+            let map = maps[tap.stage]!
+            let w = try Self.pooledWidth(tap: tap, map: map.shape)
+            out.withUnsafeMutableBufferPointer { dst in
+                Self.pool(map, grid: tap.grid, into: dst.baseAddress! + start * width + column, rowStride: width)
+            }
+            column += w
+        }
+    }
+
+    /// Each image of a `[B, C, H, W]` batch transformed by `view` (which must keep its shape).
+    static func transform(
+        _ images: Tensor, by view: any Augmentation, using generator: inout SeededGenerator
+    ) throws -> Tensor {
+        let s = images.shape, per = s[1] * s[2] * s[3]
+        var out = images
+        for i in 0..<s[0] {
+            let image = try images.withUnsafeBufferPointer { b in
+                try Image(Tensor(shape: Array(s[1...]), values: Array(b[(i * per)..<((i + 1) * per)])))
+            }
+            let moved = view.apply(to: image, using: &generator).tensor
+            guard moved.shape == image.tensor.shape else {
+                throw ProbeError.invalidOption(
+                    option: "trainingViews", value: "\(type(of: view))",
+                    reason: "changes the image shape from \(image.tensor.shape) to \(moved.shape)")
+            }
+            out.withUnsafeMutableBufferPointer { dst in
+                moved.withUnsafeBufferPointer { (dst.baseAddress! + i * per).update(from: $0.baseAddress!, count: per) }
+            }
+        }
+        return out
     }
 
     /// Average-pools each image of `map` to `grid × grid` cells (or copies it) into rows
@@ -216,10 +270,11 @@ public struct WideProbe: Sendable {
         stages: [[any Layer]], taps: [ProbeTap], train: any ImageDataset, test: any ImageDataset,
         normalization: ChannelNormalization? = nil, log: (String) -> Void = { _ in }
     ) throws -> Result {
+        let views: [(any Augmentation)?] = [nil] + trainingViews.map { $0 }
         let width = try validate(
-            stages: stages, taps: taps, imageShape: train.imageShape, rows: train.count + test.count)
+            stages: stages, taps: taps, imageShape: train.imageShape, rows: train.count * views.count + test.count)
         let clock = ContinuousClock(), start = clock.now
-        let tr = try features(stages: stages, taps: taps, of: train, normalization: normalization)
+        let tr = try features(stages: stages, taps: taps, of: train, normalization: normalization, views: views)
         let te = try features(stages: stages, taps: taps, of: test, normalization: normalization)
         let featureSeconds = Self.seconds(clock.now - start)
         log("probe \(taps.map(\.label).joined(separator: "+")): \(width) features in \(Int(featureSeconds)) s")

@@ -61,6 +61,18 @@ final class InMemoryImageDatasetTests: XCTestCase {
         XCTAssertEqual(joined.pixels, d.pixels)
     }
 
+    func testImagesOfDifferentClassesConcatenateOnceUnlabelled() throws {
+        let shape = ImageShape(channels: 1, height: 1, width: 2)
+        let ten = try InMemoryImageDataset(pixels: [1, 2, 3, 4], shape: shape, labels: [0, 9], classCount: 10)
+        let hundred = try InMemoryImageDataset(pixels: [5, 6], shape: shape, labels: [99], classCount: 100)
+        expectDatasetError { try InMemoryImageDataset.concatenate([ten, hundred]) }
+        let joined = try InMemoryImageDataset.concatenate([ten.withoutLabels(), hundred.withoutLabels()])
+        XCTAssertEqual(joined.pixels, [1, 2, 3, 4, 5, 6])
+        XCTAssertNil(joined.labels)
+        XCTAssertNil(joined.classCount)
+        XCTAssertEqual(joined.count, 3)
+    }
+
     func testSequenceDataset() throws {
         let fs = ImageShape(channels: 1, height: 1, width: 2)
         let seq = try InMemorySequenceDataset(

@@ -62,6 +62,43 @@ final class DeepArmsCommandTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/curves.svg"))
     }
 
+    /// `--deep-pretrain-on cifar10+cifar100` pretrains on both sets' images; the probe still
+    /// trains on the CIFAR-10 training images alone.
+    func testDeepStackPretrainsOnCIFAR100ImagesToo() throws {
+        let data = try writeSyntheticCIFAR(train: 40, test: 20)
+        let out = data + "/out"
+        var command = try ReproducePaper.parseAsRoot([
+            "--layers", "3", "--skip-supervised", "--probe-only", "--cifar10", data + "/cifar10", "--cifar100",
+            data + "/cifar100", "--deep-pretrain-on", "cifar10+cifar100", "--width-scale", "0.05", "--deep-stages",
+            "1", "--probe-epochs", "1", "--skip-controls", "--threads", "1", "--out", out,
+        ])
+        try command.run()
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+        let results = try XCTUnwrap(json as? [String: Any])
+        let counts = try XCTUnwrap(results["data"] as? [String: Any])
+        XCTAssertEqual(counts["pretrain_images"] as? Int, 50)
+        XCTAssertEqual(counts["train_images"] as? Int, 40)
+        XCTAssertNotNil((results["linear_probe"] as? [String: Any])?["stage1"])
+    }
+
+    /// A probe whose features would not fit `--probe-memory-gb` stops the run before pretraining.
+    func testProbeOverTheMemoryLimitStopsBeforePretraining() throws {
+        let data = try writeSyntheticCIFAR(train: 40, test: 20)
+        let out = data + "/out"
+        var command = try ReproducePaper.parseAsRoot([
+            "--layers", "3", "--skip-supervised", "--probe-only", "--cifar10", data + "/cifar10", "--cifar100",
+            data + "/cifar100", "--width-scale", "0.05", "--probe-memory-gb", "0.000001", "--threads", "1",
+            "--out", out,
+        ])
+        // The command prints the typed error ("… more than the 1000 bytes limit …") and exits with failure.
+        XCTAssertThrowsError(try command.run()) { XCTAssertEqual($0 as? ExitCode, .failure) }
+        XCTAssertEqual(
+            "\(ProbeError.featureCacheTooLarge(bytes: 2_500_000, limit: 1_000))",
+            "probe features need 2 MB, more than the 1000 bytes limit (pool to a coarser grid, tap fewer stages "
+                + "or raise the limit)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/deep_stages.safetensors"))
+    }
+
     /// The combinations `--layers 3` rejects, each with an error naming the option, before any work.
     func testDeepStackRejectsWhatItCannotRun() throws {
         let rejected: [([String], String)] = [
@@ -71,6 +108,8 @@ final class DeepArmsCommandTests: XCTestCase {
             (["--skip-supervised", "--kmeans-arms"], "--kmeans-arms"),
             (["--skip-supervised", "--epochs", "0"], "--epochs"),
             (["--skip-supervised", "--seeds", "0"], "--seeds"),
+            (["--skip-supervised", "--probe-memory-gb", "0"], "--probe-memory-gb"),
+            (["--skip-supervised", "--deep-pretrain-on", "cifar100"], "--deep-pretrain-on"),
         ]
         for (extra, option) in rejected {
             XCTAssertThrowsError(try ReproducePaper.parseAsRoot(["--layers", "3"] + extra), "\(extra)") { error in

@@ -312,7 +312,7 @@ final class Conv2DTests: XCTestCase {
 
     /// The direct kernel of few-channel layers (CKernels) against a loop in Double: output
     /// widths that are not a multiple of 16, output counts that are not a multiple of 8, with
-    /// and without bias, in inference and in training (which also keeps the patches).
+    /// and without bias, in inference and in training.
     func testDirectForwardOfFewChannelLayersMatchesALoop() throws {
         for (c, o, h, w, k, pad, bias) in [
             (3, 13, 19, 21, 5, 2, true), (1, 8, 7, 33, 3, 1, false), (4, 3, 6, 5, 3, 0, true),
@@ -352,5 +352,96 @@ final class Conv2DTests: XCTestCase {
             assertClose(conv.forward(x, mode: .inference), reference, tolerance: 1e-5)
             assertClose(conv.forward(x, mode: .training), reference, tolerance: 1e-5)
         }
+    }
+}
+
+/// The weight gradient of direct layers (``Conv2D/usesDirectForward(_:)``), which backward
+/// forms from the input and the output gradient with a CKernels kernel instead of patches.
+final class Conv2DDirectWeightGradientTests: XCTestCase {
+    /// Σ over images and output positions of dY · input, in Double: `[o, c, k, k]`.
+    private func loopWeightGradient(
+        _ x: Tensor, _ dy: Tensor, outputs o: Int, kernel k: Int, padding pad: Int
+    ) -> [Double] {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (dy.shape[2], dy.shape[3])
+        let xv = x.scalars, dyv = dy.scalars
+        var dw = [Double](repeating: 0, count: o * c * k * k)
+        for ni in 0..<n {
+            for oi in 0..<o {
+                for y in 0..<oh {
+                    for xo in 0..<ow {
+                        let g = Double(dyv[((ni * o + oi) * oh + y) * ow + xo])
+                        for ci in 0..<c {
+                            for ky in 0..<k {
+                                for kx in 0..<k {
+                                    let iy = y + ky - pad, ix = xo + kx - pad
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    dw[((oi * c + ci) * k + ky) * k + kx] +=
+                                        g * Double(xv[((ni * c + ci) * h + iy) * w + ix])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dw
+    }
+
+    /// Kernel widths 3, 5 and 7 (the register-blocked ones), 4 and 2 (the generic split),
+    /// paddings 0 to 3, output widths that are not a multiple of 16 (and one that is), output
+    /// counts that the kernel splits into blocks of five, four and single outputs (13 = 5 + 4 + 4,
+    /// 6 = 4 + 1 + 1, 7 = 4 + 1 + 1 + 1, 9 = 5 + 4), 1 to 4 input channels and batches of one to
+    /// three chunks of eight images; with and without the input gradient. Relative 1e-5 of the
+    /// largest entry.
+    func testDirectWeightGradientMatchesALoop() throws {
+        // (inputs, outputs, height, width, kernel, padding, batch)
+        for (c, o, h, w, k, pad, n) in [
+            (3, 13, 19, 21, 5, 2, 11), (1, 6, 10, 33, 3, 1, 9), (4, 7, 12, 10, 7, 3, 3), (2, 9, 9, 17, 4, 0, 17),
+            (3, 8, 8, 32, 5, 2, 8), (2, 5, 9, 9, 2, 1, 2), (1, 4, 11, 11, 3, 0, 20),
+        ] {
+            let g = ConvGeometry(channels: c, height: h, width: w, kernel: (k, k), stride: (1, 1), padding: (pad, pad))
+            XCTAssertTrue(Conv2D.usesDirectForward(g))
+            XCTAssertGreaterThanOrEqual(g.outputPositions, 64, "the per-image path")
+            for needsInputGradient in [false, true] {
+                var rng = SeededGenerator(seed: 41)
+                let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: k, padding: pad, using: &rng)
+                conv.needsInputGradient = needsInputGradient
+                let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
+                let dy = Tensor.uniform([n, o, g.outputHeight, g.outputWidth], low: -1, high: 1, using: &rng)
+                _ = conv.forward(x, mode: .training)
+                _ = conv.backward(dy)
+                let expected = loopWeightGradient(x, dy, outputs: o, kernel: k, padding: pad)
+                let scale = expected.map(abs).max()!
+                var worst = 0.0
+                for (got, want) in zip(conv.weight.gradient.scalars, expected) {
+                    worst = Swift.max(worst, abs(Double(got) - want) / scale)
+                }
+                XCTAssertLessThanOrEqual(worst, 1e-5, "c\(c) o\(o) \(h)×\(w) k\(k) p\(pad) n\(n) \(needsInputGradient)")
+            }
+        }
+    }
+
+    /// A first layer (no input gradient) over a batch of three chunks, one of them short: the
+    /// weight and bias gradients are the same bits with one and two threads.
+    func testDirectWeightGradientIsBitIdenticalAcrossThreadCounts() throws {
+        let (n, c, h, w, o, k, p) = (19, 3, 20, 20, 10, 5, 2)
+        var rng = SeededGenerator(seed: 43)
+        let x = Tensor.uniform([n, c, h, w], low: -1, high: 1, using: &rng)
+        let dy = Tensor.uniform([n, o, h, w], low: -1, high: 1, using: &rng)
+        func run(threads: Int) throws -> [[UInt32]] {
+            var initRNG = SeededGenerator(seed: 44)
+            let conv = try Conv2D(inputChannels: c, outputChannels: o, kernelSize: k, padding: p, using: &initRNG)
+            conv.needsInputGradient = false
+            let saved = BLAS.threadCount
+            defer { BLAS.threadCount = saved }
+            BLAS.threadCount = threads
+            _ = conv.forward(x, mode: .training)
+            _ = conv.backward(dy)
+            return [conv.weight.gradient.scalars, conv.bias!.gradient.scalars].map { $0.map(\.bitPattern) }
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        XCTAssertEqual(one, two)
+        XCTAssertFalse(one[0].allSatisfy { $0 == 0 })
     }
 }

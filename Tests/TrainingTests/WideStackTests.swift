@@ -108,6 +108,49 @@ final class WideProbeTests: XCTestCase {
                 imageShape: shape, rows: 10), 32 + 128)
     }
 
+    /// An augmentation that leaves the image as it is, and one that crops it.
+    private struct Unchanged: Augmentation {
+        func apply<G: RandomNumberGenerator>(to image: Image, using generator: inout G) -> Image { image }
+    }
+    private struct Shrink: Augmentation {
+        func apply<G: RandomNumberGenerator>(to image: Image, using generator: inout G) -> Image {
+            Image(channels: image.channels, height: 1, width: 1)
+        }
+    }
+
+    /// Training views add one block of rows per view, with the same labels: an unchanged view
+    /// repeats the plain features bit for bit, a mirror changes them, a view that changes the
+    /// image shape and a cache over the limit are typed errors.
+    func testTrainingViewsAddRowsOfTransformedImages() throws {
+        let layers = try stack()
+        let data = SyntheticImages(count: 10, seed: 3)
+        let taps = [ProbeTap(stage: 1)]
+        let probe = WideProbe(chunkSize: 4)
+        let plain = try probe.features(stages: layers, taps: taps, of: data, normalization: nil)
+        let views = try probe.features(
+            stages: layers, taps: taps, of: data, normalization: nil,
+            views: [nil, Unchanged(), try HorizontalFlip(probability: 1)])
+        let d = plain.features.shape[1]
+        XCTAssertEqual(views.features.shape, [30, d])
+        XCTAssertEqual(views.labels, plain.labels + plain.labels + plain.labels)
+        let rows = plain.features.scalars, all = views.features.scalars
+        XCTAssertEqual(Array(all[0..<(10 * d)]), rows)
+        XCTAssertEqual(Array(all[(10 * d)..<(20 * d)]), rows)
+        XCTAssertNotEqual(Array(all[(20 * d)..<(30 * d)]), rows)
+        XCTAssertThrowsError(
+            try probe.features(stages: layers, taps: taps, of: data, normalization: nil, views: [Shrink()])
+        ) { XCTAssertTrue("\($0)".contains("trainingViews"), "\($0)") }
+        // Room for the plain training rows and the test rows, not for a second view.
+        let limit = (10 + 10) * d * 4
+        let fits = WideProbe(epochs: 1, memoryLimitBytes: limit)
+        XCTAssertNoThrow(try fits.evaluate(stages: layers, taps: taps, train: data, test: data))
+        let flipped = WideProbe(
+            epochs: 1, memoryLimitBytes: limit, trainingViews: [try HorizontalFlip(probability: 1)])
+        XCTAssertThrowsError(try flipped.evaluate(stages: layers, taps: taps, train: data, test: data)) {
+            XCTAssertEqual($0 as? ProbeError, .featureCacheTooLarge(bytes: 30 * d * 4, limit: limit))
+        }
+    }
+
     func testGridPoolingAveragesEqualCells() throws {
         let map = try Tensor(shape: [1, 1, 4, 4], values: (0..<16).map(Float.init))
         var out = [Float](repeating: 0, count: 4)
