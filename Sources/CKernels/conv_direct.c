@@ -230,11 +230,24 @@ struct gradient_shape {
     long channels, ph, pw, outputs, oh, ow, kh, kw;
 };
 
+/* Adds the `outs` planes of `rows` rows of `chunks` 16-column vectors to `bias_lanes`, one
+ * vector of lanes per output. */
+static void accumulate_bias(const float *dy, long dy_row, long dy_plane, long rows, long chunks, long outs,
+                            float *bias_lanes) {
+    for (long q = 0; q < outs; q++) {
+        v16 acc = LOAD16(bias_lanes + q * BLOCK_X);
+        for (long y = 0; y < rows; y++)
+            for (long j = 0; j < chunks; j++) acc += LOAD16(dy + q * dy_plane + y * dy_row + j * BLOCK_X);
+        STORE16(bias_lanes + q * BLOCK_X, acc);
+    }
+}
+
 /* Adds one image's sums for `outs` outputs (5, 4 or 1) to `lanes`, one pass per (c, ky), each
- * pass also prefetching a part of `next_dy` (the next block's `next_outs` planes, or null). */
+ * pass also prefetching a part of `next_dy` (the next block's `next_outs` planes, or null);
+ * with `bias_lanes`, also the image's dY sums, while its planes are still in cache. */
 static inline __attribute__((always_inline)) void accumulate_image(
     const float *padded, const float *dy, long outs, const struct gradient_shape *s, float *lanes,
-    float *dy_rows, const float *next_dy, long next_outs) {
+    float *bias_lanes, float *dy_rows, const float *next_dy, long next_outs) {
     long k = s->channels * s->kh * s->kw, chunks = (s->ow + BLOCK_X - 1) / BLOCK_X;
     long dy_row = s->ow, dy_plane = s->oh * s->ow, passes = s->channels * s->kh;
     if (s->ow % BLOCK_X != 0) {
@@ -253,6 +266,7 @@ static inline __attribute__((always_inline)) void accumulate_image(
         else
             accumulate_kernel_row(x, s->pw, dy, dy_row, dy_plane, s->oh, chunks, row_lanes, k, s->kw, 1);
     }
+    if (bias_lanes) accumulate_bias(dy, dy_row, dy_plane, s->oh, chunks, outs, bias_lanes);
 }
 
 /* The sum of 16 lanes, in a fixed order. */
@@ -266,19 +280,20 @@ long lw_conv2d_direct_weight_gradient_scratch_count(
     long images, long channels, long height, long width, long kh, long kw, long pad_y, long pad_x) {
     long oh = height + 2 * pad_y - kh + 1, chunks = (output_width(width, kw, pad_x) + BLOCK_X - 1) / BLOCK_X;
     long padded = images * lw_conv2d_direct_scratch_count(channels, height, width, kh, kw, pad_y, pad_x);
-    long lanes = GRADIENT_O * channels * kh * kw * BLOCK_X;
+    long lanes = GRADIENT_O * (channels * kh * kw + 1) * BLOCK_X;
     return padded + lanes + GRADIENT_O * oh * chunks * BLOCK_X;
 }
 
 LW_CLONES
 void lw_conv2d_direct_weight_gradient(
     const float *in, long images, long channels, long height, long width, const float *dy, long outputs, long kh,
-    long kw, long pad_y, long pad_x, float *dw, float *scratch) {
+    long kw, long pad_y, long pad_x, float *dw, float *db, float *scratch) {
     struct gradient_shape s = {
         channels, height + 2 * pad_y, padded_width(width, kw, pad_x), outputs, height + 2 * pad_y - kh + 1,
         output_width(width, kw, pad_x), kh, kw};
     long k = channels * kh * kw, padded_image = channels * s.ph * s.pw, dy_image = outputs * s.oh * s.ow;
-    float *lanes = scratch + images * padded_image, *dy_rows = lanes + GRADIENT_O * k * BLOCK_X;
+    float *lanes = scratch + images * padded_image, *bias_lanes = lanes + GRADIENT_O * k * BLOCK_X;
+    float *dy_rows = bias_lanes + GRADIENT_O * BLOCK_X;
     for (long n = 0; n < images; n++)
         pad_image(in + n * channels * height * width, channels, height, width, pad_y, pad_x, s.pw,
                   scratch + n * padded_image);
@@ -286,14 +301,17 @@ void lw_conv2d_direct_weight_gradient(
         outs = block_outputs(outputs - o0);
         long next_block_outs = o0 + outs < outputs ? block_outputs(outputs - o0 - outs) : 0;
         memset(lanes, 0, sizeof(float) * outs * k * BLOCK_X);
+        memset(bias_lanes, 0, sizeof(float) * outs * BLOCK_X);
         for (long n = 0; n < images; n++) {
             /* The next block: these outputs in the next image, or the next outputs in image 0. */
             long next_n = n + 1 < images ? n + 1 : 0, next_o = n + 1 < images ? o0 : o0 + outs;
             long next_outs = n + 1 < images ? outs : next_block_outs;
             const float *next_dy = next_outs ? dy + next_n * dy_image + next_o * s.oh * s.ow : 0;
             accumulate_image(scratch + n * padded_image, dy + n * dy_image + o0 * s.oh * s.ow, outs, &s, lanes,
-                             dy_rows, next_dy, next_outs);
+                             db ? bias_lanes : 0, dy_rows, next_dy, next_outs);
         }
         for (long i = 0; i < outs * k; i++) dw[o0 * k + i] += sum_lanes(lanes + i * BLOCK_X);
+        if (db)
+            for (long q = 0; q < outs; q++) db[o0 + q] += sum_lanes(bias_lanes + q * BLOCK_X);
     }
 }

@@ -464,7 +464,7 @@ public final class Conv2D: InputGradientSkipping {
     /// Backward of the per-image forward, straight from the NCHW output gradient (no
     /// transpose pass): per image, `dW += dY[n] (O×P) · patches[n] (P×L)`, the bias gradient
     /// as row sums of `dY[n]`, and `dPatches = dY[n]ᵀ · W` folded into the image by row2im.
-    /// After a direct forward the weight gradient comes instead from the input and `dY`
+    /// After a direct forward the weight and bias gradients come instead from the input and `dY`
     /// through `lw_conv2d_direct_weight_gradient`, one call per chunk (that GEMM's inner
     /// dimension, the patch length, is too short for OpenBLAS to run near its peak).
     /// Images go in fixed chunks of ``weightGradientChunkImages`` to the workers; each chunk
@@ -499,11 +499,15 @@ public final class Conv2D: InputGradientSkipping {
             WorkerPool.run(tasks: chunks, workers: workers) { k, chunk in
                 let first = chunk * chunkImages, pw = partials.p + chunk * partialSize, pb = pw + o * l
                 let images = Swift.min(batch, first + chunkImages) - first
+                // The direct kernel forms the bias gradient too, from the dY it has in cache.
+                let directBias = flags.weight && flags.bias && x != nil
                 if flags.weight, let x {
                     pw.update(repeating: 0, count: o * l)
+                    if directBias { pb.update(repeating: 0, count: o) }
                     lw_conv2d_direct_weight_gradient(
                         x.p + first * imageSize, images, g.channels, g.height, g.width, dy.p + first * o * positions,
-                        o, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX, pw, directSlots.p + k * directScratch)
+                        o, g.kernelHeight, g.kernelWidth, g.paddingY, g.paddingX, pw, directBias ? pb : nil,
+                        directSlots.p + k * directScratch)
                 }
                 for n in first..<first + images {
                     let dyN = dy.p + n * o * positions
@@ -513,7 +517,7 @@ public final class Conv2D: InputGradientSkipping {
                             alpha: 1, a: dyN, lda: positions, b: cols.p + n * positions * l, ldb: l,
                             beta: n == first ? 0 : 1, c: pw, ldc: l)
                     }
-                    if flags.bias {
+                    if flags.bias && !directBias {
                         for ch in 0..<o {
                             pb[ch] = (n == first ? 0 : pb[ch]) + Self.sum(dyN + ch * positions, positions)
                         }

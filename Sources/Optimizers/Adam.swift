@@ -73,6 +73,9 @@ public final class Adam: Optimizer {
         let shrink = decoupledWeightDecay ? 1 - lr * weightDecay : 1
         let stepSize = lr / correction1
         let inverseRootCorrection2 = 1 / correction2.squareRoot()
+        let rule = UpdateRule(
+            beta1: b1, beta2: b2, coupledDecay: coupled, shrink: shrink, stepSize: stepSize,
+            inverseRootCorrection2: inverseRootCorrection2, epsilon: eps)
         let gradient = parameter.gradient
         // Move the moments out of the array so each is uniquely referenced (no copy).
         var first = state[0], second = state[1]
@@ -83,17 +86,57 @@ public final class Adam: Optimizer {
             gradient.withUnsafeBufferPointer { gb in
                 first.withUnsafeMutableBufferPointer { mb in
                     second.withUnsafeMutableBufferPointer { sb in
-                        for i in 0..<vb.count {
-                            let g = gb[i] + coupled * vb[i]
-                            let m = b1 * mb[i] + (1 - b1) * g
-                            let v = b2 * sb[i] + (1 - b2) * g * g
-                            mb[i] = m
-                            sb[i] = v
-                            vb[i] = vb[i] * shrink - stepSize * m / (v.squareRoot() * inverseRootCorrection2 + eps)
-                        }
+                        rule.apply(
+                            count: vb.count, value: vb.baseAddress!, gradient: gb.baseAddress!, first: mb.baseAddress!,
+                            second: sb.baseAddress!)
                     }
                 }
             }
+        }
+    }
+
+    /// One step's update of a parameter's elements, eight at a time: the same operations in
+    /// the same order for every element as a scalar loop (so the same bits), without the
+    /// scalar loop's cost, which was 13 % of a wide probe's readout.
+    private struct UpdateRule {
+        let beta1, beta2, coupledDecay, shrink, stepSize, inverseRootCorrection2, epsilon: Float
+
+        @inline(__always)
+        func update(_ theta: inout SIMD8<Float>, _ g: SIMD8<Float>, _ m: inout SIMD8<Float>, _ v: inout SIMD8<Float>) {
+            let g = g + coupledDecay * theta
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            theta = theta * shrink - stepSize * m / (v.squareRoot() * inverseRootCorrection2 + epsilon)
+        }
+
+        func apply(
+            count: Int, value: UnsafeMutablePointer<Float>, gradient: UnsafePointer<Float>,
+            first: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>
+        ) {
+            // n values from p + i; eight are one unaligned vector, the tail goes lane by lane.
+            @inline(__always) func load(_ p: UnsafePointer<Float>, _ i: Int, _ n: Int) -> SIMD8<Float> {
+                if n == 8 { return UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+                var lanes = SIMD8<Float>()
+                for k in 0..<n { lanes[k] = p[i + k] }
+                return lanes
+            }
+            @inline(__always) func store(_ lanes: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ n: Int) {
+                if n == 8 { return UnsafeMutableRawPointer(p + i).storeBytes(of: lanes, as: SIMD8<Float>.self) }
+                for k in 0..<n { p[i + k] = lanes[k] }
+            }
+            @inline(__always) func step(_ i: Int, _ n: Int) {
+                var theta = load(value, i, n), m = load(first, i, n), v = load(second, i, n)
+                update(&theta, load(gradient, i, n), &m, &v)
+                store(theta, value, i, n)
+                store(m, first, i, n)
+                store(v, second, i, n)
+            }
+            var i = 0
+            while i + 8 <= count {
+                step(i, 8)
+                i += 8
+            }
+            if i < count { step(i, count - i) }
         }
     }
 }

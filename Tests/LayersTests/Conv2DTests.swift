@@ -388,12 +388,23 @@ final class Conv2DDirectWeightGradientTests: XCTestCase {
         return dw
     }
 
+    /// Σ over images and output positions of dY, in Double: `[o]`.
+    private func loopBiasGradient(_ dy: Tensor) -> [Double] {
+        let (n, o, positions) = (dy.shape[0], dy.shape[1], dy.shape[2] * dy.shape[3])
+        let dyv = dy.scalars
+        return (0..<o).map { oi in
+            (0..<n).reduce(0.0) { sum, ni in
+                sum + dyv[(ni * o + oi) * positions..<(ni * o + oi + 1) * positions].reduce(0.0) { $0 + Double($1) }
+            }
+        }
+    }
+
     /// Kernel widths 3, 5 and 7 (the register-blocked ones), 4 and 2 (the generic split),
     /// paddings 0 to 3, output widths that are not a multiple of 16 (and one that is), output
     /// counts that the kernel splits into blocks of five, four and single outputs (13 = 5 + 4 + 4,
     /// 6 = 4 + 1 + 1, 7 = 4 + 1 + 1 + 1, 9 = 5 + 4), 1 to 4 input channels and batches of one to
-    /// three chunks of eight images; with and without the input gradient. Relative 1e-5 of the
-    /// largest entry.
+    /// three chunks of eight images; with and without the input gradient. The weight and the bias
+    /// gradient (formed in the same kernel), each to relative 1e-5 of its largest entry.
     func testDirectWeightGradientMatchesALoop() throws {
         // (inputs, outputs, height, width, kernel, padding, batch)
         for (c, o, h, w, k, pad, n) in [
@@ -412,12 +423,16 @@ final class Conv2DDirectWeightGradientTests: XCTestCase {
                 _ = conv.forward(x, mode: .training)
                 _ = conv.backward(dy)
                 let expected = loopWeightGradient(x, dy, outputs: o, kernel: k, padding: pad)
-                let scale = expected.map(abs).max()!
-                var worst = 0.0
-                for (got, want) in zip(conv.weight.gradient.scalars, expected) {
-                    worst = Swift.max(worst, abs(Double(got) - want) / scale)
+                let expectedBias = loopBiasGradient(dy)
+                for (got, want, name) in [
+                    (conv.weight.gradient, expected, "weight"), (conv.bias!.gradient, expectedBias, "bias"),
+                ] {
+                    let scale = want.map(abs).max()!
+                    var worst = 0.0
+                    for (a, b) in zip(got.scalars, want) { worst = Swift.max(worst, abs(Double(a) - b) / scale) }
+                    XCTAssertLessThanOrEqual(
+                        worst, 1e-5, "\(name): c\(c) o\(o) \(h)×\(w) k\(k) p\(pad) n\(n) \(needsInputGradient)")
                 }
-                XCTAssertLessThanOrEqual(worst, 1e-5, "c\(c) o\(o) \(h)×\(w) k\(k) p\(pad) n\(n) \(needsInputGradient)")
             }
         }
     }

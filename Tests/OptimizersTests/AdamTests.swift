@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import Optimizers
 import TensorCore
@@ -82,6 +83,37 @@ final class AdamTests: XCTestCase {
                     return XCTFail("\(error)")
                 }
                 XCTAssertEqual(n, name)
+            }
+        }
+    }
+
+    /// The update runs eight elements at a time: it must give the same bits as the rule applied
+    /// element by element in Float, for sizes with and without a tail and both kinds of decay.
+    func testVectorUpdateIsBitIdenticalToTheScalarRule() {
+        for (count, decoupled) in [(8, false), (13, false), (3, true), (21, true)] {
+            var rng = SeededGenerator(seed: UInt64(count))
+            let values = (0..<count).map { _ in Float.random(in: -1...1, using: &rng) }
+            let p = parameter(values, gradient: values)
+            let (lr, b1, b2, eps, decay): (Float, Float, Float, Float, Float) = (0.01, 0.9, 0.999, 1e-8, 0.1)
+            let adam = Adam(
+                learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, weightDecay: decay,
+                decoupledWeightDecay: decoupled)
+            var theta = values, m = [Float](repeating: 0, count: count), v = m
+            for t in 1...3 {
+                let gradients = (0..<count).map { _ in Float.random(in: -2...2, using: &rng) }
+                setGradient(p, gradients)
+                adam.update([p])
+                let c1 = Float(1 - Foundation.pow(Double(b1), Double(t)))
+                let c2 = Float(1 - Foundation.pow(Double(b2), Double(t)))
+                let stepSize = lr / c1, inverseRoot = 1 / c2.squareRoot()
+                let coupled: Float = decoupled ? 0 : decay, shrink: Float = decoupled ? 1 - lr * decay : 1
+                for i in 0..<count {
+                    let g = gradients[i] + coupled * theta[i]
+                    m[i] = b1 * m[i] + (1 - b1) * g
+                    v[i] = b2 * v[i] + (1 - b2) * g * g
+                    theta[i] = theta[i] * shrink - stepSize * m[i] / (v[i].squareRoot() * inverseRoot + eps)
+                }
+                XCTAssertEqual(p.value.scalars.map(\.bitPattern), theta.map(\.bitPattern), "\(count) step \(t)")
             }
         }
     }

@@ -74,18 +74,20 @@ void lw_conv2d_direct(
 /**
  * The weight gradient of lw_conv2d_direct for `images` consecutive images (`in` and `dy` hold
  * them one after another, NCHW): dw[((o * channels + c) * kh + ky) * kw + kx] += sum over the
- * images, y and x of dy[o][y][x] * in[c][y + ky - pad_y][x + kx - pad_x] (0 outside the image).
- * The sums are formed in 16 lanes across the images and added across lanes once per call, so a
- * call with more images costs less per image; results depend on `images` but not on anything
- * else (the same call gives the same bits on any thread). `scratch` holds
- * lw_conv2d_direct_weight_gradient_scratch_count floats: the padded images, the lane sums and
- * a zero-tailed copy of dy's rows.
+ * images, y and x of dy[o][y][x] * in[c][y + ky - pad_y][x + kx - pad_x] (0 outside the image),
+ * and, unless `db` is null, the bias gradient db[o] += sum over the images, y and x of
+ * dy[o][y][x] (formed while each block of dy is in cache, not in another pass over it). The
+ * sums are formed in 16 lanes across the images and added across lanes once per call, so a call
+ * with more images costs less per image; results depend on `images` but not on anything else
+ * (the same call gives the same bits on any thread). `scratch` holds
+ * lw_conv2d_direct_weight_gradient_scratch_count floats: the padded images, the lane sums of
+ * the weight and the bias, and a zero-tailed copy of dy's rows.
  */
 long lw_conv2d_direct_weight_gradient_scratch_count(
     long images, long channels, long height, long width, long kh, long kw, long pad_y, long pad_x);
 
 void lw_conv2d_direct_weight_gradient(
     const float *in, long images, long channels, long height, long width, const float *dy, long outputs, long kh,
-    long kw, long pad_y, long pad_x, float *dw, float *scratch);
+    long kw, long pad_y, long pad_x, float *dw, float *db, float *scratch);
 
 #endif
