@@ -26,6 +26,8 @@ struct DeepExperiment {
     var trainFrom: Int?
     /// The stages to probe (1-based; nil = all).
     var probeStages: [Int]?
+    /// Also probe these taps' features concatenated (nil: none).
+    var concatenatedTaps: [ProbeTap]?
     /// Probe each stage's calibrated untrained control too.
     var probeControls = true
     /// Train the probes on each training image mirrored left–right too (the test images are not).
@@ -63,9 +65,10 @@ struct DeepExperiment {
         let probe = WideProbe(
             epochs: probeEpochs, memoryLimitBytes: probeMemoryLimitBytes, seed: seed,
             trainingViews: probeFlips ? [try HorizontalFlip(probability: 1)] : [])
-        for k in 1...layers.count {  // fail before training if a probe cannot run
+        // Fail before training if a probe cannot run.
+        for taps in (1...layers.count).map({ [ProbeTap(stage: $0)] }) + [concatenatedTaps].compactMap({ $0 }) {
             _ = try probe.validate(
-                stages: layers, taps: [ProbeTap(stage: k)], imageShape: data.train.imageShape,
+                stages: layers, taps: taps, imageShape: data.train.imageShape,
                 rows: data.train.count * (1 + probe.trainingViews.count) + data.test.count)
         }
         try validateArms(layers, data: data)
@@ -117,6 +120,13 @@ struct DeepExperiment {
                 stages: control, taps: [ProbeTap(stage: k)], train: data.train, test: data.test, log: log)
             results.linearProbe["stage\(k)_untrained"] = Double(c.testAccuracy)
             log("probe stage\(k)_untrained: \(percent(Double(c.testAccuracy)))")
+            try results.write(to: out)
+        }
+        if let taps = concatenatedTaps {
+            let r = try probe.evaluate(stages: layers, taps: taps, train: data.train, test: data.test, log: log)
+            let name = taps.map(\.label).joined(separator: "+")
+            results.linearProbe[name] = Double(r.testAccuracy)
+            log("probe \(name): \(percent(Double(r.testAccuracy))) (\(r.featureCount) features)")
             try results.write(to: out)
         }
         try runArms(layers, data: data, results: &results)

@@ -175,11 +175,19 @@ struct ReproducePaper: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "--layers 3 only: the stages to probe, comma-separated (default: all).", valueName: "stages"))
+            "--layers 3 only: the stages to probe, comma-separated (default: all; none with --probe-concat).",
+            valueName: "stages"))
     var probeStages: String?
 
     @Flag(help: "--layers 3 only: do not probe the stages' untrained controls.")
     var skipControls = false
+
+    @Option(
+        help: ArgumentHelp(
+            "--layers 3 only: also probe these stages' features concatenated, comma-separated; K@G pools stage "
+                + "K to a G×G grid (default: its own map), e.g. 2@4,3. Reported as stage2@4x4+stage3.",
+            valueName: "taps"))
+    var probeConcat: String?
 
     @Flag(
         help: ArgumentHelp(
@@ -253,6 +261,30 @@ struct ReproducePaper: ParsableCommand {
             valueName: "N"))
     var batchShards: Int?
 
+    /// The taps of `--probe-concat`: `K` or `K@G` (stage K pooled to a G×G grid), comma-separated,
+    /// at least two, each stage once.
+    static func probeTaps(_ text: String, stages: Int) throws -> [ProbeTap] {
+        func invalid(_ value: String, _ reason: String) -> TrainerError {
+            .invalidOption(stage: nil, option: "--probe-concat", value: value, reason: reason)
+        }
+        let taps = try text.split(separator: ",", omittingEmptySubsequences: false).map { item -> ProbeTap in
+            let parts = item.trimmingCharacters(in: .whitespaces).split(
+                separator: "@", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let k = Int(parts[0]), (1...stages).contains(k) else {
+                throw invalid(String(item), "expected K or K@G with a stage K in 1…\(stages)")
+            }
+            guard parts.count == 2 else { return ProbeTap(stage: k) }
+            guard let grid = Int(parts[1]), grid >= 1 else {
+                throw invalid(String(item), "the grid G after @ must be a whole number ≥ 1")
+            }
+            return ProbeTap(stage: k, grid: grid)
+        }
+        guard taps.count >= 2, Set(taps.map(\.stage)).count == taps.count else {
+            throw invalid(text, "name two or more different stages")
+        }
+        return taps
+    }
+
     /// The `--layers 3` experiment the deep options describe (validated; typed errors name the option).
     func deepOptions() throws -> DeepExperiment {
         guard probeMemoryGb > 0, probeMemoryGb.isFinite, probeMemoryGb < 1e9 else {
@@ -318,6 +350,10 @@ struct ReproducePaper: ParsableCommand {
                     throw TrainerError.invalidOption(
                         stage: nil, option: "--probe-stages", value: probeStages, reason: "names no stage")
                 }
+            }
+            if let probeConcat {
+                deep.concatenatedTaps = try Self.probeTaps(probeConcat, stages: deepStages)
+                if probeStages == nil { deep.probeStages = [] }
             }
         } catch let error as TrainerError {
             throw ValidationError("\(error)")

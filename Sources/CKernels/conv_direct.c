@@ -118,6 +118,7 @@ void lw_conv2d_direct(
         switch (kw) {
         case 3: output_block(scratch, ph, pw, oh, ow, w_block, k, channels, kh, 3, b_block, out_block); break;
         case 5: output_block(scratch, ph, pw, oh, ow, w_block, k, channels, kh, 5, b_block, out_block); break;
+        case 6: output_block(scratch, ph, pw, oh, ow, w_block, k, channels, kh, 6, b_block, out_block); break;
         case 7: output_block(scratch, ph, pw, oh, ow, w_block, k, channels, kh, 7, b_block, out_block); break;
         default: output_block(scratch, ph, pw, oh, ow, w_block, k, channels, kh, kw, b_block, out_block);
         }
@@ -168,7 +169,8 @@ static inline __attribute__((always_inline)) void accumulate_taps(
 }
 
 /* All kw taps of one kernel row, in groups of constant size whose accumulators fit the 32
- * vector registers (5 outputs × 7 taps would not: 7 is split 4 + 3). */
+ * vector registers (5 outputs × 7 taps would not: 7 is split 4 + 3, and the paper classifier's 6
+ * into 3 + 3 rather than the fallback's 4 + 1 + 1). */
 static inline __attribute__((always_inline)) void accumulate_kernel_row(
     const float *x, long pw, const float *dy, long dy_row, long dy_plane, long rows, long chunks, float *lanes,
     long lane_stride, long kw, const long outs) {
@@ -178,6 +180,7 @@ static inline __attribute__((always_inline)) void accumulate_kernel_row(
     switch (kw) {
     case 3: TAPS(0, 3); break;
     case 5: TAPS(0, 5); break;
+    case 6: TAPS(0, 3); TAPS(3, 3); break;
     case 7: TAPS(0, 4); TAPS(4, 3); break;
     default: {
         long kx = 0;

@@ -55,26 +55,43 @@ public final class Linear: InputGradientSkipping {
         return [inputShape[0], outputFeatures]
     }
 
+    /// Rows of the batch per task of the forward product and of the input gradient, and input
+    /// features per task of the weight gradient. Fixed sizes: every GEMM has the same shape
+    /// whatever the thread count, so the results are the same bits with 1 and 2 threads.
+    public static let rowsPerTask = 32, columnsPerTask = 1_024
+
+    /// Runs `body` on consecutive blocks of `count` items, `block` at a time, on the worker
+    /// pool, with OpenBLAS single-threaded inside. One GEMM on OpenBLAS's own threads left
+    /// them spinning after the call, against the convolutions' workers of the next layer.
+    private static func forEachBlock(_ count: Int, of block: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        let tasks = (count + block - 1) / block
+        WorkerPool.run(tasks: tasks, workers: BLAS.threadCount) { _, t in
+            body(t * block..<Swift.min(count, (t + 1) * block))
+        }
+    }
+
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
         precondition(
             s.count == 2 && s[1] == inputFeatures, "\(name): input shape \(s); validate with outputShape(for:)")
         let n = s[0], inF = inputFeatures, outF = outputFeatures
         var output = Tensor.uninitialized(shape: [n, outF])
-        input.withUnsafeBufferPointer { x in
-            weight.value.withUnsafeBufferPointer { w in
-                output.withUnsafeMutableBufferPointer { y in
-                    BLAS.gemm(
-                        transposeA: false, transposeB: true, m: n, n: outF, k: inF,
-                        alpha: 1, a: x.baseAddress!, lda: inF, b: w.baseAddress!, ldb: inF,
-                        beta: 0, c: y.baseAddress!, ldc: outF)
-                    if let bias {
-                        bias.value.withUnsafeBufferPointer { bb in
-                            let b = bb.baseAddress!, yp = y.baseAddress!
-                            for r in 0..<n {
-                                let row = yp + r * outF
-                                for o in 0..<outF { row[o] += b[o] }
-                            }
+        input.withUnsafeBufferPointer { xb in
+            weight.value.withUnsafeBufferPointer { wb in
+                output.withUnsafeMutableBufferPointer { yb in
+                    let x = SharedPointer(xb.baseAddress!), w = SharedPointer(wb.baseAddress!)
+                    let y = SharedPointer(yb.baseAddress!)
+                    let b = bias?.value.withUnsafeBufferPointer { SharedPointer($0.baseAddress!) }
+                    Self.forEachBlock(n, of: Self.rowsPerTask) { rows in
+                        // Y[rows, out] = X[rows, in] × Wᵀ[in, out] (+ b)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: true, m: rows.count, n: outF, k: inF,
+                            alpha: 1, a: x.p + rows.lowerBound * inF, lda: inF, b: w.p, ldb: inF,
+                            beta: 0, c: y.p + rows.lowerBound * outF, ldc: outF)
+                        guard let b else { return }
+                        for r in rows {
+                            let row = y.p + r * outF
+                            for o in 0..<outF { row[o] += b.p[o] }
                         }
                     }
                 }
@@ -97,15 +114,18 @@ public final class Linear: InputGradientSkipping {
         }
         var inputGradient = needsInputGradient ? Tensor.uninitialized(shape: [n, inF]) : skippedInputGradient
         outputGradient.withUnsafeBufferPointer { gb in
-            let dy = gb.baseAddress!
+            let dy = SharedPointer(gb.baseAddress!)
             if !weight.isFrozen {
-                input.withUnsafeBufferPointer { x in
-                    weight.gradient.withUnsafeMutableBufferPointer { dw in
-                        // dW[out, in] += dYᵀ[out, N] × X[N, in]
-                        BLAS.gemm(
-                            transposeA: true, transposeB: false, m: outF, n: inF, k: n,
-                            alpha: 1, a: dy, lda: outF, b: x.baseAddress!, ldb: inF,
-                            beta: 1, c: dw.baseAddress!, ldc: inF)
+                input.withUnsafeBufferPointer { xb in
+                    weight.gradient.withUnsafeMutableBufferPointer { dwb in
+                        let x = SharedPointer(xb.baseAddress!), dw = SharedPointer(dwb.baseAddress!)
+                        Self.forEachBlock(inF, of: Self.columnsPerTask) { columns in
+                            // dW[out, columns] += dYᵀ[out, N] × X[N, columns]
+                            BLAS.gemm(
+                                transposeA: true, transposeB: false, m: outF, n: columns.count, k: n,
+                                alpha: 1, a: dy.p, lda: outF, b: x.p + columns.lowerBound, ldb: inF,
+                                beta: 1, c: dw.p + columns.lowerBound, ldc: inF)
+                        }
                     }
                 }
             }
@@ -113,19 +133,22 @@ public final class Linear: InputGradientSkipping {
                 bias.gradient.withUnsafeMutableBufferPointer { db in
                     let d = db.baseAddress!
                     for r in 0..<n {
-                        let row = dy + r * outF
+                        let row = dy.p + r * outF
                         for o in 0..<outF { d[o] += row[o] }
                     }
                 }
             }
             if needsInputGradient {
-                weight.value.withUnsafeBufferPointer { w in
-                    inputGradient.withUnsafeMutableBufferPointer { dx in
-                        // dX[N, in] = dY[N, out] × W[out, in]
-                        BLAS.gemm(
-                            transposeA: false, transposeB: false, m: n, n: inF, k: outF,
-                            alpha: 1, a: dy, lda: outF, b: w.baseAddress!, ldb: inF,
-                            beta: 0, c: dx.baseAddress!, ldc: inF)
+                weight.value.withUnsafeBufferPointer { wb in
+                    inputGradient.withUnsafeMutableBufferPointer { dxb in
+                        let w = SharedPointer(wb.baseAddress!), dx = SharedPointer(dxb.baseAddress!)
+                        Self.forEachBlock(n, of: Self.rowsPerTask) { rows in
+                            // dX[rows, in] = dY[rows, out] × W[out, in]
+                            BLAS.gemm(
+                                transposeA: false, transposeB: false, m: rows.count, n: inF, k: outF,
+                                alpha: 1, a: dy.p + rows.lowerBound * outF, lda: outF, b: w.p, ldb: inF,
+                                beta: 0, c: dx.p + rows.lowerBound * inF, ldc: inF)
+                        }
                     }
                 }
             }

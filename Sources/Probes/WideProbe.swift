@@ -48,7 +48,8 @@ public struct ProbeTap: Sendable, Equatable {
         self.stage = stage
         self.grid = grid
     }
-    var label: String { "stage\(stage)" + (grid.map { "@\($0)x\($0)" } ?? "") }
+    /// `stage3`, or `stage2@4x4` with a grid.
+    public var label: String { "stage\(stage)" + (grid.map { "@\($0)x\($0)" } ?? "") }
 }
 
 /// A linear probe at SoftHebb's scale: frozen features of one or more stages (pooled to

@@ -81,6 +81,23 @@ final class DeepArmsCommandTests: XCTestCase {
         XCTAssertNotNil((results["linear_probe"] as? [String: Any])?["stage1"])
     }
 
+    /// `--probe-concat 1@2,2` adds one probe of stage 1 pooled to 2×2 beside stage 2's own map,
+    /// under the name of its taps.
+    func testConcatenatedProbeIsReportedUnderItsTaps() throws {
+        let data = try writeSyntheticCIFAR(train: 40, test: 20)
+        let out = data + "/out"
+        var command = try ReproducePaper.parseAsRoot([
+            "--layers", "3", "--skip-supervised", "--probe-only", "--cifar10", data + "/cifar10", "--width-scale",
+            "0.05", "--deep-stages", "2", "--probe-stages", "2", "--probe-concat", "1@2,2", "--probe-epochs", "1",
+            "--skip-controls", "--threads", "1", "--out", out,
+        ])
+        try command.run()
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json")))
+        let probes = try XCTUnwrap((json as? [String: Any])?["linear_probe"] as? [String: Double])
+        XCTAssertEqual(Set(probes.keys), ["stage2", "stage1@2x2+stage2"])
+        XCTAssertTrue(probes.values.allSatisfy { (0...1).contains($0) }, "\(probes)")
+    }
+
     /// A probe whose features would not fit `--probe-memory-gb` stops the run before pretraining.
     func testProbeOverTheMemoryLimitStopsBeforePretraining() throws {
         let data = try writeSyntheticCIFAR(train: 40, test: 20)
@@ -110,6 +127,12 @@ final class DeepArmsCommandTests: XCTestCase {
             (["--skip-supervised", "--seeds", "0"], "--seeds"),
             (["--skip-supervised", "--probe-memory-gb", "0"], "--probe-memory-gb"),
             (["--skip-supervised", "--deep-pretrain-on", "cifar100"], "--deep-pretrain-on"),
+            (["--skip-supervised", "--probe-concat", "3"], "--probe-concat"),
+            (["--skip-supervised", "--probe-concat", "2,2@4"], "--probe-concat"),
+            (["--skip-supervised", "--probe-concat", "1,4"], "--probe-concat"),
+            (["--skip-supervised", "--probe-concat", "2@0,3"], "--probe-concat"),
+            (["--skip-supervised", "--probe-concat", "two,3"], "--probe-concat"),
+            (["--skip-supervised", "--probe-concat", "2,3", "--deep-stages", "2"], "--probe-concat"),
         ]
         for (extra, option) in rejected {
             XCTAssertThrowsError(try ReproducePaper.parseAsRoot(["--layers", "3"] + extra), "\(extra)") { error in
@@ -125,5 +148,11 @@ final class DeepArmsCommandTests: XCTestCase {
         let probes = try XCTUnwrap(
             ReproducePaper.parseAsRoot(["--layers", "3", "--skip-supervised", "--probe-only"]) as? ReproducePaper)
         XCTAssertNil(try probes.deepOptions().transfer)
+        let concatenated = try XCTUnwrap(
+            ReproducePaper.parseAsRoot(["--layers", "3", "--skip-supervised", "--probe-concat", "2@4, 3"])
+                as? ReproducePaper)
+        XCTAssertEqual(
+            try concatenated.deepOptions().concatenatedTaps, [ProbeTap(stage: 2, grid: 4), ProbeTap(stage: 3)])
+        XCTAssertEqual(try concatenated.deepOptions().probeStages, [], "no stage alone unless --probe-stages names it")
     }
 }

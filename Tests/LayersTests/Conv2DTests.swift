@@ -311,11 +311,13 @@ final class Conv2DTests: XCTestCase {
     }
 
     /// The direct kernel of few-channel layers (CKernels) against a loop in Double: output
-    /// widths that are not a multiple of 16, output counts that are not a multiple of 8, with
-    /// and without bias, in inference and in training.
+    /// widths that are not a multiple of 16, output counts that are not a multiple of 8, kernel
+    /// widths 3 to 7 (6: the paper classifier's first layer), with and without bias, in inference
+    /// and in training.
     func testDirectForwardOfFewChannelLayersMatchesALoop() throws {
         for (c, o, h, w, k, pad, bias) in [
             (3, 13, 19, 21, 5, 2, true), (1, 8, 7, 33, 3, 1, false), (4, 3, 6, 5, 3, 0, true),
+            (3, 9, 32, 32, 6, 0, true), (2, 8, 12, 12, 7, 3, false),
         ] {
             var rng = SeededGenerator(seed: 21)
             let conv = try Conv2D(
@@ -399,7 +401,7 @@ final class Conv2DDirectWeightGradientTests: XCTestCase {
         }
     }
 
-    /// Kernel widths 3, 5 and 7 (the register-blocked ones), 4 and 2 (the generic split),
+    /// Kernel widths 3, 5, 6 and 7 (the register-blocked ones), 4 and 2 (the generic split),
     /// paddings 0 to 3, output widths that are not a multiple of 16 (and one that is), output
     /// counts that the kernel splits into blocks of five, four and single outputs (13 = 5 + 4 + 4,
     /// 6 = 4 + 1 + 1, 7 = 4 + 1 + 1 + 1, 9 = 5 + 4), 1 to 4 input channels and batches of one to
@@ -409,7 +411,7 @@ final class Conv2DDirectWeightGradientTests: XCTestCase {
         // (inputs, outputs, height, width, kernel, padding, batch)
         for (c, o, h, w, k, pad, n) in [
             (3, 13, 19, 21, 5, 2, 11), (1, 6, 10, 33, 3, 1, 9), (4, 7, 12, 10, 7, 3, 3), (2, 9, 9, 17, 4, 0, 17),
-            (3, 8, 8, 32, 5, 2, 8), (2, 5, 9, 9, 2, 1, 2), (1, 4, 11, 11, 3, 0, 20),
+            (3, 8, 8, 32, 5, 2, 8), (2, 5, 9, 9, 2, 1, 2), (1, 4, 11, 11, 3, 0, 20), (3, 11, 32, 32, 6, 0, 9),
         ] {
             let g = ConvGeometry(channels: c, height: h, width: w, kernel: (k, k), stride: (1, 1), padding: (pad, pad))
             XCTAssertTrue(Conv2D.usesDirectForward(g))
