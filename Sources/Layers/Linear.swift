@@ -57,18 +57,10 @@ public final class Linear: InputGradientSkipping {
 
     /// Rows of the batch per task of the forward product and of the input gradient, and input
     /// features per task of the weight gradient. Fixed sizes: every GEMM has the same shape
-    /// whatever the thread count, so the results are the same bits with 1 and 2 threads.
+    /// whatever the thread count, so the results are the same bits with 1 and 2 threads. The
+    /// blocks run on the worker pool, OpenBLAS single-threaded inside: one GEMM on OpenBLAS's own
+    /// threads left them spinning after the call, against the convolutions' workers.
     public static let rowsPerTask = 32, columnsPerTask = 1_024
-
-    /// Runs `body` on consecutive blocks of `count` items, `block` at a time, on the worker
-    /// pool, with OpenBLAS single-threaded inside. One GEMM on OpenBLAS's own threads left
-    /// them spinning after the call, against the convolutions' workers of the next layer.
-    private static func forEachBlock(_ count: Int, of block: Int, _ body: @Sendable (Range<Int>) -> Void) {
-        let tasks = (count + block - 1) / block
-        WorkerPool.run(tasks: tasks, workers: BLAS.threadCount) { _, t in
-            body(t * block..<Swift.min(count, (t + 1) * block))
-        }
-    }
 
     public func forward(_ input: Tensor, mode: Mode) -> Tensor {
         let s = input.shape
@@ -82,7 +74,7 @@ public final class Linear: InputGradientSkipping {
                     let x = SharedPointer(xb.baseAddress!), w = SharedPointer(wb.baseAddress!)
                     let y = SharedPointer(yb.baseAddress!)
                     let b = bias?.value.withUnsafeBufferPointer { SharedPointer($0.baseAddress!) }
-                    Self.forEachBlock(n, of: Self.rowsPerTask) { rows in
+                    WorkerPool.forEachBlock(n, of: Self.rowsPerTask) { rows in
                         // Y[rows, out] = X[rows, in] × Wᵀ[in, out] (+ b)
                         BLAS.gemm(
                             transposeA: false, transposeB: true, m: rows.count, n: outF, k: inF,
@@ -119,7 +111,7 @@ public final class Linear: InputGradientSkipping {
                 input.withUnsafeBufferPointer { xb in
                     weight.gradient.withUnsafeMutableBufferPointer { dwb in
                         let x = SharedPointer(xb.baseAddress!), dw = SharedPointer(dwb.baseAddress!)
-                        Self.forEachBlock(inF, of: Self.columnsPerTask) { columns in
+                        WorkerPool.forEachBlock(inF, of: Self.columnsPerTask) { columns in
                             // dW[out, columns] += dYᵀ[out, N] × X[N, columns]
                             BLAS.gemm(
                                 transposeA: true, transposeB: false, m: outF, n: columns.count, k: n,
@@ -142,7 +134,7 @@ public final class Linear: InputGradientSkipping {
                 weight.value.withUnsafeBufferPointer { wb in
                     inputGradient.withUnsafeMutableBufferPointer { dxb in
                         let w = SharedPointer(wb.baseAddress!), dx = SharedPointer(dxb.baseAddress!)
-                        Self.forEachBlock(n, of: Self.rowsPerTask) { rows in
+                        WorkerPool.forEachBlock(n, of: Self.rowsPerTask) { rows in
                             // dX[rows, in] = dY[rows, out] × W[out, in]
                             BLAS.gemm(
                                 transposeA: false, transposeB: false, m: rows.count, n: inF, k: outF,

@@ -145,6 +145,14 @@ extension WorkerPool {
         Swift.max(1, elementsPerSlice / Swift.max(1, elementsPerItem))
     }
 
+    /// Calls `body` on consecutive blocks of `block` items of `0..<count` (the last one shorter),
+    /// on up to ``BLAS/threadCount`` workers. The blocks do not depend on the thread count, so
+    /// code whose result depends on its blocks' sizes (GEMM shapes) gives the same bits on any.
+    static func forEachBlock(_ count: Int, of block: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        let tasks = (count + block - 1) / block
+        run(tasks: tasks, workers: BLAS.threadCount) { _, t in body(t * block..<Swift.min(count, (t + 1) * block)) }
+    }
+
     /// Calls `body` on consecutive disjoint slices of `0..<count`, one slice per BLAS thread
     /// (inline, as one slice, with one thread or when `count` is below two `minimumSlice`s).
     /// For loops whose iterations are independent the result is the same bits either way.
